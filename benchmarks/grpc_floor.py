@@ -1,0 +1,432 @@
+"""gate's gRPC throughput against the floor of a bare grpc.aio echo server.
+
+Two servers run as separate processes for the whole benchmark:
+
+* echo: ``_echo_server.py``, one generic unary handler returning its request
+  bytes (256 bytes), no protobuf, no executor: what Python plus grpc.aio cost;
+* gate: ``gate serve`` on a fresh temp data dir (SQLite unless
+  ``--database-url``), answering ``gate.v1.ScanService/GetScan`` for random
+  unknown ids with NOT_FOUND from its store.
+
+The same client (``_load_client.py``, or h2load with ``--client h2load``) drives
+each in turn with the same channels and calls in flight; rounds alternate the
+order (echo first, then gate first) so that drift on a noisy machine hits both.
+The figure that matters is the per-round ratio gate/echo: absolute RPC/s mean
+little on a shared 2-core machine. Exit status is 0 whatever the ratio: this is
+a report, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+from _echo_server import FULL_METHOD as ECHO_METHOD
+from _harness import (
+    BENCH_DIR,
+    LOOPBACK,
+    Children,
+    GatePorts,
+    free_port,
+    gate_command,
+    gate_env,
+    log_problems,
+    log_tail,
+    median,
+    percentile,
+    serving_probe,
+    sigterm_as_exit,
+    spawn,
+    tree_cpu_seconds,
+    unary_answers,
+    wait_until,
+)
+from _load_client import write_payloads
+
+GATE_METHOD = "/gate.v1.ScanService/GetScan"
+TARGET_RATIO = 0.60
+ECHO_PAYLOAD_BYTES = 256
+# Distinct GetScan ids per run: enough that no cache could hold "the" id.
+GATE_REQUESTS = 4096
+READY_LIMIT = 60.0  # s for a server to come up (gate's first start runs migrations)
+# Above this share of one core the client, not the server, probably sets the pace.
+CLIENT_BOUND_SHARE = 0.90
+
+
+@dataclass(slots=True)
+class Figures:
+    """One measurement of one server (latencies in ms, NaN when nothing completed)."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    codes: dict[str, int]
+    completed_total: int  # calls completed including the warm-up
+    client_cpu_share: float = math.nan  # of one core, over the client's run
+    server_cpu_us_per_rpc: float = math.nan
+
+    @classmethod
+    def from_client(cls, data: dict[str, Any]) -> Figures:
+        """Parse what ``_load_client.py`` prints."""
+        return cls(
+            rps=float(data["rps"]),
+            p50_ms=float(data["p50_ms"]),
+            p99_ms=float(data["p99_ms"]),
+            errors=int(data["errors"]),
+            codes={str(k): int(v) for k, v in data["codes"].items()},
+            completed_total=int(data["completed_total"]),
+            client_cpu_share=float(data["client_cpu_share"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """One server under test and how to call it."""
+
+    name: str
+    target: str
+    method: str
+    payloads: Path
+    ok_codes: tuple[str, ...]
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+def _gate_requests(count: int) -> list[bytes]:
+    # Imported here, not at the top: the echo floor must still be measurable
+    # (and the error clear) while gate's package is broken or half written.
+    from gate.v1 import scan_pb2
+
+    return [scan_pb2.GetScanRequest(id=str(uuid.uuid4())).SerializeToString() for _ in range(count)]
+
+
+def start_echo(workdir: Path, children: Children) -> Server:
+    """Start the echo floor and wait until it answers."""
+    port = free_port()
+    log = workdir / "echo.log"
+    proc = children.add(
+        spawn([sys.executable, str(BENCH_DIR / "_echo_server.py"), "--port", str(port)], None, log)
+    )
+    payloads = workdir / "echo.payloads"
+    payload = os.urandom(ECHO_PAYLOAD_BYTES)
+    write_payloads(payloads, [payload])
+    target = f"{LOOPBACK}:{port}"
+    _wait_ready("echo", proc, log, lambda: unary_answers(target, ECHO_METHOD, payload))
+    return Server("echo", target, ECHO_METHOD, payloads, ("OK",), proc, log)
+
+
+def start_gate(workdir: Path, children: Children, database_url: str) -> Server:
+    """Start ``gate serve`` on a fresh data dir and wait until Health/Check says SERVING."""
+    ports = GatePorts.pick()
+    log = workdir / "gate.log"
+    env = gate_env(workdir / "gate-data", ports, database_url)
+    proc = children.add(spawn(gate_command(), env, log))
+    payloads = workdir / "gate.payloads"
+    write_payloads(payloads, _gate_requests(GATE_REQUESTS))
+    _wait_ready("gate", proc, log, serving_probe(ports.grpc_target))
+    # SERVING alone does not prove the measured RPC works: make one call first.
+    not_found = frozenset({grpc.StatusCode.NOT_FOUND, grpc.StatusCode.OK})
+    probe = _gate_requests(1)[0]
+    if not unary_answers(ports.grpc_target, GATE_METHOD, probe, not_found, timeout=5.0):
+        raise RuntimeError(f"gate does not answer {GATE_METHOD} with NOT_FOUND\n{log_tail(log)}")
+    return Server("gate", ports.grpc_target, GATE_METHOD, payloads, ("OK", "NOT_FOUND"), proc, log)
+
+
+def _wait_ready(name: str, proc: subprocess.Popen[bytes], log: Path, probe: Callable[[], bool]) -> None:
+    try:
+        wait_until(probe, proc, started=time.perf_counter(), limit=READY_LIMIT, interval=0.05)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{name}: {exc}\n--- {name} log ---\n{log_tail(log)}") from None
+
+
+def run_python_client(server: Server, args: argparse.Namespace) -> Figures:
+    """Drive ``server`` with the grpc.aio client process."""
+    command = [
+        sys.executable,
+        str(BENCH_DIR / "_load_client.py"),
+        f"--target={server.target}",
+        f"--method={server.method}",
+        f"--payloads={server.payloads}",
+        f"--channels={args.channels}",
+        f"--concurrency={args.concurrency}",
+        f"--warmup={args.warmup}",
+        f"--duration={args.duration}",
+        "--ok-codes",
+        *server.ok_codes,
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=args.warmup + args.duration + 120, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"load client failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return Figures.from_client(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _h2load_figures(output: str, log_file: Path, duration: float) -> Figures:
+    counts = re.search(
+        r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
+        r"(\d+) errored, (\d+) timeout",
+        output,
+    )
+    if counts is None:
+        raise RuntimeError(f"cannot parse h2load output:\n{output[-2000:]}")
+    succeeded = int(counts.group(1))
+    errors = sum(int(counts.group(i)) for i in (2, 3, 4))
+    # One line per request of the measurement: start (µs since epoch), HTTP status, duration (µs).
+    latencies = [
+        int(f[2]) / 1e6 for f in (line.split() for line in log_file.read_text().splitlines()) if len(f) >= 3
+    ]
+    return Figures(
+        rps=succeeded / duration,
+        p50_ms=percentile(latencies, 0.50) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+        errors=errors,
+        codes={"http_2xx": succeeded},
+        completed_total=succeeded + errors,
+    )
+
+
+def _first_payload(path: Path) -> bytes:
+    data = path.read_bytes()
+    return data[4 : 4 + int.from_bytes(data[:4], "big")]
+
+
+def run_h2load(server: Server, args: argparse.Namespace, workdir: Path) -> Figures:
+    """Drive ``server`` with h2load: written in C, so the client is nowhere near the bottleneck.
+
+    h2load sees HTTP statuses only, not grpc-status trailers: a gRPC error
+    other than a transport failure counts as success here, and every request
+    carries the same payload (the first of the server's payload file).
+    """
+    message = _first_payload(server.payloads)
+    body = workdir / f"{server.name}.grpc-frame"
+    # A gRPC length-prefixed message: flag 0 (not compressed), 4-byte big-endian length.
+    body.write_bytes(b"\x00" + len(message).to_bytes(4, "big") + message)
+    log_file = workdir / f"{server.name}.h2load.log"
+    log_file.unlink(missing_ok=True)
+    command = [
+        "h2load",
+        f"--clients={args.channels}",
+        f"--max-concurrent-streams={math.ceil(args.concurrency / args.channels)}",
+        "--threads=1",
+        f"--duration={args.duration}",
+        f"--warm-up-time={args.warmup}",
+        f"--data={body}",
+        f"--log-file={log_file}",
+        "--header=content-type: application/grpc",
+        "--header=te: trailers",
+        f"http://{server.target}{server.method}",
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=args.warmup + args.duration + 120, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"h2load failed ({done.returncode}):\n{done.stdout[-1000:]}{done.stderr[-1000:]}")
+    return _h2load_figures(done.stdout, log_file, args.duration)
+
+
+def measure(server: Server, args: argparse.Namespace, workdir: Path) -> Figures:
+    """One measurement of ``server``, with the CPU time the server spent per RPC."""
+    if server.proc.poll() is not None:
+        raise RuntimeError(f"{server.name} exited ({server.proc.returncode})\n{log_tail(server.log)}")
+    server_cpu = tree_cpu_seconds(server.proc.pid)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    if args.client == "h2load":
+        figures = run_h2load(server, args, workdir)
+        # h2load does not report its own CPU time: take it from the reaped child's usage.
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        used = (after.ru_utime - reaped.ru_utime) + (after.ru_stime - reaped.ru_stime)
+        figures.client_cpu_share = used / (time.perf_counter() - started)
+    else:
+        figures = run_python_client(server, args)
+    server_cpu = tree_cpu_seconds(server.proc.pid) - server_cpu
+    # Over warm-up plus measurement: CPU per call stays meaningful when the
+    # client and the server fight over the same two cores, unlike RPC/s.
+    if figures.completed_total:
+        figures.server_cpu_us_per_rpc = server_cpu / figures.completed_total * 1e6
+    return figures
+
+
+def _num(value: float, spec: str) -> str:
+    return "-" if math.isnan(value) else format(value, spec)
+
+
+def _header() -> str:
+    return (
+        f"{'round':<7}{'server':<7}{'RPC/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        f"{'srv µs/RPC':>12}{'client CPU':>12}"
+    )
+
+
+def _row(label: str, name: str, f: Figures) -> str:
+    return (
+        f"{label:<7}{name:<7}{_num(f.rps, '9.0f')}{_num(f.p50_ms, '9.2f')}{_num(f.p99_ms, '9.2f')}"
+        f"{f.errors:8d}{_num(f.server_cpu_us_per_rpc, '12.0f')}{_num(100 * f.client_cpu_share, '11.0f')}%"
+    )
+
+
+def _median_figures(runs: list[Figures]) -> Figures:
+    def mid(values: list[float]) -> float:
+        return median([v for v in values if not math.isnan(v)])
+
+    return Figures(
+        rps=mid([f.rps for f in runs]),
+        p50_ms=mid([f.p50_ms for f in runs]),
+        p99_ms=mid([f.p99_ms for f in runs]),
+        errors=sum(f.errors for f in runs),  # a total: any error matters
+        codes={},
+        completed_total=sum(f.completed_total for f in runs),
+        client_cpu_share=mid([f.client_cpu_share for f in runs]),
+        server_cpu_us_per_rpc=mid([f.server_cpu_us_per_rpc for f in runs]),
+    )
+
+
+@dataclass(slots=True)
+class Result:
+    """Every round, the medians and the headline ratio."""
+
+    rounds: list[dict[str, Any]]
+    echo: Figures
+    gate: Figures
+    ratio: float  # median of the per-round ratios gate/echo of RPC/s
+
+
+def run_rounds(servers: dict[str, Server], args: argparse.Namespace, workdir: Path) -> Result:
+    """Measure echo and gate ``args.rounds`` times, alternating which goes first; print as we go."""
+    print(_header())
+    rounds: list[dict[str, Any]] = []
+    runs: dict[str, list[Figures]] = {"echo": [], "gate": []}
+    ratios: list[float] = []
+    for number in range(1, args.rounds + 1):
+        order = ("echo", "gate") if number % 2 else ("gate", "echo")
+        figures = {name: measure(servers[name], args, workdir) for name in order}
+        ratio = figures["gate"].rps / figures["echo"].rps if figures["echo"].rps else math.nan
+        for name in ("echo", "gate"):
+            print(_row(str(number), name, figures[name]))
+            runs[name].append(figures[name])
+        print(f"{'':<14}ratio gate/echo {ratio:.2f}")
+        ratios.append(ratio)
+        rounds.append(
+            {"round": number, "order": list(order), "ratio": ratio}
+            | {name: asdict(f) for name, f in figures.items()}
+        )
+    result = Result(rounds, _median_figures(runs["echo"]), _median_figures(runs["gate"]), median(ratios))
+    print("-" * len(_header()))
+    print(_row("median", "echo", result.echo))
+    print(_row("median", "gate", result.gate))
+    return result
+
+
+def report(result: Result, gate_log: Path) -> list[str]:
+    """Print the caveats and the final ratio line; return gate's logged problems."""
+    echo, gate = result.echo, result.gate
+    if echo.client_cpu_share >= CLIENT_BOUND_SHARE:
+        print(
+            f"note: the client used {100 * echo.client_cpu_share:.0f}% of a core against echo: the floor "
+            "may be client-bound, which flatters gate's ratio (compare with --client h2load)"
+        )
+    if echo.server_cpu_us_per_rpc > 0 and gate.server_cpu_us_per_rpc > 0:
+        print(
+            f"server CPU per RPC: gate {gate.server_cpu_us_per_rpc:.0f} µs, "
+            f"echo {echo.server_cpu_us_per_rpc:.0f} µs "
+            f"({gate.server_cpu_us_per_rpc / echo.server_cpu_us_per_rpc:.2f}x the floor)"
+        )
+    problems = log_problems(gate_log)
+    if problems:
+        print(f"gate logged {len(problems)} warning/error lines, e.g.: {sorted(set(problems))[:3]}")
+    print(f"ratio gate/echo: {result.ratio:.2f} (target >= {TARGET_RATIO:.2f})")
+    return problems
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="measurements of each server (default 3)")
+    parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per run (default 8)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first (default 2)")
+    parser.add_argument("--concurrency", type=int, default=32, help="calls in flight in total (default 32)")
+    parser.add_argument("--channels", type=int, default=4, help="client channels/connections (default 4)")
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="gate's database (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test); default SQLite",
+    )
+    parser.add_argument(
+        "--client", choices=("python", "h2load"), default="python", help="load generator (default python)"
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON here")
+    args = parser.parse_args(argv)
+    if args.client == "h2load" and shutil.which("h2load") is None:
+        parser.error("h2load is not on PATH (Debian package nghttp2-client)")
+    if args.concurrency < args.channels:
+        parser.error("--concurrency must be at least --channels")
+    return args
+
+
+def _write_json(path: Path, args: argparse.Namespace, result: Result, problems: list[str]) -> None:
+    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+    document = {
+        "benchmark": "grpc_floor",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cores": os.cpu_count(),
+        "args": settings,
+        "target_ratio": TARGET_RATIO,
+        "ratio": result.ratio,
+        "median": {"echo": asdict(result.echo), "gate": asdict(result.gate)},
+        "rounds": result.rounds,
+        "gate_log_problems": problems,
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start both servers, measure, report; always stop the children."""
+    args = parse_args(argv)
+    children = Children()
+    with sigterm_as_exit(), tempfile.TemporaryDirectory(prefix="gate-bench-") as tmp:
+        workdir = Path(tmp)
+        try:
+            servers = {
+                "echo": start_echo(workdir, children),
+                "gate": start_gate(workdir, children, args.database_url),
+            }
+            print(
+                f"client={args.client} channels={args.channels} in-flight={args.concurrency} "
+                f"warm-up={args.warmup:g}s duration={args.duration:g}s rounds={args.rounds} "
+                f"database={'PostgreSQL' if args.database_url else 'SQLite'} cores={os.cpu_count()}"
+            )
+            result = run_rounds(servers, args, workdir)
+            problems = report(result, servers["gate"].log)
+        except RuntimeError as exc:
+            # Could not measure at all (a server did not start or died): that is a failure.
+            print(f"benchmark failed: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            children.stop_all()
+        if args.json:
+            _write_json(args.json, args, result, problems)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,204 @@
+"""gate.v1 API operations on protobuf messages, independent of any transport.
+
+:class:`Api` answers each implemented unary RPC with a blocking function from
+request message to response message over the core. The gRPC server wraps it
+(:mod:`gate.server._grpc`); the CLI calls it in process when no ``--server`` is
+given, so both modes validate and answer identically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import Message
+
+from gate import _convert as cv
+from gate.core import ArtifactSelector, Gate
+from gate.errors import InvalidArgument, Unsupported
+from gate.model import Severity, check_id
+from gate.store import ComponentQuery, DecisionQuery, FindingQuery
+from gate.v1 import (
+    audit_pb2,
+    common_pb2,
+    decision_pb2,
+    policy_pb2,
+    sbom_pb2,
+    scan_pb2,
+    signature_pb2,
+)
+
+SERVICE_MODULES = (scan_pb2, sbom_pb2, signature_pb2, decision_pb2, audit_pb2, policy_pb2)
+SERVICE_NAMES: tuple[str, ...] = tuple(
+    service.full_name for module in SERVICE_MODULES for service in module.DESCRIPTOR.services_by_name.values()
+)
+METHODS: Mapping[str, MethodDescriptor] = {
+    f"{service.full_name}/{method.name}": method
+    for module in SERVICE_MODULES
+    for service in module.DESCRIPTOR.services_by_name.values()
+    for method in service.methods
+}
+
+# RPCs whose feature has not landed yet, with the feature that brings them.
+PENDING_FEATURES: Mapping[str, str] = {
+    "gate.v1.ScanService/StartScan": "scanner providers (the scanners feature)",
+    "gate.v1.ScanService/WatchScan": "scanner providers (the scanners feature)",
+    "gate.v1.ScanService/ImportReport": "scanner report parsing (the scanners feature)",
+    "gate.v1.SbomService/GenerateSbom": "SBOM generation (the SBOM feature)",
+    "gate.v1.SbomService/UploadSbom": "SBOM parsing (the SBOM feature)",
+    "gate.v1.SbomService/DiffSboms": "SBOM comparison (the SBOM feature)",
+    "gate.v1.SignatureService/VerifyImage": "signature verification (the signatures feature)",
+    "gate.v1.SignatureService/Attest": "attestation signing (the signatures feature)",
+    "gate.v1.DecisionService/Decide": "policy decisions (the decisions feature)",
+    "gate.v1.DecisionService/Review": "admission reviews (the decisions feature)",
+    "gate.v1.AuditService/ExportPolicyReports": "PolicyReport export (the decisions feature)",
+    "gate.v1.PolicyService/ListPolicies": "the Kyverno policy engine (the policies feature)",
+    "gate.v1.PolicyService/ReloadPolicies": "the Kyverno policy engine (the policies feature)",
+    "gate.v1.PolicyService/TestPolicies": "the Kyverno policy engine (the policies feature)",
+}
+
+# RPCs that carry documents or reports get the upload limit; the rest the small one.
+UPLOAD_METHODS = frozenset(
+    {
+        "gate.v1.ScanService/ImportReport",
+        "gate.v1.SbomService/UploadSbom",
+        "gate.v1.SignatureService/Attest",
+        "gate.v1.PolicyService/TestPolicies",
+    }
+)
+
+
+def unavailable(method: str) -> Unsupported | InvalidArgument:
+    """The error for an RPC this gate does not answer (yet)."""
+    feature = PENDING_FEATURES.get(method)
+    if feature is None:
+        return InvalidArgument("method", f"no such RPC: {method}")
+    return Unsupported(method, f"not implemented yet; it arrives with {feature}")
+
+
+def _selector(ref: common_pb2.ArtifactRef, field: str) -> ArtifactSelector:
+    which = ref.WhichOneof("ref")
+    if which == "digest":
+        return ArtifactSelector(digest=ref.digest)
+    if which == "reference":
+        if not ref.reference:
+            raise InvalidArgument(f"{field}.reference", "required, got an empty string")
+        return ArtifactSelector(reference=ref.reference)
+    raise InvalidArgument(field, "required: set digest or reference")
+
+
+class Api:
+    """The implemented unary RPCs of gate.v1, as blocking message-to-message functions."""
+
+    def __init__(self, gate: Gate) -> None:
+        self._gate = gate
+        self.unary: Mapping[str, Callable[[Any], Message]] = {
+            "gate.v1.ScanService/GetScan": self._get_scan,
+            "gate.v1.ScanService/ListFindings": self._list_findings,
+            "gate.v1.SbomService/GetSbom": self._get_sbom,
+            "gate.v1.SbomService/ListSboms": self._list_sboms,
+            "gate.v1.SbomService/SearchComponents": self._search_components,
+            "gate.v1.AuditService/ListDecisions": self._list_decisions,
+            "gate.v1.AuditService/GetDecision": self._get_decision,
+        }
+
+    def invoke(self, method: str, request: Message) -> Message:
+        """Answer one unary RPC (``package.Service/Method``); raises GateError."""
+        implementation = self.unary.get(method)
+        if implementation is None:
+            raise unavailable(method)
+        return implementation(request)
+
+    def _get_scan(self, request: scan_pb2.GetScanRequest) -> scan_pb2.Scan:
+        return cv.scan_to_proto(self._gate.get_scan(request.id))
+
+    def _list_findings(self, request: scan_pb2.ListFindingsRequest) -> scan_pb2.ListFindingsResponse:
+        scope = request.WhichOneof("scope")
+        scan_id = artifact_digest = ""
+        if scope == "scan_id":
+            scan_id = check_id(request.scan_id, "scan_id")
+        elif scope == "artifact":
+            artifact_digest = self._gate.resolve(_selector(request.artifact, "artifact"), "artifact")
+        else:
+            raise InvalidArgument("scope", "required: set artifact or scan_id")
+        min_severity = cv.enum_from_proto(cv.SEVERITY, request.min_severity, "min_severity")
+        kinds = frozenset(
+            kind
+            for index, value in enumerate(request.kinds)
+            if (kind := cv.enum_from_proto(cv.FINDING_KIND, value, f"kinds[{index}]")) is not None
+        )
+        page = self._gate.list_findings(
+            FindingQuery(
+                scan_id=scan_id,
+                artifact_digest=artifact_digest,
+                min_severity=min_severity or Severity.UNKNOWN,
+                kinds=kinds,
+                page_size=request.page_size,
+                page_token=request.page_token,
+            )
+        )
+        return scan_pb2.ListFindingsResponse(
+            findings=[cv.finding_to_proto(f) for f in page.findings],
+            next_page_token=page.next_token,
+            counts=cv.counts_to_proto(page.counts),
+        )
+
+    def _get_sbom(self, request: sbom_pb2.GetSbomRequest) -> sbom_pb2.Sbom:
+        sbom, document = self._gate.get_sbom(request.id, include_document=request.include_document)
+        return cv.sbom_to_proto(sbom, document)
+
+    def _list_sboms(self, request: sbom_pb2.ListSbomsRequest) -> sbom_pb2.ListSbomsResponse:
+        digest = ""
+        if request.HasField("artifact"):
+            digest = self._gate.resolve(_selector(request.artifact, "artifact"), "artifact")
+        page = self._gate.list_sboms(digest, request.page_size, request.page_token)
+        return sbom_pb2.ListSbomsResponse(
+            sboms=[cv.sbom_to_proto(s) for s in page.items], next_page_token=page.next_token
+        )
+
+    def _search_components(
+        self, request: sbom_pb2.SearchComponentsRequest
+    ) -> sbom_pb2.SearchComponentsResponse:
+        if request.version_range:
+            raise Unsupported("SearchComponents.version_range", "version ranges arrive with the SBOM feature")
+        page = self._gate.search_components(
+            ComponentQuery(
+                name=request.name,
+                purl=request.purl,
+                page_size=request.page_size,
+                page_token=request.page_token,
+            )
+        )
+        return sbom_pb2.SearchComponentsResponse(
+            matches=[cv.match_to_proto(match) for match in page.items], next_page_token=page.next_token
+        )
+
+    def _list_decisions(self, request: audit_pb2.ListDecisionsRequest) -> audit_pb2.ListDecisionsResponse:
+        digest = ""
+        if request.HasField("artifact"):
+            digest = self._gate.resolve(_selector(request.artifact, "artifact"), "artifact")
+        if request.filter not in audit_pb2.DecisionFilter.values():
+            raise InvalidArgument("filter", f"unknown enum value {request.filter}; expected 0, 1 or 2")
+        allowed = {
+            audit_pb2.DECISION_FILTER_UNSPECIFIED: None,
+            audit_pb2.DECISION_FILTER_ALLOWED: True,
+            audit_pb2.DECISION_FILTER_DENIED: False,
+        }[request.filter]
+        page = self._gate.list_decisions(
+            DecisionQuery(
+                artifact_digest=digest,
+                allowed=allowed,
+                stage=request.stage,
+                since=cv.from_timestamp(request.since) if request.HasField("since") else None,
+                until=cv.from_timestamp(request.until) if request.HasField("until") else None,
+                page_size=request.page_size,
+                page_token=request.page_token,
+            )
+        )
+        return audit_pb2.ListDecisionsResponse(
+            decisions=[cv.decision_to_proto(d) for d in page.items], next_page_token=page.next_token
+        )
+
+    def _get_decision(self, request: audit_pb2.GetDecisionRequest) -> decision_pb2.Decision:
+        return cv.decision_to_proto(self._gate.get_decision(request.id))

@@ -1,0 +1,260 @@
+"""Mapping between gate's domain model and the gate.v1 protobuf messages.
+
+Kept out of the model on purpose: the wire format must not leak into domain
+classes. Used by the gRPC servicers; the CLI prints the protobuf responses it gets
+from a running gate or from the in-process API alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import Enum
+from typing import TypeVar
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from gate import model as m
+from gate.errors import InvalidArgument
+from gate.v1 import common_pb2, decision_pb2, sbom_pb2, scan_pb2, signature_pb2
+
+E = TypeVar("E", bound=Enum)
+
+
+def _enum_table(model_enum: type[E], proto_names: Mapping[str, int], prefix: str) -> dict[E, int]:
+    table: dict[E, int] = {}
+    for member in model_enum:
+        proto_name = prefix + member.name
+        if proto_name not in proto_names:
+            raise RuntimeError(f"proto enum lacks {proto_name}")  # caught by the unit tests
+        table[member] = proto_names[proto_name]
+    return table
+
+
+def _names(wrapper: object) -> dict[str, int]:
+    return dict(wrapper.items())  # type: ignore[attr-defined]
+
+
+SEVERITY = _enum_table(m.Severity, _names(common_pb2.Severity), "SEVERITY_")
+ARTIFACT_KIND = _enum_table(m.ArtifactKind, _names(common_pb2.ArtifactKind), "ARTIFACT_KIND_")
+TARGET_KIND = _enum_table(m.TargetKind, _names(scan_pb2.TargetKind), "TARGET_KIND_")
+SCAN_STATE = _enum_table(m.ScanState, _names(scan_pb2.ScanState), "SCAN_STATE_")
+FINDING_KIND = _enum_table(m.FindingKind, _names(scan_pb2.FindingKind), "FINDING_KIND_")
+SBOM_FORMAT = _enum_table(m.SbomFormat, _names(sbom_pb2.SbomFormat), "SBOM_FORMAT_")
+RULE_OUTCOME = _enum_table(m.RuleOutcome, _names(decision_pb2.RuleOutcome), "RULE_OUTCOME_")
+ENFORCEMENT = _enum_table(m.EnforcementAction, _names(decision_pb2.EnforcementAction), "ENFORCEMENT_ACTION_")
+
+
+def enum_from_proto(table: Mapping[E, int], value: int, field: str) -> E | None:
+    """Return the model member for a proto enum value; None for 0 (UNSPECIFIED).
+
+    Raises:
+        InvalidArgument: for a value the contract does not define (proto3 enums
+            are open, so any integer can arrive).
+    """
+    if value == 0:
+        return None
+    for member, number in table.items():
+        if number == value:
+            return member
+    known = ", ".join(str(n) for n in sorted(table.values()))
+    raise InvalidArgument(field, f"unknown enum value {value}; expected one of 0, {known}")
+
+
+def timestamp(value: datetime | None) -> Timestamp | None:
+    """Convert an aware datetime to a Timestamp (None stays unset)."""
+    if value is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(value.astimezone(UTC))
+    return stamp
+
+
+def from_timestamp(stamp: Timestamp) -> datetime:
+    """Convert a Timestamp to an aware UTC datetime."""
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def _duration(seconds: float) -> Duration:
+    duration = Duration()
+    duration.FromNanoseconds(round(seconds * 1e9))
+    return duration
+
+
+# --- model -> proto -------------------------------------------------------
+
+
+def artifact_to_proto(artifact: m.Artifact) -> common_pb2.Artifact:
+    """Convert an Artifact."""
+    return common_pb2.Artifact(
+        digest=artifact.digest,
+        kind=ARTIFACT_KIND[artifact.kind],  # type: ignore[arg-type]
+        name=artifact.name,
+        aliases=artifact.aliases,
+        first_seen=timestamp(artifact.first_seen),
+    )
+
+
+def counts_to_proto(counts: m.SeverityCounts) -> scan_pb2.SeverityCounts:
+    """Convert severity counts."""
+    return scan_pb2.SeverityCounts(
+        critical=counts.critical,
+        high=counts.high,
+        medium=counts.medium,
+        low=counts.low,
+        info=counts.info,
+        unknown=counts.unknown,
+    )
+
+
+def scan_to_proto(scan: m.Scan) -> scan_pb2.Scan:
+    """Convert a Scan."""
+    return scan_pb2.Scan(
+        id=scan.id,
+        artifact_digest=scan.artifact_digest,
+        scanner=scan.scanner,
+        scanner_version=scan.scanner_version,
+        target=scan_pb2.ScanTarget(
+            kind=TARGET_KIND[scan.target.kind],  # type: ignore[arg-type]
+            location=scan.target.location,
+        ),
+        state=SCAN_STATE[scan.state],  # type: ignore[arg-type]
+        error=scan.error,
+        created_at=timestamp(scan.created_at),
+        started_at=timestamp(scan.started_at),
+        finished_at=timestamp(scan.finished_at),
+        counts=counts_to_proto(scan.counts),
+        finding_count=scan.finding_count,
+        imported=scan.imported,
+    )
+
+
+def finding_to_proto(finding: m.Finding) -> scan_pb2.Finding:
+    """Convert a Finding."""
+    message = scan_pb2.Finding(
+        fingerprint=finding.fingerprint,
+        scan_id=finding.scan_id,
+        scanner=finding.scanner,
+        kind=FINDING_KIND[finding.kind],  # type: ignore[arg-type]
+        rule_id=finding.rule_id,
+        title=finding.title,
+        description=finding.description,
+        severity=SEVERITY[finding.severity],  # type: ignore[arg-type]
+        fix_available=finding.fix_available,
+        references=finding.references,
+        cvss_score=finding.cvss_score,
+        redacted_match=finding.redacted_match,
+    )
+    if finding.package is not None:
+        message.package.CopyFrom(
+            scan_pb2.Package(
+                name=finding.package.name,
+                version=finding.package.version,
+                purl=finding.package.purl,
+                fixed_versions=finding.package.fixed_versions,
+            )
+        )
+    if finding.location is not None:
+        message.location.CopyFrom(
+            scan_pb2.Location(
+                path=finding.location.path,
+                start_line=finding.location.start_line,
+                end_line=finding.location.end_line,
+                layer_digest=finding.location.layer_digest,
+            )
+        )
+    return message
+
+
+def component_to_proto(component: m.Component) -> sbom_pb2.Component:
+    """Convert a Component."""
+    return sbom_pb2.Component(
+        type=component.type,
+        group=component.group,
+        name=component.name,
+        version=component.version,
+        purl=component.purl,
+        licenses=component.licenses,
+    )
+
+
+def sbom_to_proto(sbom: m.Sbom, document: bytes | None = None) -> sbom_pb2.Sbom:
+    """Convert an Sbom record, with its document when given."""
+    return sbom_pb2.Sbom(
+        id=sbom.id,
+        artifact_digest=sbom.artifact_digest,
+        format=SBOM_FORMAT[sbom.format],  # type: ignore[arg-type]
+        spec_version=sbom.spec_version,
+        generator=sbom.generator,
+        created_at=timestamp(sbom.created_at),
+        component_count=sbom.component_count,
+        document_digest=sbom.document_digest,
+        document=document or b"",
+    )
+
+
+def match_to_proto(match: m.ComponentMatch) -> sbom_pb2.ComponentMatch:
+    """Convert a ComponentMatch."""
+    return sbom_pb2.ComponentMatch(
+        component=component_to_proto(match.component),
+        sbom_id=match.sbom_id,
+        artifact_digest=match.artifact_digest,
+        artifact_aliases=match.artifact_aliases,
+    )
+
+
+def verification_to_proto(verification: m.Verification) -> signature_pb2.Verification:
+    """Convert a Verification."""
+    return signature_pb2.Verification(
+        id=verification.id,
+        artifact_digest=verification.artifact_digest,
+        verified=verification.verified,
+        signatures=[
+            signature_pb2.SignatureResult(
+                verified=s.verified, signer=s.signer, tlog_index=s.tlog_index, error=s.error
+            )
+            for s in verification.signatures
+        ],
+        attestations=[
+            signature_pb2.AttestationResult(
+                predicate_type=a.predicate_type, verified=a.verified, signer=a.signer, error=a.error
+            )
+            for a in verification.attestations
+        ],
+        verified_at=timestamp(verification.verified_at),
+        message=verification.message,
+    )
+
+
+def decision_to_proto(decision: m.Decision) -> decision_pb2.Decision:
+    """Convert a Decision (its replay request is not part of the wire form)."""
+    return decision_pb2.Decision(
+        id=decision.id,
+        allowed=decision.allowed,
+        message=decision.message,
+        results=[
+            decision_pb2.RuleResult(
+                policy=r.policy,
+                rule=r.rule,
+                outcome=RULE_OUTCOME[r.outcome],  # type: ignore[arg-type]
+                message=r.message,
+                remediation=r.remediation,
+                action=ENFORCEMENT[r.action],  # type: ignore[arg-type]
+                resource=r.resource,
+            )
+            for r in decision.results
+        ],
+        policy_bundle_digest=decision.policy_bundle_digest,
+        evidence_ids=decision.evidence_ids,
+        caller=decision.caller,
+        stage=decision.stage,
+        artifact_digests=decision.artifact_digests,
+        decided_at=timestamp(decision.decided_at),
+        timings=decision_pb2.DecisionTimings(
+            total=_duration(decision.timings.total),
+            policy=_duration(decision.timings.policy),
+            evidence=_duration(decision.timings.evidence),
+        ),
+        signature=decision.signature,
+    )

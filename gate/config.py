@@ -1,0 +1,295 @@
+"""gate's configuration: one YAML file plus environment overrides.
+
+The file is found at ``--config``, else ``$GATE_CONFIG``, else none (embedded
+defaults: SQLite and local files under the data directory). Environment
+variables listed in :data:`ENV_OVERRIDES` override the file. Every error names
+its source (the file or the variable), the key and what is wrong, in one line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gate.errors import ConfigError
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """A ``host:port`` to listen on; port 0 asks the OS for a free port."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_listen(value: str) -> ListenAddress:
+    """Parse ``host:port`` (``[v6]:port`` for IPv6); raise ValueError with got/expected."""
+    text = value.strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"expected host:port (e.g. 0.0.0.0:50051), got {value!r}")
+    port = int(port_text)
+    if port > 65535:
+        raise ValueError(f"port must be 0-65535, got {port}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"expected an IPv6 address inside [], got {host!r}") from None
+    elif ":" in host:
+        raise ValueError(f"put an IPv6 host in brackets ([::]:{port}), got {value!r}")
+    if not host:
+        raise ValueError(f"expected a host before ':{port}', got {value!r}")
+    return ListenAddress(host, port)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsFiles(_Section):
+    """A certificate and key in PEM files (and an optional client CA)."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+
+class GrpcSettings(_Section):
+    """The gRPC API listener."""
+
+    listen: str = "0.0.0.0:50051"
+    tls: TlsFiles | None = None
+    # Seconds in-flight RPCs get to finish on SIGTERM.
+    grace_period: Annotated[float, Field(ge=0, le=300)] = 10.0
+    # Threads that run store and other blocking work for RPCs.
+    workers: Annotated[int, Field(ge=1, le=256)] = 16
+    max_request_bytes: Annotated[int, Field(ge=1024, le=64 * MIB)] = 4 * MIB
+    max_upload_bytes: Annotated[int, Field(ge=1024, le=1024 * MIB)] = 64 * MIB
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+
+class WebhookSettings(_Section):
+    """The Kubernetes admission webhook listener (HTTPS)."""
+
+    listen: str = "0.0.0.0:8443"
+    # With none, ``gate serve`` creates a self-signed pair in the data directory.
+    tls: TlsFiles | None = None
+    grace_period: Annotated[float, Field(ge=0, le=300)] = 10.0
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+
+class MetricsSettings(_Section):
+    """The Prometheus ``/metrics`` listener."""
+
+    enabled: bool = True
+    listen: str = "0.0.0.0:9090"
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+
+class LogSettings(_Section):
+    """Logging."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "text"] = "json"
+
+
+class PolicySettings(_Section):
+    """Where Kyverno policies are loaded from."""
+
+    sources: tuple[Path, ...] = ()
+
+
+class ScannerProvider(_Section):
+    """One scanner provider: a built-in name or an importable class."""
+
+    enabled: bool = True
+    # ``package.module:Class`` for a deployment's own provider; empty for built-ins.
+    provider_class: str = Field(default="", alias="class")
+    # Path to the tool's binary; empty: found on PATH.
+    binary: str = ""
+    timeout: Annotated[float, Field(gt=0, le=86400)] = 600.0
+    options: dict[str, str] = Field(default_factory=dict)
+
+
+class RegistrySettings(_Section):
+    """How gate talks to OCI registries."""
+
+    # Registries reached over plain HTTP (host or host:port).
+    insecure: tuple[str, ...] = ()
+    # Docker ``config.json`` with credentials; empty: ``$DOCKER_CONFIG`` or none.
+    docker_config: Path | None = None
+    ca_file: Path | None = None
+    timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gate"
+
+
+class Config(_Section):
+    """The whole configuration; every field has an embedded default."""
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    # Empty: SQLite at ``<data_dir>/gate.db``.
+    database_url: str = ""
+    grpc: GrpcSettings = GrpcSettings()
+    webhook: WebhookSettings = WebhookSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    log: LogSettings = LogSettings()
+    policies: PolicySettings = PolicySettings()
+    scanners: dict[str, ScannerProvider] = Field(default_factory=dict)
+    registry: RegistrySettings = RegistrySettings()
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:", "postgresql", "postgres:")):
+            scheme = value.split(":", 1)[0]
+            raise ValueError(f"expected sqlite:///PATH or postgresql://..., got scheme {scheme!r}")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to SQLite in the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'gate.db'}"
+
+
+# Environment variable -> (key path, how to parse). Documented in README.md.
+ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
+    "GATE_DATA_DIR": ("data_dir", "str"),
+    "GATE_DATABASE_URL": ("database_url", "str"),
+    "GATE_GRPC_LISTEN": ("grpc.listen", "str"),
+    "GATE_WEBHOOK_LISTEN": ("webhook.listen", "str"),
+    "GATE_WEBHOOK_TLS_CERT_FILE": ("webhook.tls.cert_file", "str"),
+    "GATE_WEBHOOK_TLS_KEY_FILE": ("webhook.tls.key_file", "str"),
+    "GATE_METRICS_LISTEN": ("metrics.listen", "str"),
+    "GATE_METRICS_ENABLED": ("metrics.enabled", "bool"),
+    "GATE_LOG_LEVEL": ("log.level", "str"),
+    "GATE_LOG_FORMAT": ("log.format", "str"),
+    "GATE_POLICY_SOURCES": ("policies.sources", "pathlist"),
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _env_value(name: str, kind: str, raw: str) -> Any:
+    if kind == "bool":
+        lowered = raw.strip().lower()
+        if lowered in _TRUE | _FALSE:
+            return lowered in _TRUE
+        raise ConfigError(f"environment variable {name}", "", f"expected true or false, got {raw!r}")
+    if kind == "pathlist":
+        return [part for part in raw.split(os.pathsep) if part]
+    return raw
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    node = tree
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, "", "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, "", f"cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise ConfigError(source, "", f"invalid YAML at {where}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, "", f"invalid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, "", f"expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Load the configuration from ``path`` (or ``$GATE_CONFIG``) and the environment.
+
+    Raises:
+        ConfigError: naming the file or variable, the key and the problem.
+    """
+    env = os.environ if environ is None else environ
+    if path is None and env.get("GATE_CONFIG"):
+        path = Path(env["GATE_CONFIG"])
+    tree: dict[str, Any] = _read_yaml(path) if path is not None else {}
+    file_source = str(path) if path is not None else "built-in defaults"
+    origins: dict[str, str] = {}
+    for name, (dotted, kind) in ENV_OVERRIDES.items():
+        raw = env.get(name)
+        if raw is None:
+            continue
+        _set_path(tree, dotted, _env_value(name, kind, raw))
+        origins[dotted] = f"environment variable {name}"
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = _format_loc(tuple(error["loc"]))
+        source = next(
+            (origin for dotted, origin in origins.items() if key == dotted or key.startswith(dotted + ".")),
+            file_source,
+        )
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] != "missing":
+            shown = repr(error["input"])
+            if len(shown) > 80:
+                shown = shown[:77] + "..."
+            if "got" not in message:
+                message = f"{message}, got {shown}"
+        raise ConfigError(source, key, message) from None

@@ -1,0 +1,368 @@
+"""gate's domain model: plain typed values, no I/O.
+
+Artifacts are identified by digest (an OCI content digest, or ``git:<commit>``
+for a source tree); tags and references are aliases of a digest. Every other
+record (scans, findings, SBOMs, verifications, decisions) is evidence about
+one or more artifacts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum, StrEnum
+from typing import Any, Generic, TypeVar
+
+from gate.errors import InvalidArgument
+
+_DIGEST = re.compile(r"(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}|git:(?:[0-9a-f]{40}|[0-9a-f]{64}))")
+
+
+def check_digest(value: str, field_path: str) -> str:
+    """Return ``value`` if it is a digest gate accepts, else raise InvalidArgument.
+
+    Accepted: ``sha256:<64 hex>``, ``sha512:<128 hex>`` (OCI content digests) and
+    ``git:<40 or 64 hex>`` (a commit), all lowercase.
+    """
+    if not value:
+        raise InvalidArgument(field_path, "required, got an empty string")
+    if not _DIGEST.fullmatch(value):
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise InvalidArgument(
+            field_path,
+            f"expected 'sha256:<64 hex>', 'sha512:<128 hex>' or 'git:<40|64 hex>', got {shown!r}",
+        )
+    return value
+
+
+class ArtifactKind(StrEnum):
+    """What kind of thing an artifact is."""
+
+    IMAGE = "image"
+    SOURCE = "source"
+    FILE = "file"
+
+
+class Severity(IntEnum):
+    """Normalised severity; integer order is severity order (UNKNOWN lowest)."""
+
+    UNKNOWN = 0
+    INFO = 1
+    LOW = 2
+    MEDIUM = 3
+    HIGH = 4
+    CRITICAL = 5
+
+
+class TargetKind(StrEnum):
+    """What a scan or an SBOM generation looks at."""
+
+    IMAGE = "image"
+    FILESYSTEM = "filesystem"
+    ROOTFS = "rootfs"
+    REPOSITORY = "repository"
+    SBOM = "sbom"
+
+
+class ScanState(StrEnum):
+    """Life cycle of a scan."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """True for states a scan never leaves."""
+        return self in (ScanState.SUCCEEDED, ScanState.FAILED, ScanState.CANCELLED)
+
+
+class FindingKind(StrEnum):
+    """What a finding is about."""
+
+    VULNERABILITY = "vulnerability"
+    SECRET = "secret"
+    MISCONFIGURATION = "misconfiguration"
+    LICENSE = "license"
+    CODE = "code"
+
+
+class SbomFormat(StrEnum):
+    """Document format of an SBOM."""
+
+    CYCLONEDX_JSON = "cyclonedx-json"
+    CYCLONEDX_XML = "cyclonedx-xml"
+    SPDX_JSON = "spdx-json"
+
+
+class RuleOutcome(StrEnum):
+    """Outcome of one rule, as Kyverno names them."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    WARN = "warn"
+    ERROR = "error"
+    SKIP = "skip"
+
+
+class EnforcementAction(StrEnum):
+    """What a failing rule does."""
+
+    ENFORCE = "Enforce"
+    AUDIT = "Audit"
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """A thing gate holds evidence for, identified by its digest."""
+
+    digest: str
+    kind: ArtifactKind
+    first_seen: datetime
+    name: str = ""
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ScanTarget:
+    """What a scan looks at: a kind and a location (reference, path or URL)."""
+
+    kind: TargetKind
+    location: str
+
+
+@dataclass(frozen=True, slots=True)
+class SeverityCounts:
+    """Numbers of findings by severity."""
+
+    critical: int = 0
+    high: int = 0
+    medium: int = 0
+    low: int = 0
+    info: int = 0
+    unknown: int = 0
+
+    @classmethod
+    def of(cls, severities: Iterable[Severity]) -> SeverityCounts:
+        """Count the given severities."""
+        tally = dict.fromkeys(Severity, 0)
+        for severity in severities:
+            tally[severity] += 1
+        return cls.from_mapping(tally)
+
+    @classmethod
+    def from_mapping(cls, tally: Mapping[Severity, int]) -> SeverityCounts:
+        """Build counts from a severity-to-number mapping (missing keys count 0)."""
+        return cls(
+            critical=tally.get(Severity.CRITICAL, 0),
+            high=tally.get(Severity.HIGH, 0),
+            medium=tally.get(Severity.MEDIUM, 0),
+            low=tally.get(Severity.LOW, 0),
+            info=tally.get(Severity.INFO, 0),
+            unknown=tally.get(Severity.UNKNOWN, 0),
+        )
+
+    @property
+    def total(self) -> int:
+        """All findings counted."""
+        return self.critical + self.high + self.medium + self.low + self.info + self.unknown
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """One run of one scanner provider against one target."""
+
+    id: str
+    artifact_digest: str
+    scanner: str
+    target: ScanTarget
+    state: ScanState
+    created_at: datetime
+    scanner_version: str = ""
+    error: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    counts: SeverityCounts = field(default_factory=SeverityCounts)
+    finding_count: int = 0
+    imported: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    """The package a finding concerns."""
+
+    name: str
+    version: str = ""
+    purl: str = ""
+    fixed_versions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where in the scanned content a finding is."""
+
+    path: str
+    start_line: int = 0
+    end_line: int = 0
+    layer_digest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A normalised finding. Secrets appear only as ``redacted_match``."""
+
+    fingerprint: str
+    scan_id: str
+    scanner: str
+    kind: FindingKind
+    rule_id: str
+    title: str
+    severity: Severity
+    description: str = ""
+    package: Package | None = None
+    location: Location | None = None
+    fix_available: bool = False
+    references: tuple[str, ...] = ()
+    cvss_score: float = 0.0
+    redacted_match: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """A component listed in an SBOM."""
+
+    type: str
+    name: str
+    version: str = ""
+    group: str = ""
+    purl: str = ""
+    licenses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Sbom:
+    """A stored SBOM (its document is kept beside it, fetched on demand)."""
+
+    id: str
+    artifact_digest: str
+    format: SbomFormat
+    spec_version: str
+    generator: str
+    created_at: datetime
+    component_count: int
+    document_digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentMatch:
+    """A component found in a stored SBOM."""
+
+    component: Component
+    sbom_id: str
+    artifact_digest: str
+    artifact_aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureResult:
+    """Outcome of one signature check."""
+
+    verified: bool
+    signer: str
+    tlog_index: int = -1
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationResult:
+    """Outcome of one attestation check."""
+
+    predicate_type: str
+    verified: bool
+    signer: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """A recorded verification of one image's signatures and attestations."""
+
+    id: str
+    artifact_digest: str
+    verified: bool
+    verified_at: datetime
+    signatures: tuple[SignatureResult, ...] = ()
+    attestations: tuple[AttestationResult, ...] = ()
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    """The result of one rule of one policy on one resource."""
+
+    policy: str
+    rule: str
+    outcome: RuleOutcome
+    message: str = ""
+    remediation: str = ""
+    action: EnforcementAction = EnforcementAction.ENFORCE
+    resource: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionTimings:
+    """Seconds spent on a decision."""
+
+    total: float = 0.0
+    policy: float = 0.0
+    evidence: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A recorded allow/deny answer, with everything needed to replay it.
+
+    ``request`` holds the JSON-compatible input the decision was made from.
+    """
+
+    id: str
+    allowed: bool
+    message: str
+    stage: str
+    decided_at: datetime
+    results: tuple[RuleResult, ...] = ()
+    policy_bundle_digest: str = ""
+    evidence_ids: tuple[str, ...] = ()
+    caller: str = ""
+    artifact_digests: tuple[str, ...] = ()
+    timings: DecisionTimings = field(default_factory=DecisionTimings)
+    request: Mapping[str, Any] = field(default_factory=dict)
+    signature: bytes = b""
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing; ``next_token`` is empty on the last page."""
+
+    items: tuple[T, ...]
+    next_token: str = ""
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def check_id(value: str, field_path: str) -> str:
+    """Return ``value`` if it is a record id (a lowercase UUID), else raise InvalidArgument."""
+    if not value:
+        raise InvalidArgument(field_path, "required, got an empty string")
+    if not _UUID.fullmatch(value):
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise InvalidArgument(field_path, f"expected a UUID like 0f8e...-...., got {shown!r}")
+    return value

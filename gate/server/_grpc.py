@@ -1,0 +1,170 @@
+"""The gRPC transport: thin adapters from gate.v1 messages to the core.
+
+Handlers are built from the service descriptors rather than the generated
+``add_*Servicer_to_server`` helpers so that every method gets the same
+wrapping in one place: a per-method request size limit checked before
+parsing, error-to-status mapping from one table, metrics, and an
+UNIMPLEMENTED answer naming the feature for RPCs whose feature has not landed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import DecodeError, Message
+
+from gate._api import METHODS, UPLOAD_METHODS, Api, unavailable
+from gate.errors import GateError
+from gate.server._metrics import GRPC_LATENCY, GRPC_REQUESTS
+from gate.server._status import GRPC_STATUS, status_for
+
+log = logging.getLogger("gate.grpc")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLimits:
+    """Largest accepted serialized request, in bytes."""
+
+    default: int
+    upload: int
+
+    def for_method(self, method: str) -> int:
+        """The limit of one method (``package.Service/Method``)."""
+        return self.upload if method in UPLOAD_METHODS else self.default
+
+
+@dataclass(frozen=True, slots=True)
+class _Rejected:
+    """Stands in for a request that failed the size check or did not parse."""
+
+    message: str
+
+
+def _deserializer(message_class: type[Message], limit: int, method: str) -> Callable[[bytes], object]:
+    parse = message_class.FromString
+
+    def deserialize(data: bytes) -> object:
+        if len(data) > limit:
+            return _Rejected(f"request: {len(data)} bytes exceeds the {limit}-byte limit of {method}")
+        try:
+            return parse(data)
+        except DecodeError:
+            return _Rejected(f"request: not a valid {message_class.DESCRIPTOR.full_name} message")
+
+    return deserialize
+
+
+class GrpcApi:
+    """Binds gate.v1 RPCs to :class:`gate._api.Api`; one instance per server."""
+
+    def __init__(self, api: Api, executor: Executor, limits: RequestLimits) -> None:
+        self._api = api
+        self._executor = executor
+        self._limits = limits
+
+    def handlers(self) -> Sequence[grpc.GenericRpcHandler]:
+        """One generic handler per gate.v1 service."""
+        by_service: dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]] = {}
+        for full, method in METHODS.items():
+            by_service.setdefault(method.containing_service.full_name, {})[method.name] = self._handler(
+                full, method
+            )
+        return [grpc.method_handlers_generic_handler(name, methods) for name, methods in by_service.items()]
+
+    def _handler(self, full: str, method: MethodDescriptor) -> grpc.RpcMethodHandler[Any, Any]:
+        request_class = message_factory.GetMessageClass(method.input_type)
+        deserialize = _deserializer(request_class, self._limits.for_method(full), full)
+        implementation = self._api.unary.get(full)
+        if implementation is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(full, implementation),
+                request_deserializer=deserialize,
+                response_serializer=_serialize,
+            )
+        behavior = self._pending(full)
+        if method.server_streaming:
+            return grpc.unary_stream_rpc_method_handler(
+                self._pending_stream(behavior),
+                request_deserializer=deserialize,
+                response_serializer=_serialize,
+            )
+        return grpc.unary_unary_rpc_method_handler(
+            behavior, request_deserializer=deserialize, response_serializer=_serialize
+        )
+
+    def _wrap_unary(
+        self, full: str, implementation: Callable[[Any], Message]
+    ) -> Callable[[object, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]]:
+        latency = GRPC_LATENCY.labels(full)
+        counters: dict[grpc.StatusCode, Any] = {}
+        executor = self._executor
+
+        def count(code: grpc.StatusCode) -> None:
+            counter = counters.get(code)
+            if counter is None:
+                counter = counters[code] = GRPC_REQUESTS.labels(full, code.name)
+            counter.inc()
+
+        async def behavior(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+            started = perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                if isinstance(request, _Rejected):
+                    code = grpc.StatusCode.INVALID_ARGUMENT
+                    await context.abort(code, request.message)
+                # The implementations block on the store: keep them off the event loop.
+                return await asyncio.get_running_loop().run_in_executor(executor, implementation, request)
+            except GateError as error:
+                code = status_for(GRPC_STATUS, error)
+                if code is grpc.StatusCode.INTERNAL:
+                    log.error("%s failed: %s", full, error.message, exc_info=error)
+                await context.abort(code, error.message)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                reference = uuid.uuid4().hex[:12]
+                log.exception("%s failed unexpectedly (reference %s)", full, reference)
+                await context.abort(code, f"internal error (reference {reference}); the gate log has details")
+            finally:
+                count(code)
+                latency.observe(perf_counter() - started)
+
+        return behavior
+
+    @staticmethod
+    def _pending(full: str) -> Callable[[object, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]]:
+        message = unavailable(full).message
+        counter = GRPC_REQUESTS.labels(full, grpc.StatusCode.UNIMPLEMENTED.name)
+
+        async def behavior(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+            counter.inc()
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
+            raise AssertionError("context.abort returned")  # it always raises
+
+        return behavior
+
+    @staticmethod
+    def _pending_stream(
+        unary: Callable[[object, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]],
+    ) -> Callable[[object, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Message]]:
+        async def behavior(
+            request: object, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Message]:
+            yield await unary(request, context)
+
+        return behavior
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()

@@ -1,0 +1,24 @@
+"""Prometheus metrics of the gate server (exported on the metrics listener)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+import gate
+
+BUILD_INFO = Info("gate_build", "Version of the running gate.")
+BUILD_INFO.info({"version": gate.__version__})
+
+GRPC_REQUESTS = Counter(
+    "gate_grpc_requests_total", "gRPC requests handled, by method and status code.", ["method", "code"]
+)
+GRPC_LATENCY = Histogram(
+    "gate_grpc_request_duration_seconds",
+    "Time to answer a gRPC request, by method.",
+    ["method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+HTTP_REQUESTS = Counter(
+    "gate_webhook_requests_total", "Webhook HTTP requests, by path and status.", ["path", "status"]
+)
+STORE_UP = Gauge("gate_store_up", "1 when the evidence store answered the last readiness check.")

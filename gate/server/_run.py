@@ -1,0 +1,228 @@
+"""``gate serve``: the gRPC API, the webhook and the metrics listener in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import uvicorn
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import make_asgi_app
+
+import gate
+from gate._api import SERVICE_NAMES, Api
+from gate.config import Config, ListenAddress, TlsFiles, parse_listen
+from gate.core import Gate
+from gate.errors import InfrastructureError
+from gate.server._grpc import GrpcApi, RequestLimits
+from gate.server._metrics import STORE_UP
+from gate.server._tls import ensure_self_signed
+from gate.server._webhook import WebhookApp
+from gate.store import open_store
+
+log = logging.getLogger("gate.serve")
+
+
+@dataclass(frozen=True, slots=True)
+class BoundAddresses:
+    """Where the listeners actually listen (ports resolved when 0 was asked)."""
+
+    grpc: str
+    webhook: str
+    metrics: str | None
+
+
+class _QuietServer(uvicorn.Server):
+    # gate owns signal handling for all three listeners; uvicorn must not
+    # install its own handlers (it would swallow SIGTERM meant for gRPC).
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(address: ListenAddress, what: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((address.host, address.port))
+    except OSError as exc:
+        sock.close()
+        raise InfrastructureError(f"{what}: cannot listen on {address}: {exc.strerror}") from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _http_server(app: Any, tls: TlsFiles | None, grace: float) -> _QuietServer:
+    config = uvicorn.Config(
+        app,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        ssl_certfile=str(tls.cert_file) if tls else None,
+        ssl_keyfile=str(tls.key_file) if tls else None,
+        timeout_graceful_shutdown=max(1, round(grace)),
+        server_header=False,
+    )
+    return _QuietServer(config)
+
+
+def _grpc_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
+    try:
+        key = tls.key_file.read_bytes()
+        cert = tls.cert_file.read_bytes()
+        client_ca = tls.client_ca_file.read_bytes() if tls.client_ca_file else None
+    except OSError as exc:
+        raise InfrastructureError(f"grpc.tls: cannot read {exc.filename}: {exc.strerror}") from exc
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
+class GateServer:
+    """Runs the three listeners over one core until stopped."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._stop = asyncio.Event()
+
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown (what SIGTERM does)."""
+        self._stop.set()
+
+    async def run(self, on_ready: Callable[[BoundAddresses], None] | None = None) -> None:
+        """Start, report SERVING, wait for a stop request, then shut down gracefully."""
+        config = self.config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        store = open_store(config.effective_database_url)
+        STORE_UP.set(1)
+        core = Gate(store)
+        executor = ThreadPoolExecutor(config.grpc.workers, thread_name_prefix="gate-worker")
+        self._http_servers: list[_QuietServer] = []
+        self._http_tasks: list[asyncio.Task[None]] = []
+        grpc_server: grpc.aio.Server | None = None
+        try:
+            grpc_server, health, bound_grpc = self._build_grpc(core, executor)
+            webhook_tls = config.webhook.tls
+            if webhook_tls is None:
+                cert, key = ensure_self_signed(config.data_dir / "tls")
+                webhook_tls = TlsFiles(cert_file=cert, key_file=key)
+            bound_webhook = self._start_http(
+                WebhookApp(core, executor),
+                config.webhook.listen,
+                "webhook",
+                webhook_tls,
+                config.webhook.grace_period,
+            )
+            bound_metrics = None
+            if config.metrics.enabled:
+                bound_metrics = self._start_http(make_asgi_app(), config.metrics.listen, "metrics", None, 1.0)
+            await grpc_server.start()
+            while not all(server.started for server in self._http_servers):
+                if any(task.done() for task in self._http_tasks):
+                    raise InfrastructureError("an HTTP listener failed to start; see the log above")
+                await asyncio.sleep(0.005)
+            for name in ("", *SERVICE_NAMES):
+                await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            self._install_signals()
+            addresses = BoundAddresses(bound_grpc, bound_webhook, bound_metrics)
+            log.info(
+                "gate serving",
+                extra={
+                    "version": gate.__version__,
+                    "grpc": addresses.grpc,
+                    "webhook": f"https://{addresses.webhook}",
+                    "metrics": f"http://{addresses.metrics}/metrics" if addresses.metrics else "disabled",
+                    "database": _redact_url(config.effective_database_url),
+                },
+            )
+            if on_ready is not None:
+                on_ready(addresses)
+            await self._stop.wait()
+            log.info("shutting down: no new requests; finishing in-flight ones")
+            await health.enter_graceful_shutdown()
+        finally:
+            for server in self._http_servers:
+                server.should_exit = True
+            if grpc_server is not None:
+                await grpc_server.stop(config.grpc.grace_period)
+            if self._http_tasks:
+                await asyncio.wait(self._http_tasks, timeout=config.webhook.grace_period + 2)
+            executor.shutdown(wait=True, cancel_futures=True)
+            store.close()
+            log.info("gate stopped")
+
+    def _build_grpc(
+        self, core: Gate, executor: ThreadPoolExecutor
+    ) -> tuple[grpc.aio.Server, HealthServicer, str]:
+        settings = self.config.grpc
+        limits = RequestLimits(settings.max_request_bytes, settings.max_upload_bytes)
+        largest = max(limits.default, limits.upload)
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", largest),
+                ("grpc.max_send_message_length", largest),
+                # Without this a second gate could silently share the port.
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        server.add_generic_rpc_handlers(GrpcApi(Api(core), executor, limits).handlers())
+        health = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health, server)
+        health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+        reflection.enable_server_reflection((*SERVICE_NAMES, health_name, reflection.SERVICE_NAME), server)
+        address = parse_listen(settings.listen)
+        try:
+            if settings.tls:
+                port = server.add_secure_port(str(address), _grpc_credentials(settings.tls))
+            else:
+                port = server.add_insecure_port(str(address))
+        except RuntimeError as exc:
+            raise InfrastructureError(
+                f"grpc: cannot listen on {address}: address in use or not available"
+            ) from exc
+        return server, health, str(ListenAddress(address.host, port))
+
+    def _start_http(self, app: Any, listen: str, what: str, tls: TlsFiles | None, grace: float) -> str:
+        sock = _bind(parse_listen(listen), what)
+        server = _http_server(app, tls, grace)
+        self._http_servers.append(server)
+        self._http_tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
+        return _sock_name(sock)
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.request_stop)
+
+
+def _sock_name(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return str(ListenAddress(host, port))
+
+
+def _redact_url(url: str) -> str:
+    # Never log a database password.
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{host}" if ":" in credentials else f"{scheme}{sep}{user}@{host}"
+    return url
+
+
+def serve(config: Config) -> None:
+    """Run ``gate serve`` in the foreground until SIGTERM or SIGINT."""
+    asyncio.run(GateServer(config).run())

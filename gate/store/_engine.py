@@ -1,0 +1,190 @@
+"""Engines for the SQL evidence store: URL checks, pools and connection set-up."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool, StaticPool
+
+from gate.errors import InvalidArgument, StoreUnavailable
+
+POSTGRES_EXTRA_HINT = "PostgreSQL support needs the postgres extra: pip install 'gate[postgres]'"
+
+# An execution option of the engine handle the store writes through. On SQLite
+# it makes the transaction start with BEGIN IMMEDIATE (see _sqlite_begin).
+WRITE_OPTION = "gate_write"
+
+_SQLITE_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite"})
+_POSTGRES_DRIVERS = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+
+# Compact JSON without NaN/Infinity: PostgreSQL's json type rejects those, so
+# SQLite must not accept what PostgreSQL would refuse.
+_json_serializer = partial(json.dumps, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreTarget:
+    """Where a store URL points, once parsed and normalised."""
+
+    url: URL
+    backend: str  # "sqlite" or "postgresql"
+    sqlite_path: Path | None  # None for PostgreSQL and for an in-memory SQLite database
+
+    @property
+    def in_memory(self) -> bool:
+        """True for ``sqlite:///:memory:``."""
+        return self.backend == "sqlite" and self.sqlite_path is None
+
+
+def parse_store_url(url: str) -> StoreTarget:
+    """Check and normalise a ``database_url``.
+
+    Accepted: ``sqlite:///path``, ``sqlite:///:memory:``, ``postgresql://``,
+    ``postgres://`` and ``postgresql+psycopg://`` (the first two use psycopg 3).
+
+    Raises:
+        InvalidArgument: the scheme is none of these (the message shows only
+            the scheme: a URL may hold a password).
+    """
+    match = _SCHEME.match(url)
+    scheme = match.group(1) if match else url.split(":", 1)[0][:20]
+    if scheme.lower() not in _SQLITE_DRIVERS | _POSTGRES_DRIVERS:
+        raise InvalidArgument("database_url", f"expected sqlite:/// or postgresql://, got {scheme!r}")
+    try:
+        parsed = sa.make_url(url)
+    except exc.ArgumentError as error:
+        raise InvalidArgument(
+            "database_url", f"expected sqlite:///<path> or postgresql://<host>/<db>, got an unparsable {scheme} URL"
+        ) from error
+    if scheme.lower() in _POSTGRES_DRIVERS:
+        return StoreTarget(parsed.set(drivername="postgresql+psycopg"), "postgresql", None)
+    database = parsed.database or ""
+    if database in ("", ":memory:"):
+        return StoreTarget(parsed.set(drivername="sqlite+pysqlite", database=":memory:"), "sqlite", None)
+    return StoreTarget(parsed.set(drivername="sqlite+pysqlite"), "sqlite", Path(database))
+
+
+def create_store_engine(
+    target: StoreTarget, *, pool_size: int = 8, max_overflow: int = 8, timeout: float = 5.0
+) -> Engine:
+    """Create the engine for a parsed store URL (no connection is made yet).
+
+    Args:
+        target: the parsed URL.
+        pool_size: connections kept open (PostgreSQL and SQLite files).
+        max_overflow: extra connections opened under load, closed when returned.
+        timeout: seconds to wait for a pooled connection, for a PostgreSQL
+            server to accept a connection, and for a SQLite lock.
+
+    Raises:
+        InvalidArgument: a pool setting is out of range.
+        StoreUnavailable: psycopg is not installed, or a SQLite database's
+            directory cannot be created.
+    """
+    if pool_size < 1:
+        raise InvalidArgument("pool_size", f"expected at least 1, got {pool_size}")
+    if max_overflow < 0:
+        raise InvalidArgument("max_overflow", f"expected 0 or more, got {max_overflow}")
+    if timeout <= 0:
+        raise InvalidArgument("timeout", f"expected a positive number of seconds, got {timeout}")
+    if target.backend == "postgresql":
+        return _postgres_engine(target.url, pool_size, max_overflow, timeout)
+    return _sqlite_engine(target, pool_size, max_overflow, timeout)
+
+
+def _postgres_engine(url: URL, pool_size: int, max_overflow: int, timeout: float) -> Engine:
+    try:
+        importlib.import_module("psycopg")
+    except ImportError as error:
+        raise StoreUnavailable(POSTGRES_EXTRA_HINT) from error
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        # libpq counts whole seconds and treats 1 as 2.
+        connect_args["connect_timeout"] = max(2, round(timeout))
+    if "application_name" not in url.query:
+        connect_args["application_name"] = "gate"
+    return sa.create_engine(
+        url,
+        poolclass=QueuePool,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=timeout,
+        # A server restart or an idle-timeout proxy closes pooled connections;
+        # the ping turns that into a reconnect instead of a failed request.
+        pool_pre_ping=True,
+        connect_args=connect_args,
+        json_serializer=_json_serializer,
+    )
+
+
+def _sqlite_engine(target: StoreTarget, pool_size: int, max_overflow: int, timeout: float) -> Engine:
+    connect_args: dict[str, Any] = {"check_same_thread": False}
+    engine: Engine
+    if target.sqlite_path is None:
+        # Every connection to ":memory:" is a database of its own, so all
+        # threads must share one connection; SqlStore serialises its use.
+        engine = sa.create_engine(
+            target.url, poolclass=StaticPool, connect_args=connect_args, json_serializer=_json_serializer
+        )
+    else:
+        try:
+            target.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreUnavailable(
+                f"evidence store unavailable: cannot create the directory of the SQLite database: "
+                f"{error.strerror or type(error).__name__}"
+            ) from error
+        # QueuePool rather than SingletonThreadPool: the gRPC thread pool may
+        # run many threads, and one connection per thread would grow without
+        # bound and be closed at random. check_same_thread=False is safe since
+        # the pool hands a connection to one thread at a time, and with WAL
+        # readers on their own connections run alongside the single writer.
+        engine = sa.create_engine(
+            target.url,
+            poolclass=QueuePool,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=timeout,
+            connect_args=connect_args,
+            json_serializer=_json_serializer,
+        )
+    busy_ms = round(timeout * 1000)
+    wal = target.sqlite_path is not None
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Take BEGIN away from the sqlite3 module (which would skip it before
+        # SELECT and DDL) and issue it from the "begin" event instead.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            if wal:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            # NORMAL is durable across application crashes in WAL mode; only a
+            # power loss can drop the last commits, never corrupt the file.
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Connection) -> None:
+        # A write transaction takes the write lock up front, where busy_timeout
+        # waits for it; a deferred one that reads first and writes later fails
+        # at once with SQLITE_BUSY if another writer committed in between.
+        # Reads run without BEGIN: each statement sees the latest commit.
+        if conn.get_execution_options().get(WRITE_OPTION):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,160 @@
+"""The evidence store port: what the core needs from persistence."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from gate.model import (
+    Artifact,
+    Component,
+    ComponentMatch,
+    Decision,
+    Finding,
+    FindingKind,
+    Page,
+    Sbom,
+    Scan,
+    Severity,
+    SeverityCounts,
+    Verification,
+)
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class FindingQuery:
+    """Which findings to list: of one scan, or of an artifact's latest scans.
+
+    Exactly one of ``scan_id`` and ``artifact_digest`` is set. For an artifact
+    the findings are those of its latest succeeded scan per scanner.
+    """
+
+    scan_id: str = ""
+    artifact_digest: str = ""
+    min_severity: Severity = Severity.UNKNOWN
+    kinds: frozenset[FindingKind] = frozenset()
+    page_size: int = DEFAULT_PAGE_SIZE
+    page_token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FindingPage:
+    """A page of findings (most severe first) and counts over the whole result."""
+
+    findings: tuple[Finding, ...]
+    counts: SeverityCounts
+    next_token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentQuery:
+    """Components to find across SBOMs: by name (``*`` wildcards, any case) or purl prefix."""
+
+    name: str = ""
+    purl: str = ""
+    page_size: int = DEFAULT_PAGE_SIZE
+    page_token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionQuery:
+    """Filters for listing decisions, newest first."""
+
+    artifact_digest: str = ""
+    allowed: bool | None = None
+    stage: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    page_size: int = DEFAULT_PAGE_SIZE
+    page_token: str = ""
+
+
+class EvidenceStore(Protocol):
+    """Persistence of artifacts and the evidence gate holds about them.
+
+    Implementations raise :class:`gate.errors.StoreUnavailable` when the
+    backend fails (never a driver exception), :class:`gate.errors.Conflict`
+    on a duplicate id, and :class:`gate.errors.InvalidArgument` for a bad
+    page token. Lookups of unknown ids return ``None``.
+    """
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the backend answers."""
+
+    # artifacts
+    def upsert_artifact(self, artifact: Artifact) -> Artifact:
+        """Record an artifact, merging aliases with any stored ones; return the stored form."""
+
+    def get_artifact(self, digest: str) -> Artifact | None:
+        """Return the artifact with this digest."""
+
+    def resolve_alias(self, reference: str) -> str | None:
+        """Return the digest an alias points at."""
+
+    # scans and findings
+    def add_scan(self, scan: Scan) -> None:
+        """Record a new scan (its artifact must exist)."""
+
+    def update_scan(self, scan: Scan) -> None:
+        """Replace the stored state of an existing scan."""
+
+    def complete_scan(self, scan: Scan, findings: Sequence[Finding]) -> None:
+        """Store a scan's findings and its terminal state in one transaction."""
+
+    def get_scan(self, scan_id: str) -> Scan | None:
+        """Return one scan."""
+
+    def latest_scans(self, artifact_digest: str) -> tuple[Scan, ...]:
+        """Return the latest succeeded scan per scanner of an artifact."""
+
+    def list_findings(self, query: FindingQuery) -> FindingPage:
+        """Return a page of findings."""
+
+    # SBOMs
+    def add_sbom(self, sbom: Sbom, document: bytes, components: Sequence[Component]) -> None:
+        """Store an SBOM, its document and its components."""
+
+    def get_sbom(self, sbom_id: str) -> Sbom | None:
+        """Return one SBOM's record."""
+
+    def get_sbom_document(self, sbom_id: str) -> bytes | None:
+        """Return one SBOM's document bytes."""
+
+    def sbom_components(self, sbom_id: str) -> tuple[Component, ...]:
+        """Return the components of one SBOM."""
+
+    def list_sboms(
+        self, artifact_digest: str = "", page_size: int = DEFAULT_PAGE_SIZE, page_token: str = ""
+    ) -> Page[Sbom]:
+        """Return SBOM records, newest first."""
+
+    def search_components(self, query: ComponentQuery) -> Page[ComponentMatch]:
+        """Find components across every stored SBOM."""
+
+    # verifications
+    def add_verification(self, verification: Verification) -> None:
+        """Record a verification."""
+
+    def get_verification(self, verification_id: str) -> Verification | None:
+        """Return one verification."""
+
+    def latest_verification(self, artifact_digest: str) -> Verification | None:
+        """Return the newest verification of an artifact."""
+
+    # decisions
+    def add_decision(self, decision: Decision) -> None:
+        """Record a decision."""
+
+    def get_decision(self, decision_id: str) -> Decision | None:
+        """Return one decision."""
+
+    def list_decisions(self, query: DecisionQuery) -> Page[Decision]:
+        """Return decisions, newest first."""

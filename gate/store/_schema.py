@@ -1,0 +1,212 @@
+"""Tables of the SQL evidence store (SQLAlchemy Core).
+
+This module is the schema the code reads and writes; the migrations under
+``gate/store/migrations/versions`` create it. A test compares the two, so a
+change here without a migration (or the reverse) fails the suite.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware in UTC.
+
+    SQLite has no time zones: its values are stored as naive UTC text (which
+    also sorts correctly as text) and given ``tzinfo=UTC`` when read.
+    PostgreSQL stores ``timestamptz`` and returns values in the session's
+    zone, which are converted to UTC so callers see one representation.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert an aware datetime to UTC (naive on SQLite)."""
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            # The store checks every timestamp before writing; reaching this is a bug.
+            raise ValueError("a naive datetime cannot be stored")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return the stored value as an aware UTC datetime."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# Identifiers, digests and search keys compare byte-wise on both backends: the
+# order of keyset pages must not depend on a PostgreSQL locale, and with the
+# "C" collation a plain b-tree index also serves ``LIKE 'prefix%'``.
+Key = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+
+Json = sa.JSON(none_as_null=True)
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("digest", Key, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("first_seen", UtcDateTime, nullable=False),
+)
+
+artifact_aliases = sa.Table(
+    "artifact_aliases",
+    metadata,
+    sa.Column("alias", Key, primary_key=True),
+    sa.Column("digest", Key, sa.ForeignKey("artifacts.digest"), nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+scans = sa.Table(
+    "scans",
+    metadata,
+    sa.Column("id", Key, primary_key=True),
+    sa.Column("artifact_digest", Key, sa.ForeignKey("artifacts.digest"), nullable=False),
+    sa.Column("scanner", Key, nullable=False),
+    sa.Column("scanner_version", sa.Text, nullable=False),
+    sa.Column("target_kind", sa.Text, nullable=False),
+    sa.Column("target_location", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=True),
+    sa.Column("finished_at", UtcDateTime, nullable=True),
+    sa.Column("count_critical", sa.Integer, nullable=False),
+    sa.Column("count_high", sa.Integer, nullable=False),
+    sa.Column("count_medium", sa.Integer, nullable=False),
+    sa.Column("count_low", sa.Integer, nullable=False),
+    sa.Column("count_info", sa.Integer, nullable=False),
+    sa.Column("count_unknown", sa.Integer, nullable=False),
+    sa.Column("finding_count", sa.Integer, nullable=False),
+    sa.Column("imported", sa.Boolean, nullable=False),
+    # Serves "latest succeeded scan per scanner of an artifact".
+    sa.Index(None, "artifact_digest", "scanner", "created_at"),
+)
+
+findings = sa.Table(
+    "findings",
+    metadata,
+    sa.Column("scan_id", Key, sa.ForeignKey("scans.id"), primary_key=True),
+    sa.Column("fingerprint", Key, primary_key=True),
+    sa.Column("scanner", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("rule_id", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("severity", sa.SmallInteger, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("package", Json, nullable=True),
+    sa.Column("location", Json, nullable=True),
+    sa.Column("fix_available", sa.Boolean, nullable=False),
+    sa.Column("references", Json, nullable=False),
+    sa.Column("cvss_score", sa.Float, nullable=False),
+    sa.Column("redacted_match", sa.Text, nullable=False),
+    # Pages of one scan's findings are read in (severity desc, fingerprint)
+    # order; with fingerprint in the index the order comes from the index.
+    sa.Index(None, "scan_id", "severity", "fingerprint"),
+)
+
+sboms = sa.Table(
+    "sboms",
+    metadata,
+    sa.Column("id", Key, primary_key=True),
+    sa.Column("artifact_digest", Key, nullable=False),
+    sa.Column("format", sa.Text, nullable=False),
+    sa.Column("spec_version", sa.Text, nullable=False),
+    sa.Column("generator", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("component_count", sa.Integer, nullable=False),
+    sa.Column("document_digest", sa.Text, nullable=False),
+    sa.Index(None, "created_at", "id"),
+    sa.Index(None, "artifact_digest", "created_at", "id"),
+)
+
+# Documents live apart from their records so that listing SBOMs never reads
+# (or, on PostgreSQL, de-TOASTs) megabytes of JSON.
+sbom_documents = sa.Table(
+    "sbom_documents",
+    metadata,
+    sa.Column("sbom_id", Key, sa.ForeignKey("sboms.id"), primary_key=True),
+    sa.Column("document", sa.LargeBinary, nullable=False),
+)
+
+sbom_components = sa.Table(
+    "sbom_components",
+    metadata,
+    sa.Column("sbom_id", Key, sa.ForeignKey("sboms.id"), primary_key=True),
+    # Position in the SBOM: keeps the document's order and makes every row
+    # addressable for keyset pagination.
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("name_lower", Key, nullable=False, index=True),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("purl", sa.Text, nullable=False),
+    # The purl casefolded, without qualifiers and subpath: what prefix search matches.
+    sa.Column("purl_key", Key, nullable=False, index=True),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("group", sa.Text, nullable=False),
+    sa.Column("licenses", Json, nullable=False),
+)
+
+verifications = sa.Table(
+    "verifications",
+    metadata,
+    sa.Column("id", Key, primary_key=True),
+    sa.Column("artifact_digest", Key, nullable=False),
+    sa.Column("verified", sa.Boolean, nullable=False),
+    sa.Column("verified_at", UtcDateTime, nullable=False),
+    sa.Column("signatures", Json, nullable=False),
+    sa.Column("attestations", Json, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Index(None, "artifact_digest", "verified_at", "id"),
+)
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", Key, primary_key=True),
+    sa.Column("allowed", sa.Boolean, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("stage", Key, nullable=False, index=True),
+    sa.Column("decided_at", UtcDateTime, nullable=False),
+    sa.Column("results", Json, nullable=False),
+    sa.Column("policy_bundle_digest", sa.Text, nullable=False),
+    sa.Column("evidence_ids", Json, nullable=False),
+    sa.Column("caller", sa.Text, nullable=False),
+    # The digests as given (order kept); decision_artifacts indexes them.
+    sa.Column("artifact_digests", Json, nullable=False),
+    sa.Column("timings", Json, nullable=False),
+    sa.Column("request", Json, nullable=False),
+    sa.Column("signature", sa.LargeBinary, nullable=False),
+    sa.Index(None, "decided_at", "id"),
+)
+
+# No foreign key to artifacts: a decision may be about an image gate has never
+# stored anything else for (an admission request for an unknown image).
+decision_artifacts = sa.Table(
+    "decision_artifacts",
+    metadata,
+    sa.Column("digest", Key, primary_key=True),
+    sa.Column("decision_id", Key, sa.ForeignKey("decisions.id"), primary_key=True),
+)

@@ -1,0 +1,1053 @@
+"""The SQL evidence store: :class:`SqlStore` on SQLAlchemy Core (SQLite or PostgreSQL).
+
+Core rather than the ORM: lookups such as ``get_scan`` of an unknown id are
+on the hot path of every decision, and a prepared Core statement executed on
+a pooled connection costs a fraction of an ORM session round. Statements are
+built once (at start-up, or once per shape of filter) so that SQLAlchemy's
+compiled-statement cache is hit on every call after the first.
+
+Reads and writes use two handles on one engine. Writes run in a transaction
+(``BEGIN IMMEDIATE`` on SQLite, which takes the write lock where
+``busy_timeout`` applies). Reads are single statements without a
+transaction: on PostgreSQL in autocommit mode, which saves the BEGIN and
+ROLLBACK round trips a transaction would add to every lookup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.pool import StaticPool
+
+from gate.errors import Conflict, GateError, InvalidArgument, NotFound
+from gate.model import (
+    Artifact,
+    ArtifactKind,
+    AttestationResult,
+    Component,
+    ComponentMatch,
+    Decision,
+    DecisionTimings,
+    EnforcementAction,
+    Finding,
+    FindingKind,
+    Location,
+    Package,
+    Page,
+    RuleOutcome,
+    RuleResult,
+    Sbom,
+    SbomFormat,
+    Scan,
+    ScanState,
+    ScanTarget,
+    Severity,
+    SeverityCounts,
+    SignatureResult,
+    TargetKind,
+    Verification,
+)
+from gate.store._engine import WRITE_OPTION
+from gate.store._errors import is_foreign_key_violation, is_unique_violation, store_unavailable
+from gate.store._paging import KeyValue, decode_token, encode_token, page_limit
+from gate.store._port import DEFAULT_PAGE_SIZE, ComponentQuery, DecisionQuery, FindingPage, FindingQuery
+from gate.store._schema import (
+    UtcDateTime,
+    artifact_aliases,
+    artifacts,
+    decision_artifacts,
+    decisions,
+    findings,
+    sbom_components,
+    sbom_documents,
+    sboms,
+    scans,
+    verifications,
+)
+
+_TERMINAL_STATES = tuple(state.value for state in ScanState if state.terminal)
+_PURL_TAIL = re.compile(r"[?#]")
+
+
+class SqlStore:
+    """The evidence store on a SQLite or PostgreSQL database.
+
+    Thread-safe: one instance serves every thread of the process. Use
+    :func:`gate.store.open_store` to get one with its schema migrated.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        """Wrap an engine made by :func:`gate.store._engine.create_store_engine`.
+
+        The schema must already be at the head revision.
+        """
+        self._engine = engine
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self._reader: Engine
+        if engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert  # noqa: PLC0415 -- per backend
+
+            self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            from sqlalchemy.dialects.sqlite import insert  # noqa: PLC0415 -- per backend
+
+            self._reader = engine
+        # An in-memory SQLite database is one connection shared by all threads
+        # (StaticPool): its transactions must not interleave.
+        self._serial: AbstractContextManager[object] = (
+            threading.Lock() if isinstance(engine.pool, StaticPool) else contextlib.nullcontext()
+        )
+        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+
+        upsert = insert(artifacts)
+        self._upsert_artifact = upsert.on_conflict_do_update(
+            index_elements=[artifacts.c.digest],
+            set_={
+                "kind": upsert.excluded.kind,
+                "name": sa.case((upsert.excluded.name != "", upsert.excluded.name), else_=artifacts.c.name),
+                "first_seen": sa.case(
+                    (upsert.excluded.first_seen < artifacts.c.first_seen, upsert.excluded.first_seen),
+                    else_=artifacts.c.first_seen,
+                ),
+            },
+        )
+        alias = insert(artifact_aliases)
+        # Tags are mutable: an alias seen with another digest moves there.
+        self._upsert_alias = alias.on_conflict_do_update(
+            index_elements=[artifact_aliases.c.alias],
+            set_={
+                "digest": alias.excluded.digest,
+                "created_at": sa.case(
+                    (artifact_aliases.c.digest == alias.excluded.digest, artifact_aliases.c.created_at),
+                    else_=alias.excluded.created_at,
+                ),
+            },
+        )
+        self._select_artifact = sa.select(artifacts).where(artifacts.c.digest == sa.bindparam("digest"))
+        self._select_aliases = (
+            sa.select(artifact_aliases.c.digest, artifact_aliases.c.alias)
+            .where(artifact_aliases.c.digest.in_(sa.bindparam("digests", expanding=True)))
+            .order_by(artifact_aliases.c.digest, artifact_aliases.c.alias)
+        )
+        self._resolve_alias = sa.select(artifact_aliases.c.digest).where(
+            artifact_aliases.c.alias == sa.bindparam("alias")
+        )
+
+        self._insert_scan = sa.insert(scans)
+        # SET takes every column named in the parameters (all but the id).
+        self._update_scan = sa.update(scans).where(
+            scans.c.id == sa.bindparam("b_id"), scans.c.state.not_in(_TERMINAL_STATES)
+        )
+        self._scan_state = sa.select(scans.c.state).where(scans.c.id == sa.bindparam("id"))
+        self._select_scan = sa.select(scans).where(scans.c.id == sa.bindparam("id"))
+        ranked = (
+            sa.select(
+                scans,
+                sa.func.row_number()
+                .over(partition_by=scans.c.scanner, order_by=(scans.c.created_at.desc(), scans.c.id.desc()))
+                .label("recency"),
+            )
+            .where(scans.c.artifact_digest == sa.bindparam("digest"), scans.c.state == ScanState.SUCCEEDED.value)
+            .subquery()
+        )
+        self._latest_scans = (
+            sa.select(*(ranked.c[column.name] for column in scans.c))
+            .where(ranked.c.recency == 1)
+            .order_by(ranked.c.scanner)
+        )
+        self._latest_scan_ids = sa.select(ranked.c.id).where(ranked.c.recency == 1)
+        self._insert_finding = sa.insert(findings)
+
+        self._insert_sbom = sa.insert(sboms)
+        self._insert_document = sa.insert(sbom_documents)
+        self._insert_component = sa.insert(sbom_components)
+        self._select_sbom = sa.select(sboms).where(sboms.c.id == sa.bindparam("id"))
+        self._select_document = sa.select(sbom_documents.c.document).where(
+            sbom_documents.c.sbom_id == sa.bindparam("id")
+        )
+        self._select_components = (
+            sa.select(sbom_components)
+            .where(sbom_components.c.sbom_id == sa.bindparam("id"))
+            .order_by(sbom_components.c.position)
+        )
+
+        self._insert_verification = sa.insert(verifications)
+        self._select_verification = sa.select(verifications).where(verifications.c.id == sa.bindparam("id"))
+        self._latest_verification = (
+            sa.select(verifications)
+            .where(verifications.c.artifact_digest == sa.bindparam("digest"))
+            .order_by(verifications.c.verified_at.desc(), verifications.c.id.desc())
+            .limit(1)
+        )
+
+        self._insert_decision = sa.insert(decisions)
+        self._insert_decision_artifact = sa.insert(decision_artifacts)
+        self._select_decision = sa.select(decisions).where(decisions.c.id == sa.bindparam("id"))
+        self._ping = sa.select(sa.literal(1))
+
+    # -- connections and errors ------------------------------------------------
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._serial:
+            try:
+                with self._reader.connect() as conn:
+                    yield conn
+            except GateError:
+                raise
+            except (exc.SQLAlchemyError, self._driver_error) as error:
+                raise store_unavailable(error) from error
+
+    @contextlib.contextmanager
+    def _write(
+        self, on_integrity: Callable[[exc.IntegrityError], GateError] | None = None
+    ) -> Iterator[Connection]:
+        with self._serial:
+            try:
+                with self._writer.begin() as conn:
+                    yield conn
+            except GateError:
+                raise
+            except exc.IntegrityError as error:
+                if on_integrity is None:
+                    raise store_unavailable(error) from error
+                raise on_integrity(error) from error
+            except (exc.SQLAlchemyError, self._driver_error) as error:
+                raise store_unavailable(error) from error
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers a trivial query."""
+        with self._read() as conn:
+            conn.execute(self._ping).scalar()
+
+    # -- artifacts ---------------------------------------------------------------
+
+    def upsert_artifact(self, artifact: Artifact) -> Artifact:
+        """Record an artifact and return its stored form.
+
+        Aliases are merged with the stored ones; an alias stored for another
+        digest moves to this one (tags are mutable). The earliest
+        ``first_seen`` is kept, a non-empty ``name`` replaces the stored one.
+        Aliases come back sorted.
+        """
+        _required(artifact.digest, "digest")
+        _aware(artifact.first_seen, "first_seen")
+        for index, name in enumerate(artifact.aliases):
+            _required(name, f"aliases[{index}]")
+        now = datetime.now(UTC)
+        with self._write() as conn:
+            conn.execute(
+                self._upsert_artifact,
+                {
+                    "digest": artifact.digest,
+                    "kind": artifact.kind.value,
+                    "name": artifact.name,
+                    "first_seen": artifact.first_seen,
+                },
+            )
+            if artifact.aliases:
+                conn.execute(
+                    self._upsert_alias,
+                    [
+                        {"alias": name, "digest": artifact.digest, "created_at": now}
+                        for name in dict.fromkeys(artifact.aliases)
+                    ],
+                )
+            stored = self._artifact(conn, artifact.digest)
+        assert stored is not None  # written in this very transaction
+        return stored
+
+    def get_artifact(self, digest: str) -> Artifact | None:
+        """Return the artifact with this digest, with its aliases sorted."""
+        with self._read() as conn:
+            return self._artifact(conn, digest)
+
+    def _artifact(self, conn: Connection, digest: str) -> Artifact | None:
+        row = conn.execute(self._select_artifact, {"digest": digest}).first()
+        if row is None:
+            return None
+        aliases = self._aliases(conn, [digest]).get(digest, ())
+        return Artifact(
+            digest=row.digest,
+            kind=ArtifactKind(row.kind),
+            first_seen=row.first_seen,
+            name=row.name,
+            aliases=aliases,
+        )
+
+    def _aliases(self, conn: Connection, digests: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        grouped: dict[str, list[str]] = {}
+        for digest, name in conn.execute(self._select_aliases, {"digests": list(digests)}):
+            grouped.setdefault(digest, []).append(name)
+        return {digest: tuple(names) for digest, names in grouped.items()}
+
+    def resolve_alias(self, reference: str) -> str | None:
+        """Return the digest an alias (a tag or reference) points at."""
+        with self._read() as conn:
+            digest = conn.execute(self._resolve_alias, {"alias": reference}).scalar()
+        return None if digest is None else str(digest)
+
+    # -- scans and findings ------------------------------------------------------
+
+    def add_scan(self, scan: Scan) -> None:
+        """Record a new scan.
+
+        Raises:
+            Conflict: a scan with this id exists.
+            NotFound: the scan's artifact is not stored.
+        """
+        values = _scan_values(scan)
+        with self._write(_scan_integrity(scan)) as conn:
+            conn.execute(self._insert_scan, values)
+
+    def update_scan(self, scan: Scan) -> None:
+        """Replace the stored state of a scan that has not reached a terminal state.
+
+        Raises:
+            NotFound: no scan has this id.
+            Conflict: the stored scan is terminal (a terminal scan never changes).
+        """
+        values = _scan_values(scan)
+        with self._write(_scan_integrity(scan)) as conn:
+            self._replace_scan(conn, scan.id, values)
+
+    def complete_scan(self, scan: Scan, findings: Sequence[Finding]) -> None:
+        """Store a scan's terminal state and its findings in one transaction.
+
+        Raises:
+            InvalidArgument: ``scan.state`` is not terminal, a finding belongs
+                to another scan, or two findings share a fingerprint.
+            NotFound: no scan has this id.
+            Conflict: the stored scan is already terminal.
+        """
+        if not scan.state.terminal:
+            raise InvalidArgument(
+                "state", f"expected a terminal state {list(_TERMINAL_STATES)}, got {scan.state.value!r}"
+            )
+        values = _scan_values(scan)
+        rows = _finding_rows(scan.id, findings)
+        with self._write(_scan_integrity(scan)) as conn:
+            self._replace_scan(conn, scan.id, values)
+            if rows:
+                conn.execute(self._insert_finding, rows)
+
+    def _replace_scan(self, conn: Connection, scan_id: str, values: dict[str, Any]) -> None:
+        changes = {name: value for name, value in values.items() if name != "id"}
+        changed = conn.execute(self._update_scan, {**changes, "b_id": scan_id}).rowcount
+        if changed == 1:
+            return
+        state = conn.execute(self._scan_state, {"id": scan_id}).scalar()
+        if state is None:
+            raise NotFound("scan", scan_id)
+        raise Conflict(f"scan {scan_id!r} is {state} and cannot change")
+
+    def get_scan(self, scan_id: str) -> Scan | None:
+        """Return one scan."""
+        with self._read() as conn:
+            row = conn.execute(self._select_scan, {"id": scan_id}).first()
+        return None if row is None else _scan(row)
+
+    def latest_scans(self, artifact_digest: str) -> tuple[Scan, ...]:
+        """Return the latest succeeded scan per scanner (by ``created_at``), ordered by scanner."""
+        with self._read() as conn:
+            rows = conn.execute(self._latest_scans, {"digest": artifact_digest}).all()
+        return tuple(_scan(row) for row in rows)
+
+    def list_findings(self, query: FindingQuery) -> FindingPage:
+        """Return a page of findings, most severe first, then by fingerprint.
+
+        With ``artifact_digest`` the findings are those of the artifact's
+        latest succeeded scan per scanner. ``counts`` covers every finding that
+        passes the filters, not only this page.
+
+        Raises:
+            InvalidArgument: not exactly one of scan_id and artifact_digest is
+                set, or the page size or token is bad.
+        """
+        limit = page_limit(query.page_size)
+        if bool(query.scan_id) == bool(query.artifact_digest):
+            got = "both" if query.scan_id else "neither"
+            raise InvalidArgument("scan_id", f"expected exactly one of scan_id and artifact_digest, got {got}")
+        after = decode_token("findings", query.page_token, ("int", "str", "str")) if query.page_token else None
+        params: dict[str, Any] = {"min_severity": int(query.min_severity), "limit": limit + 1}
+        if query.kinds:
+            params["kinds"] = sorted(kind.value for kind in query.kinds)
+        if after is not None:
+            params.update(after_severity=after[0], after_fingerprint=after[1], after_scan=after[2])
+        with self._read() as conn:
+            if query.scan_id:
+                params["scan_ids"] = [query.scan_id]
+            else:
+                params["scan_ids"] = list(
+                    conn.execute(self._latest_scan_ids, {"digest": query.artifact_digest}).scalars()
+                )
+                if not params["scan_ids"]:
+                    return FindingPage(findings=(), counts=SeverityCounts())
+            tally = {
+                Severity(severity): count
+                for severity, count in conn.execute(_finding_counts(bool(query.kinds)), params)
+            }
+            rows = conn.execute(_finding_page(bool(query.kinds), after is not None), params).all()
+        rows, token = _cut(rows, limit, "findings", lambda row: (row.severity, row.fingerprint, row.scan_id))
+        return FindingPage(
+            findings=tuple(_finding(row) for row in rows),
+            counts=SeverityCounts.from_mapping(tally),
+            next_token=token,
+        )
+
+    # -- SBOMs -------------------------------------------------------------------
+
+    def add_sbom(self, sbom: Sbom, document: bytes, components: Sequence[Component]) -> None:
+        """Store an SBOM record, its document and its components (in document order).
+
+        Raises:
+            Conflict: an SBOM with this id exists.
+        """
+        _required(sbom.id, "id")
+        _required(sbom.artifact_digest, "artifact_digest")
+        _aware(sbom.created_at, "created_at")
+        record = {
+            "id": sbom.id,
+            "artifact_digest": sbom.artifact_digest,
+            "format": sbom.format.value,
+            "spec_version": sbom.spec_version,
+            "generator": sbom.generator,
+            "created_at": sbom.created_at,
+            "component_count": sbom.component_count,
+            "document_digest": sbom.document_digest,
+        }
+        rows = [
+            {
+                "sbom_id": sbom.id,
+                "position": position,
+                "name": component.name,
+                "name_lower": component.name.casefold(),
+                "version": component.version,
+                "purl": component.purl,
+                "purl_key": _purl_key(component.purl),
+                "type": component.type,
+                "group": component.group,
+                "licenses": list(component.licenses),
+            }
+            for position, component in enumerate(components)
+        ]
+        with self._write(_duplicate("SBOM", sbom.id)) as conn:
+            conn.execute(self._insert_sbom, record)
+            conn.execute(self._insert_document, {"sbom_id": sbom.id, "document": bytes(document)})
+            if rows:
+                conn.execute(self._insert_component, rows)
+
+    def get_sbom(self, sbom_id: str) -> Sbom | None:
+        """Return one SBOM's record (without its document)."""
+        with self._read() as conn:
+            row = conn.execute(self._select_sbom, {"id": sbom_id}).first()
+        return None if row is None else _sbom(row)
+
+    def get_sbom_document(self, sbom_id: str) -> bytes | None:
+        """Return one SBOM's document bytes."""
+        with self._read() as conn:
+            document = conn.execute(self._select_document, {"id": sbom_id}).scalar()
+        return None if document is None else bytes(document)
+
+    def sbom_components(self, sbom_id: str) -> tuple[Component, ...]:
+        """Return the components of one SBOM in document order (empty if unknown)."""
+        with self._read() as conn:
+            rows = conn.execute(self._select_components, {"id": sbom_id}).all()
+        return tuple(_component(row) for row in rows)
+
+    def list_sboms(
+        self, artifact_digest: str = "", page_size: int = DEFAULT_PAGE_SIZE, page_token: str = ""
+    ) -> Page[Sbom]:
+        """Return SBOM records, newest first (ties by id, descending).
+
+        Raises:
+            InvalidArgument: the page size or token is bad.
+        """
+        limit = page_limit(page_size)
+        params: dict[str, Any] = {"digest": artifact_digest, "limit": limit + 1}
+        if page_token:
+            after = decode_token("sboms", page_token, ("time", "str"))
+            params.update(after_at=after[0], after_id=after[1])
+        with self._read() as conn:
+            rows = conn.execute(_sbom_page(bool(artifact_digest), bool(page_token)), params).all()
+        rows, token = _cut(rows, limit, "sboms", lambda row: (row.created_at, row.id))
+        return Page(items=tuple(_sbom(row) for row in rows), next_token=token)
+
+    def search_components(self, query: ComponentQuery) -> Page[ComponentMatch]:
+        """Find components across every stored SBOM.
+
+        ``name`` matches component names regardless of case; ``*`` stands for
+        any run of characters and every other character (``%`` and ``_``
+        included) stands for itself. ``purl`` matches purls that start with it
+        once qualifiers (``?...``) and subpath (``#...``) are removed from
+        both, regardless of case. With both, a component must match both.
+        Matches come ordered by name, then SBOM id, then document order.
+
+        Raises:
+            InvalidArgument: neither name nor purl is given, or the page size
+                or token is bad.
+        """
+        limit = page_limit(query.page_size)
+        if not query.name and not query.purl:
+            raise InvalidArgument("name", "expected a name or a purl to search for, got neither")
+        params: dict[str, Any] = {"limit": limit + 1}
+        name_mode = ""
+        if query.name:
+            folded = query.name.casefold()
+            if "*" in folded:
+                name_mode = "like"
+                params["name"] = "%".join(_escape_like(part) for part in folded.split("*"))
+            else:
+                name_mode = "equal"
+                params["name"] = folded
+        if query.purl:
+            params["purl"] = _escape_like(_purl_key(query.purl)) + "%"
+        if query.page_token:
+            after = decode_token("components", query.page_token, ("str", "str", "int"))
+            params.update(after_name=after[0], after_sbom=after[1], after_position=after[2])
+        statement = _component_page(name_mode, bool(query.purl), bool(query.page_token))
+        with self._read() as conn:
+            rows = conn.execute(statement, params).all()
+            rows, token = _cut(rows, limit, "components", lambda row: (row.name_lower, row.sbom_id, row.position))
+            aliases = self._aliases(conn, sorted({row.artifact_digest for row in rows})) if rows else {}
+        matches = tuple(
+            ComponentMatch(
+                component=_component(row),
+                sbom_id=row.sbom_id,
+                artifact_digest=row.artifact_digest,
+                artifact_aliases=aliases.get(row.artifact_digest, ()),
+            )
+            for row in rows
+        )
+        return Page(items=matches, next_token=token)
+
+    # -- verifications -----------------------------------------------------------
+
+    def add_verification(self, verification: Verification) -> None:
+        """Record a verification.
+
+        Raises:
+            Conflict: a verification with this id exists.
+        """
+        _required(verification.id, "id")
+        _required(verification.artifact_digest, "artifact_digest")
+        _aware(verification.verified_at, "verified_at")
+        values = {
+            "id": verification.id,
+            "artifact_digest": verification.artifact_digest,
+            "verified": verification.verified,
+            "verified_at": verification.verified_at,
+            "signatures": [
+                {"verified": s.verified, "signer": s.signer, "tlog_index": s.tlog_index, "error": s.error}
+                for s in verification.signatures
+            ],
+            "attestations": [
+                {"predicate_type": a.predicate_type, "verified": a.verified, "signer": a.signer, "error": a.error}
+                for a in verification.attestations
+            ],
+            "message": verification.message,
+        }
+        with self._write(_duplicate("verification", verification.id)) as conn:
+            conn.execute(self._insert_verification, values)
+
+    def get_verification(self, verification_id: str) -> Verification | None:
+        """Return one verification."""
+        with self._read() as conn:
+            row = conn.execute(self._select_verification, {"id": verification_id}).first()
+        return None if row is None else _verification(row)
+
+    def latest_verification(self, artifact_digest: str) -> Verification | None:
+        """Return the newest verification of an artifact (by ``verified_at``, then id)."""
+        with self._read() as conn:
+            row = conn.execute(self._latest_verification, {"digest": artifact_digest}).first()
+        return None if row is None else _verification(row)
+
+    # -- decisions ---------------------------------------------------------------
+
+    def add_decision(self, decision: Decision) -> None:
+        """Record a decision.
+
+        Raises:
+            InvalidArgument: ``request`` is not JSON-compatible, or a timing
+                is not a finite number.
+            Conflict: a decision with this id exists.
+        """
+        _required(decision.id, "id")
+        _aware(decision.decided_at, "decided_at")
+        request = dict(decision.request)
+        try:
+            json.dumps(request, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise InvalidArgument("request", f"expected JSON-compatible values, got {error}") from error
+        timings = decision.timings
+        for name in ("total", "policy", "evidence"):
+            _finite(getattr(timings, name), f"timings.{name}")
+        values = {
+            "id": decision.id,
+            "allowed": decision.allowed,
+            "message": decision.message,
+            "stage": decision.stage,
+            "decided_at": decision.decided_at,
+            "results": [
+                {
+                    "policy": r.policy,
+                    "rule": r.rule,
+                    "outcome": r.outcome.value,
+                    "message": r.message,
+                    "remediation": r.remediation,
+                    "action": r.action.value,
+                    "resource": r.resource,
+                }
+                for r in decision.results
+            ],
+            "policy_bundle_digest": decision.policy_bundle_digest,
+            "evidence_ids": list(decision.evidence_ids),
+            "caller": decision.caller,
+            "artifact_digests": list(decision.artifact_digests),
+            "timings": {"total": timings.total, "policy": timings.policy, "evidence": timings.evidence},
+            "request": request,
+            "signature": bytes(decision.signature),
+        }
+        links = [{"digest": digest, "decision_id": decision.id} for digest in dict.fromkeys(decision.artifact_digests)]
+        with self._write(_duplicate("decision", decision.id)) as conn:
+            conn.execute(self._insert_decision, values)
+            if links:
+                conn.execute(self._insert_decision_artifact, links)
+
+    def get_decision(self, decision_id: str) -> Decision | None:
+        """Return one decision."""
+        with self._read() as conn:
+            row = conn.execute(self._select_decision, {"id": decision_id}).first()
+        return None if row is None else _decision(row)
+
+    def list_decisions(self, query: DecisionQuery) -> Page[Decision]:
+        """Return decisions, newest first (ties by id, descending).
+
+        ``since`` is inclusive and ``until`` exclusive; every filter given
+        must hold.
+
+        Raises:
+            InvalidArgument: a bound is a naive datetime, or the page size or
+                token is bad.
+        """
+        limit = page_limit(query.page_size)
+        params: dict[str, Any] = {
+            "digest": query.artifact_digest,
+            "allowed": query.allowed,
+            "stage": query.stage,
+            "since": None if query.since is None else _aware(query.since, "since"),
+            "until": None if query.until is None else _aware(query.until, "until"),
+            "limit": limit + 1,
+        }
+        if query.page_token:
+            after = decode_token("decisions", query.page_token, ("time", "str"))
+            params.update(after_at=after[0], after_id=after[1])
+        statement = _decision_page(
+            bool(query.artifact_digest),
+            query.allowed is not None,
+            bool(query.stage),
+            query.since is not None,
+            query.until is not None,
+            bool(query.page_token),
+        )
+        with self._read() as conn:
+            rows = conn.execute(statement, params).all()
+        rows, token = _cut(rows, limit, "decisions", lambda row: (row.decided_at, row.id))
+        return Page(items=tuple(_decision(row) for row in rows), next_token=token)
+
+
+# -- statements that vary with the filters: built once per shape ------------------
+
+
+@cache
+def _finding_filters(kinds: bool) -> tuple[sa.ColumnElement[bool], ...]:
+    conditions = [
+        findings.c.scan_id.in_(sa.bindparam("scan_ids", expanding=True)),
+        findings.c.severity >= sa.bindparam("min_severity", type_=sa.SmallInteger),
+    ]
+    if kinds:
+        conditions.append(findings.c.kind.in_(sa.bindparam("kinds", expanding=True)))
+    return tuple(conditions)
+
+
+@cache
+def _finding_counts(kinds: bool) -> sa.Select[Any]:
+    return (
+        sa.select(findings.c.severity, sa.func.count())
+        .where(*_finding_filters(kinds))
+        .group_by(findings.c.severity)
+    )
+
+
+@cache
+def _finding_page(kinds: bool, after: bool) -> sa.Select[Any]:
+    statement = sa.select(findings).where(*_finding_filters(kinds))
+    if after:
+        # Severity descends while fingerprint and scan id ascend, so the key
+        # cannot be one row-value comparison.
+        severity = sa.bindparam("after_severity", type_=sa.SmallInteger)
+        statement = statement.where(
+            sa.or_(
+                findings.c.severity < severity,
+                sa.and_(
+                    findings.c.severity == severity,
+                    sa.tuple_(findings.c.fingerprint, findings.c.scan_id)
+                    > sa.tuple_(sa.bindparam("after_fingerprint"), sa.bindparam("after_scan")),
+                ),
+            )
+        )
+    return statement.order_by(findings.c.severity.desc(), findings.c.fingerprint, findings.c.scan_id).limit(sa.bindparam("limit", type_=sa.Integer))
+
+
+@cache
+def _sbom_page(artifact: bool, after: bool) -> sa.Select[Any]:
+    statement = sa.select(sboms)
+    if artifact:
+        statement = statement.where(sboms.c.artifact_digest == sa.bindparam("digest"))
+    if after:
+        statement = statement.where(
+            sa.tuple_(sboms.c.created_at, sboms.c.id)
+            < sa.tuple_(sa.bindparam("after_at", type_=UtcDateTime), sa.bindparam("after_id"))
+        )
+    return statement.order_by(sboms.c.created_at.desc(), sboms.c.id.desc()).limit(sa.bindparam("limit", type_=sa.Integer))
+
+
+@cache
+def _component_page(name_mode: str, purl: bool, after: bool) -> sa.Select[Any]:
+    statement = sa.select(sbom_components, sboms.c.artifact_digest).join(
+        sboms, sboms.c.id == sbom_components.c.sbom_id
+    )
+    if name_mode == "equal":
+        statement = statement.where(sbom_components.c.name_lower == sa.bindparam("name"))
+    elif name_mode == "like":
+        statement = statement.where(sbom_components.c.name_lower.like(sa.bindparam("name"), escape="\\"))
+    if purl:
+        statement = statement.where(sbom_components.c.purl_key.like(sa.bindparam("purl"), escape="\\"))
+    if after:
+        statement = statement.where(
+            sa.tuple_(sbom_components.c.name_lower, sbom_components.c.sbom_id, sbom_components.c.position)
+            > sa.tuple_(
+                sa.bindparam("after_name"),
+                sa.bindparam("after_sbom"),
+                sa.bindparam("after_position", type_=sa.Integer),
+            )
+        )
+    return statement.order_by(
+        sbom_components.c.name_lower, sbom_components.c.sbom_id, sbom_components.c.position
+    ).limit(sa.bindparam("limit", type_=sa.Integer))
+
+
+@cache
+def _decision_page(
+    artifact: bool, allowed: bool, stage: bool, since: bool, until: bool, after: bool
+) -> sa.Select[Any]:
+    statement = sa.select(decisions)
+    if artifact:
+        linked = sa.select(decision_artifacts.c.decision_id).where(
+            decision_artifacts.c.digest == sa.bindparam("digest")
+        )
+        statement = statement.where(decisions.c.id.in_(linked))
+    if allowed:
+        statement = statement.where(decisions.c.allowed == sa.bindparam("allowed", type_=sa.Boolean))
+    if stage:
+        statement = statement.where(decisions.c.stage == sa.bindparam("stage"))
+    if since:
+        statement = statement.where(decisions.c.decided_at >= sa.bindparam("since", type_=UtcDateTime))
+    if until:
+        statement = statement.where(decisions.c.decided_at < sa.bindparam("until", type_=UtcDateTime))
+    if after:
+        statement = statement.where(
+            sa.tuple_(decisions.c.decided_at, decisions.c.id)
+            < sa.tuple_(sa.bindparam("after_at", type_=UtcDateTime), sa.bindparam("after_id"))
+        )
+    return statement.order_by(decisions.c.decided_at.desc(), decisions.c.id.desc()).limit(sa.bindparam("limit", type_=sa.Integer))
+
+
+# -- helpers -------------------------------------------------------------------------
+
+
+def _cut(
+    rows: Sequence[Row[Any]], limit: int, listing: str, key: Callable[[Row[Any]], Sequence[KeyValue]]
+) -> tuple[Sequence[Row[Any]], str]:
+    """Trim the look-ahead row fetched beyond ``limit``; return the rows and the next token."""
+    if len(rows) <= limit:
+        return rows, ""
+    rows = rows[:limit]
+    return rows, encode_token(listing, key(rows[-1]))
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _purl_key(purl: str) -> str:
+    return _PURL_TAIL.split(purl, maxsplit=1)[0].casefold()
+
+
+def _required(value: str, field: str) -> None:
+    if not value:
+        raise InvalidArgument(field, "required, got an empty string")
+
+
+def _aware(value: datetime, field: str) -> datetime:
+    if value.utcoffset() is None:
+        raise InvalidArgument(field, f"expected a timezone-aware datetime, got naive {value.isoformat()}")
+    return value
+
+
+def _finite(value: float, field: str) -> None:
+    if not math.isfinite(value):
+        raise InvalidArgument(field, f"expected a finite number, got {value}")
+
+
+def _duplicate(what: str, key: str) -> Callable[[exc.IntegrityError], GateError]:
+    def translate(error: exc.IntegrityError) -> GateError:
+        if is_unique_violation(error):
+            return Conflict(f"{what} {key!r} already exists")
+        return store_unavailable(error)
+
+    return translate
+
+
+def _scan_integrity(scan: Scan) -> Callable[[exc.IntegrityError], GateError]:
+    def translate(error: exc.IntegrityError) -> GateError:
+        if is_unique_violation(error):
+            return Conflict(f"scan {scan.id!r} already exists")
+        if is_foreign_key_violation(error):
+            return NotFound("artifact", scan.artifact_digest)
+        return store_unavailable(error)
+
+    return translate
+
+
+def _scan_values(scan: Scan) -> dict[str, Any]:
+    _required(scan.id, "id")
+    _required(scan.artifact_digest, "artifact_digest")
+    _required(scan.scanner, "scanner")
+    _aware(scan.created_at, "created_at")
+    if scan.started_at is not None:
+        _aware(scan.started_at, "started_at")
+    if scan.finished_at is not None:
+        _aware(scan.finished_at, "finished_at")
+    counts = scan.counts
+    return {
+        "id": scan.id,
+        "artifact_digest": scan.artifact_digest,
+        "scanner": scan.scanner,
+        "scanner_version": scan.scanner_version,
+        "target_kind": scan.target.kind.value,
+        "target_location": scan.target.location,
+        "state": scan.state.value,
+        "error": scan.error,
+        "created_at": scan.created_at,
+        "started_at": scan.started_at,
+        "finished_at": scan.finished_at,
+        "count_critical": counts.critical,
+        "count_high": counts.high,
+        "count_medium": counts.medium,
+        "count_low": counts.low,
+        "count_info": counts.info,
+        "count_unknown": counts.unknown,
+        "finding_count": scan.finding_count,
+        "imported": scan.imported,
+    }
+
+
+def _scan(row: Row[Any]) -> Scan:
+    return Scan(
+        id=row.id,
+        artifact_digest=row.artifact_digest,
+        scanner=row.scanner,
+        target=ScanTarget(kind=TargetKind(row.target_kind), location=row.target_location),
+        state=ScanState(row.state),
+        created_at=row.created_at,
+        scanner_version=row.scanner_version,
+        error=row.error,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        counts=SeverityCounts(
+            critical=row.count_critical,
+            high=row.count_high,
+            medium=row.count_medium,
+            low=row.count_low,
+            info=row.count_info,
+            unknown=row.count_unknown,
+        ),
+        finding_count=row.finding_count,
+        imported=row.imported,
+    )
+
+
+def _finding_rows(scan_id: str, items: Sequence[Finding]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for index, finding in enumerate(items):
+        if finding.scan_id != scan_id:
+            raise InvalidArgument(f"findings[{index}].scan_id", f"expected {scan_id!r}, got {finding.scan_id!r}")
+        _required(finding.fingerprint, f"findings[{index}].fingerprint")
+        if finding.fingerprint in seen:
+            raise InvalidArgument(
+                f"findings[{index}].fingerprint", f"expected unique fingerprints, got {finding.fingerprint!r} again"
+            )
+        seen.add(finding.fingerprint)
+        _finite(finding.cvss_score, f"findings[{index}].cvss_score")
+        package = finding.package
+        location = finding.location
+        rows.append(
+            {
+                "scan_id": scan_id,
+                "fingerprint": finding.fingerprint,
+                "scanner": finding.scanner,
+                "kind": finding.kind.value,
+                "rule_id": finding.rule_id,
+                "title": finding.title,
+                "severity": int(finding.severity),
+                "description": finding.description,
+                "package": None
+                if package is None
+                else {
+                    "name": package.name,
+                    "version": package.version,
+                    "purl": package.purl,
+                    "fixed_versions": list(package.fixed_versions),
+                },
+                "location": None
+                if location is None
+                else {
+                    "path": location.path,
+                    "start_line": location.start_line,
+                    "end_line": location.end_line,
+                    "layer_digest": location.layer_digest,
+                },
+                "fix_available": finding.fix_available,
+                "references": list(finding.references),
+                "cvss_score": float(finding.cvss_score),
+                "redacted_match": finding.redacted_match,
+            }
+        )
+    return rows
+
+
+def _finding(row: Row[Any]) -> Finding:
+    package: Mapping[str, Any] | None = row.package
+    location: Mapping[str, Any] | None = row.location
+    return Finding(
+        fingerprint=row.fingerprint,
+        scan_id=row.scan_id,
+        scanner=row.scanner,
+        kind=FindingKind(row.kind),
+        rule_id=row.rule_id,
+        title=row.title,
+        severity=Severity(row.severity),
+        description=row.description,
+        package=None
+        if package is None
+        else Package(
+            name=package["name"],
+            version=package["version"],
+            purl=package["purl"],
+            fixed_versions=tuple(package["fixed_versions"]),
+        ),
+        location=None
+        if location is None
+        else Location(
+            path=location["path"],
+            start_line=location["start_line"],
+            end_line=location["end_line"],
+            layer_digest=location["layer_digest"],
+        ),
+        fix_available=row.fix_available,
+        references=tuple(row.references),
+        cvss_score=row.cvss_score,
+        redacted_match=row.redacted_match,
+    )
+
+
+def _sbom(row: Row[Any]) -> Sbom:
+    return Sbom(
+        id=row.id,
+        artifact_digest=row.artifact_digest,
+        format=SbomFormat(row.format),
+        spec_version=row.spec_version,
+        generator=row.generator,
+        created_at=row.created_at,
+        component_count=row.component_count,
+        document_digest=row.document_digest,
+    )
+
+
+def _component(row: Row[Any]) -> Component:
+    return Component(
+        type=row.type,
+        name=row.name,
+        version=row.version,
+        group=row.group,
+        purl=row.purl,
+        licenses=tuple(row.licenses),
+    )
+
+
+def _verification(row: Row[Any]) -> Verification:
+    return Verification(
+        id=row.id,
+        artifact_digest=row.artifact_digest,
+        verified=row.verified,
+        verified_at=row.verified_at,
+        signatures=tuple(
+            SignatureResult(verified=s["verified"], signer=s["signer"], tlog_index=s["tlog_index"], error=s["error"])
+            for s in row.signatures
+        ),
+        attestations=tuple(
+            AttestationResult(
+                predicate_type=a["predicate_type"], verified=a["verified"], signer=a["signer"], error=a["error"]
+            )
+            for a in row.attestations
+        ),
+        message=row.message,
+    )
+
+
+def _decision(row: Row[Any]) -> Decision:
+    timings: Mapping[str, float] = row.timings
+    return Decision(
+        id=row.id,
+        allowed=row.allowed,
+        message=row.message,
+        stage=row.stage,
+        decided_at=row.decided_at,
+        results=tuple(
+            RuleResult(
+                policy=r["policy"],
+                rule=r["rule"],
+                outcome=RuleOutcome(r["outcome"]),
+                message=r["message"],
+                remediation=r["remediation"],
+                action=EnforcementAction(r["action"]),
+                resource=r["resource"],
+            )
+            for r in row.results
+        ),
+        policy_bundle_digest=row.policy_bundle_digest,
+        evidence_ids=tuple(row.evidence_ids),
+        caller=row.caller,
+        artifact_digests=tuple(row.artifact_digests),
+        timings=DecisionTimings(total=timings["total"], policy=timings["policy"], evidence=timings["evidence"]),
+        request=row.request,
+        signature=bytes(row.signature),
+    )

@@ -1,0 +1,1 @@
+"""The Kyverno-compatible policy engine (pure: policies and resources in, results out)."""

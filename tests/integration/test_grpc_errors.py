@@ -1,0 +1,81 @@
+"""Failures inside gate reach gRPC callers as a status, never as a traceback or SQL."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+
+from gate._api import Api
+from gate.core import Gate
+from gate.errors import StoreUnavailable
+from gate.server._grpc import GrpcApi, RequestLimits
+from gate.v1 import scan_pb2
+
+
+class BrokenStore:
+    """A store port whose scan lookup fails the way a given backend failure would."""
+
+    def __init__(self, failure: BaseException) -> None:
+        self.failure = failure
+
+    def get_scan(self, scan_id: str) -> None:
+        raise self.failure
+
+
+@pytest.fixture
+def call_with_store() -> Iterator:
+    servers = []
+
+    def start(store: object) -> grpc.RpcError:
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        holder: dict = {}
+
+        async def main() -> None:
+            server = grpc.aio.server()
+            api = GrpcApi(Api(Gate(store)), ThreadPoolExecutor(2), RequestLimits(1 << 20, 1 << 20))  # type: ignore[arg-type]
+            server.add_generic_rpc_handlers(api.handlers())
+            holder["port"] = server.add_insecure_port("127.0.0.1:0")
+            await server.start()
+            holder["server"] = server
+            ready.set()
+            await server.wait_for_termination()
+
+        thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+        thread.start()
+        assert ready.wait(10)
+        servers.append((loop, holder["server"], thread))
+        with grpc.insecure_channel(f"127.0.0.1:{holder['port']}") as channel:
+            stub = channel.unary_unary(
+                "/gate.v1.ScanService/GetScan",
+                request_serializer=scan_pb2.GetScanRequest.SerializeToString,
+                response_deserializer=scan_pb2.Scan.FromString,
+            )
+            with pytest.raises(grpc.RpcError) as caught:
+                stub(scan_pb2.GetScanRequest(id=str(uuid.uuid4())), timeout=5)
+        return caught.value
+
+    yield start
+    for loop, server, thread in servers:
+        asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(10)
+        thread.join(10)
+
+
+def test_store_outage_is_unavailable_with_the_store_message(call_with_store) -> None:
+    error = call_with_store(BrokenStore(StoreUnavailable("evidence store unavailable: connection refused")))
+    assert error.code() is grpc.StatusCode.UNAVAILABLE
+    assert error.details() == "evidence store unavailable: connection refused"
+
+
+def test_unexpected_errors_are_internal_with_a_reference_and_no_details(call_with_store, caplog) -> None:
+    error = call_with_store(BrokenStore(RuntimeError("SELECT secret FROM scans WHERE password='hunter2'")))
+    assert error.code() is grpc.StatusCode.INTERNAL
+    assert error.details().startswith("internal error (reference ")
+    assert "SELECT" not in error.details() and "hunter2" not in error.details()
+    assert "Traceback" not in error.details()

@@ -1,0 +1,48 @@
+"""The API table: every RPC of the contract is answered or names the feature it awaits."""
+
+from __future__ import annotations
+
+import pytest
+
+from gate._api import METHODS, PENDING_FEATURES, Api, unavailable
+from gate.core import Gate
+from gate.errors import InvalidArgument, Unsupported
+from gate.v1 import scan_pb2
+
+
+class NoStore:
+    """A store port that must not be reached by these tests."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"store.{name} called")
+
+
+API = Api(Gate(NoStore()))  # type: ignore[arg-type]
+
+
+def test_every_rpc_is_either_implemented_or_pending_never_both() -> None:
+    implemented = set(API.unary)
+    pending = set(PENDING_FEATURES)
+    assert implemented | pending == set(METHODS)
+    assert implemented & pending == set()
+
+
+def test_pending_rpcs_name_their_feature() -> None:
+    error = unavailable("gate.v1.DecisionService/Decide")
+    assert isinstance(error, Unsupported)
+    assert error.message == (
+        "gate.v1.DecisionService/Decide is not available in this gate: "
+        "not implemented yet; it arrives with policy decisions (the decisions feature)"
+    )
+
+
+def test_unknown_rpcs_are_invalid() -> None:
+    with pytest.raises(InvalidArgument, match="no such RPC: gate.v1.Nope/Nope"):
+        API.invoke("gate.v1.Nope/Nope", scan_pb2.GetScanRequest())
+
+
+def test_validation_happens_before_the_store_is_touched() -> None:
+    with pytest.raises(InvalidArgument, match="id: expected a UUID"):
+        API.invoke("gate.v1.ScanService/GetScan", scan_pb2.GetScanRequest(id="../../etc/passwd"))
+    with pytest.raises(Unsupported, match="version_range"):
+        API.invoke("gate.v1.SbomService/SearchComponents", __import__("gate.v1.sbom_pb2").v1.sbom_pb2.SearchComponentsRequest(name="x", version_range=">=1"))

@@ -1,0 +1,104 @@
+"""Configuration: defaults, overrides, and one clear line per mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gate.config import ENV_OVERRIDES, load_config, parse_listen
+from gate.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gate.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_use_sqlite_in_the_data_dir(tmp_path: Path) -> None:
+    config = load_config(None, {"GATE_DATA_DIR": str(tmp_path)})
+    assert config.effective_database_url == f"sqlite:///{tmp_path / 'gate.db'}"
+    assert config.grpc.listen == "0.0.0.0:50051"
+    assert config.webhook.listen == "0.0.0.0:8443"
+    assert config.metrics.listen == "0.0.0.0:9090"
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "grpc:\n  listen: 127.0.0.1:6000\ndatabase_url: sqlite:///x.db\n")
+    config = load_config(
+        path,
+        {"GATE_GRPC_LISTEN": "127.0.0.1:7000", "GATE_DATABASE_URL": "postgresql://u@h/db", "GATE_METRICS_ENABLED": "off"},
+    )
+    assert config.grpc.listen == "127.0.0.1:7000"
+    assert config.database_url == "postgresql://u@h/db"
+    assert config.metrics.enabled is False
+
+
+def test_gate_config_variable_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "log:\n  level: debug\n")
+    assert load_config(None, {"GATE_CONFIG": str(path)}).log.level == "debug"
+
+
+def test_every_documented_variable_is_in_the_readme() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    missing = [name for name in ENV_OVERRIDES if f"`{name}`" not in readme]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("grpc:\n  listen: nowhere\n", "gate.yaml: grpc.listen: expected host:port (e.g. 0.0.0.0:50051), got 'nowhere'"),
+        ("grpc:\n  listen: 1.2.3.4:70000\n", "gate.yaml: grpc.listen: port must be 0-65535, got 70000"),
+        ("grcp:\n  listen: 1.2.3.4:1\n", "gate.yaml: grcp: unknown key"),
+        ("grpc:\n  workers: 0\n", "gate.yaml: grpc.workers: Input should be greater than or equal to 1, got 0"),
+        ("webhook:\n  tls:\n    cert_file: a.pem\n", "gate.yaml: webhook.tls.key_file: Field required"),
+        ("scanners:\n  trivy:\n    timeout: -1\n", "gate.yaml: scanners.trivy.timeout: Input should be greater than 0"),
+        ("database_url: mysql://x\n", "gate.yaml: database_url: expected sqlite:///PATH or postgresql://..., got scheme"),
+        ("- a\n- b\n", "gate.yaml: expected a mapping at the top level, got list"),
+        ("grpc: [1\n", "gate.yaml: invalid YAML at line 2, column 1"),
+    ],
+)
+def test_bad_file_gives_one_line_with_file_key_and_problem(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), {})
+    message = caught.value.message
+    assert "\n" not in message
+    assert message.startswith(str(tmp_path)), message
+    assert expected in message
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {"GATE_WEBHOOK_LISTEN": "8443"})
+    assert caught.value.message == (
+        "environment variable GATE_WEBHOOK_LISTEN: webhook.listen: "
+        "expected host:port (e.g. 0.0.0.0:50051), got '8443'"
+    )
+
+
+def test_bad_boolean_variable_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="GATE_METRICS_ENABLED: expected true or false, got 'maybe'"):
+        load_config(None, {"GATE_METRICS_ENABLED": "maybe"})
+
+
+def test_missing_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nope.yaml: file not found"):
+        load_config(tmp_path / "nope.yaml", {})
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "port"),
+    [("0.0.0.0:50051", "0.0.0.0", 50051), ("[::1]:8443", "::1", 8443), ("localhost:0", "localhost", 0)],
+)
+def test_listen_addresses_parse(text: str, host: str, port: int) -> None:
+    address = parse_listen(text)
+    assert (address.host, address.port) == (host, port)
+    assert parse_listen(str(address)) == address
+
+
+@pytest.mark.parametrize("text", ["::1:80", ":80", "host:", "host:port", "[zz]:80"])
+def test_malformed_listen_addresses_are_rejected(text: str) -> None:
+    with pytest.raises(ValueError, match="got"):
+        parse_listen(text)
