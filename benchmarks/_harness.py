@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import socket
@@ -28,6 +29,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 LOOPBACK = "127.0.0.1"
 BENCH_DIR = Path(__file__).resolve().parent
+# gate may not be installed in the venv: its children run from the checkout.
+REPO_ROOT = BENCH_DIR.parent
 
 # Options for the throw-away probe channels: a private subchannel pool, so a
 # probe never reuses another channel's connection (or its reconnect backoff,
@@ -48,8 +51,19 @@ def free_port() -> int:
 
 
 def gate_command() -> list[str]:
-    """How to run ``gate serve`` with the interpreter running this script (the venv's)."""
+    """How to run ``gate serve`` with the interpreter running this script (the venv's).
+
+    ``-c`` puts the working directory first on sys.path, and :func:`spawn`
+    starts children in :data:`REPO_ROOT`: this checkout's gate is the one
+    measured, whether or not (or whichever) gate is installed.
+    """
     return [sys.executable, "-c", "from gate.cli import main; raise SystemExit(main(['serve']))"]
+
+
+def import_checkout() -> None:
+    """Make this checkout's gate importable here too (for its generated protobuf messages)."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +121,7 @@ def spawn(command: Sequence[str], env: Mapping[str, str] | None, log_path: Path)
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
             start_new_session=True,
         )
 
@@ -184,7 +199,8 @@ def unary_answers(
 ) -> bool:
     """One raw-bytes unary call on a fresh connection; true when it ends with one of ``ok_codes``."""
     with grpc.insecure_channel(target, options=_PROBE_OPTIONS) as channel:
-        call = channel.unary_unary(method)  # no serializers: bytes in, bytes out
+        # No serializers: bytes in, bytes out.
+        call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
         try:
             call(payload, timeout=timeout)
         except grpc.RpcError as error:
@@ -300,3 +316,10 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 def median(values: Sequence[float]) -> float:
     """The median, NaN when there is nothing to take it of."""
     return statistics.median(values) if values else float("nan")
+
+
+def fmt_num(value: float, spec: str) -> str:
+    """``format(value, spec)``, with NaN (a step never reached) as a "-" of the same width."""
+    if math.isnan(value):
+        return format("-", ">" + spec.split(".", maxsplit=1)[0])
+    return format(value, spec)

@@ -91,7 +91,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     ]
     try:
         await asyncio.wait_for(asyncio.gather(*(ch.channel_ready() for ch in channels)), timeout=30)
-        calls = [ch.unary_unary(args.method) for ch in channels]
+        calls: list[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = [
+            ch.unary_unary(args.method) for ch in channels
+        ]
         begin = time.perf_counter()
         tally = Tally(measure_from=begin + args.warmup, measure_until=begin + args.warmup + args.duration)
         cpu_begin = time.process_time()

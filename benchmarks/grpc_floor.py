@@ -41,11 +41,14 @@ from _echo_server import FULL_METHOD as ECHO_METHOD
 from _harness import (
     BENCH_DIR,
     LOOPBACK,
+    REPO_ROOT,
     Children,
     GatePorts,
+    fmt_num,
     free_port,
     gate_command,
     gate_env,
+    import_checkout,
     log_problems,
     log_tail,
     median,
@@ -57,7 +60,7 @@ from _harness import (
     unary_answers,
     wait_until,
 )
-from _load_client import write_payloads
+from _load_client import read_payloads, write_payloads
 
 GATE_METHOD = "/gate.v1.ScanService/GetScan"
 TARGET_RATIO = 0.60
@@ -110,9 +113,13 @@ class Server:
 
 
 def _gate_requests(count: int) -> list[bytes]:
-    # Imported here, not at the top: the echo floor must still be measurable
-    # (and the error clear) while gate's package is broken or half written.
-    from gate.v1 import scan_pb2
+    # Imported here, not at the top: while gate's package is broken or half
+    # written the benchmark should say so in one line, not with a traceback.
+    import_checkout()
+    try:
+        from gate.v1 import scan_pb2
+    except ImportError as exc:
+        raise RuntimeError(f"cannot import gate.v1.scan_pb2 from {REPO_ROOT}: {exc}") from None
 
     return [scan_pb2.GetScanRequest(id=str(uuid.uuid4())).SerializeToString() for _ in range(count)]
 
@@ -179,7 +186,7 @@ def run_python_client(server: Server, args: argparse.Namespace) -> Figures:
     return Figures.from_client(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def _h2load_figures(output: str, log_file: Path, duration: float) -> Figures:
+def _h2load_figures(output: str, log_file: Path, warmup: float, duration: float) -> Figures:
     counts = re.search(
         r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
         r"(\d+) errored, (\d+) timeout",
@@ -199,13 +206,10 @@ def _h2load_figures(output: str, log_file: Path, duration: float) -> Figures:
         p99_ms=percentile(latencies, 0.99) * 1000,
         errors=errors,
         codes={"http_2xx": succeeded},
-        completed_total=succeeded + errors,
+        # h2load counts the measured window only, while the server's CPU time is
+        # taken over warm-up too: assume the warm-up ran at the same rate.
+        completed_total=round((succeeded + errors) * (warmup + duration) / duration),
     )
-
-
-def _first_payload(path: Path) -> bytes:
-    data = path.read_bytes()
-    return data[4 : 4 + int.from_bytes(data[:4], "big")]
 
 
 def run_h2load(server: Server, args: argparse.Namespace, workdir: Path) -> Figures:
@@ -215,7 +219,7 @@ def run_h2load(server: Server, args: argparse.Namespace, workdir: Path) -> Figur
     other than a transport failure counts as success here, and every request
     carries the same payload (the first of the server's payload file).
     """
-    message = _first_payload(server.payloads)
+    message = read_payloads(server.payloads)[0]
     body = workdir / f"{server.name}.grpc-frame"
     # A gRPC length-prefixed message: flag 0 (not compressed), 4-byte big-endian length.
     body.write_bytes(b"\x00" + len(message).to_bytes(4, "big") + message)
@@ -226,8 +230,9 @@ def run_h2load(server: Server, args: argparse.Namespace, workdir: Path) -> Figur
         f"--clients={args.channels}",
         f"--max-concurrent-streams={math.ceil(args.concurrency / args.channels)}",
         "--threads=1",
-        f"--duration={args.duration}",
-        f"--warm-up-time={args.warmup}",
+        # h2load takes whole numbers or unit suffixes ("8", "1500ms"), not "8.0".
+        f"--duration={round(args.duration * 1000)}ms",
+        f"--warm-up-time={round(args.warmup * 1000)}ms",
         f"--data={body}",
         f"--log-file={log_file}",
         "--header=content-type: application/grpc",
@@ -239,7 +244,7 @@ def run_h2load(server: Server, args: argparse.Namespace, workdir: Path) -> Figur
     )
     if done.returncode != 0:
         raise RuntimeError(f"h2load failed ({done.returncode}):\n{done.stdout[-1000:]}{done.stderr[-1000:]}")
-    return _h2load_figures(done.stdout, log_file, args.duration)
+    return _h2load_figures(done.stdout, log_file, args.warmup, args.duration)
 
 
 def measure(server: Server, args: argparse.Namespace, workdir: Path) -> Figures:
@@ -265,10 +270,6 @@ def measure(server: Server, args: argparse.Namespace, workdir: Path) -> Figures:
     return figures
 
 
-def _num(value: float, spec: str) -> str:
-    return "-" if math.isnan(value) else format(value, spec)
-
-
 def _header() -> str:
     return (
         f"{'round':<7}{'server':<7}{'RPC/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
@@ -278,8 +279,9 @@ def _header() -> str:
 
 def _row(label: str, name: str, f: Figures) -> str:
     return (
-        f"{label:<7}{name:<7}{_num(f.rps, '9.0f')}{_num(f.p50_ms, '9.2f')}{_num(f.p99_ms, '9.2f')}"
-        f"{f.errors:8d}{_num(f.server_cpu_us_per_rpc, '12.0f')}{_num(100 * f.client_cpu_share, '11.0f')}%"
+        f"{label:<7}{name:<7}{fmt_num(f.rps, '9.0f')}{fmt_num(f.p50_ms, '9.2f')}"
+        f"{fmt_num(f.p99_ms, '9.2f')}{f.errors:8d}{fmt_num(f.server_cpu_us_per_rpc, '12.0f')}"
+        f"{fmt_num(100 * f.client_cpu_share, '11.0f')}%"
     )
 
 
@@ -419,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
             problems = report(result, servers["gate"].log)
         except RuntimeError as exc:
             # Could not measure at all (a server did not start or died): that is a failure.
+            sys.stdout.flush()  # keep the table above the error
             print(f"benchmark failed: {exc}", file=sys.stderr)
             return 1
         finally:

@@ -103,6 +103,15 @@ class Api:
             "gate.v1.AuditService/GetDecision": self._get_decision,
         }
 
+        # Point lookups by id: cheap enough on a local SQLite file to run on the
+        # caller's event loop (see EvidenceStore.inline_reads). Anything that can
+        # scan a table or move megabytes (listings, documents) stays off it.
+        self.inline: frozenset[str] = (
+            frozenset({"gate.v1.ScanService/GetScan", "gate.v1.AuditService/GetDecision"})
+            if gate.store.inline_reads
+            else frozenset()
+        )
+
     def invoke(self, method: str, request: Message) -> Message:
         """Answer one unary RPC (``package.Service/Method``); raises GateError."""
         implementation = self.unary.get(method)

@@ -40,6 +40,11 @@ def configure(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(noisy).handlers[:] = []
-        logging.getLogger(noisy).propagate = True
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # Their INFO lines (uvicorn's per-listener start banners, alembic's plug-in
+    # set-up) repeat what gate logs itself; keep their warnings and errors.
+    if root.level < logging.WARNING:
+        for name in ("uvicorn", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)

@@ -100,7 +100,7 @@ class RemoteClient:
             raise InvalidArgument("method", f"no such RPC: {method}")
         stub = self._channel.unary_unary(
             f"/{method}",
-            request_serializer=Message.SerializeToString,
+            request_serializer=_serialize,
             response_deserializer=response_class.FromString,
         )
         try:
@@ -116,3 +116,7 @@ class RemoteClient:
     def close(self) -> None:
         """Close the channel."""
         self._channel.close()
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()

@@ -108,6 +108,7 @@ class GrpcApi:
         latency = GRPC_LATENCY.labels(full)
         counters: dict[grpc.StatusCode, Any] = {}
         executor = self._executor
+        inline = full in self._api.inline
 
         def count(code: grpc.StatusCode) -> None:
             counter = counters.get(code)
@@ -122,7 +123,9 @@ class GrpcApi:
                 if isinstance(request, _Rejected):
                     code = grpc.StatusCode.INVALID_ARGUMENT
                     await context.abort(code, request.message)
-                # The implementations block on the store: keep them off the event loop.
+                if inline:
+                    return implementation(request)
+                # The implementation blocks on the store: keep it off the event loop.
                 return await asyncio.get_running_loop().run_in_executor(executor, implementation, request)
             except GateError as error:
                 code = status_for(GRPC_STATUS, error)

@@ -105,7 +105,9 @@ class GateServer:
         """Start, report SERVING, wait for a stop request, then shut down gracefully."""
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        store = open_store(config.effective_database_url)
+        # One pooled connection per worker thread, so that a busy server never
+        # opens and closes overflow connections per request.
+        store = open_store(config.effective_database_url, pool_size=config.grpc.workers, max_overflow=4)
         STORE_UP.set(1)
         core = Gate(store)
         executor = ThreadPoolExecutor(config.grpc.workers, thread_name_prefix="gate-worker")

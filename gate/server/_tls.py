@@ -9,11 +9,6 @@ import os
 import socket
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 log = logging.getLogger("gate.tls")
 
 VALIDITY = dt.timedelta(days=365)
@@ -22,11 +17,13 @@ RENEW_BEFORE = dt.timedelta(days=30)
 
 
 def _still_valid(cert_path: Path, now: dt.datetime) -> bool:
+    # Judged by the file's age, not by parsing it: importing cryptography's
+    # x509 costs ~0.1 s of every start, and gate wrote this file itself.
     try:
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    except (OSError, ValueError):
+        written = dt.datetime.fromtimestamp(cert_path.stat().st_mtime, dt.UTC)
+    except OSError:
         return False
-    return cert.not_valid_after_utc - RENEW_BEFORE > now
+    return written + VALIDITY - RENEW_BEFORE > now
 
 
 def ensure_self_signed(directory: Path) -> tuple[Path, Path]:
@@ -41,6 +38,11 @@ def ensure_self_signed(directory: Path) -> tuple[Path, Path]:
     now = dt.datetime.now(dt.UTC)
     if key_path.exists() and _still_valid(cert_path, now):
         return cert_path, key_path
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     hostname = socket.gethostname()

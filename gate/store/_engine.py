@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import sqlite3
+import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -18,10 +20,6 @@ from sqlalchemy.pool import ConnectionPoolEntry, QueuePool, StaticPool
 from gate.errors import InvalidArgument, StoreUnavailable
 
 POSTGRES_EXTRA_HINT = "PostgreSQL support needs the postgres extra: pip install 'gate[postgres]'"
-
-# An execution option of the engine handle the store writes through. On SQLite
-# it makes the transaction start with BEGIN IMMEDIATE (see _sqlite_begin).
-WRITE_OPTION = "gate_write"
 
 _SQLITE_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite"})
 _POSTGRES_DRIVERS = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
@@ -39,11 +37,6 @@ class StoreTarget:
     url: URL
     backend: str  # "sqlite" or "postgresql"
     sqlite_path: Path | None  # None for PostgreSQL and for an in-memory SQLite database
-
-    @property
-    def in_memory(self) -> bool:
-        """True for ``sqlite:///:memory:``."""
-        return self.backend == "sqlite" and self.sqlite_path is None
 
 
 def parse_store_url(url: str) -> StoreTarget:
@@ -64,7 +57,8 @@ def parse_store_url(url: str) -> StoreTarget:
         parsed = sa.make_url(url)
     except exc.ArgumentError as error:
         raise InvalidArgument(
-            "database_url", f"expected sqlite:///<path> or postgresql://<host>/<db>, got an unparsable {scheme} URL"
+            "database_url",
+            f"expected sqlite:///<path> or postgresql://<host>/<db>, got an unparsable {scheme} URL",
         ) from error
     if scheme.lower() in _POSTGRES_DRIVERS:
         return StoreTarget(parsed.set(drivername="postgresql+psycopg"), "postgresql", None)
@@ -164,13 +158,13 @@ def _sqlite_engine(target: StoreTarget, pool_size: int, max_overflow: int, timeo
     @event.listens_for(engine, "connect")
     def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Take BEGIN away from the sqlite3 module (which would skip it before
-        # SELECT and DDL) and issue it from the "begin" event instead.
+        # SELECT and DDL); writer() issues it instead.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
             if wal:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(cursor, timeout)
             # NORMAL is durable across application crashes in WAL mode; only a
             # power loss can drop the last commits, never corrupt the file.
             cursor.execute("PRAGMA synchronous = NORMAL")
@@ -178,13 +172,43 @@ def _sqlite_engine(target: StoreTarget, pool_size: int, max_overflow: int, timeo
         finally:
             cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _sqlite_begin(conn: Connection) -> None:
-        # A write transaction takes the write lock up front, where busy_timeout
-        # waits for it; a deferred one that reads first and writes later fails
-        # at once with SQLITE_BUSY if another writer committed in between.
-        # Reads run without BEGIN: each statement sees the latest commit.
-        if conn.get_execution_options().get(WRITE_OPTION):
+    return engine
+
+
+def writer(engine: Engine) -> Engine:
+    """Return the handle of ``engine`` to run write transactions (and migrations) through.
+
+    It shares the engine's pool. On SQLite its transactions begin with
+    ``BEGIN IMMEDIATE``; connections of the engine itself never emit BEGIN,
+    so a read is one statement that sees the latest commit.
+    """
+    handle = engine.execution_options()
+    if engine.dialect.name == "sqlite":
+        # Listening on the option engine keeps this hook off the read path.
+        @event.listens_for(handle, "begin")
+        def _sqlite_begin(conn: Connection) -> None:
+            # The write lock is taken up front, where busy_timeout waits for
+            # it; a deferred transaction that reads first and writes later
+            # fails at once with SQLITE_BUSY if another writer committed in
+            # between.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-    return engine
+    return handle
+
+
+def _enable_wal(cursor: Any, timeout: float) -> None:
+    """Switch the database to WAL mode (kept in the file, so usually already done)."""
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        return
+    # The switch needs the database to itself, and SQLite reports a clash
+    # with another connection at once instead of calling the busy handler:
+    # two processes opening a new database together meet exactly that.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)

@@ -3,11 +3,39 @@
 The common case -- the schema is already at :data:`HEAD_REVISION` -- costs one
 connection and two small queries, and never imports Alembic (whose import
 alone takes about half a second). Otherwise the upgrade runs under a lock
-that serialises concurrent starters: ``pg_advisory_lock`` on PostgreSQL, an
-exclusive ``flock`` on ``<database>.migrate.lock`` for a SQLite file. The
+that serialises concurrent starters: a session advisory lock with a fixed
+key on PostgreSQL (taken with ``pg_try_advisory_lock``, polled so that the
+wait can time out), an exclusive ``flock`` on ``<database>.migrate.lock``
+beside a SQLite file. The
 second starter then finds the schema at head and Alembic does nothing.
 
-How to write a new revision is explained in :mod:`gate.store.migrations`.
+There is no ``alembic.ini``: :func:`alembic_config` builds Alembic's
+configuration in code, pointing at the ``migrations`` package.
+
+To add a revision (``NNNN`` is the next number; ``0002`` after ``0001``):
+
+1. Change :mod:`gate.store._schema`.
+2. Generate the migration against a database at the current head::
+
+       python - <<'PY'
+       from alembic import command
+       from gate.store._migrate import alembic_config
+       config = alembic_config("sqlite:////tmp/gate-migrate.db")
+       command.upgrade(config, "head")
+       command.revision(config, message="add widgets", rev_id="NNNN", autogenerate=True)
+       PY
+
+   Without ``autogenerate=True`` the file starts empty. Either way, read it:
+   spell out every ``op`` call (types as in ``_schema``, ``Key`` columns with
+   their PostgreSQL "C" collation), make ``downgrade`` undo ``upgrade``, and
+   run ``ruff check --fix`` and ``ruff format`` on it.
+3. Set :data:`HEAD_REVISION` below to ``"NNNN"``; a test
+   fails until it matches Alembic's head, and another until the migrations
+   and ``_schema`` agree.
+
+Revisions must be backward compatible with the previous release's code
+(add, don't rename or drop in the same release), since during a rolling
+update both versions use the schema.
 """
 
 from __future__ import annotations
@@ -24,7 +52,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from gate.errors import StoreUnavailable
-from gate.store._engine import WRITE_OPTION, StoreTarget
+from gate.store._engine import StoreTarget, writer
 from gate.store._errors import store_unavailable
 
 if TYPE_CHECKING:
@@ -50,7 +78,7 @@ def alembic_config(url: str = "") -> Config:
             (``revision --autogenerate``, ``upgrade`` from a shell). At
             start-up the store passes its connection instead.
     """
-    from alembic.config import Config  # noqa: PLC0415 -- only paid when migrating
+    from alembic.config import Config  # deferred: only paid when migrating
 
     config = Config()
     # ConfigParser interpolates "%": a literal one must be doubled.
@@ -93,12 +121,11 @@ def current_revisions(engine: Engine) -> tuple[str, ...]:
 
 
 def _upgrade(engine: Engine) -> None:
-    from alembic import command  # noqa: PLC0415 -- only paid when migrating
-    from alembic.util import CommandError  # noqa: PLC0415
+    from alembic import command  # deferred: only paid when migrating
+    from alembic.util import CommandError
 
     config = alembic_config()
-    with engine.connect() as conn:
-        conn.execution_options(**{WRITE_OPTION: True})
+    with writer(engine).connect() as conn:
         config.attributes["connection"] = conn
         try:
             command.upgrade(config, "head")

@@ -61,7 +61,8 @@ def decode_token(listing: str, token: str, parts: Sequence[KeyPart]) -> tuple[Ke
     except (ValueError, UnicodeError, binascii.Error, TypeError) as exc:
         shown = token if len(token) <= 40 else token[:37] + "..."
         raise InvalidArgument(
-            "page_token", f"expected a token returned by the previous page of this {listing} listing, got {shown!r}"
+            "page_token",
+            f"expected a token returned by the previous page of this {listing} listing, got {shown!r}",
         ) from exc
 
 

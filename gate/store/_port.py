@@ -83,6 +83,14 @@ class EvidenceStore(Protocol):
     page token. Lookups of unknown ids return ``None``.
     """
 
+    @property
+    def inline_reads(self) -> bool:
+        """True when point lookups by id finish in microseconds without network I/O.
+
+        An event loop may then run them inline instead of handing them to a
+        worker thread (a hop that costs more than the lookup itself).
+        """
+
     def close(self) -> None:
         """Release connections."""
 

@@ -1,8 +1,8 @@
 """The SQL evidence store: :class:`SqlStore` on SQLAlchemy Core (SQLite or PostgreSQL).
 
 Core rather than the ORM: lookups such as ``get_scan`` of an unknown id are
-on the hot path of every decision, and a prepared Core statement executed on
-a pooled connection costs a fraction of an ORM session round. Statements are
+on the hot path of every decision, and a cached Core statement executed on a
+pooled connection costs a fraction of an ORM session's round. Statements are
 built once (at start-up, or once per shape of filter) so that SQLAlchemy's
 compiled-statement cache is hit on every call after the first.
 
@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -59,9 +60,10 @@ from gate.model import (
     TargetKind,
     Verification,
 )
-from gate.store._engine import WRITE_OPTION
+from gate.store._engine import writer
 from gate.store._errors import is_foreign_key_violation, is_unique_violation, store_unavailable
 from gate.store._paging import KeyValue, decode_token, encode_token, page_limit
+from gate.store._point import SqlitePointReader
 from gate.store._port import DEFAULT_PAGE_SIZE, ComponentQuery, DecisionQuery, FindingPage, FindingQuery
 from gate.store._schema import (
     UtcDateTime,
@@ -77,6 +79,9 @@ from gate.store._schema import (
     verifications,
 )
 
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
+
 _TERMINAL_STATES = tuple(state.value for state in ScanState if state.terminal)
 _PURL_TAIL = re.compile(r"[?#]")
 
@@ -88,22 +93,29 @@ class SqlStore:
     :func:`gate.store.open_store` to get one with its schema migrated.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, busy_timeout: float = 5.0) -> None:
         """Wrap an engine made by :func:`gate.store._engine.create_store_engine`.
 
-        The schema must already be at the head revision.
+        The schema must already be at the head revision. ``busy_timeout`` is
+        how long a SQLite point lookup waits for a lock, in seconds.
         """
         self._engine = engine
-        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self._writer = writer(engine)
         self._reader: Engine
         if engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert  # noqa: PLC0415 -- per backend
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
             self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._upsert_artifact, self._upsert_alias = _upserts(
+                postgresql_insert(artifacts), postgresql_insert(artifact_aliases)
+            )
         else:
-            from sqlalchemy.dialects.sqlite import insert  # noqa: PLC0415 -- per backend
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
             self._reader = engine
+            self._upsert_artifact, self._upsert_alias = _upserts(
+                sqlite_insert(artifacts), sqlite_insert(artifact_aliases)
+            )
         # An in-memory SQLite database is one connection shared by all threads
         # (StaticPool): its transactions must not interleave.
         self._serial: AbstractContextManager[object] = (
@@ -111,30 +123,6 @@ class SqlStore:
         )
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
 
-        upsert = insert(artifacts)
-        self._upsert_artifact = upsert.on_conflict_do_update(
-            index_elements=[artifacts.c.digest],
-            set_={
-                "kind": upsert.excluded.kind,
-                "name": sa.case((upsert.excluded.name != "", upsert.excluded.name), else_=artifacts.c.name),
-                "first_seen": sa.case(
-                    (upsert.excluded.first_seen < artifacts.c.first_seen, upsert.excluded.first_seen),
-                    else_=artifacts.c.first_seen,
-                ),
-            },
-        )
-        alias = insert(artifact_aliases)
-        # Tags are mutable: an alias seen with another digest moves there.
-        self._upsert_alias = alias.on_conflict_do_update(
-            index_elements=[artifact_aliases.c.alias],
-            set_={
-                "digest": alias.excluded.digest,
-                "created_at": sa.case(
-                    (artifact_aliases.c.digest == alias.excluded.digest, artifact_aliases.c.created_at),
-                    else_=alias.excluded.created_at,
-                ),
-            },
-        )
         self._select_artifact = sa.select(artifacts).where(artifacts.c.digest == sa.bindparam("digest"))
         self._select_aliases = (
             sa.select(artifact_aliases.c.digest, artifact_aliases.c.alias)
@@ -159,7 +147,9 @@ class SqlStore:
                 .over(partition_by=scans.c.scanner, order_by=(scans.c.created_at.desc(), scans.c.id.desc()))
                 .label("recency"),
             )
-            .where(scans.c.artifact_digest == sa.bindparam("digest"), scans.c.state == ScanState.SUCCEEDED.value)
+            .where(
+                scans.c.artifact_digest == sa.bindparam("digest"), scans.c.state == ScanState.SUCCEEDED.value
+            )
             .subquery()
         )
         self._latest_scans = (
@@ -197,6 +187,22 @@ class SqlStore:
         self._select_decision = sa.select(decisions).where(decisions.c.id == sa.bindparam("id"))
         self._ping = sa.select(sa.literal(1))
 
+        # Point lookups on a SQLite file bypass SQLAlchemy's per-call work (see _point.py).
+        self._points: SqlitePointReader | None = None
+        database = engine.url.database
+        if engine.dialect.name == "sqlite" and database and database != ":memory:":
+            self._points = SqlitePointReader(Path(database), engine.dialect, round(busy_timeout * 1000))
+            self._get_scan_row = self._points.lookup(self._select_scan)
+            self._get_decision_row = self._points.lookup(self._select_decision)
+            self._get_sbom_row = self._points.lookup(self._select_sbom)
+            self._get_verification_row = self._points.lookup(self._select_verification)
+            self._resolve_alias_row = self._points.lookup(self._resolve_alias)
+
+    @property
+    def inline_reads(self) -> bool:
+        """True on a SQLite file: point lookups take microseconds and no network I/O."""
+        return self._points is not None
+
     # -- connections and errors ------------------------------------------------
 
     @contextlib.contextmanager
@@ -229,6 +235,8 @@ class SqlStore:
 
     def close(self) -> None:
         """Close every pooled connection."""
+        if self._points is not None:
+            self._points.close()
         self._engine.dispose()
 
     def ping(self) -> None:
@@ -264,9 +272,11 @@ class SqlStore:
             if artifact.aliases:
                 conn.execute(
                     self._upsert_alias,
+                    # Sorted, so that concurrent upserts sharing aliases lock
+                    # their rows in one order (no deadlock on PostgreSQL).
                     [
                         {"alias": name, "digest": artifact.digest, "created_at": now}
-                        for name in dict.fromkeys(artifact.aliases)
+                        for name in sorted(set(artifact.aliases))
                     ],
                 )
             stored = self._artifact(conn, artifact.digest)
@@ -299,6 +309,9 @@ class SqlStore:
 
     def resolve_alias(self, reference: str) -> str | None:
         """Return the digest an alias (a tag or reference) points at."""
+        if self._points is not None:
+            row = self._resolve_alias_row(reference)
+            return None if row is None else str(row.digest)
         with self._read() as conn:
             digest = conn.execute(self._resolve_alias, {"alias": reference}).scalar()
         return None if digest is None else str(digest)
@@ -359,8 +372,11 @@ class SqlStore:
 
     def get_scan(self, scan_id: str) -> Scan | None:
         """Return one scan."""
-        with self._read() as conn:
-            row = conn.execute(self._select_scan, {"id": scan_id}).first()
+        if self._points is not None:
+            row = self._get_scan_row(scan_id)
+        else:
+            with self._read() as conn:
+                row = conn.execute(self._select_scan, {"id": scan_id}).first()
         return None if row is None else _scan(row)
 
     def latest_scans(self, artifact_digest: str) -> tuple[Scan, ...]:
@@ -383,8 +399,12 @@ class SqlStore:
         limit = page_limit(query.page_size)
         if bool(query.scan_id) == bool(query.artifact_digest):
             got = "both" if query.scan_id else "neither"
-            raise InvalidArgument("scan_id", f"expected exactly one of scan_id and artifact_digest, got {got}")
-        after = decode_token("findings", query.page_token, ("int", "str", "str")) if query.page_token else None
+            raise InvalidArgument(
+                "scan_id", f"expected exactly one of scan_id and artifact_digest, got {got}"
+            )
+        after = (
+            decode_token("findings", query.page_token, ("int", "str", "str")) if query.page_token else None
+        )
         params: dict[str, Any] = {"min_severity": int(query.min_severity), "limit": limit + 1}
         if query.kinds:
             params["kinds"] = sorted(kind.value for kind in query.kinds)
@@ -455,8 +475,11 @@ class SqlStore:
 
     def get_sbom(self, sbom_id: str) -> Sbom | None:
         """Return one SBOM's record (without its document)."""
-        with self._read() as conn:
-            row = conn.execute(self._select_sbom, {"id": sbom_id}).first()
+        if self._points is not None:
+            row = self._get_sbom_row(sbom_id)
+        else:
+            with self._read() as conn:
+                row = conn.execute(self._select_sbom, {"id": sbom_id}).first()
         return None if row is None else _sbom(row)
 
     def get_sbom_document(self, sbom_id: str) -> bytes | None:
@@ -524,7 +547,9 @@ class SqlStore:
         statement = _component_page(name_mode, bool(query.purl), bool(query.page_token))
         with self._read() as conn:
             rows = conn.execute(statement, params).all()
-            rows, token = _cut(rows, limit, "components", lambda row: (row.name_lower, row.sbom_id, row.position))
+            rows, token = _cut(
+                rows, limit, "components", lambda row: (row.name_lower, row.sbom_id, row.position)
+            )
             aliases = self._aliases(conn, sorted({row.artifact_digest for row in rows})) if rows else {}
         matches = tuple(
             ComponentMatch(
@@ -558,7 +583,12 @@ class SqlStore:
                 for s in verification.signatures
             ],
             "attestations": [
-                {"predicate_type": a.predicate_type, "verified": a.verified, "signer": a.signer, "error": a.error}
+                {
+                    "predicate_type": a.predicate_type,
+                    "verified": a.verified,
+                    "signer": a.signer,
+                    "error": a.error,
+                }
                 for a in verification.attestations
             ],
             "message": verification.message,
@@ -568,8 +598,11 @@ class SqlStore:
 
     def get_verification(self, verification_id: str) -> Verification | None:
         """Return one verification."""
-        with self._read() as conn:
-            row = conn.execute(self._select_verification, {"id": verification_id}).first()
+        if self._points is not None:
+            row = self._get_verification_row(verification_id)
+        else:
+            with self._read() as conn:
+                row = conn.execute(self._select_verification, {"id": verification_id}).first()
         return None if row is None else _verification(row)
 
     def latest_verification(self, artifact_digest: str) -> Verification | None:
@@ -624,7 +657,10 @@ class SqlStore:
             "request": request,
             "signature": bytes(decision.signature),
         }
-        links = [{"digest": digest, "decision_id": decision.id} for digest in dict.fromkeys(decision.artifact_digests)]
+        links = [
+            {"digest": digest, "decision_id": decision.id}
+            for digest in dict.fromkeys(decision.artifact_digests)
+        ]
         with self._write(_duplicate("decision", decision.id)) as conn:
             conn.execute(self._insert_decision, values)
             if links:
@@ -632,8 +668,11 @@ class SqlStore:
 
     def get_decision(self, decision_id: str) -> Decision | None:
         """Return one decision."""
-        with self._read() as conn:
-            row = conn.execute(self._select_decision, {"id": decision_id}).first()
+        if self._points is not None:
+            row = self._get_decision_row(decision_id)
+        else:
+            with self._read() as conn:
+                row = conn.execute(self._select_decision, {"id": decision_id}).first()
         return None if row is None else _decision(row)
 
     def list_decisions(self, query: DecisionQuery) -> Page[Decision]:
@@ -675,6 +714,36 @@ class SqlStore:
 # -- statements that vary with the filters: built once per shape ------------------
 
 
+def _upserts(
+    artifact: postgresql.Insert | sqlite.Insert, alias: postgresql.Insert | sqlite.Insert
+) -> tuple[sa.Insert, sa.Insert]:
+    """Return the upserts of an artifact and of an alias, from the dialect's INSERTs."""
+    upsert_artifact = artifact.on_conflict_do_update(
+        index_elements=[artifacts.c.digest],
+        set_={
+            "kind": artifact.excluded.kind,
+            "name": sa.case((artifact.excluded.name != "", artifact.excluded.name), else_=artifacts.c.name),
+            "first_seen": sa.case(
+                (artifact.excluded.first_seen < artifacts.c.first_seen, artifact.excluded.first_seen),
+                else_=artifacts.c.first_seen,
+            ),
+        },
+    )
+    # Tags are mutable: an alias seen with another digest moves there (and
+    # its created_at restarts); one seen again with the same digest is kept.
+    upsert_alias = alias.on_conflict_do_update(
+        index_elements=[artifact_aliases.c.alias],
+        set_={
+            "digest": alias.excluded.digest,
+            "created_at": sa.case(
+                (artifact_aliases.c.digest == alias.excluded.digest, artifact_aliases.c.created_at),
+                else_=alias.excluded.created_at,
+            ),
+        },
+    )
+    return upsert_artifact, upsert_alias
+
+
 @cache
 def _finding_filters(kinds: bool) -> tuple[sa.ColumnElement[bool], ...]:
     conditions = [
@@ -712,7 +781,9 @@ def _finding_page(kinds: bool, after: bool) -> sa.Select[Any]:
                 ),
             )
         )
-    return statement.order_by(findings.c.severity.desc(), findings.c.fingerprint, findings.c.scan_id).limit(sa.bindparam("limit", type_=sa.Integer))
+    return statement.order_by(findings.c.severity.desc(), findings.c.fingerprint, findings.c.scan_id).limit(
+        sa.bindparam("limit", type_=sa.Integer)
+    )
 
 
 @cache
@@ -725,7 +796,9 @@ def _sbom_page(artifact: bool, after: bool) -> sa.Select[Any]:
             sa.tuple_(sboms.c.created_at, sboms.c.id)
             < sa.tuple_(sa.bindparam("after_at", type_=UtcDateTime), sa.bindparam("after_id"))
         )
-    return statement.order_by(sboms.c.created_at.desc(), sboms.c.id.desc()).limit(sa.bindparam("limit", type_=sa.Integer))
+    return statement.order_by(sboms.c.created_at.desc(), sboms.c.id.desc()).limit(
+        sa.bindparam("limit", type_=sa.Integer)
+    )
 
 
 @cache
@@ -776,7 +849,9 @@ def _decision_page(
             sa.tuple_(decisions.c.decided_at, decisions.c.id)
             < sa.tuple_(sa.bindparam("after_at", type_=UtcDateTime), sa.bindparam("after_id"))
         )
-    return statement.order_by(decisions.c.decided_at.desc(), decisions.c.id.desc()).limit(sa.bindparam("limit", type_=sa.Integer))
+    return statement.order_by(decisions.c.decided_at.desc(), decisions.c.id.desc()).limit(
+        sa.bindparam("limit", type_=sa.Integer)
+    )
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -899,11 +974,14 @@ def _finding_rows(scan_id: str, items: Sequence[Finding]) -> list[dict[str, Any]
     seen: set[str] = set()
     for index, finding in enumerate(items):
         if finding.scan_id != scan_id:
-            raise InvalidArgument(f"findings[{index}].scan_id", f"expected {scan_id!r}, got {finding.scan_id!r}")
+            raise InvalidArgument(
+                f"findings[{index}].scan_id", f"expected {scan_id!r}, got {finding.scan_id!r}"
+            )
         _required(finding.fingerprint, f"findings[{index}].fingerprint")
         if finding.fingerprint in seen:
             raise InvalidArgument(
-                f"findings[{index}].fingerprint", f"expected unique fingerprints, got {finding.fingerprint!r} again"
+                f"findings[{index}].fingerprint",
+                f"expected unique fingerprints, got {finding.fingerprint!r} again",
             )
         seen.add(finding.fingerprint)
         _finite(finding.cvss_score, f"findings[{index}].cvss_score")
@@ -1010,12 +1088,17 @@ def _verification(row: Row[Any]) -> Verification:
         verified=row.verified,
         verified_at=row.verified_at,
         signatures=tuple(
-            SignatureResult(verified=s["verified"], signer=s["signer"], tlog_index=s["tlog_index"], error=s["error"])
+            SignatureResult(
+                verified=s["verified"], signer=s["signer"], tlog_index=s["tlog_index"], error=s["error"]
+            )
             for s in row.signatures
         ),
         attestations=tuple(
             AttestationResult(
-                predicate_type=a["predicate_type"], verified=a["verified"], signer=a["signer"], error=a["error"]
+                predicate_type=a["predicate_type"],
+                verified=a["verified"],
+                signer=a["signer"],
+                error=a["error"],
             )
             for a in row.attestations
         ),
@@ -1047,7 +1130,9 @@ def _decision(row: Row[Any]) -> Decision:
         evidence_ids=tuple(row.evidence_ids),
         caller=row.caller,
         artifact_digests=tuple(row.artifact_digests),
-        timings=DecisionTimings(total=timings["total"], policy=timings["policy"], evidence=timings["evidence"]),
+        timings=DecisionTimings(
+            total=timings["total"], policy=timings["policy"], evidence=timings["evidence"]
+        ),
         request=row.request,
         signature=bytes(row.signature),
     )

@@ -33,9 +33,11 @@ def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) 
     assert run(capsys, "version") == (0, f"gate {gate.__version__}\n", "")
 
 
-def test_local_mode_answers_from_the_local_store(capsys: pytest.CaptureFixture[str], isolated_environment: Path) -> None:
+def test_local_mode_answers_from_the_local_store(
+    capsys: pytest.CaptureFixture[str], isolated_environment: Path
+) -> None:
     scan_id = str(uuid.uuid4())
-    code, out, err = run(capsys, "scan", "get", scan_id)
+    code, _, err = run(capsys, "scan", "get", scan_id)
     assert code == 1
     assert err == f"gate: error: scan '{scan_id}' not found\n"
     assert (isolated_environment / "gate.db").exists()

@@ -21,8 +21,9 @@ from gate.v1 import scan_pb2
 class BrokenStore:
     """A store port whose scan lookup fails the way a given backend failure would."""
 
-    def __init__(self, failure: BaseException) -> None:
+    def __init__(self, failure: BaseException, inline_reads: bool) -> None:
         self.failure = failure
+        self.inline_reads = inline_reads
 
     def get_scan(self, scan_id: str) -> None:
         raise self.failure
@@ -37,20 +38,22 @@ def call_with_store() -> Iterator:
         ready = threading.Event()
         holder: dict = {}
 
+        stop = asyncio.Event()
+
         async def main() -> None:
             server = grpc.aio.server()
             api = GrpcApi(Api(Gate(store)), ThreadPoolExecutor(2), RequestLimits(1 << 20, 1 << 20))  # type: ignore[arg-type]
             server.add_generic_rpc_handlers(api.handlers())
             holder["port"] = server.add_insecure_port("127.0.0.1:0")
             await server.start()
-            holder["server"] = server
             ready.set()
-            await server.wait_for_termination()
+            await stop.wait()
+            await server.stop(0)
 
         thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
         thread.start()
         assert ready.wait(10)
-        servers.append((loop, holder["server"], thread))
+        servers.append((loop, stop, thread))
         with grpc.insecure_channel(f"127.0.0.1:{holder['port']}") as channel:
             stub = channel.unary_unary(
                 "/gate.v1.ScanService/GetScan",
@@ -62,20 +65,33 @@ def call_with_store() -> Iterator:
         return caught.value
 
     yield start
-    for loop, server, thread in servers:
-        asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(10)
+    for loop, stop, thread in servers:
+        loop.call_soon_threadsafe(stop.set)
         thread.join(10)
+        assert not thread.is_alive()
 
 
-def test_store_outage_is_unavailable_with_the_store_message(call_with_store) -> None:
-    error = call_with_store(BrokenStore(StoreUnavailable("evidence store unavailable: connection refused")))
+INLINE = pytest.mark.parametrize("inline", [False, True], ids=["worker-thread", "inline"])
+
+
+@INLINE
+def test_store_outage_is_unavailable_with_the_store_message(call_with_store, inline: bool) -> None:
+    error = call_with_store(
+        BrokenStore(StoreUnavailable("evidence store unavailable: connection refused"), inline)
+    )
     assert error.code() is grpc.StatusCode.UNAVAILABLE
     assert error.details() == "evidence store unavailable: connection refused"
 
 
-def test_unexpected_errors_are_internal_with_a_reference_and_no_details(call_with_store, caplog) -> None:
-    error = call_with_store(BrokenStore(RuntimeError("SELECT secret FROM scans WHERE password='hunter2'")))
+@INLINE
+def test_unexpected_errors_are_internal_with_a_reference_and_no_details(
+    call_with_store, inline: bool
+) -> None:
+    error = call_with_store(
+        BrokenStore(RuntimeError("SELECT secret FROM scans WHERE password='hunter2'"), inline)
+    )
     assert error.code() is grpc.StatusCode.INTERNAL
     assert error.details().startswith("internal error (reference ")
-    assert "SELECT" not in error.details() and "hunter2" not in error.details()
+    assert "SELECT" not in error.details()
+    assert "hunter2" not in error.details()
     assert "Traceback" not in error.details()

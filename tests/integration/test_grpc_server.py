@@ -47,7 +47,7 @@ def test_reflection_lists_the_six_services_with_health(gate: RunningGate) -> Non
     stub = reflection_pb2_grpc.ServerReflectionStub(gate.channel)
     responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
     names = {service.name for service in next(responses).list_services_response.service}
-    assert GATE_SERVICES <= names
+    assert names >= GATE_SERVICES
     assert "grpc.health.v1.Health" in names
     assert set(SERVICE_NAMES) == GATE_SERVICES
 
@@ -56,7 +56,10 @@ def test_reflection_serves_the_documented_contract(gate: RunningGate) -> None:
     stub = reflection_pb2_grpc.ServerReflectionStub(gate.channel)
     request = reflection_pb2.ServerReflectionRequest(file_containing_symbol="gate.v1.ScanService")
     answer = next(stub.ServerReflectionInfo(iter([request])))
-    files = [descriptor_pb2.FileDescriptorProto.FromString(b) for b in answer.file_descriptor_response.file_descriptor_proto]
+    files = [
+        descriptor_pb2.FileDescriptorProto.FromString(b)
+        for b in answer.file_descriptor_response.file_descriptor_proto
+    ]
     scan_file = next(f for f in files if f.name == "gate/v1/scan.proto")
     assert [method.name for method in scan_file.service[0].method] == [
         "StartScan",
@@ -76,7 +79,9 @@ def test_health_is_serving_overall_and_per_service(gate: RunningGate) -> None:
 
 def test_unknown_scan_is_not_found(gate: RunningGate) -> None:
     scan_id = str(uuid.uuid4())
-    error = rpc_error(lambda: gate.call("gate.v1.ScanService/GetScan", scan_pb2.GetScanRequest(id=scan_id), scan_pb2.Scan))
+    error = rpc_error(
+        lambda: gate.call("gate.v1.ScanService/GetScan", scan_pb2.GetScanRequest(id=scan_id), scan_pb2.Scan)
+    )
     assert error.code() is grpc.StatusCode.NOT_FOUND
     assert error.details() == f"scan '{scan_id}' not found"
 
@@ -84,8 +89,18 @@ def test_unknown_scan_is_not_found(gate: RunningGate) -> None:
 @pytest.mark.parametrize(
     ("method", "request_message", "response_class", "expected"),
     [
-        ("gate.v1.ScanService/GetScan", scan_pb2.GetScanRequest(), scan_pb2.Scan, "id: required, got an empty string"),
-        ("gate.v1.ScanService/GetScan", scan_pb2.GetScanRequest(id="42"), scan_pb2.Scan, "id: expected a UUID"),
+        (
+            "gate.v1.ScanService/GetScan",
+            scan_pb2.GetScanRequest(),
+            scan_pb2.Scan,
+            "id: required, got an empty string",
+        ),
+        (
+            "gate.v1.ScanService/GetScan",
+            scan_pb2.GetScanRequest(id="42"),
+            scan_pb2.Scan,
+            "id: expected a UUID",
+        ),
         (
             "gate.v1.ScanService/ListFindings",
             scan_pb2.ListFindingsRequest(),
@@ -148,7 +163,10 @@ def test_oversized_requests_are_rejected_before_parsing(gate: RunningGate) -> No
     huge = scan_pb2.GetScanRequest(id="x" * (gate.config.grpc.max_request_bytes + 10))
     error = rpc_error(lambda: gate.call("gate.v1.ScanService/GetScan", huge, scan_pb2.Scan))
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
-    assert f"exceeds the {gate.config.grpc.max_request_bytes}-byte limit of gate.v1.ScanService/GetScan" in error.details()
+    assert (
+        f"exceeds the {gate.config.grpc.max_request_bytes}-byte limit of gate.v1.ScanService/GetScan"
+        in error.details()
+    )
 
 
 def test_undecodable_requests_are_invalid_argument(gate: RunningGate) -> None:
@@ -159,7 +177,9 @@ def test_undecodable_requests_are_invalid_argument(gate: RunningGate) -> None:
 
 
 @pytest.mark.parametrize("method", sorted(PENDING_FEATURES))
-def test_rpcs_whose_feature_has_not_landed_are_unimplemented_naming_it(gate: RunningGate, method: str) -> None:
+def test_rpcs_whose_feature_has_not_landed_are_unimplemented_naming_it(
+    gate: RunningGate, method: str
+) -> None:
     descriptor = METHODS[method]
     from google.protobuf import message_factory
 
@@ -167,7 +187,9 @@ def test_rpcs_whose_feature_has_not_landed_are_unimplemented_naming_it(gate: Run
     response_class = message_factory.GetMessageClass(descriptor.output_type)
     if descriptor.server_streaming:
         stub = gate.channel.unary_stream(
-            f"/{method}", request_serializer=lambda r: r.SerializeToString(), response_deserializer=response_class.FromString
+            f"/{method}",
+            request_serializer=lambda r: r.SerializeToString(),
+            response_deserializer=response_class.FromString,
         )
         error = rpc_error(lambda: list(stub(request, timeout=5)))
     else:
@@ -180,7 +202,11 @@ def test_rpcs_whose_feature_has_not_landed_are_unimplemented_naming_it(gate: Run
 def seed(url: str) -> tuple[m.Scan, list[m.Finding]]:
     store = open_store(url)
     try:
-        store.upsert_artifact(m.Artifact(DIGEST, m.ArtifactKind.IMAGE, NOW, "registry.example/app", ("registry.example/app:1.0",)))
+        store.upsert_artifact(
+            m.Artifact(
+                DIGEST, m.ArtifactKind.IMAGE, NOW, "registry.example/app", ("registry.example/app:1.0",)
+            )
+        )
         scan = m.Scan(
             id=str(uuid.uuid4()),
             artifact_digest=DIGEST,
@@ -191,7 +217,13 @@ def seed(url: str) -> tuple[m.Scan, list[m.Finding]]:
             started_at=NOW,
         )
         store.add_scan(scan)
-        severities = [m.Severity.LOW, m.Severity.CRITICAL, m.Severity.HIGH, m.Severity.HIGH, m.Severity.UNKNOWN]
+        severities = [
+            m.Severity.LOW,
+            m.Severity.CRITICAL,
+            m.Severity.HIGH,
+            m.Severity.HIGH,
+            m.Severity.UNKNOWN,
+        ]
         findings = [
             m.Finding(
                 fingerprint=f"sha256:{i:064x}",
@@ -221,7 +253,9 @@ def seed(url: str) -> tuple[m.Scan, list[m.Finding]]:
         store.close()
 
 
-def test_stored_scans_and_findings_are_served_page_by_page(tmp_path: Path, serve_gate: Callable[..., RunningGate]) -> None:
+def test_stored_scans_and_findings_are_served_page_by_page(
+    tmp_path: Path, serve_gate: Callable[..., RunningGate]
+) -> None:
     config = loopback_config(tmp_path)
     scan, findings = seed(config.effective_database_url)
     gate = serve_gate(config)
@@ -234,36 +268,54 @@ def test_stored_scans_and_findings_are_served_page_by_page(tmp_path: Path, serve
     token = ""
     while True:
         request = scan_pb2.ListFindingsRequest(
-            artifact=common_pb2.ArtifactRef(reference="registry.example/app:1.0"), page_size=2, page_token=token
+            artifact=common_pb2.ArtifactRef(reference="registry.example/app:1.0"),
+            page_size=2,
+            page_token=token,
         )
         page = gate.call("gate.v1.ScanService/ListFindings", request, scan_pb2.ListFindingsResponse)
-        assert page.counts.critical == 1 and page.counts.unknown == 1
+        assert page.counts.critical == 1
+        assert page.counts.unknown == 1
         seen += [f.rule_id for f in page.findings]
         token = page.next_page_token
         if not token:
             break
-    assert len(seen) == len(findings) and len(set(seen)) == len(seen)
+    assert len(seen) == len(findings)
+    assert len(set(seen)) == len(seen)
     first = gate.call(
         "gate.v1.ScanService/ListFindings",
         scan_pb2.ListFindingsRequest(scan_id=scan.id, min_severity=common_pb2.SEVERITY_HIGH),
         scan_pb2.ListFindingsResponse,
     )
-    assert [f.severity for f in first.findings] == [common_pb2.SEVERITY_CRITICAL, common_pb2.SEVERITY_HIGH, common_pb2.SEVERITY_HIGH]
+    assert [f.severity for f in first.findings] == [
+        common_pb2.SEVERITY_CRITICAL,
+        common_pb2.SEVERITY_HIGH,
+        common_pb2.SEVERITY_HIGH,
+    ]
 
 
 def test_unknown_alias_is_not_found(gate: RunningGate) -> None:
-    request = scan_pb2.ListFindingsRequest(artifact=common_pb2.ArtifactRef(reference="registry.example/none:1"))
-    error = rpc_error(lambda: gate.call("gate.v1.ScanService/ListFindings", request, scan_pb2.ListFindingsResponse))
+    request = scan_pb2.ListFindingsRequest(
+        artifact=common_pb2.ArtifactRef(reference="registry.example/none:1")
+    )
+    error = rpc_error(
+        lambda: gate.call("gate.v1.ScanService/ListFindings", request, scan_pb2.ListFindingsResponse)
+    )
     assert error.code() is grpc.StatusCode.NOT_FOUND
     assert "registry.example/none:1" in error.details()
 
 
 def test_metrics_count_requests_by_method_and_code(gate: RunningGate) -> None:
     for _ in range(3):
-        rpc_error(lambda: gate.call("gate.v1.ScanService/GetScan", scan_pb2.GetScanRequest(id=str(uuid.uuid4())), scan_pb2.Scan))
+        rpc_error(
+            lambda: gate.call(
+                "gate.v1.ScanService/GetScan", scan_pb2.GetScanRequest(id=str(uuid.uuid4())), scan_pb2.Scan
+            )
+        )
     text = httpx.get(f"http://{gate.addresses.metrics}/metrics", timeout=5).text
     line = next(
-        x for x in text.splitlines() if x.startswith('gate_grpc_requests_total{code="NOT_FOUND",method="gate.v1.ScanService/GetScan"}')
+        x
+        for x in text.splitlines()
+        if x.startswith('gate_grpc_requests_total{code="NOT_FOUND",method="gate.v1.ScanService/GetScan"}')
     )
     assert float(line.rsplit(" ", 1)[1]) >= 3
     assert "gate_grpc_request_duration_seconds_bucket" in text
@@ -274,7 +326,7 @@ def test_webhook_serves_https_with_the_generated_certificate(gate: RunningGate) 
     cert = gate.config.data_dir / "tls" / "webhook.crt"
     assert cert.exists()
     assert (gate.config.data_dir / "tls" / "webhook.key").stat().st_mode & 0o077 == 0
-    host, port = gate.addresses.webhook.rsplit(":", 1)
+    port = gate.addresses.webhook.rsplit(":", 1)[1]
     import ssl
 
     context = ssl.create_default_context(cafile=str(cert))

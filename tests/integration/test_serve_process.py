@@ -43,7 +43,10 @@ def wait_serving(port: int, process: subprocess.Popen[str], timeout: float = 30)
         while time.monotonic() - started < timeout:
             assert process.poll() is None, f"gate exited early: {process.communicate()[1]}"
             try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=0.5).status == health_pb2.HealthCheckResponse.SERVING:
+                if (
+                    stub.Check(health_pb2.HealthCheckRequest(), timeout=0.5).status
+                    == health_pb2.HealthCheckResponse.SERVING
+                ):
                     return time.monotonic() - started
             except grpc.RpcError:
                 time.sleep(0.02)
@@ -61,7 +64,9 @@ def processes() -> Iterator[list[subprocess.Popen[str]]]:
 
 
 def spawn(processes: list[subprocess.Popen[str]], env: dict[str, str]) -> subprocess.Popen[str]:
-    process = subprocess.Popen([GATE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [GATE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     processes.append(process)
     return process
 
@@ -85,7 +90,9 @@ def test_serve_reports_serving_logs_json_and_stops_cleanly_on_sigterm(
     assert all({"time", "level", "logger", "message"} <= record.keys() for record in records)
 
 
-def test_a_taken_port_stops_serve_with_a_clear_message(tmp_path: Path, processes: list[subprocess.Popen[str]]) -> None:
+def test_a_taken_port_stops_serve_with_a_clear_message(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)

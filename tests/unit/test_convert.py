@@ -25,7 +25,9 @@ TABLES = [
 ]
 
 
-@pytest.mark.parametrize(("table", "wrapper"), TABLES, ids=lambda t: getattr(t, "DESCRIPTOR", None) and t.DESCRIPTOR.name)
+@pytest.mark.parametrize(
+    ("table", "wrapper"), TABLES, ids=lambda t: getattr(t, "DESCRIPTOR", None) and t.DESCRIPTOR.name
+)
 def test_every_proto_enum_value_but_unspecified_has_a_model_member(table: dict, wrapper: object) -> None:
     proto_values = {v for v in wrapper.values() if v != 0}  # type: ignore[attr-defined]
     assert set(table.values()) == proto_values

@@ -22,7 +22,14 @@ def test_accepted_digests(digest: str) -> None:
 
 @pytest.mark.parametrize(
     "digest",
-    ["", "sha256:" + "A" * 64, "sha256:" + "a" * 63, "md5:" + "a" * 32, "git:" + "a" * 39, "sha256:" + "a" * 64 + "\n"],
+    [
+        "",
+        "sha256:" + "A" * 64,
+        "sha256:" + "a" * 63,
+        "md5:" + "a" * 32,
+        "git:" + "a" * 39,
+        "sha256:" + "a" * 64 + "\n",
+    ],
 )
 def test_rejected_digests_name_the_field(digest: str) -> None:
     with pytest.raises(InvalidArgument) as caught:

@@ -11,7 +11,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from gate.errors import ConfigError
-from gate.store._engine import WRITE_OPTION, create_store_engine, parse_store_url
+from gate.store._engine import create_store_engine, parse_store_url, writer
 from gate.store._schema import metadata
 
 
@@ -44,8 +44,7 @@ def run_online() -> None:
         return
     engine = create_store_engine(parse_store_url(_url()))
     try:
-        with engine.connect() as opened:
-            opened.execution_options(**{WRITE_OPTION: True})
+        with writer(engine).connect() as opened:
             _run(opened)
             if opened.in_transaction():
                 opened.commit()

@@ -5,8 +5,6 @@ Revises:
 Create Date: 2025-01-01 00:00:00
 """
 
-# ruff: noqa: N999 -- revision files are named after their number
-
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0001"
-down_revision: str | None = None
+down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -42,7 +40,9 @@ def upgrade() -> None:
         sa.Column("digest", KEY, nullable=False),
         sa.Column("created_at", TIME, nullable=False),
         sa.PrimaryKeyConstraint("alias", name="pk_artifact_aliases"),
-        sa.ForeignKeyConstraint(["digest"], ["artifacts.digest"], name="fk_artifact_aliases_digest_artifacts"),
+        sa.ForeignKeyConstraint(
+            ["digest"], ["artifacts.digest"], name="fk_artifact_aliases_digest_artifacts"
+        ),
     )
     op.create_index("ix_artifact_aliases_digest", "artifact_aliases", ["digest"])
 
@@ -68,9 +68,13 @@ def upgrade() -> None:
         sa.Column("finding_count", sa.Integer(), nullable=False),
         sa.Column("imported", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_scans"),
-        sa.ForeignKeyConstraint(["artifact_digest"], ["artifacts.digest"], name="fk_scans_artifact_digest_artifacts"),
+        sa.ForeignKeyConstraint(
+            ["artifact_digest"], ["artifacts.digest"], name="fk_scans_artifact_digest_artifacts"
+        ),
     )
-    op.create_index("ix_scans_artifact_digest_scanner_created_at", "scans", ["artifact_digest", "scanner", "created_at"])
+    op.create_index(
+        "ix_scans_artifact_digest_scanner_created_at", "scans", ["artifact_digest", "scanner", "created_at"]
+    )
 
     op.create_table(
         "findings",
@@ -91,7 +95,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("scan_id", "fingerprint", name="pk_findings"),
         sa.ForeignKeyConstraint(["scan_id"], ["scans.id"], name="fk_findings_scan_id_scans"),
     )
-    op.create_index("ix_findings_scan_id_severity_fingerprint", "findings", ["scan_id", "severity", "fingerprint"])
+    op.create_index(
+        "ix_findings_scan_id_severity_fingerprint", "findings", ["scan_id", "severity", "fingerprint"]
+    )
 
     op.create_table(
         "sboms",
@@ -106,7 +112,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_sboms"),
     )
     op.create_index("ix_sboms_created_at_id", "sboms", ["created_at", "id"])
-    op.create_index("ix_sboms_artifact_digest_created_at_id", "sboms", ["artifact_digest", "created_at", "id"])
+    op.create_index(
+        "ix_sboms_artifact_digest_created_at_id", "sboms", ["artifact_digest", "created_at", "id"]
+    )
 
     op.create_table(
         "sbom_documents",
@@ -146,7 +154,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_verifications"),
     )
     op.create_index(
-        "ix_verifications_artifact_digest_verified_at_id", "verifications", ["artifact_digest", "verified_at", "id"]
+        "ix_verifications_artifact_digest_verified_at_id",
+        "verifications",
+        ["artifact_digest", "verified_at", "id"],
     )
 
     op.create_table(
