@@ -75,4 +75,4 @@ def open_store(url: str, *, pool_size: int = 8, max_overflow: int = 8, timeout: 
     except BaseException:
         engine.dispose()
         raise
-    return SqlStore(engine, busy_timeout=timeout)
+    return SqlStore(engine)

@@ -1,44 +1,46 @@
-"""Primary-key lookups on a SQLite file straight through the ``sqlite3`` module.
+"""Primary-key lookups straight through the database driver, one connection per thread.
 
 Why route around SQLAlchemy here: a lookup such as ``get_scan`` of an unknown
 id costs ~10 µs in SQLite itself but ~120 µs through SQLAlchemy (pool
-checkout, Connection and Result objects, event dispatch), and these lookups
-sit on the hot path of every RPC that names a record. The statements are
-still built with SQLAlchemy and compiled once by its SQLite dialect, and
-values still pass through the column types' own result processors, so the
-rows read here are exactly what the SQLAlchemy path would return.
+checkout, Connection and Result objects, event dispatch), and on PostgreSQL
+the pool's pre-ping doubles the round trips. These lookups sit on the hot path
+of every RPC that names a record. The statements are still built with
+SQLAlchemy and compiled once by the engine's dialect, connections still come
+from the engine (so its connect-time settings apply), and values still pass
+through the column types' own result processors: the rows read here are
+exactly what the SQLAlchemy path returns.
 
-Each thread gets its own read-only connection (SQLite connections must not
-be shared while in use); with WAL, readers see the latest commit and never
-block the writer.
+Each thread keeps its own connection (DBAPI connections must not be shared
+while in use), in autocommit, so a lookup is one statement and one round
+trip. A connection the server dropped is replaced once per lookup; lookups
+are reads, so repeating one is safe.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import contextlib
 import threading
 from collections import namedtuple
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Engine
 
 from gate.store._errors import store_unavailable
 
 Lookup = Callable[[Any], Any]
 
 
-class SqlitePointReader:
-    """Runs single-row SELECTs with one bound parameter on per-thread read-only connections."""
+class PointReader:
+    """Runs single-row SELECTs with one bound parameter on per-thread driver connections."""
 
-    def __init__(self, path: Path, dialect: Dialect, busy_timeout_ms: int) -> None:
-        self._uri = path.resolve().as_uri() + "?mode=ro"
-        self._dialect = dialect
-        self._busy_ms = busy_timeout_ms
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect
+        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[Any] = []
         self._lock = threading.Lock()
         self._closed = False
 
@@ -48,23 +50,22 @@ class SqlitePointReader:
         Rows have the statement's column names as attributes, like SQLAlchemy rows.
         """
         compiled = statement.compile(dialect=self._dialect)
-        if len(compiled.positiontup or ()) != 1:
-            raise ValueError("a point lookup takes exactly one bound parameter")
+        names = list(compiled.params)
+        if len(names) != 1:
+            raise ValueError(f"a point lookup takes exactly one bound parameter, got {names}")
         sql = str(compiled)
+        positional = bool(compiled.positiontup)
+        name = names[0]
         columns = list(statement.selected_columns)
         row_type = namedtuple("PointRow", [column.key for column in columns])  # type: ignore[misc]
         processors = [
             column.type.dialect_impl(self._dialect).result_processor(self._dialect, None)
             for column in columns
         ]
-        active = [(index, p) for index, p in enumerate(processors) if p is not None]
-        connection = self._connection
+        active = [(index, process) for index, process in enumerate(processors) if process is not None]
 
         def run(key: Any) -> Any:
-            try:
-                raw = connection().execute(sql, (key,)).fetchone()
-            except sqlite3.Error as error:
-                raise store_unavailable(error) from error
+            raw = self._fetch_one(sql, (key,) if positional else {name: key})
             if raw is None:
                 return None
             values = list(raw)
@@ -74,25 +75,64 @@ class SqlitePointReader:
 
         return run
 
-    def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            if self._closed:
-                raise store_unavailable(sqlite3.ProgrammingError("the store is closed"))
-            # check_same_thread=False only so that close() may run on another
-            # thread; in use, a connection belongs to the thread that opened it.
-            connection = sqlite3.connect(self._uri, uri=True, check_same_thread=False, isolation_level=None)
-            connection.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            with self._lock:
-                self._all.append(connection)
-            self._local.connection = connection
+    def _fetch_one(self, sql: str, params: Any) -> Any:
+        for attempt in (1, 2):
+            connection = self._connection()
+            try:
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(sql, params)
+                    return cursor.fetchone()
+                finally:
+                    cursor.close()
+            except self._driver_error as error:
+                self._discard(connection)
+                if attempt == 2 or not self._is_disconnect(error, connection):
+                    raise store_unavailable(error) from error
+        raise AssertionError("unreachable")
+
+    def _is_disconnect(self, error: Exception, connection: Any) -> bool:
+        return bool(self._dialect.is_disconnect(error, connection, None))  # type: ignore[arg-type]
+
+    def _connection(self) -> Any:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            return connection
+        if self._closed:
+            raise store_unavailable(RuntimeError("the store is closed"))
+        try:
+            proxied = self._engine.raw_connection()
+            # Detached: the connection leaves the pool for good (the pool may
+            # open another) and belongs to this thread until close().
+            proxied.detach()
+            connection = proxied.dbapi_connection
+            assert connection is not None
+            if self._dialect.name == "postgresql":
+                connection.autocommit = True
+        except sa.exc.SQLAlchemyError as error:
+            raise store_unavailable(error) from error
+        except self._driver_error as error:
+            raise store_unavailable(error) from error
+        with self._lock:
+            self._all.append(connection)
+        self._local.connection = connection
         return connection
 
+    def _discard(self, connection: Any) -> None:
+        self._local.connection = None
+        with self._lock:
+            if connection in self._all:
+                self._all.remove(connection)
+        # Already broken: closing it may fail too, and there is nothing more to release.
+        with contextlib.suppress(self._driver_error):
+            connection.close()
+
     def close(self) -> None:
-        """Close every connection opened so far; later lookups fail with StoreUnavailable."""
+        """Close every connection; later lookups fail with StoreUnavailable."""
         with self._lock:
             self._closed = True
-            for connection in self._all:
+            connections, self._all = self._all, []
+        for connection in connections:
+            with contextlib.suppress(self._driver_error):  # one the server already dropped
                 connection.close()
-            self._all.clear()
         self._local = threading.local()

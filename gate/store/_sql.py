@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -63,7 +62,7 @@ from gate.model import (
 from gate.store._engine import writer
 from gate.store._errors import is_foreign_key_violation, is_unique_violation, store_unavailable
 from gate.store._paging import KeyValue, decode_token, encode_token, page_limit
-from gate.store._point import SqlitePointReader
+from gate.store._point import PointReader
 from gate.store._port import DEFAULT_PAGE_SIZE, ComponentQuery, DecisionQuery, FindingPage, FindingQuery
 from gate.store._schema import (
     UtcDateTime,
@@ -93,11 +92,10 @@ class SqlStore:
     :func:`gate.store.open_store` to get one with its schema migrated.
     """
 
-    def __init__(self, engine: Engine, *, busy_timeout: float = 5.0) -> None:
+    def __init__(self, engine: Engine) -> None:
         """Wrap an engine made by :func:`gate.store._engine.create_store_engine`.
 
-        The schema must already be at the head revision. ``busy_timeout`` is
-        how long a SQLite point lookup waits for a lock, in seconds.
+        The schema must already be at the head revision.
         """
         self._engine = engine
         self._writer = writer(engine)
@@ -187,11 +185,13 @@ class SqlStore:
         self._select_decision = sa.select(decisions).where(decisions.c.id == sa.bindparam("id"))
         self._ping = sa.select(sa.literal(1))
 
-        # Point lookups on a SQLite file bypass SQLAlchemy's per-call work (see _point.py).
-        self._points: SqlitePointReader | None = None
+        # Point lookups bypass SQLAlchemy's per-call work (see _point.py), except
+        # on an in-memory SQLite database, whose one connection cannot be shared.
+        self._points: PointReader | None = None
         database = engine.url.database
-        if engine.dialect.name == "sqlite" and database and database != ":memory:":
-            self._points = SqlitePointReader(Path(database), engine.dialect, round(busy_timeout * 1000))
+        self._local_file = engine.dialect.name == "sqlite" and bool(database) and database != ":memory:"
+        if self._local_file or engine.dialect.name == "postgresql":
+            self._points = PointReader(engine)
             self._get_scan_row = self._points.lookup(self._select_scan)
             self._get_decision_row = self._points.lookup(self._select_decision)
             self._get_sbom_row = self._points.lookup(self._select_sbom)
@@ -201,7 +201,7 @@ class SqlStore:
     @property
     def inline_reads(self) -> bool:
         """True on a SQLite file: point lookups take microseconds and no network I/O."""
-        return self._points is not None
+        return self._local_file
 
     # -- connections and errors ------------------------------------------------
 

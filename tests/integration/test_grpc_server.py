@@ -332,3 +332,25 @@ def test_webhook_serves_https_with_the_generated_certificate(gate: RunningGate) 
     context = ssl.create_default_context(cafile=str(cert))
     response = httpx.get(f"https://localhost:{port}/readyz", verify=context, timeout=5)
     assert (response.status_code, response.json()["status"]) == (200, "ready")
+
+
+@pytest.mark.postgres
+def test_the_service_answers_from_postgresql(
+    tmp_path: Path, serve_gate: Callable[..., RunningGate], postgres_url: str
+) -> None:
+    config = loopback_config(tmp_path, GATE_DATABASE_URL=postgres_url)
+    scan, findings = seed(config.effective_database_url)
+    gate = serve_gate(config)
+    got = gate.call("gate.v1.ScanService/GetScan", scan_pb2.GetScanRequest(id=scan.id), scan_pb2.Scan)
+    assert got.finding_count == len(findings)
+    page = gate.call(
+        "gate.v1.ScanService/ListFindings",
+        scan_pb2.ListFindingsRequest(artifact=common_pb2.ArtifactRef(digest=DIGEST)),
+        scan_pb2.ListFindingsResponse,
+    )
+    assert len(page.findings) == len(findings)
+    unknown = str(uuid.uuid4())
+    error = rpc_error(
+        lambda: gate.call("gate.v1.ScanService/GetScan", scan_pb2.GetScanRequest(id=unknown), scan_pb2.Scan)
+    )
+    assert error.code() is grpc.StatusCode.NOT_FOUND
