@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from gate.config import Config, load_config
 from gate.server import BoundAddresses, GateServer
+from gate.store import EvidenceStore
 
 ASSETS = Path(__file__).parent / "assets"
 
@@ -118,6 +119,9 @@ class RunningGate:
     config: Config
     addresses: BoundAddresses
     channel: grpc.Channel
+    server: GateServer
+    loop: asyncio.AbstractEventLoop
+    thread: threading.Thread
 
     def call(self, method: str, request: object, response_class: type) -> object:
         """Invoke a unary RPC and return the response message."""
@@ -128,14 +132,26 @@ class RunningGate:
         )
         return stub(request, timeout=10)
 
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown, as SIGTERM does."""
+        self.loop.call_soon_threadsafe(self.server.request_stop)
+
+    def stop(self) -> None:
+        """Shut down and wait for the server thread to end."""
+        self.channel.close()
+        if self.thread.is_alive():
+            self.request_stop()
+            self.thread.join(30)
+        assert not self.thread.is_alive(), "gate did not stop within 30 s"
+
 
 @pytest.fixture
-def serve_gate() -> Iterator[Callable[[Config], RunningGate]]:
+def serve_gate() -> Iterator[Callable[..., RunningGate]]:
     """Start gate servers in background threads; stop them at teardown."""
-    running: list[tuple[GateServer, threading.Thread, asyncio.AbstractEventLoop, grpc.Channel]] = []
+    running: list[RunningGate] = []
 
-    def start(config: Config) -> RunningGate:
-        server = GateServer(config)
+    def start(config: Config, store: EvidenceStore | None = None) -> RunningGate:
+        server = GateServer(config, store=store)
         ready = threading.Event()
         box: dict[str, object] = {}
         loop = asyncio.new_event_loop()
@@ -159,13 +175,10 @@ def serve_gate() -> Iterator[Callable[[Config], RunningGate]]:
             raise box["error"]  # type: ignore[misc]
         addresses = box["addresses"]
         assert isinstance(addresses, BoundAddresses)
-        channel = grpc.insecure_channel(addresses.grpc)
-        running.append((server, thread, loop, channel))
-        return RunningGate(config, addresses, channel)
+        gate = RunningGate(config, addresses, grpc.insecure_channel(addresses.grpc), server, loop, thread)
+        running.append(gate)
+        return gate
 
     yield start
-    for server, thread, loop, channel in running:
-        channel.close()
-        loop.call_soon_threadsafe(server.request_stop)
-        thread.join(30)
-        assert not thread.is_alive(), "gate did not stop within 30 s"
+    for gate in running:
+        gate.stop()

@@ -28,7 +28,7 @@ from gate.server._grpc import GrpcApi, RequestLimits
 from gate.server._metrics import STORE_UP
 from gate.server._tls import ensure_self_signed
 from gate.server._webhook import WebhookApp
-from gate.store import open_store
+from gate.store import EvidenceStore, open_store
 
 log = logging.getLogger("gate.serve")
 
@@ -93,8 +93,10 @@ def _grpc_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
 class GateServer:
     """Runs the three listeners over one core until stopped."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, store: EvidenceStore | None = None) -> None:
+        """Serve ``config``; with ``store`` given, use it (the caller closes it) instead of opening one."""
         self.config = config
+        self._store = store
         self._stop = asyncio.Event()
 
     def request_stop(self) -> None:
@@ -105,9 +107,11 @@ class GateServer:
         """Start, report SERVING, wait for a stop request, then shut down gracefully."""
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        # One pooled connection per worker thread, so that a busy server never
-        # opens and closes overflow connections per request.
-        store = open_store(config.effective_database_url, pool_size=config.grpc.workers, max_overflow=4)
+        store = self._store
+        if store is None:
+            # One pooled connection per worker thread, so that a busy server never
+            # opens and closes overflow connections per request.
+            store = open_store(config.effective_database_url, pool_size=config.grpc.workers, max_overflow=4)
         STORE_UP.set(1)
         core = Gate(store)
         executor = ThreadPoolExecutor(config.grpc.workers, thread_name_prefix="gate-worker")
@@ -162,7 +166,8 @@ class GateServer:
             if self._http_tasks:
                 await asyncio.wait(self._http_tasks, timeout=config.webhook.grace_period + 2)
             executor.shutdown(wait=True, cancel_futures=True)
-            store.close()
+            if self._store is None:
+                store.close()
             log.info("gate stopped")
 
     def _build_grpc(

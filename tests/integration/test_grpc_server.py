@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -354,3 +356,58 @@ def test_the_service_answers_from_postgresql(
         lambda: gate.call("gate.v1.ScanService/GetScan", scan_pb2.GetScanRequest(id=unknown), scan_pb2.Scan)
     )
     assert error.code() is grpc.StatusCode.NOT_FOUND
+
+
+class SlowStore:
+    """A real store whose scan lookups take a while, to keep a request in flight."""
+
+    inline_reads = False
+
+    def __init__(self, store: object, delay: float) -> None:
+        self._store = store
+        self.delay = delay
+        self.entered = threading.Event()
+
+    def get_scan(self, scan_id: str) -> object:
+        self.entered.set()
+        time.sleep(self.delay)
+        return self._store.get_scan(scan_id)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+
+def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones(
+    tmp_path: Path, serve_gate: Callable[..., RunningGate]
+) -> None:
+    config = loopback_config(tmp_path)
+    real = open_store(config.effective_database_url)
+    slow = SlowStore(real, delay=1.5)
+    try:
+        gate = serve_gate(config, store=slow)
+        outcome: dict[str, grpc.StatusCode] = {}
+
+        def in_flight() -> None:
+            try:
+                gate.call(
+                    "gate.v1.ScanService/GetScan",
+                    scan_pb2.GetScanRequest(id=str(uuid.uuid4())),
+                    scan_pb2.Scan,
+                )
+            except grpc.RpcError as error:
+                outcome["code"] = error.code()
+
+        caller = threading.Thread(target=in_flight)
+        caller.start()
+        assert slow.entered.wait(5)
+        gate.request_stop()
+        caller.join(10)
+        # The request that was running when the stop came is answered normally.
+        assert outcome["code"] is grpc.StatusCode.NOT_FOUND
+        gate.thread.join(15)
+        assert not gate.thread.is_alive()
+        with grpc.insecure_channel(gate.addresses.grpc) as channel, pytest.raises(grpc.RpcError) as refused:
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+    finally:
+        real.close()
