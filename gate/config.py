@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gate.errors import ConfigError
 
@@ -56,6 +56,15 @@ def parse_listen(value: str) -> ListenAddress:
     return ListenAddress(host, port)
 
 
+def _valid_listen(value: str) -> str:
+    parse_listen(value)
+    return value
+
+
+# A ``host:port`` string, checked when the configuration loads.
+Listen = Annotated[str, AfterValidator(_valid_listen)]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -71,7 +80,7 @@ class TlsFiles(_Section):
 class GrpcSettings(_Section):
     """The gRPC API listener."""
 
-    listen: str = "0.0.0.0:50051"
+    listen: Listen = "0.0.0.0:50051"
     tls: TlsFiles | None = None
     # Seconds in-flight RPCs get to finish on SIGTERM.
     grace_period: Annotated[float, Field(ge=0, le=300)] = 10.0
@@ -80,39 +89,21 @@ class GrpcSettings(_Section):
     max_request_bytes: Annotated[int, Field(ge=1024, le=64 * MIB)] = 4 * MIB
     max_upload_bytes: Annotated[int, Field(ge=1024, le=1024 * MIB)] = 64 * MIB
 
-    @field_validator("listen")
-    @classmethod
-    def _check_listen(cls, value: str) -> str:
-        parse_listen(value)
-        return value
-
 
 class WebhookSettings(_Section):
     """The Kubernetes admission webhook listener (HTTPS)."""
 
-    listen: str = "0.0.0.0:8443"
+    listen: Listen = "0.0.0.0:8443"
     # With none, ``gate serve`` creates a self-signed pair in the data directory.
     tls: TlsFiles | None = None
     grace_period: Annotated[float, Field(ge=0, le=300)] = 10.0
-
-    @field_validator("listen")
-    @classmethod
-    def _check_listen(cls, value: str) -> str:
-        parse_listen(value)
-        return value
 
 
 class MetricsSettings(_Section):
     """The Prometheus ``/metrics`` listener."""
 
     enabled: bool = True
-    listen: str = "0.0.0.0:9090"
-
-    @field_validator("listen")
-    @classmethod
-    def _check_listen(cls, value: str) -> str:
-        parse_listen(value)
-        return value
+    listen: Listen = "0.0.0.0:9090"
 
 
 class LogSettings(_Section):

@@ -40,6 +40,27 @@ def _pages(
             break
 
 
+def _print_listing(
+    call: Callable[[str, int], M],
+    items: Callable[[M], Any],
+    limit: int,
+    fmt: str,
+    headers: list[str],
+    row: Callable[[Any], list[str]],
+    empty: str,
+) -> None:
+    """Fetch up to ``limit`` items page by page; print JSON documents or one table."""
+    rows: list[list[str]] = []
+    for _, batch in _pages(call, items, limit):
+        for item in batch:
+            if fmt == "json":
+                click.echo(out.as_json(item))
+            else:
+                rows.append(row(item))
+    if fmt == "table":
+        click.echo(out.table(headers, rows) if rows else empty)
+
+
 def _obj() -> Any:
     return click.get_current_context().obj
 
@@ -146,30 +167,22 @@ def scan_findings(
         assert isinstance(response, scan_pb2.ListFindingsResponse)
         return response
 
-    rows: list[list[str]] = []
-    for response, batch in _pages(call, lambda r: r.findings, limit):
-        for finding in batch:
-            if fmt == "json":
-                click.echo(out.as_json(finding))
-                continue
-            where = (
-                f"{finding.package.name} {finding.package.version}".strip()
-                if finding.HasField("package")
-                else f"{finding.location.path}:{finding.location.start_line}"
-            )
-            rows.append(
-                [
-                    out.enum_name(finding, "severity", "SEVERITY_"),
-                    out.enum_name(finding, "kind", "FINDING_KIND_"),
-                    finding.rule_id,
-                    where,
-                    finding.title[:60],
-                ]
-            )
-        if fmt == "table" and not response.next_page_token:
-            break
-    if fmt == "table":
-        click.echo(out.table(["SEVERITY", "KIND", "RULE", "WHERE", "TITLE"], rows) if rows else "no findings")
+    def row(finding: scan_pb2.Finding) -> list[str]:
+        where = (
+            f"{finding.package.name} {finding.package.version}".strip()
+            if finding.HasField("package")
+            else f"{finding.location.path}:{finding.location.start_line}"
+        )
+        return [
+            out.enum_name(finding, "severity", "SEVERITY_"),
+            out.enum_name(finding, "kind", "FINDING_KIND_"),
+            finding.rule_id,
+            where,
+            finding.title[:60],
+        ]
+
+    headers = ["SEVERITY", "KIND", "RULE", "WHERE", "TITLE"]
+    _print_listing(call, lambda r: r.findings, limit, fmt, headers, row, "no findings")
 
 
 # --- SBOMs ------------------------------------------------------------------------------------
@@ -196,25 +209,17 @@ def sbom_list(artifact: str | None, limit: int, fmt: str) -> None:
         assert isinstance(response, sbom_pb2.ListSbomsResponse)
         return response
 
-    rows = []
-    for _, batch in _pages(call, lambda r: r.sboms, limit):
-        for item in batch:
-            if fmt == "json":
-                click.echo(out.as_json(item))
-            else:
-                rows.append(
-                    [
-                        item.id,
-                        item.artifact_digest[:19],
-                        out.enum_name(item, "format", "SBOM_FORMAT_"),
-                        str(item.component_count),
-                        out.when(item.created_at),
-                    ]
-                )
-    if fmt == "table":
-        click.echo(
-            out.table(["ID", "ARTIFACT", "FORMAT", "COMPONENTS", "CREATED"], rows) if rows else "no SBOMs"
-        )
+    def row(item: sbom_pb2.Sbom) -> list[str]:
+        return [
+            item.id,
+            item.artifact_digest[:19],
+            out.enum_name(item, "format", "SBOM_FORMAT_"),
+            str(item.component_count),
+            out.when(item.created_at),
+        ]
+
+    headers = ["ID", "ARTIFACT", "FORMAT", "COMPONENTS", "CREATED"]
+    _print_listing(call, lambda r: r.sboms, limit, fmt, headers, row, "no SBOMs")
 
 
 @sbom.command("get")
@@ -266,20 +271,12 @@ def sbom_search(name: str, purl: str, limit: int, fmt: str) -> None:
         assert isinstance(response, sbom_pb2.SearchComponentsResponse)
         return response
 
-    rows = []
-    for _, batch in _pages(call, lambda r: r.matches, limit):
-        for match in batch:
-            if fmt == "json":
-                click.echo(out.as_json(match))
-            else:
-                c = match.component
-                rows.append(
-                    [c.name, c.version, c.purl, match.artifact_digest[:19], ",".join(match.artifact_aliases)]
-                )
-    if fmt == "table":
-        click.echo(
-            out.table(["NAME", "VERSION", "PURL", "ARTIFACT", "ALIASES"], rows) if rows else "no matches"
-        )
+    def row(match: sbom_pb2.ComponentMatch) -> list[str]:
+        c = match.component
+        return [c.name, c.version, c.purl, match.artifact_digest[:19], ",".join(match.artifact_aliases)]
+
+    headers = ["NAME", "VERSION", "PURL", "ARTIFACT", "ALIASES"]
+    _print_listing(call, lambda r: r.matches, limit, fmt, headers, row, "no matches")
 
 
 # --- audit ------------------------------------------------------------------------------------
@@ -334,18 +331,12 @@ def audit_decisions(
         assert isinstance(response, audit_pb2.ListDecisionsResponse)
         return response
 
-    rows = []
-    for _, batch in _pages(call, lambda r: r.decisions, limit):
-        for item in batch:
-            if fmt == "json":
-                click.echo(out.as_json(item))
-            else:
-                verdict = "allow" if item.allowed else "deny"
-                rows.append([item.id, out.when(item.decided_at), item.stage, verdict, item.message[:60]])
-    if fmt == "table":
-        click.echo(
-            out.table(["ID", "DECIDED", "STAGE", "ANSWER", "MESSAGE"], rows) if rows else "no decisions"
-        )
+    def row(item: decision_pb2.Decision) -> list[str]:
+        verdict = "allow" if item.allowed else "deny"
+        return [item.id, out.when(item.decided_at), item.stage, verdict, item.message[:60]]
+
+    headers = ["ID", "DECIDED", "STAGE", "ANSWER", "MESSAGE"]
+    _print_listing(call, lambda r: r.decisions, limit, fmt, headers, row, "no decisions")
 
 
 @audit.command("decision")
