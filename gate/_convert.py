@@ -41,6 +41,7 @@ ARTIFACT_KIND = _enum_table(m.ArtifactKind, _names(common_pb2.ArtifactKind), "AR
 TARGET_KIND = _enum_table(m.TargetKind, _names(scan_pb2.TargetKind), "TARGET_KIND_")
 SCAN_STATE = _enum_table(m.ScanState, _names(scan_pb2.ScanState), "SCAN_STATE_")
 FINDING_KIND = _enum_table(m.FindingKind, _names(scan_pb2.FindingKind), "FINDING_KIND_")
+FINDING_STATUS = _enum_table(m.FindingStatus, _names(scan_pb2.FindingStatus), "FINDING_STATUS_")
 SBOM_FORMAT = _enum_table(m.SbomFormat, _names(sbom_pb2.SbomFormat), "SBOM_FORMAT_")
 RULE_OUTCOME = _enum_table(m.RuleOutcome, _names(decision_pb2.RuleOutcome), "RULE_OUTCOME_")
 ENFORCEMENT = _enum_table(m.EnforcementAction, _names(decision_pb2.EnforcementAction), "ENFORCEMENT_ACTION_")
@@ -145,6 +146,8 @@ def finding_to_proto(finding: m.Finding) -> scan_pb2.Finding:
         references=finding.references,
         cvss_score=finding.cvss_score,
         redacted_match=finding.redacted_match,
+        tool_severity=finding.tool_severity,
+        status=FINDING_STATUS[finding.status],  # type: ignore[arg-type]
     )
     if finding.package is not None:
         message.package.CopyFrom(
@@ -162,6 +165,7 @@ def finding_to_proto(finding: m.Finding) -> scan_pb2.Finding:
                 start_line=finding.location.start_line,
                 end_line=finding.location.end_line,
                 layer_digest=finding.location.layer_digest,
+                commit=finding.location.commit,
             )
         )
     return message

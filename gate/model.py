@@ -89,6 +89,21 @@ class FindingKind(StrEnum):
     MISCONFIGURATION = "misconfiguration"
     LICENSE = "license"
     CODE = "code"
+    BUG = "bug"
+    CODE_SMELL = "code_smell"
+    HOTSPOT = "hotspot"
+
+
+class FindingStatus(StrEnum):
+    """Whether a finding affects the artifact (the scanner's or a VEX statement's word)."""
+
+    AFFECTED = "affected"
+    WILL_NOT_FIX = "will_not_fix"
+    FIX_DEFERRED = "fix_deferred"
+    END_OF_LIFE = "end_of_life"
+    NOT_AFFECTED = "not_affected"
+    UNDER_INVESTIGATION = "under_investigation"
+    RESOLVED = "resolved"
 
 
 class SbomFormat(StrEnum):
@@ -209,11 +224,16 @@ class Location:
     start_line: int = 0
     end_line: int = 0
     layer_digest: str = ""
+    commit: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """A normalised finding. Secrets appear only as ``redacted_match``."""
+    """A normalised finding. Secrets appear only as ``redacted_match``.
+
+    ``severity`` is on gate's one scale; ``tool_severity`` keeps the tool's own
+    value. ``scan_id`` is empty until the finding is bound to a stored scan.
+    """
 
     fingerprint: str
     scan_id: str
@@ -229,6 +249,8 @@ class Finding:
     references: tuple[str, ...] = ()
     cvss_score: float = 0.0
     redacted_match: str = ""
+    tool_severity: str = ""
+    status: FindingStatus = FindingStatus.AFFECTED
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,7 +121,7 @@ def scan_get(scan_id: str, fmt: str) -> None:
 
 
 _SEVERITIES = ("unknown", "info", "low", "medium", "high", "critical")
-_KINDS = ("vulnerability", "secret", "misconfiguration", "license", "code")
+_KINDS = ("vulnerability", "secret", "misconfiguration", "license", "code", "bug", "code_smell", "hotspot")
 
 
 @scan.command("findings")

@@ -122,6 +122,8 @@ findings = sa.Table(
     sa.Column("references", Json, nullable=False),
     sa.Column("cvss_score", sa.Float, nullable=False),
     sa.Column("redacted_match", sa.Text, nullable=False),
+    sa.Column("tool_severity", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
     # Pages of one scan's findings are read in (severity desc, fingerprint)
     # order; with fingerprint in the index the order comes from the index.
     sa.Index(None, "scan_id", "severity", "fingerprint"),

@@ -43,6 +43,7 @@ from gate.model import (
     EnforcementAction,
     Finding,
     FindingKind,
+    FindingStatus,
     Location,
     Package,
     Page,
@@ -1012,11 +1013,14 @@ def _finding_rows(scan_id: str, items: Sequence[Finding]) -> list[dict[str, Any]
                     "start_line": location.start_line,
                     "end_line": location.end_line,
                     "layer_digest": location.layer_digest,
+                    "commit": location.commit,
                 },
                 "fix_available": finding.fix_available,
                 "references": list(finding.references),
                 "cvss_score": float(finding.cvss_score),
                 "redacted_match": finding.redacted_match,
+                "tool_severity": finding.tool_severity,
+                "status": finding.status.value,
             }
         )
     return rows
@@ -1049,11 +1053,14 @@ def _finding(row: Row[Any]) -> Finding:
             start_line=location["start_line"],
             end_line=location["end_line"],
             layer_digest=location["layer_digest"],
+            commit=location.get("commit", ""),
         ),
         fix_available=row.fix_available,
         references=tuple(row.references),
         cvss_score=row.cvss_score,
         redacted_match=row.redacted_match,
+        tool_severity=row.tool_severity,
+        status=FindingStatus(row.status),
     )
 
 

@@ -116,7 +116,13 @@ class _FindingKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FindingKi
     FINDING_KIND_LICENSE: _FindingKind.ValueType  # 4
     """A licence that policy may forbid."""
     FINDING_KIND_CODE: _FindingKind.ValueType  # 5
-    """A code issue from static analysis (SAST, code smells, hotspots)."""
+    """A code issue from static analysis that fits no narrower kind (SAST rules)."""
+    FINDING_KIND_BUG: _FindingKind.ValueType  # 6
+    """A bug found by static analysis (SonarQube BUG)."""
+    FINDING_KIND_CODE_SMELL: _FindingKind.ValueType  # 7
+    """A maintainability issue (SonarQube CODE_SMELL)."""
+    FINDING_KIND_HOTSPOT: _FindingKind.ValueType  # 8
+    """Security-sensitive code that needs review (SonarQube security hotspot)."""
 
 class FindingKind(_FindingKind, metaclass=_FindingKindEnumTypeWrapper):
     """What a finding is about."""
@@ -132,8 +138,58 @@ FINDING_KIND_MISCONFIGURATION: FindingKind.ValueType  # 3
 FINDING_KIND_LICENSE: FindingKind.ValueType  # 4
 """A licence that policy may forbid."""
 FINDING_KIND_CODE: FindingKind.ValueType  # 5
-"""A code issue from static analysis (SAST, code smells, hotspots)."""
+"""A code issue from static analysis that fits no narrower kind (SAST rules)."""
+FINDING_KIND_BUG: FindingKind.ValueType  # 6
+"""A bug found by static analysis (SonarQube BUG)."""
+FINDING_KIND_CODE_SMELL: FindingKind.ValueType  # 7
+"""A maintainability issue (SonarQube CODE_SMELL)."""
+FINDING_KIND_HOTSPOT: FindingKind.ValueType  # 8
+"""Security-sensitive code that needs review (SonarQube security hotspot)."""
 Global___FindingKind: _TypeAlias = FindingKind  # noqa: Y015
+
+class _FindingStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FindingStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FindingStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FINDING_STATUS_UNSPECIFIED: _FindingStatus.ValueType  # 0
+    """Not set: treated as AFFECTED."""
+    FINDING_STATUS_AFFECTED: _FindingStatus.ValueType  # 1
+    """The artifact is affected (the default for every finding)."""
+    FINDING_STATUS_WILL_NOT_FIX: _FindingStatus.ValueType  # 2
+    """The vendor will not fix it."""
+    FINDING_STATUS_FIX_DEFERRED: _FindingStatus.ValueType  # 3
+    """A fix is deferred by the vendor."""
+    FINDING_STATUS_END_OF_LIFE: _FindingStatus.ValueType  # 4
+    """The package is end of life; no fix will come."""
+    FINDING_STATUS_NOT_AFFECTED: _FindingStatus.ValueType  # 5
+    """A VEX statement or the vendor says the artifact is not affected."""
+    FINDING_STATUS_UNDER_INVESTIGATION: _FindingStatus.ValueType  # 6
+    """The vendor is still investigating."""
+    FINDING_STATUS_RESOLVED: _FindingStatus.ValueType  # 7
+    """A reviewer or the tool marked it resolved or a false positive."""
+
+class FindingStatus(_FindingStatus, metaclass=_FindingStatusEnumTypeWrapper):
+    """Whether a finding affects the artifact, as the scanner or a VEX statement says."""
+
+FINDING_STATUS_UNSPECIFIED: FindingStatus.ValueType  # 0
+"""Not set: treated as AFFECTED."""
+FINDING_STATUS_AFFECTED: FindingStatus.ValueType  # 1
+"""The artifact is affected (the default for every finding)."""
+FINDING_STATUS_WILL_NOT_FIX: FindingStatus.ValueType  # 2
+"""The vendor will not fix it."""
+FINDING_STATUS_FIX_DEFERRED: FindingStatus.ValueType  # 3
+"""A fix is deferred by the vendor."""
+FINDING_STATUS_END_OF_LIFE: FindingStatus.ValueType  # 4
+"""The package is end of life; no fix will come."""
+FINDING_STATUS_NOT_AFFECTED: FindingStatus.ValueType  # 5
+"""A VEX statement or the vendor says the artifact is not affected."""
+FINDING_STATUS_UNDER_INVESTIGATION: FindingStatus.ValueType  # 6
+"""The vendor is still investigating."""
+FINDING_STATUS_RESOLVED: FindingStatus.ValueType  # 7
+"""A reviewer or the tool marked it resolved or a false positive."""
+Global___FindingStatus: _TypeAlias = FindingStatus  # noqa: Y015
 
 @_typing.final
 class ScanTarget(_message.Message):
@@ -501,6 +557,7 @@ class Location(_message.Message):
     START_LINE_FIELD_NUMBER: _builtins.int
     END_LINE_FIELD_NUMBER: _builtins.int
     LAYER_DIGEST_FIELD_NUMBER: _builtins.int
+    COMMIT_FIELD_NUMBER: _builtins.int
     path: _builtins.str
     """Path relative to the scan root, or the image target."""
     start_line: _builtins.int
@@ -509,6 +566,8 @@ class Location(_message.Message):
     """Last line, 1-based; 0 when not applicable."""
     layer_digest: _builtins.str
     """Image layer digest, when the scanner gave one."""
+    commit: _builtins.str
+    """Commit the finding was seen in (git history scans), when known."""
     def __init__(
         self,
         *,
@@ -516,10 +575,11 @@ class Location(_message.Message):
         start_line: _builtins.int = ...,
         end_line: _builtins.int = ...,
         layer_digest: _builtins.str = ...,
+        commit: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_line", b"end_line", "layer_digest", b"layer_digest", "path", b"path", "start_line", b"start_line"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "end_line", b"end_line", "layer_digest", b"layer_digest", "path", b"path", "start_line", b"start_line"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -545,6 +605,8 @@ class Finding(_message.Message):
     REFERENCES_FIELD_NUMBER: _builtins.int
     CVSS_SCORE_FIELD_NUMBER: _builtins.int
     REDACTED_MATCH_FIELD_NUMBER: _builtins.int
+    TOOL_SEVERITY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
     fingerprint: _builtins.str
     """Stable identity across re-scans of the same content: equal fingerprints
     mean the same problem in the same place.
@@ -571,6 +633,10 @@ class Finding(_message.Message):
     """For secrets: the matched text with the secret masked. gate never stores
     or returns a secret in clear.
     """
+    tool_severity: _builtins.str
+    """The severity exactly as the tool gave it (e.g. `HIGH`, `major`, `error`)."""
+    status: Global___FindingStatus.ValueType
+    """Whether it affects the artifact."""
     @_builtins.property
     def package(self) -> Global___Package:
         """Package, for vulnerability and licence findings."""
@@ -600,10 +666,12 @@ class Finding(_message.Message):
         references: _abc.Iterable[_builtins.str] | None = ...,
         cvss_score: _builtins.float = ...,
         redacted_match: _builtins.str = ...,
+        tool_severity: _builtins.str = ...,
+        status: Global___FindingStatus.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["location", b"location", "package", b"package"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cvss_score", b"cvss_score", "description", b"description", "fingerprint", b"fingerprint", "fix_available", b"fix_available", "kind", b"kind", "location", b"location", "package", b"package", "redacted_match", b"redacted_match", "references", b"references", "rule_id", b"rule_id", "scan_id", b"scan_id", "scanner", b"scanner", "severity", b"severity", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cvss_score", b"cvss_score", "description", b"description", "fingerprint", b"fingerprint", "fix_available", b"fix_available", "kind", b"kind", "location", b"location", "package", b"package", "redacted_match", b"redacted_match", "references", b"references", "rule_id", b"rule_id", "scan_id", b"scan_id", "scanner", b"scanner", "severity", b"severity", "status", b"status", "title", b"title", "tool_severity", b"tool_severity"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -19,6 +19,7 @@ TABLES = [
     (cv.TARGET_KIND, scan_pb2.TargetKind),
     (cv.SCAN_STATE, scan_pb2.ScanState),
     (cv.FINDING_KIND, scan_pb2.FindingKind),
+    (cv.FINDING_STATUS, scan_pb2.FindingStatus),
     (cv.SBOM_FORMAT, sbom_pb2.SbomFormat),
     (cv.RULE_OUTCOME, decision_pb2.RuleOutcome),
     (cv.ENFORCEMENT, decision_pb2.EnforcementAction),

@@ -38,6 +38,7 @@ from gate.model import (
     EnforcementAction,
     Finding,
     FindingKind,
+    FindingStatus,
     Location,
     Package,
     RuleOutcome,
@@ -230,11 +231,15 @@ def test_every_record_round_trips_with_all_fields(store: EvidenceStore) -> None:
                 purl="pkg:deb/debian/openssl@3.0.1",
                 fixed_versions=("3.0.2", "3.1.0"),
             ),
-            location=Location(path="src/app.py", start_line=3, end_line=4, layer_digest=digest_of("layer")),
+            location=Location(
+                path="src/app.py", start_line=3, end_line=4, layer_digest=digest_of("layer"), commit="a" * 40
+            ),
             fix_available=True,
             references=("https://a.example", "https://b.example"),
             cvss_score=9.8,
             redacted_match="AKIA****************",
+            tool_severity="CRITICAL",
+            status=FindingStatus.WILL_NOT_FIX,
         ),
         make_finding(scan, "fp-bare", Severity.UNKNOWN),
     ]

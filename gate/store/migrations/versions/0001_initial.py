@@ -92,6 +92,8 @@ def upgrade() -> None:
         sa.Column("references", JSON, nullable=False),
         sa.Column("cvss_score", sa.Float(), nullable=False),
         sa.Column("redacted_match", sa.Text(), nullable=False),
+        sa.Column("tool_severity", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("scan_id", "fingerprint", name="pk_findings"),
         sa.ForeignKeyConstraint(["scan_id"], ["scans.id"], name="fk_findings_scan_id_scans"),
     )
