@@ -26,6 +26,7 @@ from gate.store._port import (
     EvidenceStore,
     FindingPage,
     FindingQuery,
+    ScanReport,
 )
 from gate.store._sql import SqlStore
 
@@ -37,6 +38,7 @@ __all__ = [
     "EvidenceStore",
     "FindingPage",
     "FindingQuery",
+    "ScanReport",
     "SqlStore",
     "open_store",
 ]

@@ -52,6 +52,17 @@ class FindingPage:
 
 
 @dataclass(frozen=True, slots=True)
+class ScanReport:
+    """A scanner's raw report as stored (secrets already redacted by the parser).
+
+    ``format`` is the report's format name (``trivy``, ``gitleaks``, ``sarif``, ...).
+    """
+
+    format: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ComponentQuery:
     """Components to find across SBOMs: by name (``*`` wildcards, any case) or purl prefix."""
 
@@ -114,8 +125,20 @@ class EvidenceStore(Protocol):
     def update_scan(self, scan: Scan) -> None:
         """Replace the stored state of an existing scan."""
 
-    def complete_scan(self, scan: Scan, findings: Sequence[Finding]) -> None:
-        """Store a scan's findings and its terminal state in one transaction."""
+    def complete_scan(
+        self, scan: Scan, findings: Sequence[Finding], report: ScanReport | None = None
+    ) -> None:
+        """Store a scan's findings, its raw report and its terminal state in one transaction."""
+
+    def get_scan_report(self, scan_id: str) -> ScanReport | None:
+        """Return a scan's stored raw report."""
+
+    def fail_unfinished_scans(self, reason: str, finished_at: datetime) -> tuple[str, ...]:
+        """Mark every queued or running scan failed with ``reason``; return their ids.
+
+        Run at start-up: a scan that was running when gate stopped can never
+        finish, and must not be left looking alive.
+        """
 
     def get_scan(self, scan_id: str) -> Scan | None:
         """Return one scan."""

@@ -129,6 +129,18 @@ findings = sa.Table(
     sa.Index(None, "scan_id", "severity", "fingerprint"),
 )
 
+# The scanner's raw report (secrets already redacted by the parser), compressed,
+# kept for audits and re-parsing; a table of its own so scan reads never load it.
+scan_reports = sa.Table(
+    "scan_reports",
+    metadata,
+    sa.Column("scan_id", Key, sa.ForeignKey("scans.id"), primary_key=True),
+    sa.Column("format", sa.Text, nullable=False),
+    sa.Column("encoding", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
 sboms = sa.Table(
     "sboms",
     metadata,

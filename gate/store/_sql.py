@@ -20,6 +20,7 @@ import json
 import math
 import re
 import threading
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -64,7 +65,14 @@ from gate.store._engine import writer
 from gate.store._errors import is_foreign_key_violation, is_unique_violation, store_unavailable
 from gate.store._paging import KeyValue, decode_token, encode_token, page_limit
 from gate.store._point import PointReader
-from gate.store._port import DEFAULT_PAGE_SIZE, ComponentQuery, DecisionQuery, FindingPage, FindingQuery
+from gate.store._port import (
+    DEFAULT_PAGE_SIZE,
+    ComponentQuery,
+    DecisionQuery,
+    FindingPage,
+    FindingQuery,
+    ScanReport,
+)
 from gate.store._schema import (
     UtcDateTime,
     artifact_aliases,
@@ -75,6 +83,7 @@ from gate.store._schema import (
     sbom_components,
     sbom_documents,
     sboms,
+    scan_reports,
     scans,
     verifications,
 )
@@ -158,6 +167,21 @@ class SqlStore:
         )
         self._latest_scan_ids = sa.select(ranked.c.id).where(ranked.c.recency == 1)
         self._insert_finding = sa.insert(findings)
+        self._insert_report = sa.insert(scan_reports)
+        self._select_report = sa.select(scan_reports).where(scan_reports.c.scan_id == sa.bindparam("id"))
+        unfinished = (ScanState.QUEUED.value, ScanState.RUNNING.value)
+        self._unfinished_scans = (
+            sa.select(scans.c.id).where(scans.c.state.in_(unfinished)).order_by(scans.c.id)
+        )
+        self._fail_scans = (
+            sa.update(scans)
+            .where(scans.c.id.in_(sa.bindparam("ids", expanding=True)), scans.c.state.in_(unfinished))
+            .values(
+                state=ScanState.FAILED.value,
+                error=sa.bindparam("error"),
+                finished_at=sa.bindparam("finished_at"),
+            )
+        )
 
         self._insert_sbom = sa.insert(sboms)
         self._insert_document = sa.insert(sbom_documents)
@@ -186,6 +210,9 @@ class SqlStore:
         self._select_decision = sa.select(decisions).where(decisions.c.id == sa.bindparam("id"))
         self._ping = sa.select(sa.literal(1))
 
+        self._init_point_reads(engine)
+
+    def _init_point_reads(self, engine: Engine) -> None:
         # Point lookups bypass SQLAlchemy's per-call work (see _point.py), except
         # on an in-memory SQLite database, whose one connection cannot be shared.
         self._points: PointReader | None = None
@@ -341,8 +368,12 @@ class SqlStore:
         with self._write(_scan_integrity(scan)) as conn:
             self._replace_scan(conn, scan.id, values)
 
-    def complete_scan(self, scan: Scan, findings: Sequence[Finding]) -> None:
-        """Store a scan's terminal state and its findings in one transaction.
+    def complete_scan(
+        self, scan: Scan, findings: Sequence[Finding], report: ScanReport | None = None
+    ) -> None:
+        """Store a scan's terminal state, its findings and its raw report in one transaction.
+
+        The report is stored zlib-compressed; scanner JSON shrinks 5 to 20 times.
 
         Raises:
             InvalidArgument: ``scan.state`` is not terminal, a finding belongs
@@ -356,10 +387,45 @@ class SqlStore:
             )
         values = _scan_values(scan)
         rows = _finding_rows(scan.id, findings)
+        report_row = None
+        if report is not None:
+            _required(report.format, "report.format")
+            report_row = {
+                "scan_id": scan.id,
+                "format": report.format,
+                "encoding": "zlib",
+                "size": len(report.data),
+                "data": zlib.compress(report.data, 6),
+            }
         with self._write(_scan_integrity(scan)) as conn:
             self._replace_scan(conn, scan.id, values)
             if rows:
                 conn.execute(self._insert_finding, rows)
+            if report_row is not None:
+                conn.execute(self._insert_report, report_row)
+
+    def get_scan_report(self, scan_id: str) -> ScanReport | None:
+        """Return a scan's stored raw report, decompressed."""
+        with self._read() as conn:
+            row = conn.execute(self._select_report, {"id": scan_id}).first()
+        if row is None:
+            return None
+        if row.encoding != "zlib":
+            raise store_unavailable(ValueError(f"unknown report encoding {row.encoding!r}"))
+        return ScanReport(format=row.format, data=zlib.decompress(row.data))
+
+    def fail_unfinished_scans(self, reason: str, finished_at: datetime) -> tuple[str, ...]:
+        """Mark every queued or running scan failed with ``reason``; return their ids."""
+        _required(reason, "reason")
+        _aware(finished_at, "finished_at")
+        with self._write() as conn:
+            ids = tuple(str(i) for i in conn.execute(self._unfinished_scans).scalars())
+            if ids:
+                conn.execute(
+                    self._fail_scans,
+                    {"ids": list(ids), "error": reason, "finished_at": finished_at},
+                )
+        return ids
 
     def _replace_scan(self, conn: Connection, scan_id: str, values: dict[str, Any]) -> None:
         changes = {name: value for name, value in values.items() if name != "id"}

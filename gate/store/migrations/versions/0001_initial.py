@@ -102,6 +102,17 @@ def upgrade() -> None:
     )
 
     op.create_table(
+        "scan_reports",
+        sa.Column("scan_id", KEY, nullable=False),
+        sa.Column("format", sa.Text(), nullable=False),
+        sa.Column("encoding", sa.Text(), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("scan_id", name="pk_scan_reports"),
+        sa.ForeignKeyConstraint(["scan_id"], ["scans.id"], name="fk_scan_reports_scan_id_scans"),
+    )
+
+    op.create_table(
         "sboms",
         sa.Column("id", KEY, nullable=False),
         sa.Column("artifact_digest", KEY, nullable=False),
@@ -202,6 +213,7 @@ def downgrade() -> None:
         "sbom_documents",
         "sboms",
         "findings",
+        "scan_reports",
         "scans",
         "artifact_aliases",
         "artifacts",
