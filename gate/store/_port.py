@@ -133,11 +133,15 @@ class EvidenceStore(Protocol):
     def get_scan_report(self, scan_id: str) -> ScanReport | None:
         """Return a scan's stored raw report."""
 
-    def fail_unfinished_scans(self, reason: str, finished_at: datetime) -> tuple[str, ...]:
-        """Mark every queued or running scan failed with ``reason``; return their ids.
+    def touch_scans(self, scan_ids: Sequence[str], now: datetime) -> None:
+        """Refresh the heartbeat of queued or running scans (the lease of the gate running them)."""
 
-        Run at start-up: a scan that was running when gate stopped can never
-        finish, and must not be left looking alive.
+    def fail_stale_scans(self, stale_before: datetime, reason: str, now: datetime) -> tuple[str, ...]:
+        """Fail every queued or running scan whose heartbeat is older than ``stale_before``.
+
+        The gate that ran such a scan stopped (a crash, a restart, a lost
+        node): the scan can never finish and must not be left looking alive.
+        Returns the ids of the scans failed.
         """
 
     def get_scan(self, scan_id: str) -> Scan | None:

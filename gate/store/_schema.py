@@ -101,6 +101,9 @@ scans = sa.Table(
     sa.Column("count_unknown", sa.Integer, nullable=False),
     sa.Column("finding_count", sa.Integer, nullable=False),
     sa.Column("imported", sa.Boolean, nullable=False),
+    # Refreshed by the gate running a queued or running scan; a stale one means
+    # that gate stopped, and any replica may then fail the scan (a lease).
+    sa.Column("heartbeat_at", UtcDateTime, nullable=False),
     # Serves "latest succeeded scan per scanner of an artifact".
     sa.Index(None, "artifact_digest", "scanner", "created_at"),
 )

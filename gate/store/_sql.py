@@ -170,8 +170,15 @@ class SqlStore:
         self._insert_report = sa.insert(scan_reports)
         self._select_report = sa.select(scan_reports).where(scan_reports.c.scan_id == sa.bindparam("id"))
         unfinished = (ScanState.QUEUED.value, ScanState.RUNNING.value)
-        self._unfinished_scans = (
-            sa.select(scans.c.id).where(scans.c.state.in_(unfinished)).order_by(scans.c.id)
+        self._stale_scans = (
+            sa.select(scans.c.id)
+            .where(scans.c.state.in_(unfinished), scans.c.heartbeat_at < sa.bindparam("before"))
+            .order_by(scans.c.id)
+        )
+        self._touch_scans = (
+            sa.update(scans)
+            .where(scans.c.id.in_(sa.bindparam("ids", expanding=True)), scans.c.state.in_(unfinished))
+            .values(heartbeat_at=sa.bindparam("now"))
         )
         self._fail_scans = (
             sa.update(scans)
@@ -353,7 +360,7 @@ class SqlStore:
             Conflict: a scan with this id exists.
             NotFound: the scan's artifact is not stored.
         """
-        values = _scan_values(scan)
+        values = {**_scan_values(scan), "heartbeat_at": scan.created_at}
         with self._write(_scan_integrity(scan)) as conn:
             conn.execute(self._insert_scan, values)
 
@@ -414,17 +421,23 @@ class SqlStore:
             raise store_unavailable(ValueError(f"unknown report encoding {row.encoding!r}"))
         return ScanReport(format=row.format, data=zlib.decompress(row.data))
 
-    def fail_unfinished_scans(self, reason: str, finished_at: datetime) -> tuple[str, ...]:
-        """Mark every queued or running scan failed with ``reason``; return their ids."""
-        _required(reason, "reason")
-        _aware(finished_at, "finished_at")
+    def touch_scans(self, scan_ids: Sequence[str], now: datetime) -> None:
+        """Refresh the heartbeat of the given scans that are still queued or running."""
+        _aware(now, "now")
+        if not scan_ids:
+            return
         with self._write() as conn:
-            ids = tuple(str(i) for i in conn.execute(self._unfinished_scans).scalars())
+            conn.execute(self._touch_scans, {"ids": list(scan_ids), "now": now})
+
+    def fail_stale_scans(self, stale_before: datetime, reason: str, now: datetime) -> tuple[str, ...]:
+        """Fail the queued or running scans whose heartbeat is older than ``stale_before``."""
+        _required(reason, "reason")
+        _aware(stale_before, "stale_before")
+        _aware(now, "now")
+        with self._write() as conn:
+            ids = tuple(str(i) for i in conn.execute(self._stale_scans, {"before": stale_before}).scalars())
             if ids:
-                conn.execute(
-                    self._fail_scans,
-                    {"ids": list(ids), "error": reason, "finished_at": finished_at},
-                )
+                conn.execute(self._fail_scans, {"ids": list(ids), "error": reason, "finished_at": now})
         return ids
 
     def _replace_scan(self, conn: Connection, scan_id: str, values: dict[str, Any]) -> None:

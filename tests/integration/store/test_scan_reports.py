@@ -58,22 +58,26 @@ def test_a_report_needs_its_format(store: EvidenceStore) -> None:
     assert store.get_scan(scan.id) == scan
 
 
-def test_unfinished_scans_are_failed_with_the_reason(store: EvidenceStore) -> None:
+def test_scans_whose_gate_stopped_are_failed_with_the_reason(store: EvidenceStore) -> None:
     digest = new_artifact(store)
     queued = make_scan(digest, state=ScanState.QUEUED)
     running = make_scan(digest, state=ScanState.RUNNING)
+    alive = make_scan(digest, state=ScanState.RUNNING)
     finished = make_scan(digest)
-    for scan in (queued, running, finished):
+    for scan in (queued, running, alive, finished):
         store.add_scan(scan)
     complete(store, finished, [])
-    stopped_at = T0 + timedelta(hours=1)
-    failed = store.fail_unfinished_scans("gate restarted while the scan was running", stopped_at)
+    # The gate running "alive" keeps its lease fresh; the others' gate stopped.
+    store.touch_scans([alive.id, finished.id], T0 + timedelta(minutes=9))
+    now = T0 + timedelta(minutes=10)
+    failed = store.fail_stale_scans(T0 + timedelta(minutes=5), "the gate running this scan stopped", now)
     assert sorted(failed) == sorted([queued.id, running.id])
     for scan_id in failed:
         stored = store.get_scan(scan_id)
         assert stored is not None
         assert stored.state is ScanState.FAILED
-        assert stored.error == "gate restarted while the scan was running"
-        assert stored.finished_at == stopped_at
+        assert stored.error == "the gate running this scan stopped"
+        assert stored.finished_at == now
+    assert store.get_scan(alive.id) == alive
     assert store.get_scan(finished.id).state is ScanState.SUCCEEDED  # type: ignore[union-attr]
-    assert store.fail_unfinished_scans("again", stopped_at) == ()
+    assert store.fail_stale_scans(T0 + timedelta(minutes=5), "again", now) == ()

@@ -67,6 +67,7 @@ def upgrade() -> None:
         sa.Column("count_unknown", sa.Integer(), nullable=False),
         sa.Column("finding_count", sa.Integer(), nullable=False),
         sa.Column("imported", sa.Boolean(), nullable=False),
+        sa.Column("heartbeat_at", TIME, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_scans"),
         sa.ForeignKeyConstraint(
             ["artifact_digest"], ["artifacts.digest"], name="fk_scans_artifact_digest_artifacts"
