@@ -8,7 +8,9 @@ given, so both modes validate and answer identically.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import queue
+import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from google.protobuf.descriptor import MethodDescriptor
@@ -17,7 +19,7 @@ from google.protobuf.message import Message
 from gate import _convert as cv
 from gate.core import ArtifactSelector, Gate
 from gate.errors import InvalidArgument, Unsupported
-from gate.model import Severity, check_id
+from gate.model import ScanEvent, ScanTarget, Severity, check_id
 from gate.store import ComponentQuery, DecisionQuery, FindingQuery
 from gate.v1 import (
     audit_pb2,
@@ -40,11 +42,11 @@ METHODS: Mapping[str, MethodDescriptor] = {
     for method in service.methods
 }
 
+# How long a stream waits for an event before yielding None (an idle tick).
+IDLE_SECONDS = 1.0
+
 # RPCs whose feature has not landed yet, with the feature that brings them.
 PENDING_FEATURES: Mapping[str, str] = {
-    "gate.v1.ScanService/StartScan": "scanner providers (the scanners feature)",
-    "gate.v1.ScanService/WatchScan": "scanner providers (the scanners feature)",
-    "gate.v1.ScanService/ImportReport": "scanner report parsing (the scanners feature)",
     "gate.v1.SbomService/GenerateSbom": "SBOM generation (the SBOM feature)",
     "gate.v1.SbomService/UploadSbom": "SBOM parsing (the SBOM feature)",
     "gate.v1.SbomService/DiffSboms": "SBOM comparison (the SBOM feature)",
@@ -95,6 +97,9 @@ class Api:
         self._gate = gate
         self.unary: Mapping[str, Callable[[Any], Message]] = {
             "gate.v1.ScanService/GetScan": self._get_scan,
+            "gate.v1.ScanService/StartScan": self._start_scan,
+            "gate.v1.ScanService/ImportReport": self._import_report,
+            "gate.v1.ScanService/CancelScan": self._cancel_scan,
             "gate.v1.ScanService/ListFindings": self._list_findings,
             "gate.v1.SbomService/GetSbom": self._get_sbom,
             "gate.v1.SbomService/ListSboms": self._list_sboms,
@@ -112,6 +117,12 @@ class Api:
             else frozenset()
         )
 
+        # Server-streaming RPCs: blocking generators that yield a message per
+        # event, or None when idle (so a transport can notice a gone client).
+        self.streams: Mapping[str, Callable[[Any], Iterator[Message | None]]] = {
+            "gate.v1.ScanService/WatchScan": self._watch_scan,
+        }
+
     def invoke(self, method: str, request: Message) -> Message:
         """Answer one unary RPC (``package.Service/Method``); raises GateError."""
         implementation = self.unary.get(method)
@@ -121,6 +132,89 @@ class Api:
 
     def _get_scan(self, request: scan_pb2.GetScanRequest) -> scan_pb2.Scan:
         return cv.scan_to_proto(self._gate.get_scan(request.id))
+
+    def _start_scan(self, request: scan_pb2.StartScanRequest) -> scan_pb2.StartScanResponse:
+        target_kind = cv.enum_from_proto(cv.TARGET_KIND, request.target.kind, "target.kind")
+        if target_kind is None:
+            raise InvalidArgument("target.kind", "required: set the kind of target")
+        if not request.HasField("artifact"):
+            raise InvalidArgument(
+                "artifact",
+                "required: set the digest (or a known reference) of the artifact the findings are about",
+            )
+        scans = self._gate.start_scan(
+            _selector(request.artifact, "artifact"),
+            ScanTarget(target_kind, request.target.location),
+            list(request.scanners),
+            dict(request.options),
+        )
+        return scan_pb2.StartScanResponse(scans=[cv.scan_to_proto(scan) for scan in scans])
+
+    def _import_report(self, request: scan_pb2.ImportReportRequest) -> scan_pb2.Scan:
+        if not request.HasField("artifact"):
+            raise InvalidArgument("artifact", "required: set the digest of the artifact the report is about")
+        kind = cv.enum_from_proto(cv.ARTIFACT_KIND, request.artifact_kind, "artifact_kind")
+        target = None
+        if request.HasField("target"):
+            target_kind = cv.enum_from_proto(cv.TARGET_KIND, request.target.kind, "target.kind")
+            if target_kind is not None:
+                target = ScanTarget(target_kind, request.target.location)
+        if not request.scanner:
+            raise InvalidArgument("scanner", "required: the tool whose format the report is in")
+        scan = self._gate.import_report(
+            _selector(request.artifact, "artifact"),
+            tool=request.scanner,
+            report=request.report,
+            target=target,
+            kind=kind,
+            name=request.artifact_name,
+        )
+        return cv.scan_to_proto(scan)
+
+    def _cancel_scan(self, request: scan_pb2.CancelScanRequest) -> scan_pb2.Scan:
+        scan = self._gate.cancel_scan(request.id)
+        return cv.scan_to_proto(scan)
+
+    def _watch_scan(self, request: scan_pb2.WatchScanRequest) -> Iterator[scan_pb2.ScanEvent | None]:
+        scan_id = check_id(request.id, "id")
+        events: queue.Queue[ScanEvent] = queue.Queue()
+        jobs = self._gate.scans
+        unsubscribe = jobs.subscribe(scan_id, events.put) if jobs is not None else None
+        try:
+            if unsubscribe is None:
+                yield from self._poll_scan(scan_id)
+                return
+            while True:
+                try:
+                    event = events.get(timeout=IDLE_SECONDS)
+                except queue.Empty:
+                    yield None
+                    continue
+                yield cv.scan_event_to_proto(event)
+                if event.scan is not None:
+                    return
+        finally:
+            if unsubscribe is not None:
+                unsubscribe()
+
+    def _poll_scan(self, scan_id: str) -> Iterator[scan_pb2.ScanEvent | None]:
+        # The scan is finished, or another gate sharing the store runs it.
+        last_state = None
+        while True:
+            scan = self._gate.get_scan(scan_id)
+            if scan.state.terminal:
+                yield cv.scan_event_to_proto(
+                    ScanEvent(scan.id, scan.state, self._gate.clock(), "finished", scan.error, 1.0, scan)
+                )
+                return
+            if scan.state != last_state:
+                last_state = scan.state
+                yield cv.scan_event_to_proto(
+                    ScanEvent(scan.id, scan.state, self._gate.clock(), scan.state.value)
+                )
+            else:
+                yield None
+            time.sleep(IDLE_SECONDS)
 
     def _list_findings(self, request: scan_pb2.ListFindingsRequest) -> scan_pb2.ListFindingsResponse:
         scope = request.WhichOneof("scope")

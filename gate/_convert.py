@@ -131,6 +131,20 @@ def scan_to_proto(scan: m.Scan) -> scan_pb2.Scan:
     )
 
 
+def scan_event_to_proto(event: m.ScanEvent) -> scan_pb2.ScanEvent:
+    """Convert a ScanEvent."""
+    message = scan_pb2.ScanEvent(
+        scan_id=event.scan_id,
+        state=SCAN_STATE[event.state],  # type: ignore[arg-type]
+        progress=common_pb2.Progress(
+            phase=event.phase, message=event.message, fraction=event.fraction, time=timestamp(event.time)
+        ),
+    )
+    if event.scan is not None:
+        message.scan.CopyFrom(scan_to_proto(event.scan))
+    return message
+
+
 def finding_to_proto(finding: m.Finding) -> scan_pb2.Finding:
     """Convert a Finding."""
     message = scan_pb2.Finding(
@@ -261,4 +275,46 @@ def decision_to_proto(decision: m.Decision) -> decision_pb2.Decision:
             evidence=_duration(decision.timings.evidence),
         ),
         signature=decision.signature,
+    )
+
+
+def _reverse(table: Mapping[E, int], value: int, field: str) -> E:
+    for member, number in table.items():
+        if number == value:
+            return member
+    raise InvalidArgument(field, f"unknown enum value {value}")
+
+
+def finding_from_proto(message: scan_pb2.Finding) -> m.Finding:
+    """Convert a Finding message back to the model (for exports on the client side)."""
+    package = None
+    if message.HasField("package"):
+        p = message.package
+        package = m.Package(p.name, p.version, p.purl, tuple(p.fixed_versions))
+    location = None
+    if message.HasField("location"):
+        loc = message.location
+        location = m.Location(loc.path, loc.start_line, loc.end_line, loc.layer_digest, loc.commit)
+    status = (
+        m.FindingStatus.AFFECTED
+        if message.status == 0
+        else _reverse(FINDING_STATUS, message.status, "finding.status")
+    )
+    return m.Finding(
+        fingerprint=message.fingerprint,
+        scan_id=message.scan_id,
+        scanner=message.scanner,
+        kind=_reverse(FINDING_KIND, message.kind, "finding.kind"),
+        rule_id=message.rule_id,
+        title=message.title,
+        severity=_reverse(SEVERITY, message.severity, "finding.severity"),
+        description=message.description,
+        package=package,
+        location=location,
+        fix_available=message.fix_available,
+        references=tuple(message.references),
+        cvss_score=message.cvss_score,
+        redacted_match=message.redacted_match,
+        tool_severity=message.tool_severity,
+        status=status,
     )

@@ -131,6 +131,22 @@ class ScannerProvider(_Section):
     options: dict[str, str] = Field(default_factory=dict)
 
 
+class ScanningSettings(_Section):
+    """How scan jobs run."""
+
+    # Scans running at once in this gate; more wait queued.
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 2
+    # Key of the keyed hashes that stand for secret values in findings;
+    # empty: ``<data_dir>/keys/findings.key``, created on first start.
+    secret_key_file: Path | None = None
+    # Seconds between lease renewals of running scans; a scan whose lease is
+    # four intervals old is failed by any gate sharing the store.
+    heartbeat: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # Local scan targets must lie under this directory (relative locations are
+    # taken relative to it); unset: anywhere the gate process can read.
+    root: Path | None = None
+
+
 class RegistrySettings(_Section):
     """How gate talks to OCI registries."""
 
@@ -159,6 +175,7 @@ class Config(_Section):
     log: LogSettings = LogSettings()
     policies: PolicySettings = PolicySettings()
     scanners: dict[str, ScannerProvider] = Field(default_factory=dict)
+    scanning: ScanningSettings = ScanningSettings()
     registry: RegistrySettings = RegistrySettings()
 
     @field_validator("database_url")

@@ -9,21 +9,29 @@ run them in a worker pool.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from gate.errors import InvalidArgument, NotFound
+from gate.errors import EvidenceError, InvalidArgument, NotFound, Unsupported
 from gate.model import (
+    Artifact,
+    ArtifactKind,
     ComponentMatch,
     Decision,
     Page,
     Sbom,
     Scan,
+    ScanState,
+    ScanTarget,
+    SeverityCounts,
+    TargetKind,
     check_digest,
     check_id,
 )
-from gate.store import ComponentQuery, DecisionQuery, EvidenceStore, FindingPage, FindingQuery
+from gate.scan_jobs import ScanJobs, bind_findings
+from gate.store import ComponentQuery, DecisionQuery, EvidenceStore, FindingPage, FindingQuery, ScanReport
 
 
 def utc_now() -> datetime:
@@ -40,11 +48,18 @@ class ArtifactSelector:
 
 
 class Gate:
-    """gate's core operations over its ports."""
+    """gate's core operations over its ports.
 
-    def __init__(self, store: EvidenceStore, *, clock: Callable[[], datetime] = utc_now) -> None:
+    ``scans`` runs scanner providers; without it (no providers configured in
+    this process) starting or importing scans is Unsupported.
+    """
+
+    def __init__(
+        self, store: EvidenceStore, *, clock: Callable[[], datetime] = utc_now, scans: ScanJobs | None = None
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.scans = scans
 
     # --- artifacts ---------------------------------------------------------
 
@@ -64,7 +79,106 @@ class Gate:
             return digest
         raise InvalidArgument(field, "required: set digest or reference")
 
+    def ensure_artifact(
+        self, selector: ArtifactSelector, field: str, kind: ArtifactKind | None, name: str
+    ) -> str:
+        """Return the digest a selector names, recording a new digest as an artifact of ``kind``.
+
+        Raises:
+            InvalidArgument: a new digest without a kind, or a malformed digest.
+            NotFound: an unknown alias.
+        """
+        digest = self.resolve(selector, field)
+        if selector.digest and self.store.get_artifact(digest) is None:
+            if kind is None:
+                raise InvalidArgument(
+                    f"{field}_kind", f"required for an artifact gate does not know yet ({digest})"
+                )
+            self.store.upsert_artifact(Artifact(digest=digest, kind=kind, first_seen=self.clock(), name=name))
+        return digest
+
     # --- scans -------------------------------------------------------------
+
+    def _jobs(self) -> ScanJobs:
+        if self.scans is None:
+            raise Unsupported("scanner runs", "this gate process has no scan runner")
+        return self.scans
+
+    def start_scan(
+        self,
+        selector: ArtifactSelector,
+        target: ScanTarget,
+        scanners: Sequence[str],
+        options: Mapping[str, str],
+    ) -> tuple[Scan, ...]:
+        """Queue scans of ``target`` as evidence for the selected artifact."""
+        jobs = self._jobs()
+        if not target.location:
+            raise InvalidArgument("target.location", "required, got an empty string")
+        kind = ArtifactKind.SOURCE if selector.digest.startswith("git:") else _kind_of_target(target)
+        digest = self.ensure_artifact(selector, "artifact", kind, "")
+        return jobs.start(digest, target, scanners, options)
+
+    def import_report(
+        self,
+        selector: ArtifactSelector,
+        *,
+        tool: str,
+        report: bytes,
+        target: ScanTarget | None,
+        kind: ArtifactKind | None,
+        name: str,
+    ) -> Scan:
+        """Store a report a pipeline produced as a completed scan of the selected artifact."""
+        jobs = self._jobs()
+        if not report:
+            raise InvalidArgument("report", "required, got an empty report")
+        parsed = jobs.parse(tool, report, source="report")
+        if kind is None:
+            kind = _kind_of_report(selector, parsed.artifact.type)
+        digest = self.ensure_artifact(selector, "artifact", kind, name or parsed.artifact.name)
+        now = self.clock()
+        location = target.location if target else parsed.artifact.name
+        scan = Scan(
+            id=str(uuid.uuid4()),
+            artifact_digest=digest,
+            scanner=parsed.tool,
+            scanner_version=parsed.tool_version,
+            target=target or ScanTarget(_target_of_report(parsed.artifact.type), location),
+            state=ScanState.RUNNING,
+            created_at=now,
+            started_at=now,
+            imported=True,
+        )
+        self.store.add_scan(scan)
+        findings = bind_findings(parsed.findings, scan.id)
+        done = replace(
+            scan,
+            state=ScanState.SUCCEEDED,
+            finished_at=self.clock(),
+            counts=SeverityCounts.of(f.severity for f in findings),
+            finding_count=len(findings),
+        )
+        self.store.complete_scan(done, findings, ScanReport(parsed.format, parsed.redacted_report))
+        return done
+
+    def cancel_scan(self, scan_id: str) -> Scan:
+        """Ask a queued or running scan to stop; return its state now.
+
+        Raises:
+            NotFound: no such scan.
+            EvidenceError: the scan has already ended (FAILED_PRECONDITION).
+            Unsupported: another gate runs it (cancel it there).
+        """
+        scan = self.get_scan(scan_id)
+        if scan.state.terminal:
+            raise EvidenceError(f"scan {scan_id!r} has already ended ({scan.state.value})")
+        if not self._jobs().cancel(scan_id):
+            refreshed = self.get_scan(scan_id)
+            if refreshed.state.terminal:
+                raise EvidenceError(f"scan {scan_id!r} has already ended ({refreshed.state.value})")
+            raise Unsupported("cancelling this scan", "another gate sharing the store runs it; ask that one")
+        return self.get_scan(scan_id)
 
     def get_scan(self, scan_id: str) -> Scan:
         """Return a scan by id."""
@@ -132,3 +246,28 @@ class Gate:
     def check_ready(self) -> None:
         """Raise StoreUnavailable unless the store answers."""
         self.store.ping()
+
+
+def _kind_of_target(target: ScanTarget) -> ArtifactKind:
+    return ArtifactKind.IMAGE if target.kind in (TargetKind.IMAGE, TargetKind.ROOTFS) else ArtifactKind.FILE
+
+
+# Trivy's ArtifactType values (and the SARIF/other tools' empty type) to what gate records.
+_IMAGE_TYPES = frozenset({"container_image", "container-image", "image"})
+_SOURCE_TYPES = frozenset({"repository", "git"})
+
+
+def _kind_of_report(selector: ArtifactSelector, artifact_type: str) -> ArtifactKind:
+    if selector.digest.startswith("git:") or artifact_type in _SOURCE_TYPES:
+        return ArtifactKind.SOURCE
+    if artifact_type in _IMAGE_TYPES:
+        return ArtifactKind.IMAGE
+    return ArtifactKind.FILE
+
+
+def _target_of_report(artifact_type: str) -> TargetKind:
+    if artifact_type in _IMAGE_TYPES:
+        return TargetKind.IMAGE
+    if artifact_type in _SOURCE_TYPES:
+        return TargetKind.REPOSITORY
+    return TargetKind.FILESYSTEM

@@ -388,3 +388,16 @@ def check_id(value: str, field_path: str) -> str:
         shown = value if len(value) <= 80 else value[:77] + "..."
         raise InvalidArgument(field_path, f"expected a UUID like 0f8e...-...., got {shown!r}")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class ScanEvent:
+    """Progress of one scan, as watchers see it; ``scan`` is set on the last event only."""
+
+    scan_id: str
+    state: ScanState
+    time: datetime
+    phase: str = ""
+    message: str = ""
+    fraction: float = -1.0
+    scan: Scan | None = None

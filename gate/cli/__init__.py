@@ -110,10 +110,12 @@ def serve(state: Context) -> None:
 
 
 def _register_commands() -> None:
-    from gate.cli import _read
+    from gate.cli import _policy, _read, _scan
 
-    for command in _read.COMMANDS:
-        cli.add_command(command)
+    for group in (*_read.COMMANDS, *_policy.COMMANDS):
+        cli.add_command(group)
+    for command in _scan.SCAN_COMMANDS:
+        _read.scan.add_command(command)
 
 
 _register_commands()
@@ -131,7 +133,10 @@ _ERROR_EXITS: tuple[tuple[type[GateError], str, int], ...] = (
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit code."""
     try:
-        cli.main(args=argv, prog_name="gate", standalone_mode=False)
+        # Outside standalone mode click returns (not raises) the code of an Exit.
+        code = cli.main(args=argv, prog_name="gate", standalone_mode=False)
+        if isinstance(code, int):
+            return code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:

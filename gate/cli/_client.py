@@ -9,7 +9,7 @@ answer alike.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,10 +17,11 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 
-from gate._api import METHODS, Api
+from gate._api import METHODS, Api, unavailable
 from gate.config import Config
-from gate.core import Gate
+from gate.core import Gate, utc_now
 from gate.errors import DeadlineExceeded, EvidenceError, GateError, InfrastructureError, InvalidArgument
+from gate.scan_jobs import ScanJobs
 from gate.store import EvidenceStore, open_store
 
 
@@ -29,6 +30,9 @@ class Client(Protocol):
 
     def call(self, method: str, request: Message) -> Message:
         """Send ``request`` to ``method`` (``gate.v1.Service/Method``); raise GateError on failure."""
+
+    def stream(self, method: str, request: Message) -> Iterator[Message]:
+        """Send ``request`` to a server-streaming ``method``; iterate its responses."""
 
     def close(self) -> None:
         """Release the connection or the store."""
@@ -40,14 +44,29 @@ class LocalClient:
     def __init__(self, config: Config) -> None:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self._store: EvidenceStore = open_store(config.effective_database_url)
-        self._api = Api(Gate(self._store))
+        try:
+            self._scans = ScanJobs.from_config(config, self._store, utc_now)
+        except BaseException:
+            self._store.close()
+            raise
+        self._api = Api(Gate(self._store, scans=self._scans))
 
     def call(self, method: str, request: Message) -> Message:
         """Answer one RPC in process."""
         return self._api.invoke(method, request)
 
+    def stream(self, method: str, request: Message) -> Iterator[Message]:
+        """Answer one server-streaming RPC in process."""
+        implementation = self._api.streams.get(method)
+        if implementation is None:
+            raise unavailable(method)
+        for item in implementation(request):
+            if item is not None:
+                yield item
+
     def close(self) -> None:
-        """Close the store."""
+        """Stop local scans (recorded failed) and close the store."""
+        self._scans.close()
         self._store.close()
 
 
@@ -112,6 +131,22 @@ class RemoteClient:
             details = str(call.details() if hasattr(call, "details") else exc)
             raise error_from_status(code, details, self._address) from None
         return response
+
+    def stream(self, method: str, request: Message) -> Iterator[Message]:
+        """Send one server-streaming RPC and iterate its responses."""
+        response_class = self._responses.get(method)
+        if response_class is None:
+            raise InvalidArgument("method", f"no such RPC: {method}")
+        stub = self._channel.unary_stream(
+            f"/{method}", request_serializer=_serialize, response_deserializer=response_class.FromString
+        )
+        try:
+            yield from stub(request)
+        except grpc.RpcError as exc:
+            call: Any = exc
+            code: grpc.StatusCode = call.code() if hasattr(call, "code") else grpc.StatusCode.UNKNOWN
+            details = str(call.details() if hasattr(call, "details") else exc)
+            raise error_from_status(code, details, self._address) from None
 
     def close(self) -> None:
         """Close the channel."""

@@ -80,9 +80,20 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
 # --- scans ----------------------------------------------------------------------------------
 
 
-@click.group()
+class _ScanGroup(click.Group):
+    """``gate scan <target>`` runs a scan; ``gate scan <command>`` runs a sub-command."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_ScanGroup)
 def scan() -> None:
-    """Scans and their findings."""
+    """Scans and their findings: `gate scan TARGET` runs one (see `gate scan run --help`)."""
 
 
 @scan.command("get")

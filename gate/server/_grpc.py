@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from concurrent.futures import Executor
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -67,10 +68,15 @@ def _deserializer(message_class: type[Message], limit: int, method: str) -> Call
 class GrpcApi:
     """Binds gate.v1 RPCs to :class:`gate._api.Api`; one instance per server."""
 
-    def __init__(self, api: Api, executor: Executor, limits: RequestLimits) -> None:
+    def __init__(self, api: Api, executor: Executor, limits: RequestLimits, *, max_streams: int = 64) -> None:
         self._api = api
         self._executor = executor
         self._limits = limits
+        # Streams wait on events in threads of their own, so that watchers can
+        # never starve unary RPCs of workers; the pool size caps open streams.
+        self._streams = ThreadPoolExecutor(max_streams, thread_name_prefix="gate-stream")
+        self._open_streams = 0
+        self._max_streams = max_streams
 
     def handlers(self) -> Sequence[grpc.GenericRpcHandler]:
         """One generic handler per gate.v1 service."""
@@ -84,6 +90,13 @@ class GrpcApi:
     def _handler(self, full: str, method: MethodDescriptor) -> grpc.RpcMethodHandler[Any, Any]:
         request_class = message_factory.GetMessageClass(method.input_type)
         deserialize = _deserializer(request_class, self._limits.for_method(full), full)
+        stream = self._api.streams.get(full)
+        if stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(full, stream),
+                request_deserializer=deserialize,
+                response_serializer=_serialize,
+            )
         implementation = self._api.unary.get(full)
         if implementation is not None:
             return grpc.unary_unary_rpc_method_handler(
@@ -145,6 +158,54 @@ class GrpcApi:
 
         return behavior
 
+    def _wrap_stream(
+        self, full: str, implementation: Callable[[Any], Iterator[Message | None]]
+    ) -> Callable[[object, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Message]]:
+        latency = GRPC_LATENCY.labels(full)
+        streams = self._streams
+
+        async def behavior(
+            request: object, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Message]:
+            started = perf_counter()
+            code = grpc.StatusCode.OK
+            events: _LockedIterator | None = None
+            loop = asyncio.get_running_loop()
+            try:
+                if isinstance(request, _Rejected):
+                    code = grpc.StatusCode.INVALID_ARGUMENT
+                    await context.abort(code, request.message)
+                if self._open_streams >= self._max_streams:
+                    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+                    await context.abort(code, f"{self._max_streams} streams are open; retry later")
+                self._open_streams += 1
+                events = _LockedIterator(implementation(request))
+                while True:
+                    item = await loop.run_in_executor(streams, events.next)
+                    if item is _END:
+                        break
+                    if isinstance(item, Message):
+                        yield item
+            except GateError as error:
+                code = status_for(GRPC_STATUS, error)
+                await context.abort(code, error.message)
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                reference = uuid.uuid4().hex[:12]
+                log.exception("%s failed unexpectedly (reference %s)", full, reference)
+                await context.abort(code, f"internal error (reference {reference}); the gate log has details")
+            finally:
+                if events is not None:
+                    self._open_streams -= 1
+                    # Closing waits for a pending next() (at most one idle tick): do it off the loop.
+                    loop.run_in_executor(streams, events.close)
+                GRPC_REQUESTS.labels(full, code.name).inc()
+                latency.observe(perf_counter() - started)
+
+        return behavior
+
     @staticmethod
     def _pending(full: str) -> Callable[[object, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]]:
         message = unavailable(full).message
@@ -171,3 +232,24 @@ class GrpcApi:
 
 def _serialize(message: Message) -> bytes:
     return message.SerializeToString()
+
+
+_END = object()
+
+
+class _LockedIterator:
+    """A generator advanced and closed from pool threads, one call at a time."""
+
+    def __init__(self, iterator: Iterator[Message | None]) -> None:
+        self._iterator = iterator
+        self._lock = threading.Lock()
+
+    def next(self) -> object:
+        with self._lock:
+            return next(self._iterator, _END)
+
+    def close(self) -> None:
+        with self._lock:
+            close = getattr(self._iterator, "close", None)
+            if close is not None:
+                close()

@@ -22,8 +22,9 @@ from prometheus_client import make_asgi_app
 import gate
 from gate._api import SERVICE_NAMES, Api
 from gate.config import Config, ListenAddress, TlsFiles, parse_listen
-from gate.core import Gate
+from gate.core import Gate, utc_now
 from gate.errors import InfrastructureError
+from gate.scan_jobs import ScanJobs
 from gate.server._grpc import GrpcApi, RequestLimits
 from gate.server._metrics import STORE_UP
 from gate.server._tls import ensure_self_signed
@@ -113,36 +114,15 @@ class GateServer:
             # opens and closes overflow connections per request.
             store = open_store(config.effective_database_url, pool_size=config.grpc.workers, max_overflow=4)
         STORE_UP.set(1)
-        core = Gate(store)
+        scans: ScanJobs | None = None
         executor = ThreadPoolExecutor(config.grpc.workers, thread_name_prefix="gate-worker")
         self._http_servers: list[_QuietServer] = []
         self._http_tasks: list[asyncio.Task[None]] = []
-        grpc_server: grpc.aio.Server | None = None
+        self._grpc_server: grpc.aio.Server | None = None
         try:
-            grpc_server, health, bound_grpc = self._build_grpc(core, executor)
-            webhook_tls = config.webhook.tls
-            if webhook_tls is None:
-                cert, key = ensure_self_signed(config.data_dir / "tls")
-                webhook_tls = TlsFiles(cert_file=cert, key_file=key)
-            bound_webhook = self._start_http(
-                WebhookApp(core, executor),
-                config.webhook.listen,
-                "webhook",
-                webhook_tls,
-                config.webhook.grace_period,
-            )
-            bound_metrics = None
-            if config.metrics.enabled:
-                bound_metrics = self._start_http(make_asgi_app(), config.metrics.listen, "metrics", None, 1.0)
-            await grpc_server.start()
-            while not all(server.started for server in self._http_servers):
-                if any(task.done() for task in self._http_tasks):
-                    raise InfrastructureError("an HTTP listener failed to start; see the log above")
-                await asyncio.sleep(0.005)
-            for name in ("", *SERVICE_NAMES):
-                await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            scans = ScanJobs.from_config(config, store, utc_now)
+            addresses, health = await self._start(Gate(store, scans=scans), executor)
             self._install_signals()
-            addresses = BoundAddresses(bound_grpc, bound_webhook, bound_metrics)
             log.info(
                 "gate serving",
                 extra={
@@ -151,6 +131,7 @@ class GateServer:
                     "webhook": f"https://{addresses.webhook}",
                     "metrics": f"http://{addresses.metrics}/metrics" if addresses.metrics else "disabled",
                     "database": _redact_url(config.effective_database_url),
+                    "scanners": sorted(scans.providers),
                 },
             )
             if on_ready is not None:
@@ -159,16 +140,47 @@ class GateServer:
             log.info("shutting down: no new requests; finishing in-flight ones")
             await health.enter_graceful_shutdown()
         finally:
-            for server in self._http_servers:
-                server.should_exit = True
-            if grpc_server is not None:
-                await grpc_server.stop(config.grpc.grace_period)
-            if self._http_tasks:
-                await asyncio.wait(self._http_tasks, timeout=config.webhook.grace_period + 2)
+            await self._stop_listeners()
             executor.shutdown(wait=True, cancel_futures=True)
+            if scans is not None:
+                scans.close()
             if self._store is None:
                 store.close()
             log.info("gate stopped")
+
+    async def _start(self, core: Gate, executor: ThreadPoolExecutor) -> tuple[BoundAddresses, HealthServicer]:
+        config = self.config
+        self._grpc_server, health, bound_grpc = self._build_grpc(core, executor)
+        webhook_tls = config.webhook.tls
+        if webhook_tls is None:
+            cert, key = ensure_self_signed(config.data_dir / "tls")
+            webhook_tls = TlsFiles(cert_file=cert, key_file=key)
+        bound_webhook = self._start_http(
+            WebhookApp(core, executor),
+            config.webhook.listen,
+            "webhook",
+            webhook_tls,
+            config.webhook.grace_period,
+        )
+        bound_metrics = None
+        if config.metrics.enabled:
+            bound_metrics = self._start_http(make_asgi_app(), config.metrics.listen, "metrics", None, 1.0)
+        await self._grpc_server.start()
+        while not all(server.started for server in self._http_servers):
+            if any(task.done() for task in self._http_tasks):
+                raise InfrastructureError("an HTTP listener failed to start; see the log above")
+            await asyncio.sleep(0.005)
+        for name in ("", *SERVICE_NAMES):
+            await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return BoundAddresses(bound_grpc, bound_webhook, bound_metrics), health
+
+    async def _stop_listeners(self) -> None:
+        for server in self._http_servers:
+            server.should_exit = True
+        if self._grpc_server is not None:
+            await self._grpc_server.stop(self.config.grpc.grace_period)
+        if self._http_tasks:
+            await asyncio.wait(self._http_tasks, timeout=self.config.webhook.grace_period + 2)
 
     def _build_grpc(
         self, core: Gate, executor: ThreadPoolExecutor

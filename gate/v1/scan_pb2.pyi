@@ -452,6 +452,28 @@ class GetScanRequest(_message.Message):
 Global___GetScanRequest: _TypeAlias = GetScanRequest  # noqa: Y015
 
 @_typing.final
+class CancelScanRequest(_message.Message):
+    """Request of CancelScan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Scan id."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelScanRequest: _TypeAlias = CancelScanRequest  # noqa: Y015
+
+@_typing.final
 class WatchScanRequest(_message.Message):
     """Request of WatchScan."""
 

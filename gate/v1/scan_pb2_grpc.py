@@ -60,6 +60,11 @@ class ScanServiceStub:
                 request_serializer=gate_dot_v1_dot_scan__pb2.ImportReportRequest.SerializeToString,
                 response_deserializer=gate_dot_v1_dot_scan__pb2.Scan.FromString,
                 _registered_method=True)
+        self.CancelScan = channel.unary_unary(
+                '/gate.v1.ScanService/CancelScan',
+                request_serializer=gate_dot_v1_dot_scan__pb2.CancelScanRequest.SerializeToString,
+                response_deserializer=gate_dot_v1_dot_scan__pb2.Scan.FromString,
+                _registered_method=True)
 
 
 class ScanServiceServicer:
@@ -105,6 +110,14 @@ class ScanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelScan(self, request, context):
+        """Asks a queued or running scan to stop; it ends CANCELLED (follow it with
+        WatchScan). FAILED_PRECONDITION when the scan has already ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ScanServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +144,11 @@ def add_ScanServiceServicer_to_server(servicer, server):
             'ImportReport': grpc.unary_unary_rpc_method_handler(
                     servicer.ImportReport,
                     request_deserializer=gate_dot_v1_dot_scan__pb2.ImportReportRequest.FromString,
+                    response_serializer=gate_dot_v1_dot_scan__pb2.Scan.SerializeToString,
+            ),
+            'CancelScan': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelScan,
+                    request_deserializer=gate_dot_v1_dot_scan__pb2.CancelScanRequest.FromString,
                     response_serializer=gate_dot_v1_dot_scan__pb2.Scan.SerializeToString,
             ),
     }
@@ -269,6 +287,33 @@ class ScanService:
             target,
             '/gate.v1.ScanService/ImportReport',
             gate_dot_v1_dot_scan__pb2.ImportReportRequest.SerializeToString,
+            gate_dot_v1_dot_scan__pb2.Scan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelScan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gate.v1.ScanService/CancelScan',
+            gate_dot_v1_dot_scan__pb2.CancelScanRequest.SerializeToString,
             gate_dot_v1_dot_scan__pb2.Scan.FromString,
             options,
             channel_credentials,

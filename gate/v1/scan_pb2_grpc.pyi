@@ -53,6 +53,10 @@ class ScanServiceStub:
     """Stores the report of a scanner run elsewhere (a pipeline step) as a
     completed scan of the named artifact.
     """
+    CancelScan: _grpc.UnaryUnaryMultiCallable[_scan_pb2.CancelScanRequest, _scan_pb2.Scan]
+    """Asks a queued or running scan to stop; it ends CANCELLED (follow it with
+    WatchScan). FAILED_PRECONDITION when the scan has already ended.
+    """
 
 @_typing.type_check_only
 class ScanServiceAsyncStub(ScanServiceStub):
@@ -76,6 +80,10 @@ class ScanServiceAsyncStub(ScanServiceStub):
     ImportReport: _aio.UnaryUnaryMultiCallable[_scan_pb2.ImportReportRequest, _scan_pb2.Scan]  # type: ignore[assignment]
     """Stores the report of a scanner run elsewhere (a pipeline step) as a
     completed scan of the named artifact.
+    """
+    CancelScan: _aio.UnaryUnaryMultiCallable[_scan_pb2.CancelScanRequest, _scan_pb2.Scan]  # type: ignore[assignment]
+    """Asks a queued or running scan to stop; it ends CANCELLED (follow it with
+    WatchScan). FAILED_PRECONDITION when the scan has already ended.
     """
 
 class ScanServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -127,6 +135,16 @@ class ScanServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_scan_pb2.Scan, _abc.Awaitable[_scan_pb2.Scan]]:
         """Stores the report of a scanner run elsewhere (a pipeline step) as a
         completed scan of the named artifact.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelScan(
+        self,
+        request: _scan_pb2.CancelScanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scan_pb2.Scan, _abc.Awaitable[_scan_pb2.Scan]]:
+        """Asks a queued or running scan to stop; it ends CANCELLED (follow it with
+        WatchScan). FAILED_PRECONDITION when the scan has already ended.
         """
 
 def add_ScanServiceServicer_to_server(servicer: ScanServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

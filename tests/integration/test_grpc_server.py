@@ -69,6 +69,7 @@ def test_reflection_serves_the_documented_contract(gate: RunningGate) -> None:
         "WatchScan",
         "ListFindings",
         "ImportReport",
+        "CancelScan",
     ]
 
 

@@ -23,10 +23,19 @@ API = Api(Gate(NoStore()))  # type: ignore[arg-type]
 
 
 def test_every_rpc_is_either_implemented_or_pending_never_both() -> None:
-    implemented = set(API.unary)
+    implemented = set(API.unary) | set(API.streams)
     pending = set(PENDING_FEATURES)
     assert implemented | pending == set(METHODS)
     assert implemented & pending == set()
+    assert set(API.unary) & set(API.streams) == set()
+
+
+def test_scan_rpcs_without_a_scan_runner_say_so() -> None:
+    request = scan_pb2.ImportReportRequest(
+        artifact={"digest": "sha256:" + "a" * 64}, scanner="trivy", report=b"{}"
+    )
+    with pytest.raises(Unsupported, match="scanner runs is not available in this gate"):
+        API.invoke("gate.v1.ScanService/ImportReport", request)
 
 
 def test_pending_rpcs_name_their_feature() -> None:

@@ -1,0 +1,111 @@
+"""Policy engine latency: the Pod Security Standards policies on a ~3 KB Pod, in process, one core.
+
+Loads every ``pod-security/baseline`` and ``pod-security/restricted`` policy of the Kyverno
+library corpus (``../shared/conformance/kyverno``), evaluates them against the AdmissionReview
+request in ``../shared/notes/admission_review.json`` and prints p50/p99 per evaluation of the
+whole set and evaluations per second. Then it times the whole conformance corpus through the
+``kyverno test`` runner. Targets: p50 <= 0.5 ms for the set; corpus < 10 s.
+
+    python benchmarks/policy_eval.py [--iterations 3000] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT / ".." / "shared"
+sys.path.insert(0, str(REPO_ROOT))
+
+from policies import AdmissionRequest, load_policies  # noqa: E402
+from policies._kyverno_test import run_tests  # noqa: E402
+
+
+def _percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=3000)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, as the target says
+
+    corpus = SHARED / "conformance" / "kyverno"
+    paths = [
+        p.parent
+        for tier in ("baseline", "restricted")
+        for p in sorted((corpus / "pod-security" / tier).glob("*/*.yaml"))
+        if p.parent.name == p.stem
+    ]
+    bundle = load_policies([p / f"{p.name}.yaml" for p in paths])
+    pod_rules = sum(1 for policy in bundle.policies for rule in policy.rules if not rule.autogen_of)
+    review = json.loads((SHARED / "notes" / "admission_review.json").read_text())
+    request = AdmissionRequest.from_admission_review(review["request"])
+    size = len(json.dumps(review["request"]["object"]))
+
+    for _ in range(200):
+        bundle.evaluate(request)
+    samples = []
+    cpu_started = time.process_time()
+    for _ in range(args.iterations):
+        started = time.perf_counter()
+        responses = bundle.evaluate(request)
+        samples.append(time.perf_counter() - started)
+    cpu_per_evaluation = (time.process_time() - cpu_started) / args.iterations
+    p50, p99 = _percentile(samples, 0.50), _percentile(samples, 0.99)
+    outcomes: dict[str, int] = {}
+    for response in responses:
+        outcomes[response.outcome.value] = outcomes.get(response.outcome.value, 0) + 1
+
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    report = run_tests(corpus)
+    corpus_wall = time.perf_counter() - started
+    corpus_cpu = time.process_time() - cpu_started
+
+    figures = {
+        "policies": len(bundle.policies),
+        "pod_rules": pod_rules,
+        "responses_per_evaluation": len(responses),
+        "outcomes": outcomes,
+        "object_bytes": size,
+        "p50_ms": p50 * 1e3,
+        "p99_ms": p99 * 1e3,
+        "mean_ms": statistics.fmean(samples) * 1e3,
+        "cpu_ms_per_evaluation": cpu_per_evaluation * 1e3,
+        "evaluations_per_second": 1 / statistics.fmean(samples),
+        "corpus_rows": len(report.rows),
+        "corpus_passed": report.passed(strict=False),
+        "corpus_passed_strict": report.passed(strict=True),
+        "corpus_wall_s": corpus_wall,
+        "corpus_cpu_s": corpus_cpu,
+    }
+    print(f"PSS set: {figures['policies']} policies, {pod_rules} Pod rules; object {size} bytes; {outcomes}")
+    print(
+        f"p50 {figures['p50_ms']:.3f} ms  p99 {figures['p99_ms']:.3f} ms  "
+        f"{figures['evaluations_per_second']:.0f} evaluations/s (target p50 <= 0.5 ms); "
+        f"CPU {figures['cpu_ms_per_evaluation']:.3f} ms per evaluation (wall figures include waiting "
+        f"for a shared core)"
+    )
+    print(
+        f"conformance corpus: {len(report.rows)} comparisons in {corpus_wall:.2f} s wall, "
+        f"{corpus_cpu:.2f} s CPU (target < 10 s); {figures['corpus_passed']} agree, "
+        f"{figures['corpus_passed_strict']} in strict mode"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""Running the cataloguers over a root and assembling one inventory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from uuid import NAMESPACE_URL, uuid5
+
+from gate.errors import EvidenceError, InvalidArgument
+from gate.model import TargetKind
+from gate.sbom import _apk, _dpkg, _gobinary, _gomod, _java, _npm, _os_release, _python, _python_locks
+from gate.sbom._fs import Limits, Root, TooLarge, UnsafePath, open_regular
+from gate.sbom._result import GeneratedSbom, Subject
+from gate.sbom._types import Found, FoundComponent, MalformedInput, SbomWarning
+from gate.sbom._walk import Candidates, walk
+
+Progress = Callable[[str, float], None]
+
+_LOCK_READERS: dict[str, Callable[[str, str], Found]] = {
+    "package-lock.json": _npm.package_lock,
+    "npm-shrinkwrap.json": _npm.package_lock,
+    "yarn.lock": _npm.yarn_lock,
+    "poetry.lock": _python_locks.poetry,
+    "uv.lock": _python_locks.uv,
+    "Pipfile.lock": _python_locks.pipfile,
+}
+
+
+class _Run:
+    """State of one generation: what was found, warnings, progress reporting."""
+
+    def __init__(self, root: Root, limits: Limits, progress: Progress | None, strict: bool) -> None:
+        self.root = root
+        self.limits = limits
+        self.progress = progress
+        self.strict = strict
+        self.components: dict[str, FoundComponent] = {}
+        self.warnings: list[SbomWarning] = []
+
+    def report(self, stage: str, fraction: float) -> None:
+        if self.progress is not None:
+            self.progress(stage, min(max(fraction, 0.0), 1.0))
+
+    def add(self, found: Found) -> None:
+        for item in found.components:
+            # The same ref twice (one file listed twice) is one component.
+            self.components.setdefault(item.ref, item)
+        for warning in found.warnings:
+            self.warn(warning)
+
+    def warn(self, warning: SbomWarning) -> None:
+        if self.strict:
+            raise MalformedInput(warning.path, warning.message)
+        self.warnings.append(warning)
+
+    def guarded(self, path: str, action: Callable[[], Found]) -> None:
+        """Run one cataloguer; bad input becomes a warning (or, strict, an error) naming the path."""
+        try:
+            self.add(action())
+        except FileNotFoundError:
+            self.warn(SbomWarning(path, "vanished while being read"))
+        except MalformedInput as exc:
+            if self.strict:
+                raise
+            self.warnings.append(SbomWarning(f"{exc.path}:{exc.line}" if exc.line else exc.path, exc.problem))
+        except (UnsafePath, TooLarge) as exc:
+            self.warn(SbomWarning(exc.path, exc.problem))
+        except EvidenceError as exc:
+            self.warn(SbomWarning(path, exc.message))
+        except OSError as exc:
+            self.warn(SbomWarning(path, f"cannot read: {exc.strerror or exc}"))
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
+            # Parsers of hostile input can fail in ways their formats do not
+            # name; the file is skipped with the reason rather than ending the run.
+            self.warn(SbomWarning(path, f"cannot be parsed: {type(exc).__name__}: {exc}"))
+
+
+def _read_text(run: _Run, rel: str) -> str:
+    return run.root.read(rel, run.limits.max_file_bytes).decode("utf-8", "replace")
+
+
+def _lock(run: _Run, rel: str) -> Found:
+    name = rel.rsplit("/", 1)[-1]
+    text = _read_text(run, rel)
+    if name == "go.mod":
+        go_sum_rel = rel[: -len("go.mod")] + "go.sum"
+        go_sum = _read_text(run, go_sum_rel) if run.root.exists(go_sum_rel) else ""
+        return _gomod.go_mod(rel, text, go_sum)
+    reader = _LOCK_READERS.get(name)
+    if reader is not None:
+        return reader(rel, text)
+    return _python_locks.requirements(rel, text)
+
+
+def _archive(run: _Run, rel: str) -> Found:
+    host = run.root.real(rel)
+    # The archive is read from the file, not loaded whole: jars run to hundreds of megabytes.
+    with open_regular(host, rel, run.limits.max_jar_bytes) as handle:
+        return _java.catalogue(handle, rel, run.limits)
+
+
+def _catalogue_candidates(run: _Run, candidates: Candidates, done: int, total: int) -> None:
+    work: list[tuple[str, str, Callable[[], Found]]] = [
+        ("python", directory or ".", partial(_python.catalogue, run.root, entries, run.limits))
+        for directory, entries in sorted(candidates.python_meta.items())
+    ]
+    work.extend(("lock file", rel, partial(_lock, run, rel)) for rel in dict.fromkeys(candidates.locks))
+    work.extend(
+        ("java archive", rel, partial(_archive, run, rel)) for rel in dict.fromkeys(candidates.archives)
+    )
+    limit = run.limits.max_binary_bytes
+    work.extend(
+        ("executable", rel, partial(_gobinary.catalogue, str(run.root.path / rel), rel, limit))
+        for rel in candidates.executables
+    )
+    for what, rel, action in work:
+        # The walk took the first 5 %; the rest is spread over the work found.
+        run.report(f"{what}: {rel}", 0.05 + 0.9 * done / total)
+        run.guarded(rel, action)
+        done += 1
+
+
+def _check_root(root: Path) -> Root:
+    if not root.exists():
+        raise InvalidArgument("root", f"{root}: no such directory")
+    if not root.is_dir():
+        raise InvalidArgument("root", f"{root}: expected a directory, got a file")
+    return Root(root)
+
+
+def generate(
+    root: Path,
+    *,
+    subject: Subject,
+    progress: Progress | None = None,
+    limits: Limits | None = None,
+    timestamp: datetime | None = None,
+    strict: bool = False,
+) -> GeneratedSbom:
+    """Inventory a directory or a container root filesystem.
+
+    Args:
+        root: The directory. When it holds ``etc/os-release`` it is treated as a
+            root filesystem (target kind ``rootfs``): the OS and its package
+            database (dpkg or apk) are read as well.
+        subject: The artifact the SBOM describes (image digest or source commit).
+        progress: Called with a stage description and the fraction done (0 to 1).
+        limits: Caps on file sizes, entry counts and archive nesting.
+        timestamp: The document timestamp; give one for byte-identical output.
+        strict: Raise on the first unreadable or malformed input instead of
+            recording a warning and going on.
+
+    Returns:
+        The inventory, ready to be written as CycloneDX.
+
+    Raises:
+        InvalidArgument: ``root`` is not a directory.
+        MalformedInput: ``strict`` and an input could not be read.
+    """
+    limits = limits or Limits()
+    checked = _check_root(root)
+    run = _Run(checked, limits, progress, strict)
+    run.report("reading the operating system", 0.0)
+    found = Found()
+    os_info = _os_release.find(checked, found)
+    run.add(found)
+    target_kind = TargetKind.ROOTFS if os_info is not None else TargetKind.FILESYSTEM
+    if os_info is not None:
+        run.add(Found(components=[os_info.to_component()]))
+    if _dpkg.present(checked):
+        run.report("dpkg database", 0.02)
+        run.guarded(_dpkg.STATUS, lambda: _dpkg.catalogue(checked, os_info, limits))
+    if _apk.present(checked):
+        run.report("apk database", 0.02)
+        run.guarded(_apk.INSTALLED, lambda: _apk.catalogue(checked, os_info, limits))
+    run.report("walking the file tree", 0.05)
+    candidates = walk(checked, limits)
+    for warning in candidates.warnings:
+        run.warn(warning)
+    total = max(candidates.total, 1)
+    _catalogue_candidates(run, candidates, 0, total)
+    return _finish(run, subject, target_kind, os_info, timestamp)
+
+
+def site_packages(prefix: Path) -> list[str]:
+    """The site-packages (or dist-packages) directories of the environment at ``prefix``, relative to it."""
+    found: list[str] = []
+    for lib in ("lib", "lib64", "Lib"):
+        base = prefix / lib
+        if not base.is_dir() or base.is_symlink():
+            continue
+        if (base / "site-packages").is_dir():
+            found.append(f"{lib}/site-packages")
+        for entry in sorted(os.listdir(base)):
+            if entry.startswith("python"):
+                for leaf in ("site-packages", "dist-packages"):
+                    if (base / entry / leaf).is_dir() and not (base / entry).is_symlink():
+                        found.append(f"{lib}/{entry}/{leaf}")
+    return found
+
+
+def generate_python_environment(
+    prefix: Path,
+    *,
+    subject: Subject,
+    progress: Progress | None = None,
+    limits: Limits | None = None,
+    timestamp: datetime | None = None,
+    strict: bool = False,
+) -> GeneratedSbom:
+    """Inventory the distributions installed in a Python environment (a venv or ``sys.prefix``).
+
+    Only the environment's site-packages directories are read (their
+    ``*.dist-info`` and ``*.egg-info`` entries); the rest of the prefix is not
+    walked. Arguments are those of :func:`generate`.
+
+    Raises:
+        InvalidArgument: ``prefix`` is not a directory or has no site-packages.
+    """
+    limits = limits or Limits()
+    checked = _check_root(prefix)
+    directories = site_packages(checked.path)
+    if not directories:
+        raise InvalidArgument(
+            "prefix", f"{prefix}: no lib/python*/site-packages directory; not a Python environment"
+        )
+    run = _Run(checked, limits, progress, strict)
+    for index, directory in enumerate(directories):
+        run.report(f"python: {directory}", index / len(directories))
+        entries: list[tuple[str, bool]] = []
+        for entry in sorted(os.scandir(checked.path / directory), key=lambda e: e.name):
+            if entry.name.endswith((".dist-info", ".egg-info")) and not entry.is_symlink():
+                entries.append((f"{directory}/{entry.name}", entry.is_dir(follow_symlinks=False)))
+        run.guarded(directory, partial(_python.catalogue, checked, entries, limits))
+    return _finish(run, subject, TargetKind.FILESYSTEM, None, timestamp)
+
+
+def _finish(
+    run: _Run,
+    subject: Subject,
+    target_kind: TargetKind,
+    os_info: _os_release.OperatingSystem | None,
+    timestamp: datetime | None,
+) -> GeneratedSbom:
+    run.report("building the dependency graph", 0.98)
+    components = tuple(sorted(run.components.values(), key=lambda c: c.ref))
+    known = {c.ref for c in components}
+    graph: dict[str, tuple[str, ...]] = {
+        c.ref: tuple(sorted(d for d in dict.fromkeys(c.depends_on) if d in known and d != c.ref))
+        for c in components
+    }
+    graph[subject.bom_ref] = _top_level(graph, [c.ref for c in components])
+    content = hashlib.sha256()
+    for ref in sorted(graph):
+        content.update(ref.encode())
+        content.update(b"\0")
+        content.update("\n".join(graph[ref]).encode())
+        content.update(b"\1")
+    for c in components:
+        content.update(repr((c.component, c.hashes, c.scope.value, c.properties)).encode())
+    run.report("done", 1.0)
+    return GeneratedSbom(
+        subject=subject,
+        target_kind=target_kind,
+        components=components,
+        dependencies=graph,
+        operating_system=os_info,
+        warnings=tuple(run.warnings),
+        serial_number=uuid5(NAMESPACE_URL, f"urn:gate:sbom:{subject.bom_ref}:{content.hexdigest()}"),
+        timestamp=(timestamp or datetime.now(UTC)).replace(microsecond=0),
+    )
+
+
+def _top_level(graph: dict[str, tuple[str, ...]], refs: list[str]) -> tuple[str, ...]:
+    # The subject depends on what nothing else depends on, plus one member of
+    # every cycle unreachable from those, so every component is reachable.
+    depended = {d for deps in graph.values() for d in deps}
+    top = [r for r in refs if r not in depended]
+    seen: set[str] = set()
+    stack = list(top)
+    while stack:
+        ref = stack.pop()
+        if ref in seen:
+            continue
+        seen.add(ref)
+        stack.extend(graph.get(ref, ()))
+    for ref in refs:
+        if ref not in seen:
+            top.append(ref)
+            stack = [ref]
+            while stack:
+                current = stack.pop()
+                if current in seen:
+                    continue
+                seen.add(current)
+                stack.extend(graph.get(current, ()))
+    return tuple(sorted(top))

@@ -1,0 +1,42 @@
+"""The admission answer Kyverno gives for a set of rule responses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import yaml
+
+from gate.model import EnforcementAction, RuleOutcome
+from policies._model import RuleResponse
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether a request is admitted, the denial message, and audit warnings."""
+
+    allowed: bool
+    message: str
+    warnings: tuple[str, ...]
+
+
+def verdict(responses: Sequence[RuleResponse], *, emit_warnings: bool = False) -> Verdict:
+    """Deny when an Enforce rule fails, or errors under failurePolicy Fail; warn on audit failures.
+
+    The denial message has Kyverno's shape: the blocked resource, then a YAML map
+    ``policy -> rule -> message`` of every blocking rule.
+    """
+    blocking = [r for r in responses if r.blocks]
+    warnings = tuple(
+        f"policy {r.policy}.{r.rule}: {r.message}"
+        for r in responses
+        if emit_warnings and r.outcome is RuleOutcome.FAIL and r.action is EnforcementAction.AUDIT
+    )
+    if not blocking:
+        return Verdict(True, "", warnings)
+    table: dict[str, dict[str, str]] = {}
+    for response in blocking:
+        table.setdefault(response.policy, {})[response.rule] = response.message
+    body = yaml.safe_dump(table, default_flow_style=False, indent=2, sort_keys=True)
+    message = f"\n\nresource {blocking[0].resource} was blocked due to the following policies \n\n{body}"
+    return Verdict(False, message, warnings)

@@ -1,0 +1,527 @@
+"""Rule evaluation: match, context, preconditions and the validate kinds (pattern, deny, foreach, PSS)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gate.errors import EvidenceError
+from gate.model import EnforcementAction, RuleOutcome
+from policies import _images, _jmes, _operators, _pattern, _wildcard
+from policies._errors import EvaluationError
+from policies._match import Target, UserInfo
+from policies._model import AdmissionRequest, Policy, ResourceRef, Rule, RuleResponse
+
+_PSS_MISSING = "podSecurity checks are not available (policies._pss has not landed)"
+
+
+@dataclass(frozen=True)
+class ContextValues:
+    """Context values supplied from outside (a ``kyverno test`` Values file, or a caller).
+
+    Keys are dotted paths (``request.operation``, ``cm.data.key``).
+
+    Attributes:
+        global_values: set for every rule.
+        rule_values: ``{(policy, rule): {path: value}}``.
+        foreach_values: ``{(policy, rule): {name: [value per element]}}``.
+    """
+
+    global_values: Mapping[str, Any] = field(default_factory=dict)
+    rule_values: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
+    foreach_values: Mapping[tuple[str, str], Mapping[str, Sequence[Any]]] = field(default_factory=dict)
+
+
+def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` in ``data``, copying the dictionaries on the way (they may be shared)."""
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        child = dict(child) if isinstance(child, dict) else {}
+        node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+class _Scope:
+    """The JSON context of one rule evaluation.
+
+    The request-wide scope memoises query results (every rule of a bundle tends to ask the
+    same ``request.operation || 'BACKGROUND'``); derived scopes hold rule data and do not.
+    """
+
+    __slots__ = ("cache", "data", "delete")
+
+    def __init__(self, data: dict[str, Any], delete: bool, cache: dict[str, Any] | None = None) -> None:
+        self.data = data
+        self.delete = delete
+        self.cache = cache
+
+    def child(self) -> _Scope:
+        return _Scope(dict(self.data), self.delete)
+
+    def query(self, expression: str) -> Any:
+        if self.cache is not None and expression in self.cache:
+            return self.cache[expression]
+        text = expression
+        if self.delete and "request.object" in text:
+            text = text.replace("request.object", "request.oldObject")
+        result = self.data if text == "@" else _jmes.search(text, self.data)
+        if self.cache is not None and len(self.cache) < 1024:
+            self.cache[expression] = result
+        return result
+
+    def substitute(self, value: Any) -> Any:
+        if not _jmes.has_variables(value):
+            return value
+        return _jmes.substitute(value, self.query)
+
+
+@dataclass
+class _Request:
+    """Everything shared by the rules evaluated for one request."""
+
+    request: AdmissionRequest
+    resource: Mapping[str, Any]
+    target: Target
+    ref: ResourceRef
+    base: dict[str, Any]
+    values: ContextValues
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+def _split_api_version(api_version: str) -> tuple[str, str]:
+    if "/" in api_version:
+        group, version = api_version.split("/", 1)
+        return group, version
+    return "", api_version
+
+
+def prepare(request: AdmissionRequest, values: ContextValues, *, with_images: bool = True) -> _Request:
+    """Compute the match target and the base JSON context of a request.
+
+    ``with_images`` False skips parsing container images when no policy reads ``images``.
+    """
+    resource = request.resource
+    metadata = resource.get("metadata") or {}
+    api_version = str(resource.get("apiVersion", ""))
+    group, version = _split_api_version(api_version)
+    kind = str(resource.get("kind", ""))
+    name = str(metadata.get("name") or metadata.get("generateName") or "")
+    namespace = str(metadata.get("namespace") or request.namespace or "")
+    user = request.user_info
+    target = Target(
+        group=group,
+        version=version,
+        kind=kind,
+        subresource=request.sub_resource,
+        name=name,
+        namespace=namespace,
+        labels=metadata.get("labels") or {},
+        annotations=metadata.get("annotations") or {},
+        operation=request.operation,
+        namespace_labels=request.namespace_labels,
+        user=user,
+    )
+    req: dict[str, Any] = {
+        "operation": request.operation,
+        "object": dict(request.object) if request.object else ({} if request.operation == "DELETE" else None),
+        "oldObject": dict(request.old_object) if request.old_object else None,
+        "userInfo": user.as_json() if user is not None else {"username": "", "groups": None},
+        "roles": list(user.roles) if user is not None else None,
+        "clusterRoles": list(user.cluster_roles) if user is not None else None,
+        "namespace": namespace,
+        "name": name,
+        "kind": {"group": group, "version": version, "kind": kind},
+        "subResource": request.sub_resource,
+    }
+    base: dict[str, Any] = {"request": req}
+    if user is not None and user.username.startswith("system:serviceaccount:"):
+        parts = user.username.split(":")
+        if len(parts) == 4:
+            base["serviceAccountNamespace"] = parts[2]
+            base["serviceAccountName"] = parts[3]
+    else:
+        base["serviceAccountName"] = ""
+        base["serviceAccountNamespace"] = ""
+    found = _images.images(resource) if with_images else None
+    if found is not None:
+        base["images"] = found
+    for key, value in values.global_values.items():
+        set_path(base, key, value)
+    ref = ResourceRef(api_version, kind, namespace, name)
+    return _Request(request, resource, target, ref, base, values)
+
+
+def _effective_action(policy: Policy, rule: Rule, namespace: str) -> EnforcementAction:
+    for override in (*rule.overrides, *policy.overrides):
+        if any(_wildcard.match(n, namespace) for n in override.namespaces):
+            return override.action
+    return rule.action or policy.action
+
+
+class _Outcome:
+    """An intermediate rule result."""
+
+    __slots__ = ("message", "status")
+
+    def __init__(self, status: RuleOutcome | None, message: str = "") -> None:
+        self.status = status
+        self.message = message
+
+
+def evaluate_policy(policy: Policy, state: _Request) -> list[RuleResponse]:
+    """The responses of every matching rule of ``policy``."""
+    if policy.namespace and state.target.namespace != policy.namespace:
+        return []
+    responses: list[RuleResponse] = []
+    kind = state.target.kind
+    for rule in policy.rules:
+        quick = rule.match.quick_kinds
+        if quick is not None and kind not in quick:
+            continue
+        outcome = _evaluate_rule(policy, rule, state)
+        if outcome is None or outcome.status is None:
+            continue
+        responses.append(
+            RuleResponse(
+                policy=policy.key,
+                rule=rule.name,
+                outcome=outcome.status,
+                message=outcome.message,
+                action=_effective_action(policy, rule, state.target.namespace),
+                resource=state.ref,
+                failure_policy=policy.failure_policy,
+                scored=policy.scored,
+                category=policy.annotations.get("policies.kyverno.io/category", ""),
+                severity=policy.annotations.get("policies.kyverno.io/severity", ""),
+            )
+        )
+        if policy.apply_one and outcome.status in (RuleOutcome.PASS, RuleOutcome.FAIL):
+            break
+    return responses
+
+
+def _evaluate_rule(policy: Policy, rule: Rule, state: _Request) -> _Outcome | None:  # noqa: PLR0911  # one exit per Kyverno stage
+    if not rule.match.matches(state.target) or rule.exclude.excludes(state.target):
+        return None
+    if rule.unsupported:
+        return _Outcome(RuleOutcome.SKIP, rule.unsupported)
+    delete = state.request.operation == "DELETE"
+    validate = rule.validate
+    if delete and ("pattern" in validate or "anyPattern" in validate or "podSecurity" in validate):
+        return None
+    scope = _Scope(state.base, delete, state.cache)
+    key = (policy.key, rule.name)
+    supplied = state.values.rule_values.get(key) or {}
+    if supplied or rule.context:
+        scope = scope.child()
+        for path, value in supplied.items():
+            set_path(scope.data, path, value)
+    try:
+        _load_context(scope, rule.context, supplied, state.values.global_values)
+    except EvaluationError as exc:
+        return _Outcome(RuleOutcome.ERROR, f"failed to load context: {exc}")
+    if rule.preconditions is not None:
+        try:
+            held, message = _conditions(scope, rule.preconditions)
+        except EvaluationError as exc:
+            return _Outcome(RuleOutcome.ERROR, f"failed to evaluate preconditions: {exc}")
+        if not held:
+            return _Outcome(RuleOutcome.SKIP, f"preconditions not met; {message}".rstrip("; "))
+    result = _validate(policy, rule, scope, state, state.resource)
+    if (
+        result is not None
+        and result.status is RuleOutcome.FAIL
+        and state.request.operation == "UPDATE"
+        and rule.allow_existing_violations
+        and state.request.old_object
+        and _effective_action(policy, rule, state.target.namespace) is EnforcementAction.ENFORCE
+    ):
+        # Kyverno re-validates the old object as if it were being created.
+        old_scope = scope.child()
+        set_path(old_scope.data, "request.object", dict(state.request.old_object))
+        set_path(old_scope.data, "request.oldObject", None)
+        set_path(old_scope.data, "request.operation", "CREATE")
+        previous = _validate(policy, rule, old_scope, state, state.request.old_object)
+        if previous is not None and previous.status is RuleOutcome.FAIL:
+            return _Outcome(RuleOutcome.SKIP, "skipped: pre-existing violations are allowed")
+    return result
+
+
+def _load_context(
+    scope: _Scope,
+    entries: Sequence[Mapping[str, Any]],
+    supplied: Mapping[str, Any],
+    global_values: Mapping[str, Any],
+) -> None:
+    if not entries:
+        return
+    given = {k.split(".", 1)[0] for k in (*supplied, *global_values)}
+    for entry in entries:
+        name = str(entry.get("name", ""))
+        if name in given:
+            continue
+        variable = entry.get("variable")
+        if not isinstance(variable, Mapping):
+            # configMap/apiCall/imageRegistry/globalReference need a cluster or registry client:
+            # the engine is pure, so they come from supplied values or stay unset.
+            continue
+        scope.data[name] = _variable(scope, name, variable)
+
+
+def _variable(scope: _Scope, name: str, variable: Mapping[str, Any]) -> Any:
+    has_default = "default" in variable
+    output: Any = None
+    try:
+        value = scope.substitute(variable.get("value")) if "value" in variable else None
+        path = variable.get("jmesPath")
+        if path:
+            path = scope.substitute(path)
+            output = _jmes.search(str(path), value) if "value" in variable else scope.query(str(path))
+        else:
+            output = value
+    except EvaluationError:
+        if not has_default:
+            raise
+        output = None
+    if output is None and has_default:
+        output = scope.substitute(variable["default"])
+    return output
+
+
+def _conditions(scope: _Scope, raw: Any) -> tuple[bool, str]:
+    """Evaluate an any/all (or legacy list = all) block; returns (held, first failing message)."""
+    if isinstance(raw, list):
+        for condition in raw:
+            if not _condition(scope, condition):
+                return False, str(condition.get("message", ""))
+        return True, ""
+    if not isinstance(raw, Mapping):
+        return True, ""
+    any_block = raw.get("any") or []
+    all_block = raw.get("all") or []
+    message = ""
+    if any_block:
+        held = False
+        for condition in any_block:
+            if _condition(scope, condition):
+                held = True
+                break
+            message = message or str(condition.get("message", ""))
+        if not held:
+            return False, message
+    for condition in all_block:
+        if not _condition(scope, condition):
+            return False, str(condition.get("message", ""))
+    return True, ""
+
+
+def _condition(scope: _Scope, condition: Mapping[str, Any]) -> bool:
+    key = scope.substitute(condition.get("key"))
+    value = scope.substitute(condition.get("value"))
+    return _operators.evaluate(str(condition.get("operator", "")), key, value)
+
+
+def _message(scope: _Scope, rule: Rule) -> str:
+    raw = rule.validate.get("message", "")
+    try:
+        text = scope.substitute(raw)
+    except EvaluationError:
+        return str(raw)
+    return text if isinstance(text, str) else _jmes.to_text(text)
+
+
+def _validate(
+    policy: Policy, rule: Rule, scope: _Scope, state: _Request, resource: Mapping[str, Any]
+) -> _Outcome | None:
+    validate = rule.validate
+    if "pattern" in validate or "anyPattern" in validate:
+        return _patterns(rule, scope, validate, resource)
+    if "deny" in validate:
+        return _deny(rule, scope, validate["deny"])
+    if "foreach" in validate:
+        values = state.values.foreach_values.get((policy.key, rule.name), {})
+        return _foreach_rule(rule, scope, validate["foreach"], resource, values)
+    if "podSecurity" in validate:
+        return _pod_security(rule, validate["podSecurity"], resource)
+    return _Outcome(RuleOutcome.ERROR, "rule has nothing to validate")
+
+
+def _patterns(  # noqa: PLR0911, PLR0912  # one exit per Kyverno result kind
+    rule: Rule, scope: _Scope, block: Mapping[str, Any], resource: Any
+) -> _Outcome:
+    if "pattern" in block:
+        try:
+            pattern = scope.substitute(block["pattern"])
+        except EvaluationError as exc:
+            return _Outcome(RuleOutcome.ERROR, f"variable substitution failed for rule {rule.name}: {exc}")
+        result = _pattern.validate(resource, pattern)
+        if result.status == "pass":
+            return _Outcome(RuleOutcome.PASS, f"validation rule '{rule.name}' passed.")
+        if result.status == "skip":
+            return _Outcome(RuleOutcome.SKIP, result.message)
+        message = _message(scope, rule)
+        if result.status == "error":
+            prefix = f"validation error: {message}. " if message else "validation error: "
+            return _Outcome(RuleOutcome.ERROR, f"{prefix}rule {rule.name} execution error: {result.message}")
+        if not message:
+            return _Outcome(
+                RuleOutcome.FAIL, f"validation error: rule {rule.name} failed at path {result.path}"
+            )
+        if not message.endswith("."):
+            message += "."
+        return _Outcome(
+            RuleOutcome.FAIL, f"validation error: {message} rule {rule.name} failed at path {result.path}"
+        )
+    failures: list[str] = []
+    skipped = 0
+    for index, raw in enumerate(block["anyPattern"]):
+        try:
+            pattern = scope.substitute(raw)
+        except EvaluationError as exc:
+            return _Outcome(RuleOutcome.ERROR, f"variable substitution failed for rule {rule.name}: {exc}")
+        result = _pattern.validate(resource, pattern)
+        if result.status == "pass":
+            return _Outcome(RuleOutcome.PASS, f"validation rule '{rule.name}' anyPattern[{index}] passed.")
+        if result.status == "skip":
+            skipped += 1
+        elif result.status == "fail":
+            failures.append(f"rule {rule.name}[{index}] failed at path {result.path}")
+        else:
+            failures.append(f"rule {rule.name}[{index}] execution error: {result.message}")
+    if not failures and skipped:
+        return _Outcome(RuleOutcome.SKIP, f"all anyPatterns of rule {rule.name} were skipped")
+    message = _message(scope, rule)
+    return _Outcome(RuleOutcome.FAIL, f"validation error: {message} {' '.join(failures)}".replace("  ", " "))
+
+
+def _deny(rule: Rule, scope: _Scope, deny: Mapping[str, Any] | None) -> _Outcome:
+    conditions = (deny or {}).get("conditions")
+    try:
+        denied = True if conditions is None else _conditions(scope, conditions)[0]
+    except EvaluationError as exc:
+        return _Outcome(RuleOutcome.ERROR, f"failed to evaluate deny conditions: {exc}")
+    if denied:
+        message = _message(scope, rule) or f"validation error: rule {rule.name} failed"
+        return _Outcome(RuleOutcome.FAIL, message)
+    return _Outcome(RuleOutcome.PASS, f"validation rule '{rule.name}' passed.")
+
+
+def _foreach_rule(
+    rule: Rule,
+    scope: _Scope,
+    entries: Sequence[Mapping[str, Any]],
+    resource: Any,
+    foreach_values: Mapping[str, Sequence[Any]],
+) -> _Outcome | None:
+    outcome, applied = _foreach(rule, scope, entries, resource, 0, foreach_values)
+    if outcome is not None:
+        return outcome
+    if applied == 0:
+        return None
+    return _Outcome(RuleOutcome.PASS, f"validation rule '{rule.name}' passed.")
+
+
+def _foreach(  # noqa: PLR0912  # mirrors Kyverno's per-element decision table
+    rule: Rule,
+    scope: _Scope,
+    entries: Sequence[Mapping[str, Any]],
+    resource: Any,
+    depth: int,
+    foreach_values: Mapping[str, Sequence[Any]],
+) -> tuple[_Outcome | None, int]:
+    applied = 0
+    for entry in entries:
+        list_expression = str(entry.get("list", ""))
+        try:
+            elements = scope.query(scope.substitute(list_expression))
+        except EvaluationError as exc:
+            if "Unknown key" in str(exc):
+                continue
+            return _Outcome(RuleOutcome.ERROR, f"failed to evaluate list {list_expression}: {exc}"), applied
+        if elements is None:
+            continue
+        if isinstance(elements, dict):
+            elements = [elements]
+        if not isinstance(elements, list):
+            return _Outcome(
+                RuleOutcome.ERROR, f"failed to evaluate list {list_expression}: not an array"
+            ), applied
+        for index, element in enumerate(elements):
+            if element is None:
+                continue
+            inner = scope.child()
+            data = inner.data
+            data["element"] = element
+            data["elementIndex"] = index
+            data[f"element{depth}"] = element
+            data[f"elementIndex{depth}"] = index
+            for name, per_element in foreach_values.items():
+                if index < len(per_element):
+                    data[name] = per_element[index]
+            try:
+                _load_context(inner, entry.get("context") or (), {}, {})
+                if entry.get("preconditions") is not None:
+                    held, _ = _conditions(inner, entry["preconditions"])
+                    if not held:
+                        continue
+            except EvaluationError:
+                continue
+            scoped = entry.get("elementScope")
+            target = element if (scoped if scoped is not None else isinstance(element, dict)) else resource
+            if "foreach" in entry:
+                nested, count = _foreach(rule, inner, entry["foreach"], target, depth + 1, foreach_values)
+                if nested is not None:
+                    return nested, applied
+                applied += 1 if count else 0
+                continue
+            if "deny" in entry:
+                result = _deny(rule, inner, entry["deny"])
+            else:
+                result = _patterns(rule, inner, entry, target)
+            if result.status is RuleOutcome.SKIP:
+                continue
+            if result.status is not RuleOutcome.PASS:
+                return _Outcome(result.status, f"validation failure: {result.message}"), applied
+            applied += 1
+    return None, applied
+
+
+def _pod_security(rule: Rule, block: Mapping[str, Any], resource: Mapping[str, Any]) -> _Outcome:
+    try:
+        pss: Any = importlib.import_module("policies._pss")
+    except ModuleNotFoundError:
+        return _Outcome(RuleOutcome.ERROR, _PSS_MISSING)
+    pod = _images.pod_object(resource)
+    if pod is None:
+        return _Outcome(RuleOutcome.ERROR, f"rule {rule.name}: the resource has no pod spec")
+    level = str(block.get("level", "baseline"))
+    version = str(block.get("version", "latest"))
+    try:
+        violations = pss.check_pod(pod, level=level, version=version)
+        violations = pss.apply_exclusions(violations, block.get("exclude") or [], pod)
+    except EvidenceError as exc:
+        return _Outcome(RuleOutcome.ERROR, f"rule {rule.name}: podSecurity check failed: {exc.message}")
+    except (ValueError, TypeError, KeyError) as exc:
+        return _Outcome(RuleOutcome.ERROR, f"rule {rule.name}: podSecurity check failed: {exc}")
+    if not violations:
+        return _Outcome(RuleOutcome.PASS, f"Validation rule '{rule.name}' passed.")
+    checks = "; ".join(f"{v.control}: {v.message}" for v in violations)
+    return _Outcome(
+        RuleOutcome.FAIL,
+        f"Validation rule '{rule.name}' failed. It violates PodSecurity \"{level}:{version}\": ({checks})",
+    )
+
+
+def user_info(
+    username: str = "",
+    groups: Sequence[str] = (),
+    roles: Sequence[str] = (),
+    cluster_roles: Sequence[str] = (),
+) -> UserInfo:
+    """A :class:`UserInfo` from plain sequences."""
+    return UserInfo(username, tuple(groups), tuple(roles), tuple(cluster_roles))

@@ -1,0 +1,461 @@
+"""JMESPath as Kyverno evaluates it, and ``{{ }}`` variable substitution.
+
+Kyverno's JMESPath fork reports a field lookup on an object that lacks the
+key as an error ("Unknown key"), except inside comparisons, function
+arguments, projections and ``||``; a policy author relies on both halves
+(``{{ a.b || '' }}``), so the interpreter reproduces them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+import jmespath
+import jmespath.exceptions
+import jmespath.functions
+import jmespath.parser
+import jmespath.visitor
+
+from policies._errors import EvaluationError
+
+# A {{ ... }} variable not preceded by a backslash; one level of nested braces allowed.
+_VARIABLE = re.compile(r"(?<!\\)\{\{((?:\{[^{}]*\}|[^{}])*)\}\}")
+_ESCAPED = re.compile(r"\\\{\{")
+
+
+class NotFoundKey(Exception):
+    """A field lookup on an object without that key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"Unknown key {key!r} in path")
+        self.key = key
+
+
+def _functions() -> jmespath.functions.Functions:
+    # The custom function set lands in its own module; plain JMESPath until then.
+    try:
+        module = importlib.import_module("policies._functions")
+    except ModuleNotFoundError:
+        return jmespath.functions.Functions()
+    functions: jmespath.functions.Functions = module.KyvernoFunctions()
+    return functions
+
+
+def _truthy(value: Any) -> bool:
+    """JMESPath truth: empty strings, lists and objects, false and null are false."""
+    return not (value is None or value is False or value in ("", [], {}))
+
+
+_FUNCTIONS = _functions()
+
+
+class _Interpreter(jmespath.visitor.TreeInterpreter):
+    """TreeInterpreter with the fork's missing-key errors."""
+
+    def _lenient(self, node: Any, value: Any) -> Any:
+        try:
+            return self.visit(node, value)
+        except NotFoundKey:
+            return None
+
+    def visit_field(self, node: Any, value: Any) -> Any:
+        if isinstance(value, dict):
+            key = node["value"]
+            if key not in value:
+                raise NotFoundKey(key)
+            return value[key]
+        return None
+
+    def visit_comparator(self, node: Any, value: Any) -> Any:
+        left = self._lenient(node["children"][0], value)
+        right = self._lenient(node["children"][1], value)
+        op = node["value"]
+        if op in ("eq", "ne"):
+            return self.COMPARATOR_FUNC[op](left, right)
+        numbers = (int, float)
+        if not (isinstance(left, numbers) and isinstance(right, numbers)) or isinstance(left, bool):
+            return None
+        if isinstance(right, bool):
+            return None
+        return self.COMPARATOR_FUNC[op](left, right)
+
+    def visit_function_expression(self, node: Any, value: Any) -> Any:
+        args = [self._lenient(child, value) for child in node["children"]]
+        return _FUNCTIONS.call_function(node["value"], args)
+
+    def _project(self, base: Any, child: dict[str, Any]) -> list[Any]:
+        collected = []
+        for element in base:
+            current = self._lenient(child, element)
+            if current is not None:
+                collected.append(current)
+        return collected
+
+    def visit_flatten(self, node: Any, value: Any) -> Any:
+        base = self._lenient(node["children"][0], value)
+        if not isinstance(base, list):
+            return None
+        merged: list[Any] = []
+        for element in base:
+            if isinstance(element, list):
+                merged.extend(element)
+            else:
+                merged.append(element)
+        return merged
+
+    def visit_projection(self, node: Any, value: Any) -> Any:
+        base = self._lenient(node["children"][0], value)
+        if not isinstance(base, list):
+            return None
+        return self._project(base, node["children"][1])
+
+    def visit_value_projection(self, node: Any, value: Any) -> Any:
+        base = self._lenient(node["children"][0], value)
+        if not isinstance(base, dict):
+            return None
+        return self._project(list(base.values()), node["children"][1])
+
+    def visit_filter_projection(self, node: Any, value: Any) -> Any:
+        base = self._lenient(node["children"][0], value)
+        if not isinstance(base, list):
+            return None
+        comparator = node["children"][2]
+        kept = [element for element in base if _truthy(self._lenient(comparator, element))]
+        return self._project(kept, node["children"][1])
+
+    def visit_or_expression(self, node: Any, value: Any) -> Any:
+        matched = self._lenient(node["children"][0], value)
+        if not _truthy(matched):
+            matched = self.visit(node["children"][1], value)
+        return matched
+
+    def visit_and_expression(self, node: Any, value: Any) -> Any:
+        matched = self._lenient(node["children"][0], value)
+        if not _truthy(matched):
+            return matched
+        return self._lenient(node["children"][1], value)
+
+    def visit_multi_select_list(self, node: Any, value: Any) -> Any:
+        if value is None:
+            return None
+        return [self._lenient(child, value) for child in node["children"]]
+
+    def visit_multi_select_dict(self, node: Any, value: Any) -> Any:
+        if value is None:
+            return None
+        return {child["value"]: self._lenient(child["children"][0], value) for child in node["children"]}
+
+    def visit_not_expression(self, node: Any, value: Any) -> Any:
+        return not _truthy(self._lenient(node["children"][0], value))
+
+
+_INTERPRETER = _Interpreter(jmespath.Options(custom_functions=_FUNCTIONS))
+
+
+class CompileError(ValueError):
+    """A JMESPath expression does not parse."""
+
+
+@lru_cache(maxsize=8192)
+def compile_expression(expression: str) -> jmespath.parser.ParsedResult:
+    """Parse (once) a JMESPath expression."""
+    try:
+        return jmespath.compile(expression)
+    except jmespath.exceptions.JMESPathError as exc:
+        raise CompileError(f"invalid JMESPath {expression!r}: {_reason(exc)}") from None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+Compiled = Callable[[Any], Any]
+_COMPARE = jmespath.visitor.TreeInterpreter.COMPARATOR_FUNC
+
+
+def _lenient(function: Compiled) -> Compiled:
+    def run(value: Any) -> Any:
+        try:
+            return function(value)
+        except NotFoundKey:
+            return None
+
+    return run
+
+
+def _chain(functions: list[Compiled]) -> Compiled:
+    if len(functions) == 1:
+        return functions[0]
+
+    def run(value: Any) -> Any:
+        for function in functions:
+            value = function(value)
+        return value
+
+    return run
+
+
+def _field(key: str) -> Compiled:
+    def run(value: Any) -> Any:
+        if isinstance(value, dict):
+            try:
+                return value[key]
+            except KeyError:
+                raise NotFoundKey(key) from None
+        return None
+
+    return run
+
+
+def _collect(base: Compiled, child: Compiled, over: Callable[[Any], Any]) -> Compiled:
+    def run(value: Any) -> Any:
+        items = over(base(value))
+        if items is None:
+            return None
+        collected = []
+        for element in items:
+            current = child(element)
+            if current is not None:
+                collected.append(current)
+        return collected
+
+    return run
+
+
+def _as_list(value: Any) -> Any:
+    return value if isinstance(value, list) else None
+
+
+def _as_values(value: Any) -> Any:
+    return list(value.values()) if isinstance(value, dict) else None
+
+
+def _compile_node(node: Any) -> Compiled:  # noqa: PLR0911, PLR0912, PLR0915  # one case per AST node type
+    """A Python closure equivalent to interpreting ``node`` (the hot path avoids the visitor)."""
+    kind = node["type"]
+    children = node.get("children") or []
+    if kind == "field":
+        return _field(node["value"])
+    if kind in ("subexpression", "index_expression", "pipe"):
+        return _chain([_compile_node(child) for child in children])
+    if kind in ("identity", "current"):
+        return lambda value: value
+    if kind == "literal":
+        literal = node["value"]
+        return lambda value: literal
+    if kind == "index":
+        position = node["value"]
+
+        def index(value: Any) -> Any:
+            if not isinstance(value, list):
+                return None
+            try:
+                return value[position]
+            except IndexError:
+                return None
+
+        return index
+    if kind == "projection":
+        return _collect(_lenient(_compile_node(children[0])), _lenient(_compile_node(children[1])), _as_list)
+    if kind == "value_projection":
+        return _collect(
+            _lenient(_compile_node(children[0])), _lenient(_compile_node(children[1])), _as_values
+        )
+    if kind == "filter_projection":
+        condition = _lenient(_compile_node(children[2]))
+
+        def kept(value: Any) -> Any:
+            return [e for e in value if _truthy(condition(e))] if isinstance(value, list) else None
+
+        return _collect(_lenient(_compile_node(children[0])), _lenient(_compile_node(children[1])), kept)
+    if kind == "flatten":
+        base = _lenient(_compile_node(children[0]))
+
+        def flatten(value: Any) -> Any:
+            items = base(value)
+            if not isinstance(items, list):
+                return None
+            merged: list[Any] = []
+            for element in items:
+                if isinstance(element, list):
+                    merged.extend(element)
+                else:
+                    merged.append(element)
+            return merged
+
+        return flatten
+    if kind == "comparator":
+        left, right = _lenient(_compile_node(children[0])), _lenient(_compile_node(children[1]))
+        op = node["value"]
+        compare = _COMPARE[op]
+        if op in ("eq", "ne"):
+            return lambda value: compare(left(value), right(value))
+
+        def ordered(value: Any) -> Any:
+            a, b = left(value), right(value)
+            numbers = (int, float)
+            if (
+                not (isinstance(a, numbers) and isinstance(b, numbers))
+                or isinstance(a, bool)
+                or isinstance(b, bool)
+            ):
+                return None
+            return compare(a, b)
+
+        return ordered
+    if kind == "or_expression":
+        first, second = _lenient(_compile_node(children[0])), _compile_node(children[1])
+
+        def either(value: Any) -> Any:
+            matched = first(value)
+            return matched if _truthy(matched) else second(value)
+
+        return either
+    if kind == "and_expression":
+        first, second = _lenient(_compile_node(children[0])), _lenient(_compile_node(children[1]))
+
+        def both(value: Any) -> Any:
+            matched = first(value)
+            return second(value) if _truthy(matched) else matched
+
+        return both
+    if kind == "not_expression":
+        inner = _lenient(_compile_node(children[0]))
+        return lambda value: not _truthy(inner(value))
+    if kind == "multi_select_list":
+        parts = [_lenient(_compile_node(child)) for child in children]
+        return lambda value: None if value is None else [part(value) for part in parts]
+    if kind == "multi_select_dict":
+        pairs = [(child["value"], _lenient(_compile_node(child["children"][0]))) for child in children]
+        return lambda value: None if value is None else {key: part(value) for key, part in pairs}
+    if kind == "function_expression":
+        name = node["value"]
+        arguments = [_lenient(_compile_node(child)) for child in children]
+        return lambda value: _FUNCTIONS.call_function(name, [argument(value) for argument in arguments])
+    # Rare node types (slices, expression references) go through the interpreter.
+    return lambda value: _INTERPRETER.visit(node, value)
+
+
+@lru_cache(maxsize=8192)
+def _compiled(expression: str) -> Compiled:
+    return _compile_node(compile_expression(expression).parsed)
+
+
+def search(expression: str, data: Any) -> Any:
+    """Evaluate ``expression`` on ``data``; failures raise :class:`EvaluationError`."""
+    try:
+        function = _compiled(expression)
+    except CompileError as exc:
+        raise EvaluationError(str(exc)) from None
+    try:
+        return function(data)
+    except NotFoundKey as exc:
+        raise EvaluationError(f"failed to evaluate {expression!r}: {exc}") from None
+    except jmespath.exceptions.JMESPathError as exc:
+        raise EvaluationError(f"failed to evaluate {expression!r}: {_reason(exc)}") from None
+    except (ValueError, TypeError, ArithmeticError, KeyError, IndexError, LookupError, re.error) as exc:
+        raise EvaluationError(f"failed to evaluate {expression!r}: {exc}") from None
+    except RecursionError:
+        raise EvaluationError(f"failed to evaluate {expression!r}: too deeply nested") from None
+
+
+def variables_in(text: str) -> list[str]:
+    """The expressions of the ``{{ }}`` variables in ``text``."""
+    return [_clean(found.group(1)) for found in _VARIABLE.finditer(text)]
+
+
+def _clean(inner: str) -> str:
+    inner = inner.strip()
+    if inner.startswith("-"):
+        inner = inner[1:].strip()
+    return inner
+
+
+# Policy data is immutable once loaded, so the answer for a container is cached by identity
+# (the entry keeps the object alive, so its id cannot be reused while cached).
+_HAS_VARIABLES: dict[int, tuple[Any, bool]] = {}
+_CACHE_LIMIT = 65536
+
+
+def has_variables(value: Any) -> bool:
+    """Whether any string inside ``value`` holds a ``{{ }}`` variable."""
+    if isinstance(value, str):
+        return "{{" in value
+    if not isinstance(value, (dict, list)):
+        return False
+    cached = _HAS_VARIABLES.get(id(value))
+    if cached is not None and cached[0] is value:
+        return cached[1]
+    if isinstance(value, dict):
+        found = any(has_variables(k) or has_variables(v) for k, v in value.items())
+    else:
+        found = any(has_variables(v) for v in value)
+    if len(_HAS_VARIABLES) >= _CACHE_LIMIT:
+        _HAS_VARIABLES.clear()
+    _HAS_VARIABLES[id(value)] = (value, found)
+    return found
+
+
+def to_text(value: Any) -> str:
+    """A substituted value as it appears inside a longer string."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+Resolver = Callable[[str], Any]
+
+
+def substitute(value: Any, resolve: Resolver) -> Any:
+    """Replace every ``{{ }}`` variable in ``value`` (recursively) using ``resolve``."""
+    if isinstance(value, str):
+        return substitute_text(value, resolve)
+    if isinstance(value, dict):
+        return {
+            substitute_text(k, resolve) if "{{" in k else k: substitute(v, resolve) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [substitute(v, resolve) for v in value]
+    return value
+
+
+@lru_cache(maxsize=8192)
+def _template(text: str) -> tuple[str | None, tuple[tuple[bool, str], ...]]:
+    """``(expression, ())`` for a lone variable, else ``(None, parts)`` of (is_expression, text)."""
+    matches = list(_VARIABLE.finditer(text))
+    if len(matches) == 1 and matches[0].span() == (0, len(text)):
+        return _clean(matches[0].group(1)), ()
+    parts: list[tuple[bool, str]] = []
+    position = 0
+    for found in matches:
+        parts.append((False, text[position : found.start()]))
+        parts.append((True, _clean(found.group(1))))
+        position = found.end()
+    parts.append((False, text[position:]))
+    return None, tuple(parts)
+
+
+def substitute_text(text: str, resolve: Resolver) -> Any:
+    """Substitute the variables of one string; a lone variable keeps its JSON type."""
+    if "{{" not in text:
+        return text
+    for _ in range(10):  # nested variables resolve in rounds; bounded against self-reference
+        whole, parts = _template(text)
+        if whole is not None:
+            result = resolve(whole)
+            if isinstance(result, str) and "{{" in result and _VARIABLE.search(result):
+                text = result
+                continue
+            return result
+        if len(parts) == 1:
+            break
+        text = "".join(to_text(resolve(chunk)) if is_expression else chunk for is_expression, chunk in parts)
+        if "{{" not in text or not _VARIABLE.search(text):
+            break
+    return _ESCAPED.sub("{{", text)

@@ -1,0 +1,367 @@
+"""``kyverno test``: run the ``kyverno-test.yaml`` files under a directory and compare results."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gate.errors import EvidenceError
+from gate.model import RuleOutcome
+from policies import _engine, _loader
+from policies._engine import ContextValues
+from policies._errors import PolicyLoadError
+from policies._match import UserInfo
+from policies._model import AdmissionRequest, Policy, RuleResponse
+from policies._yaml import Document, read_documents
+
+TEST_FILE = "kyverno-test.yaml"
+_RESULTS = {o.value for o in RuleOutcome}
+# Kinds without a namespace; every other kind defaults to namespace "default" (as the CLI does).
+CLUSTER_SCOPED = frozenset(
+    {
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "StorageClass",
+        "PriorityClass",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "APIService",
+        "CSIDriver",
+        "CSINode",
+        "IngressClass",
+        "RuntimeClass",
+        "PodSecurityPolicy",
+        "VolumeAttachment",
+        "CertificateSigningRequest",
+        "ClusterIssuer",
+        "ClusterPolicy",
+        "ClusterPolicyReport",
+        "ClusterCleanupPolicy",
+        "GatewayClass",
+        "ClusterSecretStore",
+        "ClusterRoleTemplate",
+        "Project",
+        "ClusterImagePolicy",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """One (expected row, resource) comparison."""
+
+    test_file: str
+    policy: str
+    rule: str
+    resource: str
+    kind: str
+    expected: str
+    actual: str
+    passed: bool
+    reason: str
+    no_response: bool = False
+
+
+@dataclass
+class SuiteReport:
+    """All comparisons of a run."""
+
+    rows: list[RowResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def passed(self, *, strict: bool) -> int:
+        """Number of comparisons that agree (strict: a missing rule response disagrees)."""
+        return sum(1 for r in self.rows if r.passed and not (strict and r.no_response))
+
+    def failed(self, *, strict: bool) -> int:
+        """Number of comparisons that disagree."""
+        return len(self.rows) - self.passed(strict=strict)
+
+
+@dataclass(frozen=True)
+class _Resource:
+    data: Mapping[str, Any]
+    kind: str
+    namespace: str
+    name: str
+
+
+def find_tests(root: Path, file_name: str = TEST_FILE) -> list[Path]:
+    """Every test file under ``root`` (or ``root`` itself when it is a file)."""
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise PolicyLoadError(str(root), None, "", "no such file or directory")
+    return sorted(root.rglob(file_name))
+
+
+def _one_document(path: Path) -> Document:
+    documents = read_documents(path)
+    if len(documents) != 1 or not isinstance(documents[0].data, dict):
+        raise PolicyLoadError(str(path), None, "", "expected one YAML mapping")
+    return documents[0]
+
+
+def _string_list(document: Document, data: Mapping[str, Any], key: str) -> list[str]:
+    value = data.get(key) or []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise document.error((key,), "expected a list of strings")
+    return list(value)
+
+
+def _load_resources(base: Path, names: Sequence[str]) -> list[_Resource]:
+    found: list[_Resource] = []
+    seen: set[tuple[str, str, str, str]] = set()
+    for name in names:
+        for document in read_documents(base / name):
+            data = document.data
+            if not isinstance(data, dict):
+                raise document.error((), "a resource must be a mapping")
+            items = data.get("items") if str(data.get("kind", "")).endswith("List") else None
+            for item in items if isinstance(items, list) else [data]:
+                if not isinstance(item, dict) or not isinstance(item.get("metadata", {}), dict):
+                    raise document.error((), "a resource must be a mapping with a metadata mapping")
+                resource = normalise_resource(item)
+                meta = resource["metadata"]
+                key = (
+                    str(resource.get("apiVersion", "")),
+                    str(resource.get("kind", "")),
+                    meta.get("namespace", ""),
+                    str(meta.get("name", "")),
+                )
+                if key in seen:
+                    continue
+                seen.add(key)
+                found.append(_Resource(resource, key[1], key[2], key[3]))
+    return found
+
+
+def normalise_resource(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """The resource as the Kyverno CLI loads it: default namespace, empty labels/annotations maps."""
+    data = dict(resource)
+    metadata = dict(data.get("metadata") or {})
+    if not metadata.get("namespace") and str(data.get("kind", "")) not in CLUSTER_SCOPED:
+        metadata["namespace"] = "default"
+    metadata["labels"] = metadata.get("labels") or {}
+    metadata["annotations"] = metadata.get("annotations") or {}
+    data["metadata"] = metadata
+    return data
+
+
+@dataclass
+class _Values:
+    global_values: dict[str, Any] = field(default_factory=dict)
+    rules: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    foreach: dict[tuple[str, str], dict[str, list[Any]]] = field(default_factory=dict)
+    resources: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    namespace_labels: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _load_values(document: Document | None, inline: Any) -> _Values:
+    values = _Values()
+    data = inline if inline is not None else (document.data if document is not None else None)
+    if not data:
+        return values
+    if not isinstance(data, dict):
+        raise PolicyLoadError(document.source if document else "values", None, "", "values must be a mapping")
+    values.global_values = dict(data.get("globalValues") or {})
+    for policy in data.get("policies") or ():
+        name = str(policy.get("name", ""))
+        for rule in policy.get("rules") or ():
+            key = (name, str(rule.get("name", "")))
+            values.rules[key] = dict(rule.get("values") or {})
+            if rule.get("foreachValues"):
+                values.foreach[key] = {k: list(v) for k, v in rule["foreachValues"].items()}
+        for resource in policy.get("resources") or ():
+            values.resources[(name, str(resource.get("name", "")))] = dict(resource.get("values") or {})
+    for entry in data.get("namespaceSelector") or ():
+        values.namespace_labels[str(entry.get("name", ""))] = dict(entry.get("labels") or {})
+    for namespace in data.get("namespaces") or ():
+        meta = namespace.get("metadata") or {}
+        values.namespace_labels.setdefault(str(meta.get("name", "")), dict(meta.get("labels") or {}))
+    return values
+
+
+def _load_user(path: Path | None) -> UserInfo | None:
+    if path is None:
+        return None
+    data = _one_document(path).data
+    info = data.get("userInfo") or {}
+    return UserInfo(
+        username=str(info.get("username", "")),
+        groups=tuple(str(g) for g in info.get("groups") or ()),
+        roles=tuple(str(r) for r in data.get("roles") or ()),
+        cluster_roles=tuple(str(r) for r in data.get("clusterRoles") or ()),
+    )
+
+
+@dataclass(frozen=True)
+class _Row:
+    policy: str
+    rule: str
+    resources: tuple[str, ...]
+    kind: str
+    expected: str
+    operation: str
+
+
+def _rows(document: Document) -> Iterator[_Row]:
+    results = document.data.get("results")
+    if not isinstance(results, list):
+        raise document.error(("results",), "expected a list of results")
+    for index, row in enumerate(results):
+        if not isinstance(row, dict):
+            raise document.error(("results", index), "expected a mapping")
+        expected = str(row.get("result", row.get("status", "")))
+        if expected not in _RESULTS:
+            raise document.error(
+                ("results", index, "result"),
+                f"expected one of {', '.join(sorted(_RESULTS))}, got {expected!r}",
+            )
+        resources = row.get("resources")
+        if resources is None and row.get("resource") is not None:
+            namespace = row.get("namespace")
+            resources = [f"{namespace}/{row['resource']}" if namespace else row["resource"]]
+        if not isinstance(resources, list) or not resources:
+            raise document.error(
+                ("results", index, "resources"), "expected a non-empty list of resource names"
+            )
+        yield _Row(
+            policy=str(row.get("policy", "")),
+            rule=str(row.get("rule", "")),
+            resources=tuple(str(r) for r in resources),
+            kind=str(row.get("kind", "")),
+            expected=expected,
+            operation=str(row.get("operation", "")),
+        )
+
+
+class _TestCase:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.document = _one_document(path)
+        data = self.document.data
+        base = path.parent
+        self.policies: dict[str, Policy] = {}
+        for document in _loader.load_documents(
+            [base / p for p in _string_list(self.document, data, "policies")]
+        ):
+            policy, _ = _loader.compile_policy(document)
+            self.policies.setdefault(policy.key, policy)
+        self.resources = _load_resources(base, _string_list(self.document, data, "resources"))
+        variables = data.get("variables")
+        values_doc = _one_document(base / str(variables)) if variables else None
+        self.values = _load_values(values_doc, data.get("values"))
+        user = data.get("userinfo")
+        self.user = _load_user(base / str(user) if user else None)
+        self._cache: dict[tuple[str, int, str], list[RuleResponse]] = {}
+
+    def responses(self, policy: Policy, index: int, operation: str) -> list[RuleResponse]:
+        key = (policy.key, index, operation)
+        if key not in self._cache:
+            self._cache[key] = self._evaluate(policy, self.resources[index], operation)
+        return self._cache[key]
+
+    def _evaluate(self, policy: Policy, resource: _Resource, operation: str) -> list[RuleResponse]:
+        merged = dict(self.values.global_values)
+        merged.update(self.values.resources.get((policy.name, resource.name)) or {})
+        op = operation or str(merged.get("request.operation") or "CREATE")
+        if op == "DELETE":
+            request = AdmissionRequest(operation=op, old_object=resource.data, user_info=self.user)
+        elif op == "UPDATE":
+            request = AdmissionRequest(
+                operation=op, object=resource.data, old_object=resource.data, user_info=self.user
+            )
+        else:
+            request = AdmissionRequest(operation=op, object=resource.data, user_info=self.user)
+        namespace_labels = self.values.namespace_labels.get(resource.namespace)
+        if namespace_labels is not None or resource.kind != "Namespace":
+            request = AdmissionRequest(
+                operation=request.operation,
+                object=request.object,
+                old_object=request.old_object,
+                user_info=request.user_info,
+                namespace=resource.namespace,
+                namespace_labels=namespace_labels or {},
+            )
+        merged["request.operation"] = op
+        values = ContextValues(
+            global_values=merged,
+            rule_values={(policy.key, r): v for (p, r), v in self.values.rules.items() if p == policy.name},
+            foreach_values={
+                (policy.key, r): v for (p, r), v in self.values.foreach.items() if p == policy.name
+            },
+        )
+        state = _engine.prepare(request, values)
+        return _engine.evaluate_policy(policy, state)
+
+    def compare(self, display: str) -> Iterator[RowResult]:
+        for row in _rows(self.document):
+            policy = self.policies.get(row.policy)
+            for name in row.resources:
+                yield self._compare_one(display, row, policy, name)
+
+    def _compare_one(self, display: str, row: _Row, policy: Policy | None, name: str) -> RowResult:
+        def result(actual: str, passed: bool, reason: str, *, no_response: bool = False) -> RowResult:
+            return RowResult(
+                display,
+                row.policy,
+                row.rule,
+                name,
+                row.kind,
+                row.expected,
+                actual,
+                passed,
+                reason,
+                no_response,
+            )
+
+        if policy is None:
+            return result("", False, f"policy {row.policy!r} is not loaded by this test")
+        namespace, _, short = name.rpartition("/")
+        candidates = [
+            i
+            for i, r in enumerate(self.resources)
+            if r.name == short and (not namespace or r.namespace == namespace)
+        ]
+        if not candidates:
+            return result("", False, "Not found")
+        wanted = {row.rule, f"autogen-{row.rule}", f"autogen-cronjob-{row.rule}"}
+        actuals: list[str] = []
+        for index in candidates:
+            for response in self.responses(policy, index, row.operation):
+                if not row.rule or response.rule in wanted:
+                    actuals.append(response.report_outcome.value)
+        if not actuals:
+            return result("", True, "Excluded (no rule response)", no_response=True)
+        mismatched = [a for a in actuals if a != row.expected]
+        actual = ",".join(sorted(set(actuals)))
+        if mismatched:
+            return result(actual, False, "Want " + row.expected + ", Got " + actual)
+        return result(actual, True, "Ok")
+
+
+def run_tests(root: Path, file_name: str = TEST_FILE) -> SuiteReport:
+    """Run every test file under ``root``."""
+    report = SuiteReport()
+    base = root if root.is_dir() else root.parent
+    for path in find_tests(root, file_name):
+        display = str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
+        try:
+            case = _TestCase(path)
+            report.rows.extend(case.compare(display))
+        except PolicyLoadError as exc:
+            report.errors.append(f"{display}: {exc.message}")
+        except EvidenceError as exc:
+            report.errors.append(f"{display}: {exc.message}")
+    return report

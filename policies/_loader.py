@@ -1,0 +1,362 @@
+"""Loading kyverno.io policies: schema check, JMESPath compilation, autogen."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gate.model import EnforcementAction
+from policies import _autogen, _operators, _schema
+from policies._errors import PolicyLoadError
+from policies._jmes import CompileError, compile_expression, variables_in
+from policies._match import Selection
+from policies._model import ActionOverride, Policy, Rule
+from policies._yaml import Document, FieldPath, read_documents
+
+_API_VERSIONS = ("kyverno.io/v1", "kyverno.io/v2beta1", "kyverno.io/v2")
+_KINDS = ("ClusterPolicy", "Policy")
+_VALIDATE_TYPES = ("pattern", "anyPattern", "deny", "foreach", "podSecurity", "cel", "manifests", "assert")
+_UNSUPPORTED_VALIDATE = {
+    "cel": "validate.cel is not supported by this engine yet",
+    "manifests": "validate.manifests is not supported by this engine yet",
+    "assert": "validate.assert is not supported by this engine yet",
+}
+_UNSUPPORTED_RULES = {
+    "mutate": "mutate rules are not supported by this engine yet",
+    "generate": "generate rules are not supported by this engine yet",
+    "verifyImages": "verifyImages rules need the signatures feature, which has not landed yet",
+}
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_PSS_LEVELS = ("privileged", "baseline", "restricted")
+
+
+def policy_files(paths: Iterable[str | Path]) -> list[tuple[Path, bool]]:
+    """Files to read, each flagged True when named explicitly (not found in a directory)."""
+    files: list[tuple[Path, bool]] = []
+    for entry in paths:
+        path = Path(entry)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+            files.extend((p, False) for p in found)
+        elif path.exists():
+            files.append((path, True))
+        else:
+            raise PolicyLoadError(str(path), None, "", "no such file or directory")
+    return files
+
+
+def is_policy(data: Any) -> bool:
+    """Whether a document is a kyverno.io ClusterPolicy or Policy."""
+    return (
+        isinstance(data, dict)
+        and str(data.get("apiVersion", "")).startswith("kyverno.io/")
+        and data.get("kind") in _KINDS
+    )
+
+
+def load_documents(paths: Iterable[str | Path]) -> list[Document]:
+    """The policy documents of files and directories."""
+    documents: list[Document] = []
+    for path, explicit in policy_files(paths):
+        for document in read_documents(path):
+            if is_policy(document.data):
+                documents.append(document)
+            elif explicit:
+                data = document.data
+                kind = data.get("kind") if isinstance(data, dict) else None
+                version = data.get("apiVersion") if isinstance(data, dict) else None
+                raise document.error(
+                    (),
+                    f"not a Kyverno policy (got apiVersion {version!r}, kind {kind!r}; expected "
+                    "kyverno.io/v1 ClusterPolicy or Policy)",
+                )
+    return documents
+
+
+def _action(document: Document, path: FieldPath, value: Any) -> EnforcementAction:
+    text = str(value)
+    if text.lower() == "enforce":
+        return EnforcementAction.ENFORCE
+    if text.lower() == "audit":
+        return EnforcementAction.AUDIT
+    raise document.error(path, f"expected Enforce or Audit, got {text!r}")
+
+
+def _overrides(document: Document, path: FieldPath, raw: Any) -> tuple[ActionOverride, ...]:
+    return tuple(
+        ActionOverride(
+            _action(document, (*path, i, "action"), o.get("action")), tuple(o.get("namespaces") or ())
+        )
+        for i, o in enumerate(raw or ())
+    )
+
+
+def _check_expressions(document: Document, value: Any, path: FieldPath) -> None:
+    """Compile every ``{{ }}`` expression inside ``value`` (a load error names the field)."""
+    if isinstance(value, str):
+        if "{{" in value:
+            for expression in variables_in(value):
+                _compile(document, expression, path)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_expressions(document, key, (*path, key))
+            _check_expressions(document, item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_expressions(document, item, (*path, index))
+
+
+_REGEX_FUNCTIONS = ("regex_match", "regex_replace_all", "regex_replace_all_literal")
+
+
+def _compile(document: Document, expression: str, path: FieldPath) -> None:
+    if expression.startswith("@") and expression[1:2] in ("", "."):
+        return
+    try:
+        parsed = compile_expression(expression)
+    except CompileError as exc:
+        raise document.error(path, str(exc)) from None
+    _check_regexes(document, parsed.parsed, expression, path)
+
+
+def _check_regexes(document: Document, node: Any, expression: str, path: FieldPath) -> None:
+    """Literal patterns passed to the regex functions must compile (checked once, at load)."""
+    if not isinstance(node, dict):
+        return
+    children = node.get("children") or []
+    if node.get("type") == "function_expression" and node.get("value") in _REGEX_FUNCTIONS and children:
+        first = children[0]
+        if isinstance(first, dict) and first.get("type") == "literal" and isinstance(first.get("value"), str):
+            try:
+                re.compile(first["value"])
+            except re.error as exc:
+                raise document.error(
+                    path, f"invalid regular expression {first['value']!r} in {expression!r}: {exc}"
+                ) from None
+    for child in children:
+        _check_regexes(document, child, expression, path)
+
+
+def _check_conditions(document: Document, raw: Any, path: FieldPath) -> None:
+    if raw is None:
+        return
+    blocks: list[tuple[FieldPath, Any]] = []
+    if isinstance(raw, list):
+        blocks.append((path, raw))
+    else:
+        blocks.extend(((*path, key), raw.get(key) or ()) for key in ("any", "all"))
+    for block_path, conditions in blocks:
+        for index, condition in enumerate(conditions):
+            operator = condition.get("operator")
+            if operator is None:
+                raise document.error((*block_path, index), "missing field operator")
+            if not _operators.is_known(str(operator)):
+                known = ", ".join(
+                    sorted({name for name in _operators.OPERATORS if not name.endswith("equal")})
+                )
+                raise document.error(
+                    (*block_path, index, "operator"),
+                    f"unknown operator {operator!r} (expected one of: {known})",
+                )
+
+
+def _check_foreach(document: Document, entries: Any, path: FieldPath) -> None:
+    for index, entry in enumerate(entries or ()):
+        here = (*path, index)
+        if "list" not in entry:
+            raise document.error(here, "missing field list")
+        _compile(document, str(entry["list"]), (*here, "list"))
+        _check_conditions(document, entry.get("preconditions"), (*here, "preconditions"))
+        if "deny" in entry:
+            _check_conditions(
+                document, (entry["deny"] or {}).get("conditions"), (*here, "deny", "conditions")
+            )
+        kinds = [k for k in ("pattern", "anyPattern", "deny", "foreach") if k in entry]
+        if len(kinds) != 1:
+            raise document.error(
+                here, f"expected exactly one of pattern, anyPattern, deny, foreach; got {kinds}"
+            )
+        if "foreach" in entry:
+            _check_foreach(document, entry["foreach"], (*here, "foreach"))
+        _check_context(document, entry.get("context"), (*here, "context"))
+
+
+def _check_context(document: Document, entries: Any, path: FieldPath) -> None:
+    for index, entry in enumerate(entries or ()):
+        here = (*path, index)
+        if not entry.get("name"):
+            raise document.error(here, "missing field name")
+        kinds = [
+            k for k in ("variable", "configMap", "apiCall", "imageRegistry", "globalReference") if k in entry
+        ]
+        if len(kinds) != 1:
+            raise document.error(here, f"expected exactly one context type, got {kinds or 'none'}")
+        variable = entry.get("variable")
+        if isinstance(variable, dict) and variable.get("jmesPath"):
+            _compile(document, str(variable["jmesPath"]), (*here, "variable", "jmesPath"))
+
+
+def _rule(document: Document, raw: dict[str, Any], path: FieldPath) -> Rule:  # noqa: PLR0912  # one check per field
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise document.error((*path, "name"), "missing rule name")
+    if "match" not in raw:
+        raise document.error(path, "missing field match")
+    match = Selection.parse(raw["match"])
+    for filt_index, filt in enumerate(match.filters):
+        if not filt.kinds and not filt.needs_user and not filt.names and not filt.namespaces:
+            raise document.error(
+                (*path, "match"), f"filter {filt_index} selects nothing (set resources.kinds)"
+            )
+    _check_context(document, raw.get("context"), (*path, "context"))
+    _check_conditions(document, raw.get("preconditions"), (*path, "preconditions"))
+    validate = raw.get("validate") or {}
+    unsupported = ""
+    for key, reason in _UNSUPPORTED_RULES.items():
+        if raw.get(key):
+            unsupported = reason
+    action: EnforcementAction | None = None
+    overrides: tuple[ActionOverride, ...] = ()
+    if "validate" in raw:
+        kinds = [k for k in _VALIDATE_TYPES if k in validate]
+        if len(kinds) != 1:
+            raise document.error(
+                (*path, "validate"),
+                f"expected exactly one of {', '.join(_VALIDATE_TYPES)}; got {', '.join(kinds) or 'none'}",
+            )
+        if kinds[0] in _UNSUPPORTED_VALIDATE:
+            unsupported = _UNSUPPORTED_VALIDATE[kinds[0]]
+        if "anyPattern" in validate and not validate["anyPattern"]:
+            raise document.error((*path, "validate", "anyPattern"), "anyPattern needs at least one pattern")
+        if "deny" in validate:
+            _check_conditions(
+                document,
+                (validate["deny"] or {}).get("conditions"),
+                (*path, "validate", "deny", "conditions"),
+            )
+        _check_foreach(document, validate.get("foreach"), (*path, "validate", "foreach"))
+        pod_security = validate.get("podSecurity")
+        if pod_security is not None and str(pod_security.get("level", "")) not in _PSS_LEVELS:
+            raise document.error(
+                (*path, "validate", "podSecurity", "level"),
+                f"expected one of {', '.join(_PSS_LEVELS)}, got {pod_security.get('level')!r}",
+            )
+        if "failureAction" in validate:
+            action = _action(document, (*path, "validate", "failureAction"), validate["failureAction"])
+        overrides = _overrides(
+            document, (*path, "validate", "failureActionOverrides"), validate.get("failureActionOverrides")
+        )
+    elif not unsupported:
+        raise document.error(path, "rule has no validate, mutate, generate or verifyImages block")
+    for key in ("context", "preconditions", "validate"):
+        if key in raw:
+            _check_expressions(document, raw[key], (*path, key))
+    return Rule(
+        name=name,
+        match=match,
+        exclude=Selection.parse(raw.get("exclude")),
+        context=tuple(raw.get("context") or ()),
+        preconditions=raw.get("preconditions"),
+        validate=validate,
+        action=action,
+        overrides=overrides,
+        allow_existing_violations=bool(validate.get("allowExistingViolations", True)),
+        unsupported=unsupported,
+    )
+
+
+def compile_policy(document: Document) -> tuple[Policy, list[str]]:
+    """A compiled policy and its load-time diagnostics (unsupported rule types)."""
+    data = document.data
+    _schema.check(document, data, _schema.POLICY, ())
+    version = str(data.get("apiVersion"))
+    if version not in _API_VERSIONS:
+        raise document.error(("apiVersion",), f"expected one of {', '.join(_API_VERSIONS)}, got {version!r}")
+    metadata = data.get("metadata") or {}
+    name = metadata.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise document.error(("metadata", "name"), f"expected a DNS-1123 name, got {name!r}")
+    kind = str(data["kind"])
+    namespace = str(metadata.get("namespace", "")) if kind == "Policy" else ""
+    if kind == "Policy" and not namespace:
+        namespace = "default"
+    spec = data.get("spec")
+    if not isinstance(spec, dict):
+        raise document.error(("spec",), "missing spec")
+    raw_rules = spec.get("rules")
+    if not raw_rules:
+        raise document.error(("spec", "rules"), "a policy needs at least one rule")
+    action = _action(
+        document, ("spec", "validationFailureAction"), spec.get("validationFailureAction", "Audit")
+    )
+    annotations = {str(k): str(v) for k, v in (metadata.get("annotations") or {}).items()}
+    rules: list[Rule] = []
+    diagnostics: list[str] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_rules):
+        rule = _rule(document, raw, ("spec", "rules", index))
+        if rule.name in seen:
+            raise document.error(("spec", "rules", index, "name"), f"duplicate rule name {rule.name!r}")
+        seen.add(rule.name)
+        if rule.unsupported:
+            diagnostics.append(f"{document.source}: policy {name}, rule {rule.name}: {rule.unsupported}")
+        rules.append(rule)
+    for generated, origin in _autogen.expand(raw_rules, annotations):
+        index = next(i for i, r in enumerate(raw_rules) if r.get("name") == origin)
+        rule = _rule(document, generated, ("spec", "rules", index))
+        rules.append(
+            Rule(**{**{f: getattr(rule, f) for f in Rule.__dataclass_fields__}, "autogen_of": origin})
+        )
+    failure_policy = str(
+        spec.get("failurePolicy") or (spec.get("webhookConfiguration") or {}).get("failurePolicy") or "Fail"
+    )
+    policy = Policy(
+        name=name,
+        namespace=namespace,
+        kind=kind,
+        api_version=version,
+        annotations=annotations,
+        rules=tuple(rules),
+        action=action,
+        overrides=_overrides(
+            document,
+            ("spec", "validationFailureActionOverrides"),
+            spec.get("validationFailureActionOverrides"),
+        ),
+        failure_policy=failure_policy,
+        apply_one=str(spec.get("applyRules", "All")) == "One",
+        background=bool(spec.get("background", True)),
+        source=document.source,
+        raw=data,
+    )
+    return policy, diagnostics
+
+
+def digest(policies: Iterable[Policy]) -> str:
+    """sha256 over the normalised policies (sorted keys, no status), in name order."""
+    ordered = sorted(policies, key=lambda p: (p.kind, p.namespace, p.name))
+    normal = [
+        {
+            "apiVersion": p.api_version,
+            "kind": p.kind,
+            "metadata": {"name": p.name, "namespace": p.namespace, "annotations": dict(p.annotations)},
+            "spec": p.raw.get("spec"),
+        }
+        for p in ordered
+    ]
+    text = json.dumps(normal, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def policies_by_key(policies: Iterable[Policy]) -> Mapping[str, Policy]:
+    """Policies keyed by :attr:`Policy.key` (duplicates are load errors)."""
+    found: dict[str, Policy] = {}
+    for policy in policies:
+        if policy.key in found:
+            raise PolicyLoadError(policy.source, None, "metadata.name", f"duplicate policy {policy.key!r}")
+        found[policy.key] = policy
+    return found

@@ -1,0 +1,177 @@
+"""Loading: documents, files and directories, errors naming file/line/field, limits, digest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gate.errors import InvalidArgument
+from policies import AdmissionRequest, PolicyLoadError, ResourceLimitError, load_policies, parse_policies
+
+GOOD = """\
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: require-labels
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: check
+    match:
+      any:
+      - resources:
+          kinds: [Pod]
+    validate:
+      message: label app is required
+      pattern:
+        metadata:
+          labels:
+            app: "?*"
+"""
+
+
+def error_of(text: str) -> PolicyLoadError:
+    with pytest.raises(PolicyLoadError) as caught:
+        parse_policies(text, "policy.yaml")
+    return caught.value
+
+
+def test_multi_document_text_loads_every_policy_with_autogen_rules() -> None:
+    bundle = parse_policies(GOOD + "---\n" + GOOD.replace("require-labels", "second"))
+    assert [p.name for p in bundle.policies] == ["require-labels", "second"]
+    assert [r.name for r in bundle.policies[0].rules] == ["check", "autogen-check", "autogen-cronjob-check"]
+
+
+def test_v2beta1_and_namespaced_policies_load() -> None:
+    text = GOOD.replace("kyverno.io/v1", "kyverno.io/v2beta1").replace("ClusterPolicy", "Policy")
+    [policy] = parse_policies(text).policies
+    assert policy.key == "default/require-labels"
+
+
+def test_directories_are_read_recursively_and_skip_other_documents(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "p.yaml").write_text(GOOD)
+    (tmp_path / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n")
+    assert [p.name for p in load_policies([tmp_path]).policies] == ["require-labels"]
+
+
+def test_missing_file_is_a_load_error(tmp_path: Path) -> None:
+    with pytest.raises(PolicyLoadError, match="no such file"):
+        load_policies([tmp_path / "nope.yaml"])
+
+
+def test_malformed_yaml_names_the_line() -> None:
+    error = error_of(GOOD.replace("  rules:\n", "  rules: [\n"))
+    assert error.source == "policy.yaml"
+    assert error.line is not None
+    assert "malformed YAML" in error.message
+
+
+def test_unknown_field_names_the_path_and_line() -> None:
+    error = error_of(GOOD.replace("      message:", "      mesage:"))
+    assert error.field == "spec.rules[0].validate.mesage"
+    assert error.line == 14
+    assert "unknown field" in error.problem
+
+
+def test_wrong_type_says_got_and_expected() -> None:
+    error = error_of(GOOD.replace("kinds: [Pod]", "kinds: Pod"))
+    assert error.field == "spec.rules[0].match.any[0].resources.kinds"
+    assert error.problem == "expected a list, got string"
+
+
+def test_invalid_jmespath_is_a_load_error_at_its_field() -> None:
+    text = GOOD.replace('app: "?*"', 'app: "{{ request.object.[ }}"')
+    error = error_of(text)
+    assert error.field == "spec.rules[0].validate.pattern.metadata.labels.app"
+    assert "invalid JMESPath" in error.problem
+
+
+def test_unknown_operator_is_a_load_error() -> None:
+    text = GOOD.replace(
+        "    validate:\n",
+        "    preconditions:\n      all:\n      - {key: a, operator: Matches, value: b}\n    validate:\n",
+    )
+    error = error_of(text)
+    assert error.field == "spec.rules[0].preconditions.all[0].operator"
+    assert "unknown operator 'Matches'" in error.problem
+
+
+def test_bad_failure_action_and_duplicate_rule_names_are_load_errors() -> None:
+    assert "expected Enforce or Audit" in error_of(GOOD.replace("Enforce", "Block")).problem
+    duplicate = GOOD + GOOD[GOOD.index("  - name: check") :]
+    assert "duplicate" in error_of(duplicate).problem
+
+
+def test_duplicate_keys_and_non_policies_are_rejected() -> None:
+    assert (
+        "duplicate key"
+        in error_of(GOOD.replace("  name: require-labels\n", "  name: a\n  name: b\n")).problem
+    )
+    assert "not a Kyverno" in error_of("apiVersion: v1\nkind: Pod\n").problem
+
+
+def test_deeply_nested_documents_are_rejected_not_crashing() -> None:
+    deep = "a: " + "[" * 200 + "]" * 200 + "\n"
+    with pytest.raises(PolicyLoadError, match="nesting deeper than"):
+        parse_policies(deep)
+
+
+def test_alias_bombs_are_bounded() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 12)]
+    with pytest.raises(PolicyLoadError, match="exceeds"):
+        parse_policies("\n".join(lines) + "\n")
+
+
+def test_over_deep_resources_are_rejected_at_evaluation() -> None:
+    bundle = parse_policies(GOOD)
+    resource: dict = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}}
+    node = resource
+    for _ in range(100):
+        node["x"] = {}
+        node = node["x"]
+    with pytest.raises(ResourceLimitError, match="nesting deeper"):
+        bundle.evaluate(AdmissionRequest(object=resource))
+
+
+def test_digest_is_stable_across_formatting_and_order() -> None:
+    other = GOOD.replace("require-labels", "second")
+    first = parse_policies(GOOD + "---\n" + other).digest
+    reordered = parse_policies(
+        other + "---\n" + GOOD.replace("kinds: [Pod]", "kinds:\n          - Pod")
+    ).digest
+    assert first == reordered
+    assert first.startswith("sha256:")
+    assert parse_policies(GOOD.replace("Enforce", "Audit")).digest != parse_policies(GOOD).digest
+
+
+def test_invalid_literal_regular_expression_is_a_load_error() -> None:
+    text = GOOD.replace('app: "?*"', "app: \"{{ regex_match('([a-z', request.object.metadata.name) }}\"")
+    error = error_of(text)
+    assert error.field == "spec.rules[0].validate.pattern.metadata.labels.app"
+    assert "invalid regular expression '([a-z'" in error.problem
+
+
+@pytest.mark.parametrize(
+    ("obj", "field", "problem"),
+    [
+        (
+            {"apiVersion": "v1", "kind": "Pod", "metadata": ["a"]},
+            "object.metadata",
+            "expected a mapping, got list",
+        ),
+        ({"apiVersion": 5, "kind": "Pod"}, "object.apiVersion", "expected a string, got int"),
+        (
+            {"kind": "Pod", "metadata": {"labels": "x"}},
+            "object.metadata.labels",
+            "expected a mapping, got str",
+        ),
+    ],
+)
+def test_malformed_object_envelopes_are_invalid_arguments(obj: dict, field: str, problem: str) -> None:
+    bundle = parse_policies(GOOD)
+    with pytest.raises(InvalidArgument) as caught:
+        bundle.evaluate(AdmissionRequest(object=obj))
+    assert (caught.value.field, caught.value.problem) == (field, problem)

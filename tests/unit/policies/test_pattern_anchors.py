@@ -1,0 +1,148 @@
+"""Overlay patterns: every anchor, wildcards, operators, ranges, quantities, durations, lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from policies._pattern import matches_scalar, validate
+
+
+def status(resource: Any, pattern: Any) -> str:
+    return validate(resource, pattern).status
+
+
+def test_plain_keys_must_exist_and_match() -> None:
+    assert status({"a": {"b": "x"}}, {"a": {"b": "x"}}) == "pass"
+    result = validate({"a": {"b": "y"}}, {"a": {"b": "x"}})
+    assert (result.status, result.path) == ("fail", "/a/b/")
+
+
+def test_star_requires_a_present_non_null_value() -> None:
+    assert status({"a": 1}, {"a": "*"}) == "pass"
+    assert status({}, {"a": "*"}) == "fail"
+    assert status({"a": None}, {"a": "*"}) == "fail"
+
+
+def test_conditional_anchor_missing_key_skips() -> None:
+    assert status({"spec": {}}, {"spec": {"(hostNetwork)": True, "x": 1}}) == "skip"
+
+
+def test_conditional_anchor_mismatch_skips_and_match_checks_then_part() -> None:
+    pattern = {"(image)": "*:latest", "imagePullPolicy": "Always"}
+    assert status({"image": "nginx:1.0", "imagePullPolicy": "Never"}, pattern) == "skip"
+    assert status({"image": "nginx:latest", "imagePullPolicy": "Never"}, pattern) == "fail"
+    assert status({"image": "nginx:latest", "imagePullPolicy": "Always"}, pattern) == "pass"
+
+
+def test_conditional_skips_in_lists_ignore_skipped_elements_and_propagate_when_all_skip() -> None:
+    pattern = {"containers": [{"(name)": "nginx*", "image": "!*:latest"}]}
+    mixed = {"containers": [{"name": "other", "image": "x:latest"}, {"name": "nginx", "image": "n:1"}]}
+    assert status(mixed, pattern) == "pass"
+    bad = {"containers": [{"name": "other", "image": "x:latest"}, {"name": "nginx", "image": "n:latest"}]}
+    assert status(bad, pattern) == "fail"
+    none = {"containers": [{"name": "other", "image": "x:latest"}]}
+    assert status(none, pattern) == "skip"
+
+
+def test_equality_anchor_checks_only_when_present() -> None:
+    pattern = {"=(hostPath)": {"path": "!/var/run/docker.sock"}}
+    assert status({}, pattern) == "pass"
+    assert status({"hostPath": {"path": "/data"}}, pattern) == "pass"
+    assert status({"hostPath": {"path": "/var/run/docker.sock"}}, pattern) == "fail"
+
+
+def test_existence_anchor_needs_one_matching_element() -> None:
+    pattern = {"^(containers)": [{"image": "nginx:*"}]}
+    assert status({"containers": [{"image": "busybox"}, {"image": "nginx:1"}]}, pattern) == "pass"
+    assert status({"containers": [{"image": "busybox"}]}, pattern) == "fail"
+    assert status({}, pattern) == "pass"
+    assert status({"containers": "nginx"}, pattern) == "fail"
+
+
+def test_negation_anchor_fails_on_presence_whatever_the_value() -> None:
+    pattern = {"X(hostPath)": "null"}
+    assert status({}, pattern) == "pass"
+    assert status({"hostPath": False}, pattern) == "fail"
+
+
+def test_global_anchor_mismatch_skips_the_whole_pattern() -> None:
+    pattern = {"spec": {"containers": [{"<(image)": "corp.io/*"}], "imagePullSecrets": [{"name": "*"}]}}
+    assert status({"spec": {"containers": [{"image": "docker.io/x"}]}}, pattern) == "skip"
+    assert status({"spec": {"containers": [{"image": "corp.io/x"}]}}, pattern) == "fail"
+    ok = {"spec": {"containers": [{"image": "corp.io/x"}], "imagePullSecrets": [{"name": "s"}]}}
+    assert status(ok, pattern) == "pass"
+
+
+def test_add_anchor_is_an_error_in_validate() -> None:
+    assert status({"a": 1}, {"+(a)": 1}) == "error"
+
+
+def test_first_pattern_map_applies_to_every_list_element() -> None:
+    pattern = {"containers": [{"name": "*", "image": "corp/*"}]}
+    assert status(
+        {"containers": [{"name": "a", "image": "corp/a"}, {"name": "b", "image": "x/b"}]}, pattern
+    ) == ("fail")
+
+
+def test_scalar_pattern_against_list_checks_every_element() -> None:
+    assert status({"args": ["a", "b"]}, {"args": "?"}) == "pass"
+    assert status({"args": ["a", "bc"]}, {"args": "?"}) == "fail"
+
+
+def test_empty_pattern_list_is_an_error() -> None:
+    assert status({"a": [1]}, {"a": []}) == "error"
+
+
+def test_structure_mismatch_fails_with_path() -> None:
+    result = validate({"a": "text"}, {"a": {"b": 1}})
+    assert (result.status, result.path) == ("fail", "/a/")
+
+
+@pytest.mark.parametrize(
+    ("value", "pattern", "expected"),
+    [
+        ("nginx:1.2", "nginx:*", True),
+        ("nginx", "nginx?", False),
+        ("a/b.c", "*", True),
+        ("", "?*", False),
+        ("x", "!x", False),
+        ("y", "!x", True),
+        ("a", "a | b", True),
+        ("c", "a | b", False),
+        (5, ">3 & <10", True),
+        (12, ">3 & <10", False),
+        ("5", 5, True),
+        (5, "5", True),
+        (True, True, True),
+        ("true", True, False),
+        (1, True, False),
+        (None, None, True),
+        ("", None, True),
+        (0, None, True),
+        ({"a": 1}, None, False),
+        ("2Gi", ">1Gi", True),
+        ("1024Mi", "1Gi", True),
+        ("500m", "<1", True),
+        ("90s", ">1m", True),
+        ("30s", "<=30s", True),
+        (5, "1-10", True),
+        (11, "1-10", False),
+        (11, "1!-10", True),
+        ("2Gi", "1Gi-4Gi", True),
+        ("abc", ">1", False),
+        (1.5, "1.5", True),
+        (None, "!privileged", True),
+    ],
+)
+def test_scalar_patterns_follow_kyverno_rules(value: Any, pattern: Any, expected: bool) -> None:
+    assert matches_scalar(value, pattern) is expected
+
+
+def test_wildcard_label_keys_in_metadata_expand_to_the_matching_resource_key() -> None:
+    pattern = {"metadata": {"=(annotations)": {"=(container.apparmor.io/*)": "runtime/default"}}}
+    good = {"metadata": {"annotations": {"container.apparmor.io/app": "runtime/default"}}}
+    bad = {"metadata": {"annotations": {"container.apparmor.io/app": "unconfined"}}}
+    assert status(good, pattern) == "pass"
+    assert status(bad, pattern) == "fail"
