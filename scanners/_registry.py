@@ -1,8 +1,10 @@
 """The providers gate knows, and building the ones the configuration names.
 
-Built-ins are listed explicitly in :data:`SCANNER_FOR_NAME`. A deployment's own
-provider is named by ``scanners.<name>.class: package.module:Class`` and is
-imported only then: no code is loaded that the configuration does not name.
+Built-ins are listed explicitly in :data:`SCANNER_FOR_NAME`, by import path: a
+built-in is imported only when the configuration names it, like a deployment's
+own provider (``scanners.<name>.class: package.module:Class``). No code is
+loaded that the configuration does not name (and an unused provider's
+dependencies, such as httpx for SonarQube, cost nothing at start-up).
 """
 
 from __future__ import annotations
@@ -14,19 +16,15 @@ from collections.abc import Callable, Mapping
 
 from gate.config import ScannerProvider as ProviderSettings
 from gate.errors import ConfigError
-from scanners._gitleaks import GitleaksProvider
 from scanners._provider import ScannerProvider
-from scanners._snyk import SnykProvider
-from scanners._sonarqube import SonarQubeProvider
-from scanners._trivy import TrivyProvider
 
 ProviderClass = Callable[[str, ProviderSettings], ScannerProvider]
 
-SCANNER_FOR_NAME: dict[str, type] = {
-    "trivy": TrivyProvider,
-    "gitleaks": GitleaksProvider,
-    "snyk": SnykProvider,
-    "sonarqube": SonarQubeProvider,
+SCANNER_FOR_NAME: Mapping[str, str] = {
+    "trivy": "scanners._trivy:TrivyProvider",
+    "gitleaks": "scanners._gitleaks:GitleaksProvider",
+    "snyk": "scanners._snyk:SnykProvider",
+    "sonarqube": "scanners._sonarqube:SonarQubeProvider",
 }
 
 _CLASS_PATH = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*")
@@ -93,9 +91,9 @@ def provider_class(name: str, settings: ProviderSettings) -> type:
                 f"scanners.{name}",
                 f"not a built-in provider ({_BUILT_INS}); set class: package.module:Class",
             )
-        return SCANNER_FOR_NAME[name]
+        return _import_class(SCANNER_FOR_NAME[name], f"scanners.{name}")
     if path in SCANNER_FOR_NAME:
-        return SCANNER_FOR_NAME[path]
+        return _import_class(SCANNER_FOR_NAME[path], f"scanners.{name}.class")
     return _import_class(path, f"scanners.{name}.class")
 
 

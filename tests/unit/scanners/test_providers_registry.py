@@ -39,7 +39,10 @@ def test_a_builtin_can_run_twice_under_other_names() -> None:
         config(**{"trivy-images": {"class": "trivy", "options": {"scanners": "vuln"}}})
     )
     assert providers["trivy-images"].name == "trivy-images"
-    assert type(providers["trivy-images"]) is SCANNER_FOR_NAME["trivy"]
+    assert (
+        f"{type(providers['trivy-images']).__module__}:{type(providers['trivy-images']).__name__}"
+        == (SCANNER_FOR_NAME["trivy"])
+    )
 
 
 def test_a_deployment_class_is_imported_only_when_named(tmp_path: Path) -> None:
@@ -120,3 +123,18 @@ def test_providers_survive_pickling_for_worker_processes(monkeypatch: pytest.Mon
     copies = pickle.loads(pickle.dumps(built))
     assert {name: type(p) for name, p in copies.items()} == {name: type(p) for name, p in built.items()}
     assert copies["trivy"].options.items("scanners") == ("vuln",)
+
+
+def test_providers_the_configuration_does_not_name_are_never_imported() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import gate.server; from scanners import load_providers; "
+        "from gate.config import ScannerProvider as S; "
+        "load_providers({'gitleaks': S()}); "
+        "print(sorted(m for m in sys.modules if m.startswith('scanners._') and m[10:] in "
+        "('trivy', 'gitleaks', 'snyk', 'sonarqube')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "['scanners._gitleaks']"
