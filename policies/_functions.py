@@ -55,6 +55,7 @@ import yaml
 from jmespath.functions import signature
 
 from gate.errors import EvidenceError
+from policies import _wildcard
 
 __all__ = [
     "CompiledExpression",
@@ -218,28 +219,7 @@ def go_json(value: Any) -> str:  # noqa: PLR0911 -- one return per JSON kind
 
 def wildcard_match(pattern: str, text: str) -> bool:
     """Whether ``text`` matches the Kyverno wildcard ``pattern`` ('*' any run, '?' one character)."""
-    if "*" not in pattern and "?" not in pattern:
-        return pattern == text
-    # Two pointers with one saved star: O(len(pattern) * len(text)) at worst, never exponential,
-    # so a hostile pattern such as "*a*a*a*a*b" cannot stall evaluation.
-    p = t = 0
-    star, mark = -1, 0
-    while t < len(text):
-        if p < len(pattern) and pattern[p] == "*":
-            star, mark = p, t
-            p += 1
-        elif p < len(pattern) and (pattern[p] == "?" or pattern[p] == text[t]):
-            p += 1
-            t += 1
-        elif star >= 0:
-            p = star + 1
-            mark += 1
-            t = mark
-        else:
-            return False
-    while p < len(pattern) and pattern[p] == "*":
-        p += 1
-    return p == len(pattern)
+    return _wildcard.match(pattern, text)
 
 
 # --------------------------------------------------------------------------- #

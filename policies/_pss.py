@@ -31,6 +31,7 @@ from functools import lru_cache
 from typing import Any
 
 from gate.errors import InvalidArgument
+from policies import _wildcard
 
 __all__ = [
     "LATEST_VERSION",
@@ -1021,33 +1022,8 @@ def _parse_exclusion(raw: Any, index: int) -> _Exclusion:
     return _Exclusion(control, images, restricted, values)
 
 
-def _wildcard(pattern: str, text: str) -> bool:
-    if "*" not in pattern and "?" not in pattern:
-        return pattern == text
-    # Two pointers with one saved star: O(len(pattern) * len(text)) at worst, never exponential,
-    # so a hostile pattern such as "*a*a*a*a*b" cannot stall evaluation.
-    p = t = 0
-    star, mark = -1, 0
-    while t < len(text):
-        if p < len(pattern) and pattern[p] == "*":
-            star, mark = p, t
-            p += 1
-        elif p < len(pattern) and (pattern[p] == "?" or pattern[p] == text[t]):
-            p += 1
-            t += 1
-        elif star >= 0:
-            p = star + 1
-            mark += 1
-            t = mark
-        else:
-            return False
-    while p < len(pattern) and pattern[p] == "*":
-        p += 1
-    return p == len(pattern)
-
-
 def _matches_any(patterns: Iterable[str], text: str) -> bool:
-    return any(_wildcard(p, text) for p in patterns)
+    return any(_wildcard.match(p, text) for p in patterns)
 
 
 def _parse_field(path: str) -> tuple[str, int | None, str, bool]:

@@ -149,9 +149,7 @@ class GrpcApi:
                 raise
             except Exception:
                 code = grpc.StatusCode.INTERNAL
-                reference = uuid.uuid4().hex[:12]
-                log.exception("%s failed unexpectedly (reference %s)", full, reference)
-                await context.abort(code, f"internal error (reference {reference}); the gate log has details")
+                await context.abort(code, _internal_error(full))
             finally:
                 count(code)
                 latency.observe(perf_counter() - started)
@@ -193,9 +191,7 @@ class GrpcApi:
                 raise
             except Exception:
                 code = grpc.StatusCode.INTERNAL
-                reference = uuid.uuid4().hex[:12]
-                log.exception("%s failed unexpectedly (reference %s)", full, reference)
-                await context.abort(code, f"internal error (reference {reference}); the gate log has details")
+                await context.abort(code, _internal_error(full))
             finally:
                 if events is not None:
                     self._open_streams -= 1
@@ -228,6 +224,13 @@ class GrpcApi:
             yield await unary(request, context)
 
         return behavior
+
+
+def _internal_error(method: str) -> str:
+    """Log the exception being handled; return the caller's message (no details: they may hold data)."""
+    reference = uuid.uuid4().hex[:12]
+    log.exception("%s failed unexpectedly (reference %s)", method, reference)
+    return f"internal error (reference {reference}); the gate log has details"
 
 
 def _serialize(message: Message) -> bytes:
