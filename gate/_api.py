@@ -55,9 +55,6 @@ PENDING_FEATURES: Mapping[str, str] = {
     "gate.v1.DecisionService/Decide": "policy decisions (the decisions feature)",
     "gate.v1.DecisionService/Review": "admission reviews (the decisions feature)",
     "gate.v1.AuditService/ExportPolicyReports": "PolicyReport export (the decisions feature)",
-    "gate.v1.PolicyService/ListPolicies": "the Kyverno policy engine (the policies feature)",
-    "gate.v1.PolicyService/ReloadPolicies": "the Kyverno policy engine (the policies feature)",
-    "gate.v1.PolicyService/TestPolicies": "the Kyverno policy engine (the policies feature)",
 }
 
 # RPCs that carry documents or reports get the upload limit; the rest the small one.
@@ -106,6 +103,9 @@ class Api:
             "gate.v1.SbomService/SearchComponents": self._search_components,
             "gate.v1.AuditService/ListDecisions": self._list_decisions,
             "gate.v1.AuditService/GetDecision": self._get_decision,
+            "gate.v1.PolicyService/ListPolicies": self._list_policies,
+            "gate.v1.PolicyService/ReloadPolicies": self._reload_policies,
+            "gate.v1.PolicyService/TestPolicies": self._test_policies,
         }
 
         # Point lookups by id: cheap enough on a local SQLite file to run on the
@@ -305,3 +305,52 @@ class Api:
 
     def _get_decision(self, request: audit_pb2.GetDecisionRequest) -> decision_pb2.Decision:
         return cv.decision_to_proto(self._gate.get_decision(request.id))
+
+    def _list_policies(self, request: policy_pb2.ListPoliciesRequest) -> policy_pb2.ListPoliciesResponse:
+        bundle = self._gate.policies
+        return policy_pb2.ListPoliciesResponse(
+            policies=[
+                policy_pb2.PolicyInfo(
+                    kind=policy.kind,
+                    name=policy.name,
+                    namespace=policy.namespace,
+                    failure_action=policy.action.value,
+                    rules=[rule.name for rule in policy.rules],
+                    source=policy.source,
+                )
+                for policy in sorted(bundle.policies, key=lambda p: (p.kind, p.namespace, p.name))
+            ],
+            bundle_digest=bundle.digest,
+        )
+
+    def _reload_policies(
+        self, request: policy_pb2.ReloadPoliciesRequest
+    ) -> policy_pb2.ReloadPoliciesResponse:
+        bundle = self._gate.reload_policies()
+        return policy_pb2.ReloadPoliciesResponse(
+            bundle_digest=bundle.digest, policy_count=len(bundle.policies)
+        )
+
+    def _test_policies(self, request: policy_pb2.TestPoliciesRequest) -> policy_pb2.TestPoliciesResponse:
+        report = self._gate.test_policies([(f.path, f.content) for f in request.files])
+        strict = request.strict
+        failed = report.failed(strict=strict)
+        return policy_pb2.TestPoliciesResponse(
+            results=[
+                policy_pb2.PolicyTestResult(
+                    test=row.test_file,
+                    policy=row.policy,
+                    rule=row.rule,
+                    resource=row.resource,
+                    expected=row.expected,
+                    actual=row.actual,
+                    passed=row.passed and not (strict and row.no_response),
+                    reason=row.reason,
+                )
+                for row in report.rows
+            ],
+            passed=failed == 0 and not report.errors,
+            errors=report.errors,
+            passed_count=report.passed(strict=strict),
+            failed_count=failed,
+        )

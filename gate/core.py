@@ -9,12 +9,15 @@ run them in a worker pool.
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 
-from gate.errors import EvidenceError, InvalidArgument, NotFound, Unsupported
+from gate.config import Config
+from gate.errors import ConfigError, EvidenceError, InvalidArgument, NotFound, Unsupported
 from gate.model import (
     Artifact,
     ArtifactKind,
@@ -32,6 +35,8 @@ from gate.model import (
 )
 from gate.scan_jobs import ScanJobs, bind_findings
 from gate.store import ComponentQuery, DecisionQuery, EvidenceStore, FindingPage, FindingQuery, ScanReport
+from policies import PolicyBundle, PolicyLoadError, load_policies
+from policies._kyverno_test import SuiteReport, run_tests
 
 
 def utc_now() -> datetime:
@@ -55,11 +60,35 @@ class Gate:
     """
 
     def __init__(
-        self, store: EvidenceStore, *, clock: Callable[[], datetime] = utc_now, scans: ScanJobs | None = None
+        self,
+        store: EvidenceStore,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        scans: ScanJobs | None = None,
+        policy_sources: Sequence[Path] = (),
     ) -> None:
+        """Build the core; loads the policies of ``policy_sources``.
+
+        Raises:
+            PolicyLoadError: a policy file is malformed (file, line and field path named).
+        """
         self.store = store
         self.clock = clock
         self.scans = scans
+        self.policy_sources = tuple(policy_sources)
+        self.policies: PolicyBundle = load_policies(self.policy_sources)
+
+    @classmethod
+    def from_config(cls, config: Config, store: EvidenceStore, scans: ScanJobs | None) -> Gate:
+        """The core for ``config``, over an opened store and scan runner.
+
+        Raises:
+            ConfigError: a policy source does not load (the file, line and field are named).
+        """
+        try:
+            return cls(store, scans=scans, policy_sources=config.policies.sources)
+        except PolicyLoadError as error:
+            raise ConfigError("configuration", "policies.sources", error.message) from None
 
     # --- artifacts ---------------------------------------------------------
 
@@ -241,11 +270,64 @@ class Gate:
             )
         return self.store.list_decisions(query)
 
+    # --- policies ----------------------------------------------------------------
+
+    def reload_policies(self) -> PolicyBundle:
+        """Load the policy sources again; the old bundle stays in force if the new one fails.
+
+        Raises:
+            PolicyLoadError: a policy file is malformed (FAILED_PRECONDITION to gRPC callers).
+        """
+        bundle = load_policies(self.policy_sources)
+        # One attribute assignment: requests see the old bundle or the new one, never a mix.
+        self.policies = bundle
+        return bundle
+
+    def test_policies(self, files: Sequence[tuple[str, bytes]]) -> SuiteReport:
+        """Run the Kyverno test files among ``files`` (with their policies and resources).
+
+        The files are written to a private temporary directory that is removed afterwards.
+
+        Raises:
+            InvalidArgument: a path is absolute, empty, escapes the root, or repeats.
+        """
+        if not files:
+            raise InvalidArgument("files", "required: send at least one kyverno-test.yaml")
+        if len(files) > MAX_TEST_FILES:
+            raise InvalidArgument("files", f"at most {MAX_TEST_FILES} files, got {len(files)}")
+        with tempfile.TemporaryDirectory(prefix="gate-policy-test-") as tmp:
+            root = Path(tmp)
+            seen: set[PurePosixPath] = set()
+            for index, (name, content) in enumerate(files):
+                relative = _safe_relative(name, f"files[{index}].path")
+                if relative in seen:
+                    raise InvalidArgument(f"files[{index}].path", f"repeats {name!r}")
+                seen.add(relative)
+                target = root.joinpath(*relative.parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+            return run_tests(root)
+
     # --- health ----------------------------------------------------------------
 
     def check_ready(self) -> None:
         """Raise StoreUnavailable unless the store answers."""
         self.store.ping()
+
+
+MAX_TEST_FILES = 10_000
+
+
+def _safe_relative(name: str, field: str) -> PurePosixPath:
+    if not name or "\x00" in name:
+        raise InvalidArgument(field, f"expected a relative path, got {name!r}")
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or name.startswith("\\"):
+        raise InvalidArgument(field, f"expected a relative path without '..', got {name!r}")
+    parts = [part for part in path.parts if part not in ("", ".")]
+    if not parts:
+        raise InvalidArgument(field, f"expected a file path, got {name!r}")
+    return PurePosixPath(*parts)
 
 
 def _kind_of_target(target: ScanTarget) -> ArtifactKind:

@@ -49,7 +49,11 @@ class LocalClient:
         except BaseException:
             self._store.close()
             raise
-        self._api = Api(Gate(self._store, scans=self._scans))
+        try:
+            self._api = Api(Gate.from_config(config, self._store, self._scans))
+        except BaseException:
+            self.close()
+            raise
 
     def call(self, method: str, request: Message) -> Message:
         """Answer one RPC in process."""

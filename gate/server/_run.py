@@ -121,7 +121,7 @@ class GateServer:
         self._grpc_server: grpc.aio.Server | None = None
         try:
             scans = ScanJobs.from_config(config, store, utc_now)
-            addresses, health = await self._start(Gate(store, scans=scans), executor)
+            addresses, health = await self._start(Gate.from_config(config, store, scans), executor)
             self._install_signals()
             log.info(
                 "gate serving",

@@ -183,18 +183,26 @@ class TestPoliciesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     FILES_FIELD_NUMBER: _builtins.int
+    STRICT_FIELD_NUMBER: _builtins.int
+    strict: _builtins.bool
+    """Also fail rows for which the engine produced no rule response (Kyverno's
+    CLI counts those as passed).
+    """
     @_builtins.property
     def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___PolicyFile]:
-        """Test files, policies and resources. At most 16 MiB in all."""
+        """Test files, policies and resources, at most the server's upload limit in
+        all. Paths are relative, without `..`.
+        """
 
     def __init__(
         self,
         *,
         files: _abc.Iterable[Global___PolicyFile] | None = ...,
+        strict: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "strict", b"strict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -213,6 +221,7 @@ class PolicyTestResult(_message.Message):
     EXPECTED_FIELD_NUMBER: _builtins.int
     ACTUAL_FIELD_NUMBER: _builtins.int
     PASSED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     test: _builtins.str
     """Test file path."""
     policy: _builtins.str
@@ -227,6 +236,8 @@ class PolicyTestResult(_message.Message):
     """Actual result."""
     passed: _builtins.bool
     """True when they agree."""
+    reason: _builtins.str
+    """Why they disagree, or what the engine said."""
     def __init__(
         self,
         *,
@@ -237,10 +248,11 @@ class PolicyTestResult(_message.Message):
         expected: _builtins.str = ...,
         actual: _builtins.str = ...,
         passed: _builtins.bool = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actual", b"actual", "expected", b"expected", "passed", b"passed", "policy", b"policy", "resource", b"resource", "rule", b"rule", "test", b"test"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actual", b"actual", "expected", b"expected", "passed", b"passed", "policy", b"policy", "reason", b"reason", "resource", b"resource", "rule", b"rule", "test", b"test"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -254,21 +266,35 @@ class TestPoliciesResponse(_message.Message):
 
     RESULTS_FIELD_NUMBER: _builtins.int
     PASSED_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
+    PASSED_COUNT_FIELD_NUMBER: _builtins.int
+    FAILED_COUNT_FIELD_NUMBER: _builtins.int
     passed: _builtins.bool
-    """True when every result agrees."""
+    """True when every result agrees and no test file failed to load."""
+    passed_count: _builtins.int
+    """Results that agree, and that disagree (under `strict` when set)."""
+    failed_count: _builtins.int
+    """Results that disagree."""
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___PolicyTestResult]:
         """Every expected result checked."""
+
+    @_builtins.property
+    def errors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Test files that could not be loaded, with the reason (file, line, field)."""
 
     def __init__(
         self,
         *,
         results: _abc.Iterable[Global___PolicyTestResult] | None = ...,
         passed: _builtins.bool = ...,
+        errors: _abc.Iterable[_builtins.str] | None = ...,
+        passed_count: _builtins.int = ...,
+        failed_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["passed", b"passed", "results", b"results"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["errors", b"errors", "failed_count", b"failed_count", "passed", b"passed", "passed_count", b"passed_count", "results", b"results"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
