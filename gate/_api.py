@@ -9,6 +9,7 @@ given, so both modes validate and answer identically.
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -19,7 +20,7 @@ from google.protobuf.message import Message
 from gate import _convert as cv
 from gate.core import ArtifactSelector, Gate
 from gate.errors import InvalidArgument, Unsupported
-from gate.model import ScanEvent, ScanTarget, Severity, check_id
+from gate.model import Sbom, SbomFormat, ScanEvent, ScanTarget, Severity, check_id
 from gate.store import ComponentQuery, DecisionQuery, FindingQuery
 from gate.v1 import (
     audit_pb2,
@@ -47,7 +48,6 @@ IDLE_SECONDS = 1.0
 
 # RPCs whose feature has not landed yet, with the feature that brings them.
 PENDING_FEATURES: Mapping[str, str] = {
-    "gate.v1.SbomService/GenerateSbom": "SBOM generation (the SBOM feature)",
     "gate.v1.SbomService/UploadSbom": "SBOM parsing (the SBOM feature)",
     "gate.v1.SbomService/DiffSboms": "SBOM comparison (the SBOM feature)",
     "gate.v1.SignatureService/VerifyImage": "signature verification (the signatures feature)",
@@ -121,6 +121,7 @@ class Api:
         # event, or None when idle (so a transport can notice a gone client).
         self.streams: Mapping[str, Callable[[Any], Iterator[Message | None]]] = {
             "gate.v1.ScanService/WatchScan": self._watch_scan,
+            "gate.v1.SbomService/GenerateSbom": self._generate_sbom,
         }
 
     def invoke(self, method: str, request: Message) -> Message:
@@ -170,6 +171,57 @@ class Api:
             name=request.artifact_name,
         )
         return cv.scan_to_proto(scan)
+
+    def _generate_sbom(
+        self, request: sbom_pb2.GenerateSbomRequest
+    ) -> Iterator[sbom_pb2.GenerateSbomEvent | None]:
+        target_kind = cv.enum_from_proto(cv.TARGET_KIND, request.target_kind, "target_kind")
+        if target_kind is None:
+            raise InvalidArgument("target_kind", "required: set the kind of target")
+        fmt = cv.enum_from_proto(cv.SBOM_FORMAT, request.format, "format") or SbomFormat.CYCLONEDX_JSON
+        selector = _selector(request.artifact, "artifact") if request.HasField("artifact") else None
+        events: queue.Queue[tuple[str, float]] = queue.Queue()
+        outcome: dict[str, object] = {}
+
+        def run() -> None:
+            try:
+                outcome["sbom"] = self._gate.generate_sbom(
+                    selector,
+                    ScanTarget(target_kind, request.location),
+                    fmt=fmt,
+                    generator=request.generator,
+                    progress=lambda stage, fraction: events.put((stage, fraction)),
+                )
+            except BaseException as error:  # re-raised in the caller's thread below
+                outcome["error"] = error
+            finally:
+                events.put(("", -2.0))
+
+        worker = threading.Thread(target=run, name="gate-sbom", daemon=True)
+        worker.start()
+        while True:
+            try:
+                stage, fraction = events.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                yield None
+                continue
+            if fraction == -2.0:
+                break
+            yield sbom_pb2.GenerateSbomEvent(
+                progress=common_pb2.Progress(
+                    phase="generate", message=stage, fraction=fraction, time=cv.timestamp(self._gate.clock())
+                )
+            )
+        worker.join()
+        error = outcome.get("error")
+        if isinstance(error, BaseException):
+            raise error
+        sbom = outcome["sbom"]
+        assert isinstance(sbom, Sbom)
+        yield sbom_pb2.GenerateSbomEvent(
+            progress=common_pb2.Progress(phase="stored", message="SBOM stored", fraction=1.0),
+            sbom=cv.sbom_to_proto(sbom),
+        )
 
     def _cancel_scan(self, request: scan_pb2.CancelScanRequest) -> scan_pb2.Scan:
         scan = self._gate.cancel_scan(request.id)

@@ -9,6 +9,7 @@ run them in a worker pool.
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +17,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
+from gate import __version__
+from gate._git import git_head
 from gate.config import Config
 from gate.errors import ConfigError, EvidenceError, InvalidArgument, NotFound, Unsupported
 from gate.model import (
@@ -25,6 +28,7 @@ from gate.model import (
     Decision,
     Page,
     Sbom,
+    SbomFormat,
     Scan,
     ScanState,
     ScanTarget,
@@ -33,10 +37,12 @@ from gate.model import (
     check_digest,
     check_id,
 )
+from gate.sbom import Subject, generate, generate_python_environment
 from gate.scan_jobs import ScanJobs, bind_findings
 from gate.store import ComponentQuery, DecisionQuery, EvidenceStore, FindingPage, FindingQuery, ScanReport
 from policies import PolicyBundle, PolicyLoadError, load_policies
 from policies._kyverno_test import SuiteReport, run_tests
+from scanners import resolve_local_path
 
 
 def utc_now() -> datetime:
@@ -66,6 +72,7 @@ class Gate:
         clock: Callable[[], datetime] = utc_now,
         scans: ScanJobs | None = None,
         policy_sources: Sequence[Path] = (),
+        local_root: Path | None = None,
     ) -> None:
         """Build the core; loads the policies of ``policy_sources``.
 
@@ -76,6 +83,8 @@ class Gate:
         self.clock = clock
         self.scans = scans
         self.policy_sources = tuple(policy_sources)
+        # Local targets (scans, SBOM generation) must lie under this directory when set.
+        self.local_root = local_root
         self.policies: PolicyBundle = load_policies(self.policy_sources)
 
     @classmethod
@@ -86,7 +95,9 @@ class Gate:
             ConfigError: a policy source does not load (the file, line and field are named).
         """
         try:
-            return cls(store, scans=scans, policy_sources=config.policies.sources)
+            return cls(
+                store, scans=scans, policy_sources=config.policies.sources, local_root=config.scanning.root
+            )
         except PolicyLoadError as error:
             raise ConfigError("configuration", "policies.sources", error.message) from None
 
@@ -269,6 +280,72 @@ class Gate:
                 f"must be after since, got since={query.since.isoformat()} until={query.until.isoformat()}",
             )
         return self.store.list_decisions(query)
+
+    # --- SBOMs -------------------------------------------------------------------
+
+    def generate_sbom(
+        self,
+        selector: ArtifactSelector | None,
+        target: ScanTarget,
+        *,
+        fmt: SbomFormat,
+        generator: str,
+        progress: Callable[[str, float], None] | None = None,
+    ) -> Sbom:
+        """Generate an SBOM of a local directory, root filesystem or Python environment, and store it.
+
+        Without a selector the artifact is the git commit checked out in the target.
+
+        Raises:
+            InvalidArgument: a missing or unreadable target, or no artifact to attach the SBOM to.
+            Unsupported: a target kind, format or generator this gate does not provide yet.
+        """
+        if generator not in ("", "native"):
+            raise Unsupported(f"the {generator!r} SBOM generator", "only 'native' is available in this gate")
+        if fmt is SbomFormat.SPDX_JSON:
+            raise Unsupported("SPDX output", "this gate writes CycloneDX JSON and XML")
+        if target.kind not in (TargetKind.FILESYSTEM, TargetKind.ROOTFS):
+            raise Unsupported(
+                f"SBOMs of {target.kind.value} targets", "this gate generates them for local directories"
+            )
+        root = resolve_local_path(target.location, self.local_root)
+        if not root.is_dir():
+            raise InvalidArgument("target.location", f"expected a directory, got a file: {target.location!r}")
+        if selector is None or not (selector.digest or selector.reference):
+            head = git_head(root)
+            if head is None:
+                raise InvalidArgument(
+                    "artifact", "required: the target is not a git work tree, so gate cannot name its commit"
+                )
+            selector = ArtifactSelector(digest=head)
+        kind = ArtifactKind.SOURCE if (selector.digest or "").startswith("git:") else ArtifactKind.FILE
+        digest = self.ensure_artifact(selector, "artifact", kind, root.name)
+        artifact = self.store.get_artifact(digest)
+        subject = Subject(
+            name=(artifact.name if artifact and artifact.name else root.name) or "target",
+            digest=digest,
+            kind=artifact.kind if artifact else kind,
+        )
+        if (root / "pyvenv.cfg").is_file():
+            inventory = generate_python_environment(root, subject=subject, progress=progress)
+        else:
+            inventory = generate(root, subject=subject, progress=progress)
+        document = (
+            inventory.to_cyclonedx_xml() if fmt is SbomFormat.CYCLONEDX_XML else inventory.to_cyclonedx_json()
+        )
+        components = inventory.model_components
+        sbom = Sbom(
+            id=str(uuid.uuid4()),
+            artifact_digest=digest,
+            format=fmt,
+            spec_version="1.6",
+            generator=f"gate {__version__}",
+            created_at=self.clock(),
+            component_count=len(components),
+            document_digest="sha256:" + hashlib.sha256(document).hexdigest(),
+        )
+        self.store.add_sbom(sbom, document, components)
+        return sbom
 
     # --- policies ----------------------------------------------------------------
 

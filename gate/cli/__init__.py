@@ -110,12 +110,14 @@ def serve(state: Context) -> None:
 
 
 def _register_commands() -> None:
-    from gate.cli import _policy, _read, _scan
+    from gate.cli import _policy, _read, _sbom, _scan
 
     for group in (*_read.COMMANDS, *_policy.COMMANDS):
         cli.add_command(group)
     for command in _scan.SCAN_COMMANDS:
         _read.scan.add_command(command)
+    for command in _sbom.SBOM_COMMANDS:
+        _read.sbom.add_command(command)
 
 
 _register_commands()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -64,3 +65,35 @@ def fields(pairs: Sequence[tuple[str, str]]) -> str:
     """``key: value`` lines, keys aligned."""
     width = max(len(k) for k, _ in pairs)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in pairs)
+
+
+class ProgressLine:
+    """Progress on stderr: one rewritten line on a terminal, a line per tenth done otherwise.
+
+    Logs of CI jobs would otherwise get one line per file a scanner or
+    cataloguer looks at.
+    """
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+        self._interactive = sys.stderr.isatty()
+        self._next_tenth = 0
+        self._last_phase = ""
+
+    def update(self, phase: str, message: str, fraction: float) -> None:
+        """Show one progress event (``fraction`` < 0 when the total is unknown)."""
+        share = f" {fraction:4.0%}" if fraction >= 0 else ""
+        line = f"{self._label}: {phase}{share} {message}".rstrip()
+        if self._interactive:
+            click.echo("\r\x1b[2K" + line[:160], err=True, nl=False)
+            return
+        tenth = int(fraction * 10) if fraction >= 0 else -1
+        if phase != self._last_phase or tenth >= self._next_tenth or fraction >= 1:
+            click.echo(line, err=True)
+            self._last_phase = phase
+            self._next_tenth = max(self._next_tenth, tenth + 1)
+
+    def close(self) -> None:
+        """End the rewritten line on a terminal."""
+        if self._interactive:
+            click.echo(err=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -104,18 +103,14 @@ def scan_run(
 
 def _follow(client: Any, queued: scan_pb2.Scan) -> scan_pb2.Scan:
     """Stream a scan's events to stderr until it ends; return the final scan."""
-    interactive = sys.stderr.isatty()
+    shown = out.ProgressLine(queued.scanner)
     last = queued
     for event in client.stream("gate.v1.ScanService/WatchScan", scan_pb2.WatchScanRequest(id=queued.id)):
         assert isinstance(event, scan_pb2.ScanEvent)
-        progress = event.progress
-        share = f" {progress.fraction:4.0%}" if progress.fraction >= 0 else ""
-        line = f"{queued.scanner}: {progress.phase}{share} {progress.message}".rstrip()
-        click.echo(("\r\x1b[2K" + line) if interactive else line, err=True, nl=not interactive)
+        shown.update(event.progress.phase, event.progress.message, event.progress.fraction)
         if event.HasField("scan"):
             last = event.scan
-    if interactive:
-        click.echo(err=True)
+    shown.close()
     return last
 
 

@@ -1,0 +1,69 @@
+"""``gate sbom generate``: an SBOM of a local target, with progress, stored and written out."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from gate.cli import _output as out
+from gate.cli._read import _artifact_ref, _obj
+from gate.v1 import sbom_pb2, scan_pb2
+
+_FORMATS = {
+    "cyclonedx-json": sbom_pb2.SBOM_FORMAT_CYCLONEDX_JSON,
+    "cyclonedx-xml": sbom_pb2.SBOM_FORMAT_CYCLONEDX_XML,
+    "spdx-json": sbom_pb2.SBOM_FORMAT_SPDX_JSON,
+}
+_KINDS = {"dir": scan_pb2.TARGET_KIND_FILESYSTEM, "rootfs": scan_pb2.TARGET_KIND_ROOTFS}
+
+
+@click.command("generate")
+@click.argument("target")
+@click.option(
+    "--kind", type=click.Choice(sorted(_KINDS)), default="dir", show_default=True, help="What TARGET is."
+)
+@click.option(
+    "--artifact",
+    metavar="DIGEST|REF",
+    help="The artifact the SBOM describes; default: the git commit checked out in TARGET.",
+)
+@click.option(
+    "-o", "--format", "fmt", type=click.Choice(sorted(_FORMATS)), default="cyclonedx-json", show_default=True
+)
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="Write the document here.")
+def sbom_generate(target: str, kind: str, artifact: str | None, fmt: str, output: Path | None) -> None:
+    """Generate and store the SBOM of TARGET (a directory, root filesystem or Python environment)."""
+    client = _obj().client()
+    request = sbom_pb2.GenerateSbomRequest(target_kind=_KINDS[kind], location=target, format=_FORMATS[fmt])
+    if artifact:
+        request.artifact.CopyFrom(_artifact_ref(artifact))
+    shown = out.ProgressLine("sbom")
+    stored: sbom_pb2.Sbom | None = None
+    for event in client.stream("gate.v1.SbomService/GenerateSbom", request):
+        assert isinstance(event, sbom_pb2.GenerateSbomEvent)
+        shown.update(event.progress.phase, event.progress.message, event.progress.fraction)
+        if event.HasField("sbom"):
+            stored = event.sbom
+    shown.close()
+    if stored is None:
+        raise click.ClickException("the server ended the stream without an SBOM")
+    document = client.call(
+        "gate.v1.SbomService/GetSbom", sbom_pb2.GetSbomRequest(id=stored.id, include_document=True)
+    )
+    assert isinstance(document, sbom_pb2.Sbom)
+    if output is not None:
+        output.write_bytes(document.document)
+        click.echo(
+            f"sbom {stored.id}: {stored.component_count} components of {stored.artifact_digest} "
+            f"({out.enum_name(stored, 'format', 'SBOM_FORMAT_').replace('_', '-')}) written to {output}",
+            err=True,
+        )
+    else:
+        sys.stdout.buffer.write(document.document)
+        sys.stdout.flush()
+
+
+# Sub-commands of `gate sbom`.
+SBOM_COMMANDS = (sbom_generate,)
