@@ -6,7 +6,7 @@ Typical use::
     responses = bundle.evaluate(AdmissionRequest(operation="CREATE", object=pod))
     answer = verdict(responses)  # allowed, Kyverno's denial message, audit warnings
 
-Policies are checked and compiled once at load (schema, operators, JMESPath);
+Policies are checked and compiled once at load (schema, operators, JMESPath, validate patterns);
 :attr:`PolicyBundle.digest` identifies the bundle in the audit trail.
 """
 
@@ -107,7 +107,8 @@ class PolicyBundle:
 
 def _check_envelope(obj: Mapping[str, Any], field_name: str) -> None:
     """The fields every Kubernetes object has must have their types (else a clear error, never a crash)."""
-    if not isinstance(obj, Mapping):
+    # ``type(...) is dict`` first: parsed JSON is plain dicts, and the ABC check costs more.
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         raise InvalidArgument(field_name, f"expected a mapping, got {type(obj).__name__}")
     for key in ("apiVersion", "kind"):
         if not isinstance(obj.get(key, ""), str):
@@ -115,7 +116,7 @@ def _check_envelope(obj: Mapping[str, Any], field_name: str) -> None:
     metadata = obj.get("metadata", {})
     if metadata is None:
         return
-    if not isinstance(metadata, Mapping):
+    if type(metadata) is not dict and not isinstance(metadata, Mapping):
         raise InvalidArgument(f"{field_name}.metadata", f"expected a mapping, got {type(metadata).__name__}")
     for key in ("name", "generateName", "namespace"):
         value = metadata.get(key)
@@ -125,7 +126,7 @@ def _check_envelope(obj: Mapping[str, Any], field_name: str) -> None:
             )
     for key in ("labels", "annotations"):
         value = metadata.get(key)
-        if value is not None and not isinstance(value, Mapping):
+        if value is not None and type(value) is not dict and not isinstance(value, Mapping):
             raise InvalidArgument(
                 f"{field_name}.metadata.{key}", f"expected a mapping, got {type(value).__name__}"
             )

@@ -14,6 +14,7 @@ from policies._errors import EvaluationError
 from policies._match import Target, UserInfo
 from policies._model import AdmissionRequest, Policy, ResourceRef, Rule, RuleResponse
 
+_NO_VALUES: Mapping[str, Any] = {}
 _PSS_MISSING = "podSecurity checks are not available (policies._pss has not landed)"
 
 
@@ -157,6 +158,8 @@ def prepare(request: AdmissionRequest, values: ContextValues, *, with_images: bo
 
 
 def _effective_action(policy: Policy, rule: Rule, namespace: str) -> EnforcementAction:
+    if not rule.overrides and not policy.overrides:
+        return rule.action or policy.action
     for override in (*rule.overrides, *policy.overrides):
         if any(_wildcard.match(n, namespace) for n in override.namespaces):
             return override.action
@@ -196,8 +199,8 @@ def evaluate_policy(policy: Policy, state: _Request) -> list[RuleResponse]:
                 resource=state.ref,
                 failure_policy=policy.failure_policy,
                 scored=policy.scored,
-                category=policy.annotations.get("policies.kyverno.io/category", ""),
-                severity=policy.annotations.get("policies.kyverno.io/severity", ""),
+                category=policy.category,
+                severity=policy.severity,
             )
         )
         if policy.apply_one and outcome.status in (RuleOutcome.PASS, RuleOutcome.FAIL):
@@ -215,8 +218,8 @@ def _evaluate_rule(policy: Policy, rule: Rule, state: _Request) -> _Outcome | No
     if delete and ("pattern" in validate or "anyPattern" in validate or "podSecurity" in validate):
         return None
     scope = _Scope(state.base, delete, state.cache)
-    key = (policy.key, rule.name)
-    supplied = state.values.rule_values.get(key) or {}
+    rule_values = state.values.rule_values
+    supplied = (rule_values.get((policy.key, rule.name)) if rule_values else None) or _NO_VALUES
     if supplied or rule.context:
         scope = scope.child()
         for path, value in supplied.items():
@@ -300,7 +303,7 @@ def _conditions(scope: _Scope, raw: Any) -> tuple[bool, str]:
             if not _condition(scope, condition):
                 return False, str(condition.get("message", ""))
         return True, ""
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):  # the ABC check is the slow one
         return True, ""
     any_block = raw.get("any") or []
     all_block = raw.get("all") or []
@@ -339,16 +342,34 @@ def _validate(
     policy: Policy, rule: Rule, scope: _Scope, state: _Request, resource: Mapping[str, Any]
 ) -> _Outcome | None:
     validate = rule.validate
-    if "pattern" in validate or "anyPattern" in validate:
+    kind = rule.validate_kind
+    if kind == "pattern":
         return _patterns(rule, scope, validate, resource)
-    if "deny" in validate:
+    if kind == "deny":
         return _deny(rule, scope, validate["deny"])
-    if "foreach" in validate:
+    if kind == "foreach":
         values = state.values.foreach_values.get((policy.key, rule.name), {})
         return _foreach_rule(rule, scope, validate["foreach"], resource, values)
-    if "podSecurity" in validate:
+    if kind == "podSecurity":
         return _pod_security(rule, validate["podSecurity"], resource)
     return _Outcome(RuleOutcome.ERROR, "rule has nothing to validate")
+
+
+def _apply_pattern(scope: _Scope, raw: Any, resource: Any) -> _pattern.PatternResult:
+    """Check ``resource`` against a policy pattern, substituting its variables first if it has any.
+
+    A pattern without variables is the same for every request: its compiled check is reused.
+
+    Raises:
+        EvaluationError: a variable cannot be substituted.
+    """
+    if _jmes.has_variables(raw):
+        return _pattern.validate(resource, scope.substitute(raw))
+    try:
+        check = _pattern.compiled(raw)
+    except RecursionError:
+        return _pattern.PatternResult("error", "", "pattern or resource nested too deeply")
+    return _pattern.run(check, resource)
 
 
 def _patterns(  # noqa: PLR0911, PLR0912  # one exit per Kyverno result kind
@@ -356,10 +377,9 @@ def _patterns(  # noqa: PLR0911, PLR0912  # one exit per Kyverno result kind
 ) -> _Outcome:
     if "pattern" in block:
         try:
-            pattern = scope.substitute(block["pattern"])
+            result = _apply_pattern(scope, block["pattern"], resource)
         except EvaluationError as exc:
             return _Outcome(RuleOutcome.ERROR, f"variable substitution failed for rule {rule.name}: {exc}")
-        result = _pattern.validate(resource, pattern)
         if result.status == "pass":
             return _Outcome(RuleOutcome.PASS, f"validation rule '{rule.name}' passed.")
         if result.status == "skip":
@@ -381,10 +401,9 @@ def _patterns(  # noqa: PLR0911, PLR0912  # one exit per Kyverno result kind
     skipped = 0
     for index, raw in enumerate(block["anyPattern"]):
         try:
-            pattern = scope.substitute(raw)
+            result = _apply_pattern(scope, raw, resource)
         except EvaluationError as exc:
             return _Outcome(RuleOutcome.ERROR, f"variable substitution failed for rule {rule.name}: {exc}")
-        result = _pattern.validate(resource, pattern)
         if result.status == "pass":
             return _Outcome(RuleOutcome.PASS, f"validation rule '{rule.name}' anyPattern[{index}] passed.")
         if result.status == "skip":
@@ -464,7 +483,7 @@ def _foreach(  # noqa: PLR0912  # mirrors Kyverno's per-element decision table
                 if index < len(per_element):
                     data[name] = per_element[index]
             try:
-                _load_context(inner, entry.get("context") or (), {}, {})
+                _load_context(inner, entry.get("context") or (), _NO_VALUES, _NO_VALUES)
                 if entry.get("preconditions") is not None:
                     held, _ = _conditions(inner, entry["preconditions"])
                     if not held:

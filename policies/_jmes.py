@@ -236,6 +236,30 @@ def _as_values(value: Any) -> Any:
     return list(value.values()) if isinstance(value, dict) else None
 
 
+def _lenient_node(node: Any) -> Compiled:
+    """``_lenient(_compile_node(node))``, without raising and catching for plain field paths.
+
+    A missing key inside a lenient context only ever yields None, and a field of a non-object is
+    None too, so a path made of fields alone can look keys up directly (raising an exception
+    per missing key costs more than the rest of the lookup).
+    """
+    if node["type"] == "field":
+        key = node["value"]
+        return lambda value: value.get(key) if isinstance(value, dict) else None
+    if node["type"] == "subexpression" and all(child["type"] == "field" for child in node["children"]):
+        keys = tuple(child["value"] for child in node["children"])
+
+        def path(value: Any) -> Any:
+            for key in keys:
+                if not isinstance(value, dict):
+                    return None
+                value = value.get(key)
+            return value
+
+        return path
+    return _lenient(_compile_node(node))
+
+
 def _compile_node(node: Any) -> Compiled:  # noqa: PLR0911, PLR0912, PLR0915  # one case per AST node type
     """A Python closure equivalent to interpreting ``node`` (the hot path avoids the visitor)."""
     kind = node["type"]
@@ -262,20 +286,18 @@ def _compile_node(node: Any) -> Compiled:  # noqa: PLR0911, PLR0912, PLR0915  # 
 
         return index
     if kind == "projection":
-        return _collect(_lenient(_compile_node(children[0])), _lenient(_compile_node(children[1])), _as_list)
+        return _collect(_lenient_node(children[0]), _lenient_node(children[1]), _as_list)
     if kind == "value_projection":
-        return _collect(
-            _lenient(_compile_node(children[0])), _lenient(_compile_node(children[1])), _as_values
-        )
+        return _collect(_lenient_node(children[0]), _lenient_node(children[1]), _as_values)
     if kind == "filter_projection":
-        condition = _lenient(_compile_node(children[2]))
+        condition = _lenient_node(children[2])
 
         def kept(value: Any) -> Any:
             return [e for e in value if _truthy(condition(e))] if isinstance(value, list) else None
 
-        return _collect(_lenient(_compile_node(children[0])), _lenient(_compile_node(children[1])), kept)
+        return _collect(_lenient_node(children[0]), _lenient_node(children[1]), kept)
     if kind == "flatten":
-        base = _lenient(_compile_node(children[0]))
+        base = _lenient_node(children[0])
 
         def flatten(value: Any) -> Any:
             items = base(value)
@@ -291,7 +313,7 @@ def _compile_node(node: Any) -> Compiled:  # noqa: PLR0911, PLR0912, PLR0915  # 
 
         return flatten
     if kind == "comparator":
-        left, right = _lenient(_compile_node(children[0])), _lenient(_compile_node(children[1]))
+        left, right = _lenient_node(children[0]), _lenient_node(children[1])
         op = node["value"]
         compare = _COMPARE[op]
         if op in ("eq", "ne"):
@@ -310,7 +332,7 @@ def _compile_node(node: Any) -> Compiled:  # noqa: PLR0911, PLR0912, PLR0915  # 
 
         return ordered
     if kind == "or_expression":
-        first, second = _lenient(_compile_node(children[0])), _compile_node(children[1])
+        first, second = _lenient_node(children[0]), _compile_node(children[1])
 
         def either(value: Any) -> Any:
             matched = first(value)
@@ -318,7 +340,7 @@ def _compile_node(node: Any) -> Compiled:  # noqa: PLR0911, PLR0912, PLR0915  # 
 
         return either
     if kind == "and_expression":
-        first, second = _lenient(_compile_node(children[0])), _lenient(_compile_node(children[1]))
+        first, second = _lenient_node(children[0]), _lenient_node(children[1])
 
         def both(value: Any) -> Any:
             matched = first(value)
@@ -326,17 +348,17 @@ def _compile_node(node: Any) -> Compiled:  # noqa: PLR0911, PLR0912, PLR0915  # 
 
         return both
     if kind == "not_expression":
-        inner = _lenient(_compile_node(children[0]))
+        inner = _lenient_node(children[0])
         return lambda value: not _truthy(inner(value))
     if kind == "multi_select_list":
-        parts = [_lenient(_compile_node(child)) for child in children]
+        parts = [_lenient_node(child) for child in children]
         return lambda value: None if value is None else [part(value) for part in parts]
     if kind == "multi_select_dict":
-        pairs = [(child["value"], _lenient(_compile_node(child["children"][0]))) for child in children]
+        pairs = [(child["value"], _lenient_node(child["children"][0])) for child in children]
         return lambda value: None if value is None else {key: part(value) for key, part in pairs}
     if kind == "function_expression":
         name = node["value"]
-        arguments = [_lenient(_compile_node(child)) for child in children]
+        arguments = [_lenient_node(child) for child in children]
         return lambda value: _FUNCTIONS.call_function(name, [argument(value) for argument in arguments])
     # Rare node types (slices, expression references) go through the interpreter.
     return lambda value: _INTERPRETER.visit(node, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -10,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from gate.model import EnforcementAction
-from policies import _autogen, _operators, _schema
+from policies import _autogen, _operators, _pattern, _schema
 from policies._errors import PolicyLoadError
-from policies._jmes import CompileError, compile_expression, variables_in
+from policies._jmes import CompileError, compile_expression, has_variables, variables_in
 from policies._match import Selection
 from policies._model import ActionOverride, Policy, Rule
 from policies._yaml import Document, FieldPath, read_documents
@@ -255,6 +256,7 @@ def _rule(document: Document, raw: dict[str, Any], path: FieldPath) -> Rule:  # 
     for key in ("context", "preconditions", "validate"):
         if key in raw:
             _check_expressions(document, raw[key], (*path, key))
+    _precompile(validate)
     return Rule(
         name=name,
         match=match,
@@ -267,6 +269,23 @@ def _rule(document: Document, raw: dict[str, Any], path: FieldPath) -> Rule:  # 
         allow_existing_violations=bool(validate.get("allowExistingViolations", True)),
         unsupported=unsupported,
     )
+
+
+def _precompile(block: Any) -> None:
+    """Compile the variable-free patterns of a validate (or foreach) block now, not on first use."""
+    if not isinstance(block, dict):
+        return
+    patterns = [block.get("pattern")] if "pattern" in block else []
+    if isinstance(block.get("anyPattern"), list):
+        patterns.extend(block["anyPattern"])
+    for pattern in patterns:
+        if not has_variables(pattern):
+            try:
+                _pattern.compiled(pattern)
+            except RecursionError:
+                continue  # reported as an error result when the rule runs
+    for entry in block.get("foreach") or ():
+        _precompile(entry)
 
 
 def compile_policy(document: Document) -> tuple[Policy, list[str]]:
@@ -308,9 +327,7 @@ def compile_policy(document: Document) -> tuple[Policy, list[str]]:
     for generated, origin in _autogen.expand(raw_rules, annotations):
         index = next(i for i, r in enumerate(raw_rules) if r.get("name") == origin)
         rule = _rule(document, generated, ("spec", "rules", index))
-        rules.append(
-            Rule(**{**{f: getattr(rule, f) for f in Rule.__dataclass_fields__}, "autogen_of": origin})
-        )
+        rules.append(dataclasses.replace(rule, autogen_of=origin))
     failure_policy = str(
         spec.get("failurePolicy") or (spec.get("webhookConfiguration") or {}).get("failurePolicy") or "Fail"
     )

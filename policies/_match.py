@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -130,6 +130,33 @@ class Filter:
     subjects: tuple[tuple[str, str, str], ...] = ()
     roles: tuple[str, ...] = ()
     cluster_roles: tuple[str, ...] = ()
+    # Derived once: the kind names when the filter only lists plain kinds (``Pod``, no group,
+    # version, subresource or wildcard), so matching is a set lookup; and whether it sets nothing.
+    plain_kinds_only: frozenset[str] | None = field(init=False, repr=False, compare=False, default=None)
+    empty: bool = field(init=False, repr=False, compare=False, default=True)
+
+    def __post_init__(self) -> None:
+        others = (
+            self.names,
+            self.namespaces,
+            self.operations,
+            self.annotations,
+            self.subjects,
+            self.roles,
+            self.cluster_roles,
+        )
+        selectors = self.selector is not None or self.namespace_selector is not None
+        object.__setattr__(self, "empty", not self.kinds and not selectors and not any(others))
+        if (
+            self.kinds
+            and not selectors
+            and not any(others)
+            and all(
+                g == "*" and v == "*" and s == "" and not _wildcard.has_wildcard(k)
+                for g, v, k, s in self.kinds
+            )
+        ):
+            object.__setattr__(self, "plain_kinds_only", frozenset(k for _, _, k, _ in self.kinds))
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> Filter:
@@ -166,10 +193,17 @@ class Filter:
     @property
     def is_empty(self) -> bool:
         """Whether the filter sets nothing."""
-        return self == Filter()
+        return self.empty
 
     def matches(self, target: Target, *, excluding: bool) -> bool:  # noqa: PLR0911, PLR0912  # one per field
         """Whether the target satisfies every field the filter sets."""
+        simple = self.plain_kinds_only
+        if simple is not None:
+            # What _kind_matches decides for a plain kind with no subresource.
+            return target.kind in simple and (
+                target.subresource == ""
+                or (target.kind == "Pod" and target.subresource == "ephemeralcontainers")
+            )
         if self.kinds:
             plain = _plain_kinds(self.kinds)
             if plain is not None and target.kind not in plain:
@@ -298,6 +332,8 @@ class Selection:
 
     def excludes(self, target: Target) -> bool:
         """For ``exclude``: any filter of ``any``, or every filter of ``all``."""
+        if not self.any and not self.all:
+            return False
         if any(not f.is_empty and f.matches(target, excluding=True) for f in self.any):
             return True
         return bool(self.all) and all(not f.is_empty and f.matches(target, excluding=True) for f in self.all)

@@ -11,6 +11,8 @@ from policies._match import Selection, UserInfo
 
 __all__ = ["UserInfo"]
 
+_VALIDATE_ORDER = ("pattern", "anyPattern", "deny", "foreach", "podSecurity")
+
 
 @dataclass(frozen=True, slots=True)
 class ActionOverride:
@@ -35,11 +37,26 @@ class Rule:
     allow_existing_violations: bool
     unsupported: str = ""
     autogen_of: str = ""
+    # Which validate block the engine runs, decided once (the first of pattern/anyPattern, deny,
+    # foreach, podSecurity the rule has; "" for none).
+    validate_kind: str = field(init=False, repr=False, compare=False, default="")
+
+    def __post_init__(self) -> None:
+        validate = self.validate
+        kind = next((k for k in _VALIDATE_ORDER if k in validate), "")
+        object.__setattr__(self, "validate_kind", "pattern" if kind == "anyPattern" else kind)
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """One compiled ClusterPolicy or Policy."""
+    """One compiled ClusterPolicy or Policy.
+
+    Attributes:
+        key: ``name`` for a ClusterPolicy, ``namespace/name`` for a namespaced Policy.
+        scored: whether failures count as ``fail`` in reports (``warn`` when not scored).
+        category: the ``policies.kyverno.io/category`` annotation.
+        severity: the ``policies.kyverno.io/severity`` annotation.
+    """
 
     name: str
     namespace: str
@@ -54,16 +71,18 @@ class Policy:
     background: bool
     source: str
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    # Derived once, read for every response.
+    key: str = field(init=False, repr=False, compare=False, default="")
+    scored: bool = field(init=False, repr=False, compare=False, default=True)
+    category: str = field(init=False, repr=False, compare=False, default="")
+    severity: str = field(init=False, repr=False, compare=False, default="")
 
-    @property
-    def key(self) -> str:
-        """``name`` for a ClusterPolicy, ``namespace/name`` for a namespaced Policy."""
-        return f"{self.namespace}/{self.name}" if self.namespace else self.name
-
-    @property
-    def scored(self) -> bool:
-        """Whether failures count as ``fail`` in reports (``warn`` when not scored)."""
-        return str(self.annotations.get("policies.kyverno.io/scored", "true")).lower() != "false"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.namespace}/{self.name}" if self.namespace else self.name)
+        scored = str(self.annotations.get("policies.kyverno.io/scored", "true")).lower() != "false"
+        object.__setattr__(self, "scored", scored)
+        object.__setattr__(self, "category", self.annotations.get("policies.kyverno.io/category", ""))
+        object.__setattr__(self, "severity", self.annotations.get("policies.kyverno.io/severity", ""))
 
 
 @dataclass(frozen=True, slots=True)

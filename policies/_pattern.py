@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import operator as operator_module
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -67,10 +69,25 @@ class PatternResult:
     message: str = ""
 
 
+# A compiled pattern: checks a resource value at a path and raises _Fail/_Skip/_Structure.
+Check = Callable[[Any, str], None]
+# A compiled scalar pattern: whether a resource value satisfies it.
+Predicate = Callable[[Any], bool]
+
+
 def validate(resource: Any, pattern: Any) -> PatternResult:
-    """Check ``resource`` against ``pattern``."""
+    """Check ``resource`` against ``pattern`` (compiled for this call only)."""
     try:
-        _element(resource, pattern, "/")
+        check = compile_pattern(pattern)
+    except RecursionError:
+        return PatternResult("error", "", "pattern or resource nested too deeply")
+    return run(check, resource)
+
+
+def run(check: Check, resource: Any) -> PatternResult:
+    """Apply a pattern compiled by :func:`compile_pattern` (or :func:`compiled`) to ``resource``."""
+    try:
+        check(resource, "/")
     except _Skip as exc:
         return PatternResult("skip", exc.path, exc.message)
     except _Fail as exc:
@@ -80,6 +97,29 @@ def validate(resource: Any, pattern: Any) -> PatternResult:
     except RecursionError:
         return PatternResult("error", "", "pattern or resource nested too deeply")
     return PatternResult("pass")
+
+
+# Patterns without variables come from loaded policies and are reused for every request: their
+# compiled check is cached by identity (the entry keeps the pattern alive, so the id stays unique).
+_COMPILED: dict[int, tuple[Any, Check]] = {}
+_CACHE_LIMIT = 65536
+_VARIANT_LIMIT = 256
+
+
+def compiled(pattern: Any) -> Check:
+    """The check of a policy's (immutable) pattern, compiled on first use and then reused.
+
+    Raises:
+        RecursionError: the pattern is nested too deeply to compile.
+    """
+    cached = _COMPILED.get(id(pattern))
+    if cached is not None and cached[0] is pattern:
+        return cached[1]
+    check = compile_pattern(pattern)
+    if len(_COMPILED) >= _CACHE_LIMIT:
+        _COMPILED.clear()
+    _COMPILED[id(pattern)] = (pattern, check)
+    return check
 
 
 def _type_name(value: Any) -> str:
@@ -92,31 +132,33 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _element(resource: Any, pattern: Any, path: str) -> None:
+def compile_pattern(pattern: Any) -> Check:
+    """Turn a pattern into a tree of closures, so a request walks only the resource.
+
+    Anchors, operators and quantities are parsed here once; the checks raise the same
+    failures, skips and errors (with the same paths and messages) as Kyverno's walk.
+    """
     if isinstance(pattern, dict):
-        if not isinstance(resource, dict):
-            raise _Fail(
-                path,
-                f"pattern and resource have different structures. Path: {path}. "
-                f"Expected map, found {_type_name(resource)}",
-            )
-        _map(resource, pattern, path)
-    elif isinstance(pattern, list):
-        if not isinstance(resource, list):
-            raise _Fail(
-                path,
-                f"pattern and resource have different structures. Path: {path}. "
-                f"Expected array, found {_type_name(resource)}",
-            )
-        _array(resource, pattern, path)
-    elif isinstance(resource, list):
-        for index, item in enumerate(resource):
-            if not matches_scalar(item, pattern):
-                raise _Fail(
-                    f"{path}{index}/", f"value '{item}' does not match '{pattern}' at path {path}{index}/"
-                )
-    elif not matches_scalar(resource, pattern):
-        raise _Fail(path, f"value '{_show(resource)}' does not match '{pattern}' at path {path}")
+        return _compile_map(pattern)
+    if isinstance(pattern, list):
+        return _compile_array(pattern)
+    return _compile_scalar(pattern)
+
+
+def _compile_scalar(pattern: Any) -> Check:
+    predicate = scalar_predicate(pattern)
+
+    def scalar(resource: Any, path: str) -> None:
+        if isinstance(resource, list):
+            for index, item in enumerate(resource):
+                if not predicate(item):
+                    raise _Fail(
+                        f"{path}{index}/", f"value '{item}' does not match '{pattern}' at path {path}{index}/"
+                    )
+        elif not predicate(resource):
+            raise _Fail(path, f"value '{_show(resource)}' does not match '{pattern}' at path {path}")
+
+    return scalar
 
 
 def _show(value: Any) -> str:
@@ -158,6 +200,19 @@ def _expand_metadata(pattern: dict[str, Any], resource: dict[str, Any]) -> dict[
     return result
 
 
+def _may_expand(pattern: dict[str, Any]) -> bool:
+    """Whether :func:`_expand_metadata` can rewrite ``pattern`` for some resource."""
+    meta_key = next((k for k in pattern if parse_anchor(k)[1] == "metadata"), None)
+    if meta_key is None or not isinstance(pattern[meta_key], dict):
+        return False
+    return any(
+        parse_anchor(section_key)[1] in ("labels", "annotations")
+        and isinstance(section, dict)
+        and any(_wildcard.has_wildcard(parse_anchor(key)[1]) for key in section)
+        for section_key, section in pattern[meta_key].items()
+    )
+
+
 def _anchor_prefix(kind: AnchorKind) -> str:
     for prefix, name in _ANCHOR_KINDS.items():
         if name == kind:
@@ -165,168 +220,300 @@ def _anchor_prefix(kind: AnchorKind) -> str:
     return ""
 
 
-# Pattern maps come from loaded policies and are reused for every request: their anchor split is
-# cached by identity (the entry keeps the map alive, so the id stays unique while cached).
-Anchor = tuple[str, AnchorKind, str]  # key, kind, name
-_SPLITS: dict[int, tuple[dict[str, Any], tuple[Anchor, ...], tuple[str, ...], bool]] = {}
-_CACHE_LIMIT = 65536
+def _structure_mismatch(path: str, expected: str, resource: Any) -> _Fail:
+    return _Fail(
+        path,
+        f"pattern and resource have different structures. Path: {path}. "
+        f"Expected {expected}, found {_type_name(resource)}",
+    )
 
 
-def _split(
-    pattern: dict[str, Any], *, cache: bool = True
-) -> tuple[tuple[Anchor, ...], tuple[str, ...], bool]:
-    """The anchored keys of a pattern map (sorted), its plain keys, and whether it has ``metadata``."""
-    cached = _SPLITS.get(id(pattern))
-    if cached is not None and cached[0] is pattern:
-        return cached[1], cached[2], cached[3]
-    anchored = tuple((key, *parse_anchor(key)) for key in sorted(pattern) if parse_anchor(key)[0])
-    plain = tuple(key for key in pattern if not parse_anchor(key)[0])
-    has_metadata = any(parse_anchor(key)[1] == "metadata" for key in pattern)
-    if not cache:
-        return anchored, plain, has_metadata
-    if len(_SPLITS) >= _CACHE_LIMIT:
-        _SPLITS.clear()
-    _SPLITS[id(pattern)] = (pattern, anchored, plain, has_metadata)
-    return anchored, plain, has_metadata
+def _compile_map(pattern: dict[str, Any]) -> Check:
+    # Anchored keys are applied first, in key order, then plain keys in pattern order.
+    order = [key for key in sorted(pattern) if parse_anchor(key)[0]]
+    order += [key for key in pattern if not parse_anchor(key)[0]]
+    steps = [_compile_step(key, pattern[key]) for key in order]
+
+    def check_map(resource: Any, path: str) -> None:
+        if not isinstance(resource, dict):
+            raise _structure_mismatch(path, "map", resource)
+        for step in steps:
+            step(resource, path)
+
+    if not _may_expand(pattern):
+        return check_map
+    meta_key = next(k for k in pattern if parse_anchor(k)[1] == "metadata")
+    meta_position = order.index(meta_key)
+    # The expansion only renames keys (values stay the pattern's), so the renamed keys identify it.
+    variants: dict[tuple[tuple[str, tuple[str, ...] | None], ...], list[_Step]] = {}
+
+    def check_expanding(resource: Any, path: str) -> None:
+        if isinstance(resource, dict) and "metadata" in resource:
+            expanded = _expand_metadata(pattern, resource)
+            if expanded is not pattern:
+                meta = expanded[meta_key]
+                signature = tuple((k, tuple(v) if isinstance(v, dict) else None) for k, v in meta.items())
+                local = variants.get(signature)
+                if local is None:
+                    # The wildcard keys stand for this resource's label keys: compile that part.
+                    local = list(steps)
+                    local[meta_position] = _compile_step(meta_key, meta)
+                    if len(variants) >= _VARIANT_LIMIT:
+                        variants.clear()
+                    variants[signature] = local
+                for step in local:
+                    step(resource, path)
+                return
+        check_map(resource, path)
+
+    return check_expanding
 
 
-def _map(resource: dict[str, Any], pattern: dict[str, Any], path: str) -> None:  # noqa: PLR0912  # one branch per anchor
-    anchored, plain, has_metadata = _split(pattern)
-    if has_metadata and "metadata" in resource:
-        expanded = _expand_metadata(pattern, resource)
-        if expanded is not pattern:
-            pattern = expanded
-            anchored, plain, _ = _split(pattern, cache=False)
-    for key, kind, name in anchored:
-        value = pattern[key]
-        current = f"{path}{name}/"
-        if kind == "condition":
+# One key of a pattern map, applied to the resource map at a path.
+_Step = Callable[[dict[str, Any], str], None]
+
+
+def _compile_step(key: str, value: Any) -> _Step:
+    kind, name = parse_anchor(key)
+    suffix = f"{name}/"
+    if not kind:
+        return _plain_step(key, suffix, value)
+    if kind == "negation":
+
+        def negation(resource: dict[str, Any], path: str) -> None:
+            if name in resource:
+                raise _Fail(f"{path}{suffix}", f"{path}{suffix} is not allowed")
+
+        return negation
+    if kind not in ("condition", "equality", "existence", "global"):
+
+        def mutate_only(resource: dict[str, Any], path: str) -> None:
+            raise _Structure(f"anchor {key} is only allowed in mutate rules")
+
+        return mutate_only
+    check = _compile_existence(value) if kind == "existence" else compile_pattern(value)
+    if kind == "condition":
+
+        def condition(resource: dict[str, Any], path: str) -> None:
             if name not in resource:
-                raise _Skip(current, "conditional anchor key doesn't exist in the resource")
+                raise _Skip(f"{path}{suffix}", "conditional anchor key doesn't exist in the resource")
             try:
-                _element(resource[name], value, current)
+                check(resource[name], f"{path}{suffix}")
             except _GlobalSkip:
                 raise
             except (_Fail, _Skip) as exc:
                 raise _Skip(exc.path, f"conditional anchor mismatch: {exc.message}") from None
-        elif kind == "equality":
-            if name in resource:
-                _element(resource[name], value, current)
-        elif kind == "existence":
-            if name in resource:
-                _existence(resource[name], value, current)
-        elif kind == "negation":
-            if name in resource:
-                raise _Fail(current, f"{current} is not allowed")
-        elif kind == "global":
+
+        return condition
+    if kind == "global":
+
+        def global_(resource: dict[str, Any], path: str) -> None:
             if name in resource:
                 try:
-                    _element(resource[name], value, current)
+                    check(resource[name], f"{path}{suffix}")
                 except (_Fail, _Skip) as exc:
                     raise _GlobalSkip(exc.path, f"global anchor mismatch: {exc.message}") from None
-        else:
-            raise _Structure(f"anchor {key} is only allowed in mutate rules")
-    for key in plain:
-        value = pattern[key]
-        if value == "*":
+
+        return global_
+
+    return _when_present(name, suffix, check, value if kind == "equality" else None)
+
+
+def _when_present(name: str, suffix: str, check: Check, leaf: Any) -> _Step:
+    """The step of an equality or existence anchor: check the value if the key is there."""
+    if leaf is not None and not isinstance(leaf, (dict, list)):
+        # A scalar leaf: test the value directly and build the path only for the failure.
+        predicate = scalar_predicate(leaf)
+
+        def when_present_scalar(resource: dict[str, Any], path: str) -> None:
+            if name in resource:
+                found = resource[name]
+                if isinstance(found, list) or not predicate(found):
+                    check(found, f"{path}{suffix}")
+
+        return when_present_scalar
+
+    def when_present(resource: dict[str, Any], path: str) -> None:
+        if name in resource:
+            check(resource[name], f"{path}{suffix}")
+
+    return when_present
+
+
+def _plain_step(key: str, suffix: str, value: Any) -> _Step:
+    if isinstance(value, str) and value == "*":
+
+        def present(resource: dict[str, Any], path: str) -> None:
             if resource.get(key) is None:
-                raise _Fail(path, f"{path}{key}/ not found")
-            continue
-        _element(resource.get(key), value, f"{path}{key}/")
+                raise _Fail(path, f"{path}{suffix} not found")
+
+        return present
+    check = compile_pattern(value)
+    if not isinstance(value, (dict, list)):
+        # A scalar leaf: test the value directly and build the path only for the failure.
+        predicate = scalar_predicate(value)
+
+        def plain_scalar(resource: dict[str, Any], path: str) -> None:
+            found = resource.get(key)
+            if isinstance(found, list) or not predicate(found):
+                check(found, f"{path}{suffix}")
+
+        return plain_scalar
+
+    def plain(resource: dict[str, Any], path: str) -> None:
+        check(resource.get(key), f"{path}{suffix}")
+
+    return plain
 
 
-def _existence(resource: Any, pattern: Any, path: str) -> None:
+def _compile_existence(pattern: Any) -> Check:
     if not isinstance(pattern, list):
-        raise _Structure(f"existence anchor at {path} needs a list pattern")
-    if not isinstance(resource, list):
-        raise _Fail(path, f"existence anchor at {path}: resource is not a list")
-    for item_pattern in pattern:
-        for item in resource:
-            try:
-                _element(item, item_pattern, path)
-            except (_Fail, _Skip):
-                continue
-            break
-        else:
-            raise _Fail(path, f"existence anchor at {path}: no element matches {item_pattern}")
+
+        def not_a_list(resource: Any, path: str) -> None:
+            raise _Structure(f"existence anchor at {path} needs a list pattern")
+
+        return not_a_list
+    items = [(item_pattern, compile_pattern(item_pattern)) for item_pattern in pattern]
+
+    def existence(resource: Any, path: str) -> None:
+        if not isinstance(resource, list):
+            raise _Fail(path, f"existence anchor at {path}: resource is not a list")
+        for item_pattern, check in items:
+            for item in resource:
+                try:
+                    check(item, path)
+                except (_Fail, _Skip):
+                    continue
+                break
+            else:
+                raise _Fail(path, f"existence anchor at {path}: no element matches {item_pattern}")
+
+    return existence
 
 
-def _array(resource: list[Any], pattern: list[Any], path: str) -> None:
+def _compile_array(pattern: list[Any]) -> Check:
     if not pattern:
-        raise _Structure(f"empty pattern list at {path}")
-    first = pattern[0]
-    if isinstance(first, dict):
-        applied = 0
-        skipped: list[_Skip] = []
-        for index, item in enumerate(resource):
-            try:
-                _element(item, first, f"{path}{index}/")
-            except _GlobalSkip:
-                raise
-            except _Skip as exc:
-                skipped.append(exc)
-                continue
-            applied += 1
-        if applied == 0 and skipped:
-            raise _Skip(path, "; ".join(exc.message for exc in skipped))
-        return
-    if len(resource) < len(pattern):
-        raise _Structure(
-            f"validate Array failed, array length mismatch, resource Array len is {len(resource)} "
-            f"and pattern Array len is {len(pattern)}"
-        )
-    for index, item_pattern in enumerate(pattern):
-        _element(resource[index], item_pattern, f"{path}{index}/")
+
+        def empty(resource: Any, path: str) -> None:
+            if not isinstance(resource, list):
+                raise _structure_mismatch(path, "array", resource)
+            raise _Structure(f"empty pattern list at {path}")
+
+        return empty
+    if isinstance(pattern[0], dict):
+        first = compile_pattern(pattern[0])
+
+        def each(resource: Any, path: str) -> None:
+            if not isinstance(resource, list):
+                raise _structure_mismatch(path, "array", resource)
+            applied = 0
+            skipped: list[_Skip] = []
+            for index, item in enumerate(resource):
+                try:
+                    first(item, f"{path}{index}/")
+                except _GlobalSkip:
+                    raise
+                except _Skip as exc:
+                    skipped.append(exc)
+                    continue
+                applied += 1
+            if applied == 0 and skipped:
+                raise _Skip(path, "; ".join(exc.message for exc in skipped))
+
+        return each
+    checks = [compile_pattern(item_pattern) for item_pattern in pattern]
+    wanted = len(checks)
+
+    def positional(resource: Any, path: str) -> None:
+        if not isinstance(resource, list):
+            raise _structure_mismatch(path, "array", resource)
+        if len(resource) < wanted:
+            raise _Structure(
+                f"validate Array failed, array length mismatch, resource Array len is {len(resource)} "
+                f"and pattern Array len is {wanted}"
+            )
+        for index, check in enumerate(checks):
+            check(resource[index], f"{path}{index}/")
+
+    return positional
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def matches_scalar(value: Any, pattern: Any) -> bool:  # noqa: PLR0911  # one exit per pattern type
+def matches_scalar(value: Any, pattern: Any) -> bool:
     """Whether a resource value satisfies a scalar pattern."""
-    if isinstance(pattern, bool):
-        return isinstance(value, bool) and value == pattern
-    if _is_number(pattern):
-        if _is_number(value):
-            return bool(value == pattern)
-        if isinstance(value, str):
-            try:
-                parsed: float = int(value) if isinstance(pattern, int) else float(value)
-            except ValueError:
-                return False
-            return bool(parsed == pattern)
-        return False
-    if pattern is None:
-        if isinstance(value, (dict, list)):
-            return False
-        return value in (None, "", 0, False) and value is not True
-    if isinstance(pattern, str):
-        return _string_pattern(value, pattern)
+    return scalar_predicate(pattern)(value)
+
+
+def _false(value: Any) -> bool:
     return False
 
 
+def scalar_predicate(pattern: Any) -> Predicate:
+    """A scalar pattern compiled into a test of one resource value."""
+    if isinstance(pattern, bool):
+        return lambda value: isinstance(value, bool) and value == pattern
+    if _is_number(pattern):
+        convert: Callable[[str], float] = int if isinstance(pattern, int) else float
+
+        def number(value: Any) -> bool:
+            if _is_number(value):
+                return bool(value == pattern)
+            if isinstance(value, str):
+                try:
+                    parsed = convert(value)
+                except ValueError:
+                    return False
+                return bool(parsed == pattern)
+            return False
+
+        return number
+    if pattern is None:
+        return lambda value: (
+            not isinstance(value, (dict, list)) and value in (None, "", 0, False) and value is not True
+        )
+    if isinstance(pattern, str):
+        return _string_predicate(pattern)
+    return _false
+
+
 @lru_cache(maxsize=8192)
-def _split_pattern(pattern: str) -> tuple[tuple[str, ...], ...]:
-    return tuple(tuple(part.strip(" ") for part in alt.strip(" ").split("&")) for alt in pattern.split("|"))
+def _string_predicate(pattern: str) -> Predicate:
+    alternatives = tuple(
+        tuple(_condition_predicate(part.strip(" ")) for part in alt.strip(" ").split("&"))
+        for alt in pattern.split("|")
+    )
+    if len(alternatives) == 1 and len(alternatives[0]) == 1:
+        only = alternatives[0][0]
+        return lambda value: (isinstance(value, str) and value == pattern) or only(value)
+
+    def string(value: Any) -> bool:
+        if isinstance(value, str) and value == pattern:
+            return True
+        return any(all(part(value) for part in alt) for alt in alternatives)
+
+    return string
 
 
-def _string_pattern(value: Any, pattern: str) -> bool:
-    if isinstance(value, str) and value == pattern:
-        return True
-    return any(all(_condition(value, part) for part in alt) for alt in _split_pattern(pattern))
-
-
-def _condition(value: Any, pattern: str) -> bool:
+def _condition_predicate(pattern: str) -> Predicate:
+    """One ``&``-part of a string pattern: a range, an operator and operand, or a wildcard."""
     ranged = _RANGE.match(pattern)
     if ranged is not None:
         low, op, high = ranged.groups()
-        number = _value_quantity(value)
         low_q, high_q = parse_quantity(low), parse_quantity(high)
-        if number is None or low_q is None or high_q is None:
-            return False
-        inside = low_q <= number <= high_q
-        return inside if op == "-" else not inside
+        if low_q is None or high_q is None:
+            return _false
+        inside_wanted = op == "-"
+
+        def in_range(value: Any) -> bool:
+            number = _value_quantity(value)
+            if number is None:
+                return False
+            return (low_q <= number <= high_q) == inside_wanted
+
+        return in_range
     operator = "="
     for candidate in _OPERATORS:
         if pattern.startswith(candidate):
@@ -335,8 +522,8 @@ def _condition(value: Any, pattern: str) -> bool:
             break
     number_part = _NUMBER_PREFIX.match(pattern)
     if number_part is None or number_part.group(1) == "":
-        return _string_compare(value, pattern, operator)
-    return _number_compare(value, pattern, operator)
+        return _string_compare_predicate(pattern, operator)
+    return _number_compare_predicate(pattern, operator)
 
 
 def _go_float(value: float) -> str:
@@ -351,23 +538,42 @@ def _go_float(value: float) -> str:
     return f"{'-' if sign else ''}{mantissa}E{'-' if power < 0 else '+'}{abs(power):02d}"
 
 
-def _string_compare(value: Any, pattern: str, operator: str) -> bool:
-    if operator not in ("=", "!"):
-        return False
+def _value_text(value: Any) -> str | None:
+    """A resource value as the text a string pattern sees (None: not comparable)."""
     if isinstance(value, str):
-        text = value
-    elif value is None:
-        text = ""
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, int):
-        text = str(value)
-    elif isinstance(value, float):
-        text = _go_float(value)
-    else:
-        return False
-    matched = _wildcard.match(pattern, text)
-    return not matched if operator == "!" else matched
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _go_float(value)
+    return None
+
+
+def _string_compare_predicate(pattern: str, operator: str) -> Predicate:
+    if operator not in ("=", "!"):
+        return _false
+    negate = operator == "!"
+    if not _wildcard.has_wildcard(pattern):
+
+        def equal(value: Any) -> bool:
+            text = value if isinstance(value, str) else _value_text(value)
+            if text is None:
+                return False
+            return (text == pattern) != negate
+
+        return equal
+
+    def wildcard(value: Any) -> bool:
+        text = _value_text(value)
+        if text is None:
+            return False
+        return _wildcard.match(pattern, text) != negate
+
+    return wildcard
 
 
 def _value_quantity(value: Any) -> Fraction | None:
@@ -380,30 +586,32 @@ def _value_quantity(value: Any) -> Fraction | None:
     return None
 
 
-def _ordered(left: Fraction, right: Fraction, operator: str) -> bool:
-    if operator == "=":
-        return left == right
-    if operator == "!":
-        return left != right
-    if operator == ">":
-        return left > right
-    if operator == ">=":
-        return left >= right
-    if operator == "<":
-        return left < right
-    return left <= right
+_ORDER: dict[str, Callable[[Fraction, Fraction], bool]] = {
+    "=": operator_module.eq,
+    "!": operator_module.ne,
+    ">": operator_module.gt,
+    ">=": operator_module.ge,
+    "<": operator_module.lt,
+    "<=": operator_module.le,
+}
 
 
-def _number_compare(value: Any, pattern: str, operator: str) -> bool:
+def _number_compare_predicate(pattern: str, operator: str) -> Predicate:
     pattern_duration = parse_duration(pattern)
-    if pattern_duration is not None and isinstance(value, str):
-        value_duration = parse_duration(value)
-        if value_duration is not None:
-            return _ordered(value_duration, pattern_duration, operator)
     pattern_quantity = parse_quantity(pattern)
-    if pattern_quantity is not None:
-        number = _value_quantity(value)
-        if number is None:
-            return _string_compare(value, pattern, operator)
-        return _ordered(number, pattern_quantity, operator)
-    return _string_compare(value, pattern, operator)
+    order = _ORDER[operator]
+    as_text = _string_compare_predicate(pattern, operator)
+
+    def number(value: Any) -> bool:
+        if pattern_duration is not None and isinstance(value, str):
+            value_duration = parse_duration(value)
+            if value_duration is not None:
+                return order(value_duration, pattern_duration)
+        if pattern_quantity is not None:
+            quantity = _value_quantity(value)
+            if quantity is None:
+                return as_text(value)
+            return order(quantity, pattern_quantity)
+        return as_text(value)
+
+    return number
