@@ -38,7 +38,7 @@ from gate.model import (
     check_id,
 )
 from gate.sbom import Subject, generate, generate_python_environment
-from gate.scan_jobs import ScanJobs, bind_findings
+from gate.scan_jobs import ScanJobs
 from gate.store import ComponentQuery, DecisionQuery, EvidenceStore, FindingPage, FindingQuery, ScanReport
 from policies import PolicyBundle, PolicyLoadError, load_policies
 from policies._kyverno_test import SuiteReport, run_tests
@@ -191,7 +191,8 @@ class Gate:
             imported=True,
         )
         self.store.add_scan(scan)
-        findings = bind_findings(parsed.findings, scan.id)
+        # The parser's findings carry no scan id; the store binds them to this scan.
+        findings = parsed.findings
         done = replace(
             scan,
             state=ScanState.SUCCEEDED,

@@ -31,7 +31,6 @@ from gate._keys import load_or_create_key
 from gate.config import Config
 from gate.errors import GateError, InvalidArgument, Unsupported
 from gate.model import (
-    Finding,
     Scan,
     ScanEvent,
     ScanState,
@@ -59,11 +58,6 @@ class _Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     listeners: list[Listener] = field(default_factory=list)
     last: ScanEvent | None = None
-
-
-def bind_findings(findings: Sequence[Finding], scan_id: str) -> list[Finding]:
-    """The parsed findings, bound to the scan that stores them."""
-    return [replace(finding, scan_id=scan_id) for finding in findings]
 
 
 class ScanJobs:
@@ -209,7 +203,7 @@ class ScanJobs:
                 job, ScanEvent(scan.id, ScanState.RUNNING, self._clock(), "parse", "reading the report")
             )
             parsed = self.parse(result.report_format, result.report, source=f"{scan.scanner} report")
-            findings = bind_findings(parsed.findings, scan.id)
+            findings = parsed.findings  # unbound: the store binds them to this scan
             done = replace(
                 running,
                 state=ScanState.SUCCEEDED,

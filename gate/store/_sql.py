@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -166,7 +166,10 @@ class SqlStore:
             .order_by(ranked.c.scanner)
         )
         self._latest_scan_ids = sa.select(ranked.c.id).where(ranked.c.recency == 1)
-        self._insert_finding = sa.insert(findings)
+        quoted = ", ".join(engine.dialect.identifier_preparer.quote(name) for name in _FINDING_COLUMNS)
+        marks = ", ".join("?" for _ in _FINDING_COLUMNS)
+        self._insert_findings_sql = f"INSERT INTO findings ({quoted}) VALUES ({marks})"  # noqa: S608 (constant names)
+        self._copy_findings_sql = f"COPY findings ({quoted}) FROM STDIN"
         self._insert_report = sa.insert(scan_reports)
         self._select_report = sa.select(scan_reports).where(scan_reports.c.scan_id == sa.bindparam("id"))
         unfinished = (ScanState.QUEUED.value, ScanState.RUNNING.value)
@@ -402,14 +405,30 @@ class SqlStore:
                 "format": report.format,
                 "encoding": "zlib",
                 "size": len(report.data),
-                "data": zlib.compress(report.data, 6),
+                # Level 1: a 24 MB report compresses about 17x instead of 24x, in a
+                # fifth of the time level 6 takes.
+                "data": zlib.compress(report.data, 1),
             }
         with self._write(_scan_integrity(scan)) as conn:
             self._replace_scan(conn, scan.id, values)
             if rows:
-                conn.execute(self._insert_finding, rows)
+                self._insert_findings(conn, rows)
             if report_row is not None:
                 conn.execute(self._insert_report, report_row)
+
+    def _insert_findings(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        # Through the driver: SQLAlchemy's per-row work (type processing, JSON
+        # serialisation per column) tripled the time of storing a 10,000-finding
+        # report. Rows are plain tuples with JSON as text; PostgreSQL takes them
+        # with COPY (one stream, no per-row statement), SQLite with executemany.
+        if self._engine.dialect.name == "postgresql":
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            with driver.cursor() as cursor, cursor.copy(self._copy_findings_sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            conn.exec_driver_sql(self._insert_findings_sql, rows)
 
     def get_scan_report(self, scan_id: str) -> ScanReport | None:
         """Return a scan's stored raw report, decompressed."""
@@ -1049,13 +1068,40 @@ def _scan(row: Row[Any]) -> Scan:
     )
 
 
-def _finding_rows(scan_id: str, items: Sequence[Finding]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+# Column order of the driver-level findings insert (see _insert_findings).
+_FINDING_COLUMNS = (
+    "scan_id",
+    "fingerprint",
+    "scanner",
+    "kind",
+    "rule_id",
+    "title",
+    "severity",
+    "description",
+    "package",
+    "location",
+    "fix_available",
+    "references",
+    "cvss_score",
+    "redacted_match",
+    "tool_severity",
+    "status",
+)
+_to_json = partial(json.dumps, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _finding_rows(scan_id: str, items: Sequence[Finding]) -> list[tuple[Any, ...]]:
+    """Rows for the findings insert, JSON columns already text.
+
+    A finding with an empty ``scan_id`` belongs to ``scan_id`` (parsers leave it
+    empty: binding 10,000 findings by copying them costs more than storing them).
+    """
+    rows: list[tuple[Any, ...]] = []
     seen: set[str] = set()
     for index, finding in enumerate(items):
-        if finding.scan_id != scan_id:
+        if finding.scan_id and finding.scan_id != scan_id:
             raise InvalidArgument(
-                f"findings[{index}].scan_id", f"expected {scan_id!r}, got {finding.scan_id!r}"
+                f"findings[{index}].scan_id", f"expected {scan_id!r} or empty, got {finding.scan_id!r}"
             )
         _required(finding.fingerprint, f"findings[{index}].fingerprint")
         if finding.fingerprint in seen:
@@ -1068,39 +1114,43 @@ def _finding_rows(scan_id: str, items: Sequence[Finding]) -> list[dict[str, Any]
         package = finding.package
         location = finding.location
         rows.append(
-            {
-                "scan_id": scan_id,
-                "fingerprint": finding.fingerprint,
-                "scanner": finding.scanner,
-                "kind": finding.kind.value,
-                "rule_id": finding.rule_id,
-                "title": finding.title,
-                "severity": int(finding.severity),
-                "description": finding.description,
-                "package": None
+            (
+                scan_id,
+                finding.fingerprint,
+                finding.scanner,
+                finding.kind.value,
+                finding.rule_id,
+                finding.title,
+                int(finding.severity),
+                finding.description,
+                None
                 if package is None
-                else {
-                    "name": package.name,
-                    "version": package.version,
-                    "purl": package.purl,
-                    "fixed_versions": list(package.fixed_versions),
-                },
-                "location": None
+                else _to_json(
+                    {
+                        "name": package.name,
+                        "version": package.version,
+                        "purl": package.purl,
+                        "fixed_versions": list(package.fixed_versions),
+                    }
+                ),
+                None
                 if location is None
-                else {
-                    "path": location.path,
-                    "start_line": location.start_line,
-                    "end_line": location.end_line,
-                    "layer_digest": location.layer_digest,
-                    "commit": location.commit,
-                },
-                "fix_available": finding.fix_available,
-                "references": list(finding.references),
-                "cvss_score": float(finding.cvss_score),
-                "redacted_match": finding.redacted_match,
-                "tool_severity": finding.tool_severity,
-                "status": finding.status.value,
-            }
+                else _to_json(
+                    {
+                        "path": location.path,
+                        "start_line": location.start_line,
+                        "end_line": location.end_line,
+                        "layer_digest": location.layer_digest,
+                        "commit": location.commit,
+                    }
+                ),
+                finding.fix_available,
+                _to_json(list(finding.references)),
+                float(finding.cvss_score),
+                finding.redacted_match,
+                finding.tool_severity,
+                finding.status.value,
+            )
         )
     return rows
 
