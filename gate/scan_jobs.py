@@ -74,6 +74,7 @@ class ScanJobs:
         concurrency: int = 2,
         heartbeat: float = 10.0,
         root: Path | None = None,
+        warm_up: bool = False,
     ) -> None:
         self._store = store
         self._providers = dict(providers)
@@ -88,10 +89,17 @@ class ScanJobs:
         self._closing = threading.Event()
         self._leases = threading.Thread(target=self._renew_leases, name="gate-scan-leases", daemon=True)
         self._leases.start()
+        if warm_up:
+            # Ask each tool its version now (0.2-1 s each), not on the first scan.
+            threading.Thread(target=self._warm_up, name="gate-scan-warm-up", daemon=True).start()
 
     @classmethod
-    def from_config(cls, config: Config, store: EvidenceStore, clock: Callable[[], datetime]) -> ScanJobs:
+    def from_config(
+        cls, config: Config, store: EvidenceStore, clock: Callable[[], datetime], *, warm_up: bool = False
+    ) -> ScanJobs:
         """Build the providers the configuration names and a runner over ``store``.
+
+        ``warm_up`` asks every tool its version in the background (for a server).
 
         Raises:
             ConfigError: a provider or the secret key file is misconfigured (the key is named).
@@ -110,6 +118,7 @@ class ScanJobs:
             concurrency=settings.concurrency,
             heartbeat=settings.heartbeat,
             root=settings.root,
+            warm_up=warm_up,
         )
 
     @property
@@ -298,6 +307,18 @@ class ScanJobs:
             return False
         job.cancel.set()
         return True
+
+    def _warm_up(self) -> None:
+        for name, provider in self._providers.items():
+            if self._closing.is_set():
+                return
+            try:
+                provider.version()
+            except GateError as error:
+                # Not fatal here: the first scan of this provider reports it properly.
+                log.warning("scanner %s is not usable yet: %s", name, error.message)
+            except Exception:
+                log.exception("asking scanner %s for its version failed", name)
 
     # --- leases and shutdown ---------------------------------------------------------------------
 
