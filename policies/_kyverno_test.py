@@ -68,6 +68,8 @@ class RowResult:
     passed: bool
     reason: str
     no_response: bool = False
+    # Index of the expected row (an entry of ``results:``) in its test file.
+    row: int = 0
 
 
 @dataclass
@@ -84,6 +86,15 @@ class SuiteReport:
     def failed(self, *, strict: bool) -> int:
         """Number of comparisons that disagree."""
         return len(self.rows) - self.passed(strict=strict)
+
+    def expected_rows(self, *, strict: bool) -> tuple[int, int]:
+        """Expected rows (entries of ``results:``) whose every resource agrees, and the others."""
+        agreed: dict[tuple[str, int], bool] = {}
+        for r in self.rows:
+            key = (r.test_file, r.row)
+            agreed[key] = agreed.get(key, True) and r.passed and not (strict and r.no_response)
+        good = sum(agreed.values())
+        return good, len(agreed) - good
 
 
 @dataclass(frozen=True)
@@ -306,12 +317,14 @@ class _TestCase:
         return _engine.evaluate_policy(policy, state)
 
     def compare(self, display: str) -> Iterator[RowResult]:
-        for row in _rows(self.document):
+        for number, row in enumerate(_rows(self.document)):
             policy = self.policies.get(row.policy)
             for name in row.resources:
-                yield self._compare_one(display, row, policy, name)
+                yield self._compare_one(display, row, policy, name, number)
 
-    def _compare_one(self, display: str, row: _Row, policy: Policy | None, name: str) -> RowResult:
+    def _compare_one(
+        self, display: str, row: _Row, policy: Policy | None, name: str, number: int
+    ) -> RowResult:
         def result(actual: str, passed: bool, reason: str, *, no_response: bool = False) -> RowResult:
             return RowResult(
                 display,
@@ -324,6 +337,7 @@ class _TestCase:
                 passed,
                 reason,
                 no_response,
+                number,
             )
 
         if policy is None:

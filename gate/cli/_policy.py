@@ -64,6 +64,8 @@ def test_command(directory: Path, file_name: str, strict: bool, fail_only: bool)
     if report.errors:
         other += f"; {len(report.errors)} test file(s) could not be loaded"
     click.echo(f"{other}")
+    rows_passed, rows_failed = report.expected_rows(strict=strict)
+    click.echo(f"(expected rows: {rows_passed} passed, {rows_failed} failed; below, each resource counts)")
     click.echo(f"{passed} passed, {failed} failed")
     if failed:
         raise EvidenceError(f"{failed} test result(s) disagree with the expected results")

@@ -68,5 +68,13 @@ def test_gate_policy_test_strict_reports_both_counts(capsys: pytest.CaptureFixtu
     code = main(["policy", "test", str(CORPUS), "--strict", "--fail-only"])
     lines = capsys.readouterr().out.rstrip().splitlines()
     assert lines[-1] == f"{COMPARISONS - known} passed, {known} failed"
-    assert lines[-2] == f"(non-strict: {COMPARISONS} passed, 0 failed)"
+    assert lines[-2].startswith("(expected rows: ")
+    assert lines[-3] == f"(non-strict: {COMPARISONS} passed, 0 failed)"
     assert code == (1 if known else 0)
+
+
+def test_gate_policy_test_counts_the_462_expected_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy", "test", str(CORPUS)]) == 0
+    lines = capsys.readouterr().out.rstrip().splitlines()
+    assert lines[-2] == "(expected rows: 462 passed, 0 failed; below, each resource counts)"
+    assert lines[-1] == f"{COMPARISONS} passed, 0 failed"
