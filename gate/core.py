@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from gate import __version__
 from gate._git import git_head
@@ -37,11 +38,13 @@ from gate.model import (
     check_digest,
     check_id,
 )
-from gate.sbom import Subject, generate, generate_python_environment
 from gate.scan_jobs import ScanJobs
+
+if TYPE_CHECKING:
+    from policies import PolicyBundle
+    from policies._kyverno_test import SuiteReport
+
 from gate.store import ComponentQuery, DecisionQuery, EvidenceStore, FindingPage, FindingQuery, ScanReport
-from policies import PolicyBundle, PolicyLoadError, load_policies
-from policies._kyverno_test import SuiteReport, run_tests
 from scanners import resolve_local_path
 
 
@@ -85,7 +88,10 @@ class Gate:
         self.policy_sources = tuple(policy_sources)
         # Local targets (scans, SBOM generation) must lie under this directory when set.
         self.local_root = local_root
-        self.policies: PolicyBundle = load_policies(self.policy_sources)
+        # With no sources the engine is imported on first use (~0.1 s off every start).
+        self._policies: PolicyBundle | None = (
+            _load_policies(self.policy_sources) if self.policy_sources else None
+        )
 
     @classmethod
     def from_config(cls, config: Config, store: EvidenceStore, scans: ScanJobs | None) -> Gate:
@@ -98,7 +104,12 @@ class Gate:
             return cls(
                 store, scans=scans, policy_sources=config.policies.sources, local_root=config.scanning.root
             )
-        except PolicyLoadError as error:
+        except EvidenceError as error:
+            # Only a loaded engine can raise this, so importing it here costs nothing.
+            from policies import PolicyLoadError
+
+            if not isinstance(error, PolicyLoadError):
+                raise
             raise ConfigError("configuration", "policies.sources", error.message) from None
 
     # --- artifacts ---------------------------------------------------------
@@ -309,6 +320,9 @@ class Gate:
             raise Unsupported(
                 f"SBOMs of {target.kind.value} targets", "this gate generates them for local directories"
             )
+        # Imported here: the cataloguers and cyclonedx-python-lib cost ~0.15 s of every start.
+        from gate.sbom import Subject, generate, generate_python_environment
+
         root = resolve_local_path(target.location, self.local_root)
         if not root.is_dir():
             raise InvalidArgument("target.location", f"expected a directory, got a file: {target.location!r}")
@@ -350,15 +364,22 @@ class Gate:
 
     # --- policies ----------------------------------------------------------------
 
+    @property
+    def policies(self) -> PolicyBundle:
+        """The policy bundle in force."""
+        if self._policies is None:
+            self._policies = _load_policies(self.policy_sources)
+        return self._policies
+
     def reload_policies(self) -> PolicyBundle:
         """Load the policy sources again; the old bundle stays in force if the new one fails.
 
         Raises:
             PolicyLoadError: a policy file is malformed (FAILED_PRECONDITION to gRPC callers).
         """
-        bundle = load_policies(self.policy_sources)
+        bundle = _load_policies(self.policy_sources)
         # One attribute assignment: requests see the old bundle or the new one, never a mix.
-        self.policies = bundle
+        self._policies = bundle
         return bundle
 
     def test_policies(self, files: Sequence[tuple[str, bytes]]) -> SuiteReport:
@@ -384,6 +405,8 @@ class Gate:
                 target = root.joinpath(*relative.parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(content)
+            from policies._kyverno_test import run_tests
+
             return run_tests(root)
 
     # --- health ----------------------------------------------------------------
@@ -394,6 +417,12 @@ class Gate:
 
 
 MAX_TEST_FILES = 10_000
+
+
+def _load_policies(sources: Sequence[Path]) -> PolicyBundle:
+    from policies import load_policies
+
+    return load_policies(sources)
 
 
 def _safe_relative(name: str, field: str) -> PurePosixPath:
