@@ -164,17 +164,9 @@ def read_regular(path: Path, shown: str, cap: int) -> bytes:
         UnsafePath: Not a regular file.
         TooLarge: Bigger than ``cap``.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnsafePath(shown, "not a regular file")
-        if info.st_size > cap:
-            raise TooLarge(shown, info.st_size, cap)
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(cap + 1)
-    finally:
-        os.close(fd)
+    with open_regular(path, shown, cap) as handle:
+        # One byte past the cap: a file that grew after the size check is still refused.
+        data = handle.read(cap + 1)
     if len(data) > cap:
         raise TooLarge(shown, len(data), cap)
     return data
