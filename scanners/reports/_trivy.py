@@ -12,6 +12,7 @@ from scanners.reports._normalise import (
     OS_TYPES,
     TRIVY_STATUS,
     UPPER_SEVERITY,
+    Purl,
     build_purl,
     package_identity,
     parse_purl,
@@ -185,18 +186,63 @@ def _vulnerability(item: dict[str, Any], path: str, ctx: Ctx, where: tuple[str, 
     location = None
     if declared_in or layer:
         location = Location(path=declared_in, layer_digest=ctx.text(layer, "Digest", join(path, "Layer")))
+    return _vulnerability_finding(
+        vuln_id=vuln_id,
+        name=name,
+        installed=installed,
+        fixed=fixed,
+        purl=purl,
+        package_type=result_type,
+        declared_in=declared_in,
+        scope=scope,
+        title=ctx.text(item, "Title", path) or vuln_id,
+        severity=severity,
+        tool_severity=tool_severity,
+        description=ctx.text(item, "Description", path),
+        location=location,
+        links=references(ctx.text(item, "PrimaryURL", path), ctx.texts(item, "References", path)),
+        cvss_score=_cvss(item, path, ctx),
+        status=status,
+    )
+
+
+def _vulnerability_finding(
+    *,
+    vuln_id: str,
+    name: str,
+    installed: str,
+    fixed: str,
+    purl: Purl | None,
+    package_type: str,
+    declared_in: str,
+    scope: str,
+    title: str,
+    severity: Severity,
+    tool_severity: str,
+    location: Location | None,
+    links: tuple[str, ...],
+    cvss_score: float,
+    description: str = "",
+    status: FindingStatus = FindingStatus.AFFECTED,
+) -> Finding:
+    """A vulnerability finding of either report shape (``trivy`` JSON or the Trivy Operator's).
+
+    The fingerprint and the package fields are built alike for both shapes, so the
+    same advisory in the same package matches across them. ``fixed`` is the fixed
+    versions as Trivy lists them (a comma-separated string).
+    """
     return Finding(
         fingerprint=vulnerability_fingerprint(
-            vuln_id, package_identity(purl, result_type, name), declared_in, scope
+            vuln_id, package_identity(purl, package_type, name), declared_in, scope
         ),
         scan_id="",
         scanner=TOOL,
         kind=FindingKind.VULNERABILITY,
         rule_id=vuln_id,
-        title=ctx.text(item, "Title", path) or vuln_id,
+        title=title,
         severity=severity,
         tool_severity=tool_severity,
-        description=ctx.text(item, "Description", path),
+        description=description,
         package=Package(
             name=name,
             version=installed,
@@ -205,8 +251,8 @@ def _vulnerability(item: dict[str, Any], path: str, ctx: Ctx, where: tuple[str, 
         ),
         location=location,
         fix_available=bool(fixed),
-        references=references(ctx.text(item, "PrimaryURL", path), ctx.texts(item, "References", path)),
-        cvss_score=_cvss(item, path, ctx),
+        references=links,
+        cvss_score=cvss_score,
         status=status,
     )
 
@@ -424,26 +470,20 @@ def _operator_vulns(report: dict[str, Any], path: str, ctx: Ctx, scope: str) -> 
         ) or build_purl(package_type, name, installed)
         severity, tool_severity = _severity(item, item_path, ctx, "severity")
         ctx.findings.append(
-            Finding(
-                fingerprint=vulnerability_fingerprint(
-                    vuln_id, package_identity(purl, package_type, name), declared_in, scope
-                ),
-                scan_id="",
-                scanner=TOOL,
-                kind=FindingKind.VULNERABILITY,
-                rule_id=vuln_id,
+            _vulnerability_finding(
+                vuln_id=vuln_id,
+                name=name,
+                installed=installed,
+                fixed=fixed,
+                purl=purl,
+                package_type=package_type,
+                declared_in=declared_in,
+                scope=scope,
                 title=ctx.text(item, "title", item_path) or vuln_id,
                 severity=severity,
                 tool_severity=tool_severity,
-                package=Package(
-                    name=name,
-                    version=installed,
-                    purl=purl.text if purl is not None else "",
-                    fixed_versions=split_versions(fixed),
-                ),
                 location=Location(path=declared_in) if declared_in else None,
-                fix_available=bool(fixed),
-                references=references(
+                links=references(
                     ctx.text(item, "primaryLink", item_path), ctx.texts(item, "links", item_path)
                 ),
                 cvss_score=ctx.number(item, "score", item_path),
