@@ -13,7 +13,7 @@ import hashlib
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -33,7 +33,6 @@ from gate.model import (
     Scan,
     ScanState,
     ScanTarget,
-    SeverityCounts,
     TargetKind,
     check_digest,
     check_id,
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
     from policies import PolicyBundle
     from policies._kyverno_test import SuiteReport
 
-from gate.store import ComponentQuery, DecisionQuery, EvidenceStore, FindingPage, FindingQuery, ScanReport
+from gate.store import ComponentQuery, DecisionQuery, EvidenceStore, FindingPage, FindingQuery
 from scanners import resolve_local_path
 
 
@@ -202,17 +201,7 @@ class Gate:
             imported=True,
         )
         self.store.add_scan(scan)
-        # The parser's findings carry no scan id; the store binds them to this scan.
-        findings = parsed.findings
-        done = replace(
-            scan,
-            state=ScanState.SUCCEEDED,
-            finished_at=self.clock(),
-            counts=SeverityCounts.of(f.severity for f in findings),
-            finding_count=len(findings),
-        )
-        self.store.complete_scan(done, findings, ScanReport(parsed.format, parsed.redacted_report))
-        return done
+        return jobs.record(scan, tool, parsed)
 
     def cancel_scan(self, scan_id: str) -> Scan:
         """Ask a queued or running scan to stop; return its state now.

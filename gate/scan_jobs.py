@@ -130,6 +130,25 @@ class ScanJobs:
         """Parse a report into findings with this gate's secret key."""
         return parse_report(tool, data, secret_key=self._secret_key, source=source)
 
+    def record(self, running: Scan, tool: str, parsed: ParsedReport, tool_version: str = "") -> Scan:
+        """Store a running scan's findings and redacted report, and complete it as succeeded.
+
+        ``tool`` is the format name the report was parsed as, kept with the report
+        so that it can be parsed again. The parser's findings carry no scan id:
+        the store binds them to this scan.
+        """
+        findings = parsed.findings
+        done = replace(
+            running,
+            state=ScanState.SUCCEEDED,
+            scanner_version=tool_version or parsed.tool_version,
+            finished_at=self._clock(),
+            counts=SeverityCounts.of(f.severity for f in findings),
+            finding_count=len(findings),
+        )
+        self._store.complete_scan(done, findings, ScanReport(tool, parsed.redacted_report))
+        return done
+
     # --- starting ---------------------------------------------------------------------------
 
     def start(
@@ -212,18 +231,7 @@ class ScanJobs:
                 job, ScanEvent(scan.id, ScanState.RUNNING, self._clock(), "parse", "reading the report")
             )
             parsed = self.parse(result.report_format, result.report, source=f"{scan.scanner} report")
-            findings = parsed.findings  # unbound: the store binds them to this scan
-            done = replace(
-                running,
-                state=ScanState.SUCCEEDED,
-                scanner_version=result.tool_version or parsed.tool_version,
-                finished_at=self._clock(),
-                counts=SeverityCounts.of(f.severity for f in findings),
-                finding_count=len(findings),
-            )
-            self._store.complete_scan(
-                done, findings, ScanReport(result.report_format, parsed.redacted_report)
-            )
+            done = self.record(running, result.report_format, parsed, result.tool_version)
             self._done(job, done)
         except ScanCancelled:
             reason = (
