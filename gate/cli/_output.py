@@ -50,6 +50,13 @@ def when(stamp: Timestamp) -> str:
     return str(stamp.ToJsonString())
 
 
+def finding_where(finding: Any) -> str:
+    """Where a ``gate.v1.Finding`` is: its package and version, else its file and line."""
+    if finding.HasField("package"):
+        return f"{finding.package.name} {finding.package.version}".strip()
+    return f"{finding.location.path}:{finding.location.start_line}"
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns, two spaces apart."""
     widths = [len(h) for h in headers]

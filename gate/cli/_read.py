@@ -179,16 +179,11 @@ def scan_findings(
         return response
 
     def row(finding: scan_pb2.Finding) -> list[str]:
-        where = (
-            f"{finding.package.name} {finding.package.version}".strip()
-            if finding.HasField("package")
-            else f"{finding.location.path}:{finding.location.start_line}"
-        )
         return [
             out.enum_name(finding, "severity", "SEVERITY_"),
             out.enum_name(finding, "kind", "FINDING_KIND_"),
             finding.rule_id,
-            where,
+            out.finding_where(finding),
             finding.title[:60],
         ]
 

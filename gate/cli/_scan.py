@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from gate.cli import _output as out
-from gate.cli._read import _artifact_ref, _obj
+from gate.cli._read import _artifact_ref, _obj, _pages
 from gate.v1 import common_pb2, scan_pb2
 from scanners.reports import to_sarif
 
@@ -115,16 +116,14 @@ def _follow(client: Any, queued: scan_pb2.Scan) -> scan_pb2.Scan:
 
 
 def _all_findings(client: Any, scan_id: str) -> list[scan_pb2.Finding]:
-    findings: list[scan_pb2.Finding] = []
-    token = ""
-    while True:
-        request = scan_pb2.ListFindingsRequest(scan_id=scan_id, page_size=1000, page_token=token)
+    def call(token: str, size: int) -> scan_pb2.ListFindingsResponse:
+        request = scan_pb2.ListFindingsRequest(scan_id=scan_id, page_size=size, page_token=token)
         page = client.call("gate.v1.ScanService/ListFindings", request)
         assert isinstance(page, scan_pb2.ListFindingsResponse)
-        findings += page.findings
-        token = page.next_page_token
-        if not token:
-            return findings
+        return page
+
+    pages = _pages(call, lambda page: page.findings, sys.maxsize)
+    return [finding for _, batch in pages for finding in batch]
 
 
 def _at_or_above(findings: list[scan_pb2.Finding], threshold: str) -> bool:
@@ -159,11 +158,7 @@ def _print(fmt: str, scans: list[scan_pb2.Scan], findings: list[scan_pb2.Finding
             f.scanner,
             out.enum_name(f, "kind", "FINDING_KIND_"),
             f.rule_id,
-            (
-                f"{f.package.name} {f.package.version}".strip()
-                if f.HasField("package")
-                else f"{f.location.path}:{f.location.start_line}"
-            ),
+            out.finding_where(f),
             f.title[:60],
         ]
         for f in findings
