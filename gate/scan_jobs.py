@@ -74,7 +74,7 @@ class ScanJobs:
         concurrency: int = 2,
         heartbeat: float = 10.0,
         root: Path | None = None,
-        warm_up: bool = False,
+        serving: bool = False,
     ) -> None:
         self._store = store
         self._providers = dict(providers)
@@ -88,18 +88,21 @@ class ScanJobs:
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._leases = threading.Thread(target=self._renew_leases, name="gate-scan-leases", daemon=True)
-        self._leases.start()
-        if warm_up:
-            # Ask each tool its version now (0.2-1 s each), not on the first scan.
+        if serving:
+            # A server expires other gates' stale scans from the start, and asks each
+            # tool its version now (0.2-1 s each) rather than on the first scan. A CLI
+            # process starts renewing leases with its first scan only: a command that
+            # merely reads must not write to the store.
+            self._leases.start()
             threading.Thread(target=self._warm_up, name="gate-scan-warm-up", daemon=True).start()
 
     @classmethod
     def from_config(
-        cls, config: Config, store: EvidenceStore, clock: Callable[[], datetime], *, warm_up: bool = False
+        cls, config: Config, store: EvidenceStore, clock: Callable[[], datetime], *, serving: bool = False
     ) -> ScanJobs:
         """Build the providers the configuration names and a runner over ``store``.
 
-        ``warm_up`` asks every tool its version in the background (for a server).
+        ``serving`` is for a long-running server (see ``__init__``).
 
         Raises:
             ConfigError: a provider or the secret key file is misconfigured (the key is named).
@@ -118,7 +121,7 @@ class ScanJobs:
             concurrency=settings.concurrency,
             heartbeat=settings.heartbeat,
             root=settings.root,
-            warm_up=warm_up,
+            serving=serving,
         )
 
     @property
@@ -186,6 +189,9 @@ class ScanJobs:
         per_scanner = _split_options(options, {name for name, _ in chosen})
         if self._closing.is_set():
             raise Unsupported("new scans", "this gate is shutting down")
+        with self._lock:
+            if self._leases.ident is None:  # not started yet (a CLI process)
+                self._leases.start()
         now = self._clock()
         started = []
         for name, provider in chosen:
@@ -365,7 +371,8 @@ class ScanJobs:
         for job in jobs:
             job.cancel.set()
         self._pool.shutdown(wait=True, cancel_futures=False)
-        self._leases.join(timeout=5)
+        if self._leases.is_alive():
+            self._leases.join(timeout=5)
 
 
 def _split_options(options: Mapping[str, str], scanners: set[str]) -> dict[str, dict[str, str]]:

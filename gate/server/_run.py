@@ -120,7 +120,7 @@ class GateServer:
         self._http_tasks: list[asyncio.Task[None]] = []
         self._grpc_server: grpc.aio.Server | None = None
         try:
-            scans = ScanJobs.from_config(config, store, utc_now, warm_up=True)
+            scans = ScanJobs.from_config(config, store, utc_now, serving=True)
             addresses, health = await self._start(Gate.from_config(config, store, scans), executor)
             self._install_signals()
             log.info(

@@ -245,7 +245,9 @@ def test_scans_of_a_gate_that_died_are_failed_by_the_next_one(tmp_path: Path) ->
             created_at=utc_now() - timedelta(minutes=10),
         )
         store.add_scan(orphan)
-        jobs = ScanJobs(store, {}, secret_key=b"k" * 32, workdir=tmp_path, clock=utc_now, heartbeat=1.0)
+        jobs = ScanJobs(
+            store, {}, secret_key=b"k" * 32, workdir=tmp_path, clock=utc_now, heartbeat=1.0, serving=True
+        )
         try:
             deadline = time.monotonic() + 10
             while store.get_scan(orphan.id).state is m.ScanState.RUNNING and time.monotonic() < deadline:  # type: ignore[union-attr]
@@ -293,3 +295,24 @@ def test_watching_an_unknown_scan_is_not_found(
     with pytest.raises(grpc.RpcError) as caught:
         list(watch(gate, "00000000-0000-4000-8000-000000000000"))
     assert caught.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+def test_a_cli_process_that_only_reads_leaves_stale_scans_to_a_server(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'gate.db'}")
+    try:
+        store.upsert_artifact(m.Artifact(COMMIT, m.ArtifactKind.SOURCE, utc_now()))
+        orphan = m.Scan(
+            id="22222222-2222-4333-8444-555555555555",
+            artifact_digest=COMMIT,
+            scanner="trivy",
+            target=m.ScanTarget(m.TargetKind.FILESYSTEM, "/src"),
+            state=m.ScanState.RUNNING,
+            created_at=utc_now() - timedelta(minutes=10),
+        )
+        store.add_scan(orphan)
+        jobs = ScanJobs(store, {}, secret_key=b"k" * 32, workdir=tmp_path, clock=utc_now, heartbeat=0.05)
+        time.sleep(0.5)
+        jobs.close()
+        assert store.get_scan(orphan.id) == orphan
+    finally:
+        store.close()
