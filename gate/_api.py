@@ -396,7 +396,7 @@ class Api:
                     resource=row.resource,
                     expected=row.expected,
                     actual=row.actual,
-                    passed=row.passed and not (strict and row.no_response),
+                    passed=row.agrees(strict=strict),
                     reason=row.reason,
                 )
                 for row in report.rows

@@ -71,6 +71,10 @@ class RowResult:
     # Index of the expected row (an entry of ``results:``) in its test file.
     row: int = 0
 
+    def agrees(self, *, strict: bool) -> bool:
+        """Whether the engine agrees; in strict mode a missing rule response disagrees."""
+        return self.passed and not (strict and self.no_response)
+
 
 @dataclass
 class SuiteReport:
@@ -81,7 +85,7 @@ class SuiteReport:
 
     def passed(self, *, strict: bool) -> int:
         """Number of comparisons that agree (strict: a missing rule response disagrees)."""
-        return sum(1 for r in self.rows if r.passed and not (strict and r.no_response))
+        return sum(1 for r in self.rows if r.agrees(strict=strict))
 
     def failed(self, *, strict: bool) -> int:
         """Number of comparisons that disagree."""
@@ -92,7 +96,7 @@ class SuiteReport:
         agreed: dict[tuple[str, int], bool] = {}
         for r in self.rows:
             key = (r.test_file, r.row)
-            agreed[key] = agreed.get(key, True) and r.passed and not (strict and r.no_response)
+            agreed[key] = agreed.get(key, True) and r.agrees(strict=strict)
         good = sum(agreed.values())
         return good, len(agreed) - good
 

@@ -32,7 +32,7 @@ def test_command(directory: Path, file_name: str, strict: bool, fail_only: bool)
     report = run_tests(directory, file_name)
     rows = []
     for index, row in enumerate(report.rows, start=1):
-        agrees = row.passed and not (strict and row.no_response)
+        agrees = row.agrees(strict=strict)
         if fail_only and agrees:
             continue
         reason = row.reason
