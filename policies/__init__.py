@@ -21,14 +21,17 @@ from typing import Any
 from gate.errors import InvalidArgument
 from policies import _engine, _loader
 from policies._admission import Verdict, verdict
-from policies._engine import ContextValues
+from policies._engine import UNANSWERED, ApiCall, ApiCallResolver, ContextValues
 from policies._errors import PolicyLoadError, ResourceLimitError
 from policies._match import UserInfo
 from policies._model import AdmissionRequest, Policy, ResourceRef, RuleResponse
 from policies._yaml import MAX_DEPTH, MAX_NODES, Document, check_depth, parse_documents
 
 __all__ = [
+    "UNANSWERED",
     "AdmissionRequest",
+    "ApiCall",
+    "ApiCallResolver",
     "ContextValues",
     "Policy",
     "PolicyBundle",

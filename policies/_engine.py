@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,35 @@ _NO_VALUES: Mapping[str, Any] = {}
 _PSS_MISSING = "podSecurity checks are not available (policies._pss has not landed)"
 
 
+@dataclass(frozen=True, slots=True)
+class ApiCall:
+    """A context ``apiCall`` entry with its variables substituted.
+
+    Attributes:
+        method: ``GET`` or ``POST``.
+        url: ``service.url`` when set, else ``urlPath`` (a Kubernetes API path).
+        data: the ``data`` entries as a mapping (the JSON body Kyverno would POST).
+    """
+
+    method: str
+    url: str
+    data: Mapping[str, Any]
+
+
+class _Unanswered:
+    def __repr__(self) -> str:
+        return "UNANSWERED"
+
+
+UNANSWERED: Any = _Unanswered()
+"""What an :data:`ApiCallResolver` returns for a call it does not serve."""
+
+ApiCallResolver = Callable[[ApiCall], Any]
+"""Answers ``apiCall`` context entries from data the caller already holds (never a network call
+inside the engine): returns the JSON response, or :data:`UNANSWERED`; raises
+:class:`~policies._errors.EvaluationError` for a call it serves but cannot answer."""
+
+
 @dataclass(frozen=True)
 class ContextValues:
     """Context values supplied from outside (a ``kyverno test`` Values file, or a caller).
@@ -28,11 +57,14 @@ class ContextValues:
         global_values: set for every rule.
         rule_values: ``{(policy, rule): {path: value}}``.
         foreach_values: ``{(policy, rule): {name: [value per element]}}``.
+        api_calls: answers ``apiCall`` context entries (gate answers calls to its own evidence
+            endpoint this way); without one, such entries stay unset as in ``kyverno test``.
     """
 
     global_values: Mapping[str, Any] = field(default_factory=dict)
     rule_values: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
     foreach_values: Mapping[tuple[str, str], Mapping[str, Sequence[Any]]] = field(default_factory=dict)
+    api_calls: ApiCallResolver | None = None
 
 
 def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -54,15 +86,22 @@ class _Scope:
     same ``request.operation || 'BACKGROUND'``); derived scopes hold rule data and do not.
     """
 
-    __slots__ = ("cache", "data", "delete")
+    __slots__ = ("api_calls", "cache", "data", "delete")
 
-    def __init__(self, data: dict[str, Any], delete: bool, cache: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        data: dict[str, Any],
+        delete: bool,
+        cache: dict[str, Any] | None = None,
+        api_calls: ApiCallResolver | None = None,
+    ) -> None:
         self.data = data
         self.delete = delete
         self.cache = cache
+        self.api_calls = api_calls
 
     def child(self) -> _Scope:
-        return _Scope(dict(self.data), self.delete)
+        return _Scope(dict(self.data), self.delete, None, self.api_calls)
 
     def query(self, expression: str) -> Any:
         if self.cache is not None and expression in self.cache:
@@ -217,7 +256,7 @@ def _evaluate_rule(policy: Policy, rule: Rule, state: _Request) -> _Outcome | No
     validate = rule.validate
     if delete and ("pattern" in validate or "anyPattern" in validate or "podSecurity" in validate):
         return None
-    scope = _Scope(state.base, delete, state.cache)
+    scope = _Scope(state.base, delete, state.cache, state.values.api_calls)
     rule_values = state.values.rule_values
     supplied = (rule_values.get((policy.key, rule.name)) if rule_values else None) or _NO_VALUES
     if supplied or rule.context:
@@ -269,11 +308,37 @@ def _load_context(
         if name in given:
             continue
         variable = entry.get("variable")
-        if not isinstance(variable, Mapping):
-            # configMap/apiCall/imageRegistry/globalReference need a cluster or registry client:
-            # the engine is pure, so they come from supplied values or stay unset.
+        if isinstance(variable, Mapping):
+            scope.data[name] = _variable(scope, name, variable)
             continue
-        scope.data[name] = _variable(scope, name, variable)
+        call = entry.get("apiCall")
+        if isinstance(call, Mapping) and scope.api_calls is not None:
+            answer = _api_call(scope, call, scope.api_calls)
+            if answer is not UNANSWERED:
+                scope.data[name] = answer
+        # configMap/imageRegistry/globalReference (and apiCalls nobody answers) need a cluster or
+        # registry client: the engine is pure, so they come from supplied values or stay unset.
+
+
+def _api_call(scope: _Scope, call: Mapping[str, Any], resolve: ApiCallResolver) -> Any:
+    """Kyverno's apiCall: substitute, call, ``jmesPath`` on the response, ``default`` on null or error."""
+    service = call.get("service") or {}
+    url = str(scope.substitute(service.get("url") or call.get("urlPath") or ""))
+    data = {str(item.get("key", "")): scope.substitute(item.get("value")) for item in call.get("data") or ()}
+    has_default = "default" in call
+    try:
+        response = resolve(ApiCall(str(call.get("method") or "GET").upper(), url, data))
+        if response is UNANSWERED:
+            return UNANSWERED
+        path = call.get("jmesPath")
+        output = _jmes.search(str(scope.substitute(path)), response) if path else response
+    except EvaluationError:
+        if not has_default:
+            raise
+        output = None
+    if output is None and has_default:
+        output = scope.substitute(call["default"])
+    return output
 
 
 def _variable(scope: _Scope, name: str, variable: Mapping[str, Any]) -> Any:
