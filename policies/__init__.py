@@ -22,17 +22,20 @@ from gate.errors import InvalidArgument
 from policies import _engine, _loader
 from policies._admission import Verdict, verdict
 from policies._engine import UNANSWERED, ApiCall, ApiCallResolver, ContextValues
-from policies._errors import PolicyLoadError, ResourceLimitError
+from policies._errors import EvaluationError, PolicyLoadError, ResourceLimitError
 from policies._match import UserInfo
 from policies._model import AdmissionRequest, Policy, ResourceRef, RuleResponse
 from policies._yaml import MAX_DEPTH, MAX_NODES, Document, check_depth, parse_documents
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_NODES",
     "UNANSWERED",
     "AdmissionRequest",
     "ApiCall",
     "ApiCallResolver",
     "ContextValues",
+    "EvaluationError",
     "Policy",
     "PolicyBundle",
     "PolicyLoadError",
@@ -41,6 +44,7 @@ __all__ = [
     "RuleResponse",
     "UserInfo",
     "Verdict",
+    "check_depth",
     "load_policies",
     "parse_policies",
     "verdict",

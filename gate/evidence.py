@@ -1,0 +1,231 @@
+"""The evidence gate holds about an artifact, as the JSON document policies read.
+
+Policies reach evidence through a Kyverno ``apiCall`` context entry whose
+``service.url`` is gate's evidence endpoint (:data:`EVIDENCE_PATH` on the
+webhook listener)::
+
+    context:
+    - name: evidence
+      apiCall:
+        method: POST
+        data:
+        - key: image
+          value: "{{ element.image }}"
+        service:
+          url: https://gate.gate-system.svc:8443/v1/evidence
+
+In a cluster Kyverno makes that call; gate, evaluating the same file for a
+pipeline or an admission review, answers it from the records it already holds
+(:func:`evidence_document`) without a network round trip. One policy file
+therefore means the same in both places.
+
+The document (every key always present, so conditions never hit a missing key)::
+
+    image            the reference asked about
+    digest           sha256:... or null when gate knows no artifact for it
+    known            whether gate holds any record for the artifact
+    signature        {verified: bool, verification_id, verified_at, signers: [...]}
+    attestations     {<predicateType>: {verified: bool, signer}}
+    sbom             {present: bool, id, components, created_at}
+    scan             {present: bool, ids: [...], scanners: [...], finished_at,
+                      findings, vulnerabilities: {critical, high, medium, low, info, unknown},
+                      fixable: {same keys}, secrets, misconfigurations, licenses, code}
+    quality_gate     {status: "OK" | "ERROR" | "WARN" | "NONE"}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gate.model import FindingKind, Sbom, Scan, Severity, Verification
+from policies import UNANSWERED, ApiCall, ApiCallResolver, EvaluationError
+
+EVIDENCE_PATH = "/v1/evidence"
+
+_SEVERITY_KEYS = {severity: severity.name.lower() for severity in Severity}
+# Code-quality kinds (SonarQube, Snyk Code) are reported as one ``code`` total.
+_CODE_KINDS = frozenset({FindingKind.CODE, FindingKind.BUG, FindingKind.CODE_SMELL, FindingKind.HOTSPOT})
+
+
+@dataclass(frozen=True, slots=True)
+class FindingTally:
+    """Findings of one scan grouped by kind, severity and whether a fix exists."""
+
+    kind: FindingKind
+    severity: Severity
+    fixable: bool
+    count: int
+
+
+@dataclass(frozen=True)
+class ScanEvidence:
+    """One completed scan with its finding tallies (immutable once the scan finished)."""
+
+    scan: Scan
+    tallies: tuple[FindingTally, ...] = ()
+    quality_gate: str = ""
+
+
+@dataclass(frozen=True)
+class ArtifactEvidence:
+    """Every record gate holds about one artifact, as read from the store."""
+
+    digest: str
+    scans: tuple[ScanEvidence, ...] = ()
+    sbom: Sbom | None = None
+    verification: Verification | None = None
+
+    @property
+    def record_ids(self) -> tuple[str, ...]:
+        """Ids of the records a decision used (for the audit trail)."""
+        found = [s.scan.id for s in self.scans]
+        if self.sbom is not None:
+            found.append(self.sbom.id)
+        if self.verification is not None:
+            found.append(self.verification.id)
+        return tuple(found)
+
+
+def _severity_table() -> dict[str, int]:
+    return dict.fromkeys(_SEVERITY_KEYS.values(), 0)
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def _scan_part(scans: Sequence[ScanEvidence]) -> dict[str, Any]:
+    vulnerabilities = _severity_table()
+    fixable = _severity_table()
+    totals = {"secrets": 0, "misconfigurations": 0, "licenses": 0, "code": 0, "findings": 0}
+    for item in scans:
+        for tally in item.tallies:
+            totals["findings"] += tally.count
+            if tally.kind is FindingKind.VULNERABILITY:
+                key = _SEVERITY_KEYS[tally.severity]
+                vulnerabilities[key] += tally.count
+                if tally.fixable:
+                    fixable[key] += tally.count
+            elif tally.kind is FindingKind.SECRET:
+                totals["secrets"] += tally.count
+            elif tally.kind is FindingKind.MISCONFIGURATION:
+                totals["misconfigurations"] += tally.count
+            elif tally.kind is FindingKind.LICENSE:
+                totals["licenses"] += tally.count
+            elif tally.kind in _CODE_KINDS:
+                totals["code"] += tally.count
+    finished = [s.scan.finished_at for s in scans if s.scan.finished_at is not None]
+    return {
+        "present": bool(scans),
+        "ids": [s.scan.id for s in scans],
+        "scanners": [s.scan.scanner for s in scans],
+        "finished_at": _time(max(finished)) if finished else None,
+        "vulnerabilities": vulnerabilities,
+        "fixable": fixable,
+        **totals,
+    }
+
+
+def _quality_gate(scans: Iterable[ScanEvidence]) -> str:
+    statuses = [s.quality_gate for s in scans if s.quality_gate]
+    if not statuses:
+        return "NONE"
+    # Several analyses: the worst status stands for all.
+    for status in ("ERROR", "WARN", "OK"):
+        if status in statuses:
+            return status
+    return statuses[0]
+
+
+def evidence_document(image: str, evidence: ArtifactEvidence | None) -> dict[str, Any]:
+    """The evidence JSON for ``image`` (see the module documentation for its shape)."""
+    verification = evidence.verification if evidence is not None else None
+    sbom = evidence.sbom if evidence is not None else None
+    scans = evidence.scans if evidence is not None else ()
+    attestations: dict[str, dict[str, Any]] = {}
+    if verification is not None:
+        for attestation in verification.attestations:
+            current = attestations.get(attestation.predicate_type)
+            # One verified attestation of a type is enough; keep the verified one.
+            if current is None or (attestation.verified and not current["verified"]):
+                attestations[attestation.predicate_type] = {
+                    "verified": attestation.verified,
+                    "signer": attestation.signer,
+                }
+    return {
+        "image": image,
+        "digest": evidence.digest if evidence is not None else None,
+        "known": evidence is not None and bool(evidence.record_ids),
+        "signature": {
+            "verified": bool(verification is not None and verification.verified),
+            "verification_id": verification.id if verification is not None else None,
+            "verified_at": _time(verification.verified_at) if verification is not None else None,
+            "signers": [s.signer for s in verification.signatures if s.verified]
+            if verification is not None
+            else [],
+        },
+        "attestations": attestations,
+        "sbom": {
+            "present": sbom is not None,
+            "id": sbom.id if sbom is not None else None,
+            "components": sbom.component_count if sbom is not None else 0,
+            "created_at": _time(sbom.created_at) if sbom is not None else None,
+        },
+        "scan": _scan_part(scans),
+        "quality_gate": {"status": _quality_gate(scans)},
+    }
+
+
+def request_image(data: Mapping[str, Any]) -> str:
+    """The image an evidence request names (``{"image": ...}``), checked.
+
+    Raises:
+        ValueError: the request has no non-empty string ``image``.
+    """
+    image = data.get("image")
+    if not isinstance(image, str) or not image.strip():
+        got = type(image).__name__ if image is not None else "nothing"
+        raise ValueError(f"expected 'image' to be a non-empty string, got {got}")
+    return image.strip()
+
+
+DEFAULT_EVIDENCE_URL = "https://gate.gate-system.svc:8443" + EVIDENCE_PATH
+
+
+def _normal_url(url: str) -> str:
+    return url.strip().rstrip("/").lower()
+
+
+def evidence_resolver(
+    documents: Mapping[str, Mapping[str, Any]],
+    *,
+    urls: Iterable[str] = (DEFAULT_EVIDENCE_URL,),
+    missing: Callable[[str], Mapping[str, Any]] | None = None,
+) -> ApiCallResolver:
+    """An apiCall resolver answering calls to gate's evidence URL(s) from prefetched documents.
+
+    Args:
+        documents: evidence documents by image reference, fetched before evaluation (one
+            batched store read per request, never a read per rule).
+        urls: the URLs policies use for gate's evidence endpoint; other calls stay unanswered.
+        missing: builds the document for an image not prefetched (an image computed by a
+            policy expression); None answers with the "unknown artifact" document.
+    """
+    served = frozenset(_normal_url(u) for u in urls)
+
+    def resolve(call: ApiCall) -> Any:
+        if _normal_url(call.url) not in served:
+            return UNANSWERED
+        try:
+            image = request_image(call.data)
+        except ValueError as error:
+            raise EvaluationError(f"evidence request: {error}") from None
+        document = documents.get(image)
+        if document is not None:
+            return document
+        return missing(image) if missing is not None else evidence_document(image, None)
+
+    return resolve
