@@ -1,0 +1,196 @@
+"""What a pipeline Decide evaluates: its subject as resources, the policies of its stage, hints.
+
+Kyverno policies match Kubernetes resources, so a pipeline subject is turned
+into the resources a cluster would see:
+
+- an image becomes the Pod that would run it (namespace = the project, or
+  ``default``), so image rules, autogen rules and evidence rules apply to it
+  exactly as at admission;
+- a manifest is evaluated document by document, as the API server would
+  receive them;
+- a source tree becomes a ``SourceTree`` resource (``gate.dev/v1``) with
+  ``spec.repository``, ``spec.commit`` and ``spec.artifact`` (the digest gate
+  keeps its evidence under), for policies written for the source stages.
+
+A policy applies to the stages listed in its ``gate.dev/stages`` annotation
+(comma-separated); without the annotation it applies to every stage and to
+admission. Remediation hints come from ``gate.dev/remediation`` (whole policy)
+or ``gate.dev/remediation.<rule>`` annotations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gate.errors import InvalidArgument
+from policies import Policy, PolicyBundle, PolicyLoadError, ResourceLimitError
+from policies._yaml import MAX_DEPTH, MAX_NODES, check_depth, parse_documents
+
+STAGES_ANNOTATION = "gate.dev/stages"
+REMEDIATION_ANNOTATION = "gate.dev/remediation"
+ADMISSION_STAGE = "admission"
+# A pipeline manifest is a release's worth of YAML, not a cluster dump.
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_MANIFEST_DOCUMENTS = 500
+_STAGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_NAME_UNSAFE = re.compile(r"[^a-z0-9.-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceTree:
+    """A repository at a commit, and the artifact digest gate records its evidence under."""
+
+    repository: str
+    commit: str
+    artifact_digest: str = ""
+
+
+def check_stage(stage: str) -> str:
+    """The stage name, checked: lowercase letters, digits, ``-`` and ``_``, at most 63 characters.
+
+    Raises:
+        InvalidArgument: on ``stage`` naming what is wrong.
+    """
+    if not _STAGE.match(stage):
+        raise InvalidArgument(
+            "stage", f"expected a lowercase stage name such as 'publish' or 'deploy', got {stage!r}"
+        )
+    return stage
+
+
+def policy_stages(policy: Policy) -> frozenset[str] | None:
+    """The stages a policy is limited to, or None when it applies everywhere."""
+    raw = policy.annotations.get(STAGES_ANNOTATION, "")
+    stages = frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
+    return stages or None
+
+
+def policies_for_stage(bundle: PolicyBundle, stage: str) -> list[str]:
+    """Keys of the bundle's policies that apply to ``stage``, in load order."""
+    chosen = []
+    for policy in bundle.policies:
+        stages = policy_stages(policy)
+        if stages is None or stage in stages:
+            chosen.append(policy.key)
+    return chosen
+
+
+def remediation(bundle: PolicyBundle, policy_key: str, rule: str) -> str:
+    """The remediation hint for a failing rule, when its policy gives one."""
+    policy = bundle.policy(policy_key)
+    if policy is None:
+        return ""
+    return policy.annotations.get(f"{REMEDIATION_ANNOTATION}.{rule}") or policy.annotations.get(
+        REMEDIATION_ANNOTATION, ""
+    )
+
+
+def _dns_label(text: str) -> str:
+    label = _NAME_UNSAFE.sub("-", text.lower()).strip("-.")
+    return label[:63].rstrip("-.") or "subject"
+
+
+def image_pod(image: str, project: str) -> dict[str, Any]:
+    """The Pod that would run ``image`` in the project's namespace."""
+    repository = image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": _dns_label(f"gate-decide-{repository}"),
+            "namespace": _dns_label(project) if project else "default",
+            "labels": {"app.kubernetes.io/managed-by": "gate"},
+        },
+        "spec": {"containers": [{"name": _dns_label(repository), "image": image}]},
+    }
+
+
+def source_resource(source: SourceTree, project: str) -> dict[str, Any]:
+    """The ``SourceTree`` resource that stands for a repository at a commit."""
+    name = source.repository.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+    return {
+        "apiVersion": "gate.dev/v1",
+        "kind": "SourceTree",
+        "metadata": {
+            "name": _dns_label(name),
+            "namespace": _dns_label(project) if project else "default",
+        },
+        "spec": {
+            "repository": source.repository,
+            "commit": source.commit,
+            "artifact": source.artifact_digest,
+        },
+    }
+
+
+def manifest_resources(manifest: bytes) -> list[dict[str, Any]]:
+    """The Kubernetes objects of a YAML or JSON manifest (``List`` kinds expanded).
+
+    Raises:
+        InvalidArgument: on ``manifest``: not UTF-8, malformed, too large, too deep, or a
+            document that is not a Kubernetes object, naming the document.
+    """
+    if len(manifest) > MAX_MANIFEST_BYTES:
+        raise InvalidArgument("manifest", f"expected at most {MAX_MANIFEST_BYTES} bytes, got {len(manifest)}")
+    try:
+        text = manifest.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidArgument(
+            "manifest", f"expected UTF-8 text: {error.reason} at byte {error.start}"
+        ) from None
+    try:
+        documents = [document.data for document in parse_documents(text, "manifest")]
+    except PolicyLoadError as error:
+        raise InvalidArgument("manifest", str(error).removeprefix("manifest: ")) from None
+    resources: list[dict[str, Any]] = []
+    for index, data in enumerate(documents):
+        field = f"manifest[{index}]"
+        try:
+            check_depth(data, field, MAX_DEPTH, MAX_NODES)
+        except ResourceLimitError as error:
+            raise InvalidArgument(field, str(error)) from None
+        items = data.get("items") if isinstance(data, dict) and data.get("kind") == "List" else [data]
+        if not isinstance(items, list):
+            raise InvalidArgument(f"{field}.items", f"expected a list, got {type(items).__name__}")
+        for item in items:
+            resources.append(_check_object(item, field))
+            if len(resources) > MAX_MANIFEST_DOCUMENTS:
+                raise InvalidArgument("manifest", f"expected at most {MAX_MANIFEST_DOCUMENTS} objects")
+    if not resources:
+        raise InvalidArgument("manifest", "expected at least one Kubernetes object, got an empty document")
+    return resources
+
+
+def _check_object(item: Any, field: str) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise InvalidArgument(field, f"expected a Kubernetes object (a mapping), got {type(item).__name__}")
+    for key in ("apiVersion", "kind"):
+        if not isinstance(item.get(key), str) or not item[key]:
+            raise InvalidArgument(f"{field}.{key}", f"expected a non-empty string, got {item.get(key)!r}")
+    return item
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted-key compact JSON: what request digests and signed records are computed over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def images_of(resources: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every container image the resources run, as written (what ``element.image`` is), in order."""
+    from policies._images import pod_spec
+
+    seen: dict[str, None] = {}
+    for resource in resources:
+        spec = pod_spec(resource)
+        if spec is None:
+            continue
+        for group in ("initContainers", "containers", "ephemeralContainers"):
+            for container in spec.get(group) or ():
+                image = container.get("image") if isinstance(container, Mapping) else None
+                if isinstance(image, str) and image:
+                    seen.setdefault(image, None)
+    return list(seen)
