@@ -25,6 +25,16 @@ from policies._engine import UNANSWERED, ApiCall, ApiCallResolver, ContextValues
 from policies._errors import EvaluationError, PolicyLoadError, ResourceLimitError
 from policies._match import UserInfo
 from policies._model import AdmissionRequest, Policy, ResourceRef, RuleResponse
+from policies._verify_images import (
+    AttestationOutcome,
+    Attestor,
+    CertificateAttestor,
+    ImageVerifier,
+    KeyAttestor,
+    KeylessAttestor,
+    Rekor,
+    SignatureOutcome,
+)
 from policies._yaml import MAX_DEPTH, MAX_NODES, Document, check_depth, parse_documents
 
 __all__ = [
@@ -34,14 +44,22 @@ __all__ = [
     "AdmissionRequest",
     "ApiCall",
     "ApiCallResolver",
+    "AttestationOutcome",
+    "Attestor",
+    "CertificateAttestor",
     "ContextValues",
     "EvaluationError",
+    "ImageVerifier",
+    "KeyAttestor",
+    "KeylessAttestor",
     "Policy",
     "PolicyBundle",
     "PolicyLoadError",
+    "Rekor",
     "ResourceLimitError",
     "ResourceRef",
     "RuleResponse",
+    "SignatureOutcome",
     "UserInfo",
     "Verdict",
     "check_depth",

@@ -9,7 +9,7 @@ from typing import Any
 
 from gate.errors import EvidenceError
 from gate.model import EnforcementAction, RuleOutcome
-from policies import _images, _jmes, _operators, _pattern, _wildcard
+from policies import _images, _jmes, _operators, _pattern, _verify_images, _wildcard
 from policies._errors import EvaluationError
 from policies._match import Target, UserInfo
 from policies._model import AdmissionRequest, Policy, ResourceRef, Rule, RuleResponse
@@ -59,12 +59,15 @@ class ContextValues:
         foreach_values: ``{(policy, rule): {name: [value per element]}}``.
         api_calls: answers ``apiCall`` context entries (gate answers calls to its own evidence
             endpoint this way); without one, such entries stay unset as in ``kyverno test``.
+        image_verifier: checks signatures and attestations for ``verifyImages`` rules; without
+            one those rules are skipped with a note, as ``kyverno test`` does without a registry.
     """
 
     global_values: Mapping[str, Any] = field(default_factory=dict)
     rule_values: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
     foreach_values: Mapping[tuple[str, str], Mapping[str, Sequence[Any]]] = field(default_factory=dict)
     api_calls: ApiCallResolver | None = None
+    image_verifier: _verify_images.ImageVerifier | None = None
 
 
 def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -274,6 +277,8 @@ def _evaluate_rule(policy: Policy, rule: Rule, state: _Request) -> _Outcome | No
             return _Outcome(RuleOutcome.ERROR, f"failed to evaluate preconditions: {exc}")
         if not held:
             return _Outcome(RuleOutcome.SKIP, f"preconditions not met; {message}".rstrip("; "))
+    if rule.verify_images:
+        return _verify(rule, scope, state)
     result = _validate(policy, rule, scope, state, state.resource)
     if (
         result is not None
@@ -292,6 +297,48 @@ def _evaluate_rule(policy: Policy, rule: Rule, state: _Request) -> _Outcome | No
         if previous is not None and previous.status is RuleOutcome.FAIL:
             return _Outcome(RuleOutcome.SKIP, "skipped: pre-existing violations are allowed")
     return result
+
+
+_NO_VERIFIER = "verifyImages rules need an image verifier (registry access); none was given"
+
+
+def _verify(rule: Rule, scope: _Scope, state: _Request) -> _Outcome | None:
+    """A ``verifyImages`` rule: every selected image of the resource must pass every entry."""
+    if state.request.operation == "DELETE":
+        return None
+    verifier = state.values.image_verifier
+    if verifier is None:
+        return _Outcome(RuleOutcome.SKIP, _NO_VERIFIER)
+
+    def conditions(variables: Mapping[str, Any], blocks: Sequence[Mapping[str, Any]]) -> tuple[bool, str]:
+        inner = scope.child()
+        inner.data.update(variables)
+        for block in blocks:
+            held, message = _conditions(inner, block)
+            if not held:
+                return False, message
+        return True, ""
+
+    checked = 0
+    patches: list[str] = []
+    for image, parsed in _verify_images.resource_images(state.resource):
+        for entry in rule.verify_images:
+            if not entry.applies_to(image, parsed["reference"]):
+                continue
+            checked += 1
+            result = _verify_images.verify_image(entry, image, verifier, conditions)
+            if result.error:
+                return _Outcome(RuleOutcome.ERROR, result.message)
+            if not result.passed:
+                return _Outcome(RuleOutcome.FAIL, result.message)
+            if result.patched:
+                patches.append(result.patched)
+    if not checked:
+        return None
+    message = "verified image signatures and attestations"
+    if patches:
+        message += "; mutateDigest would set " + ", ".join(patches)
+    return _Outcome(RuleOutcome.PASS, message)
 
 
 def _load_context(

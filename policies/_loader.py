@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.model import EnforcementAction
-from policies import _autogen, _operators, _pattern, _schema
+from policies import _autogen, _operators, _pattern, _schema, _verify_images
 from policies._errors import PolicyLoadError
 from policies._jmes import CompileError, compile_expression, has_variables, variables_in
 from policies._match import Selection
@@ -29,7 +29,6 @@ _UNSUPPORTED_VALIDATE = {
 _UNSUPPORTED_RULES = {
     "mutate": "mutate rules are not supported by this engine yet",
     "generate": "generate rules are not supported by this engine yet",
-    "verifyImages": "verifyImages rules need the signatures feature, which has not landed yet",
 }
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _PSS_LEVELS = ("privileged", "baseline", "restricted")
@@ -216,6 +215,7 @@ def _rule(document: Document, raw: dict[str, Any], path: FieldPath) -> Rule:  # 
     _check_context(document, raw.get("context"), (*path, "context"))
     _check_conditions(document, raw.get("preconditions"), (*path, "preconditions"))
     validate = raw.get("validate") or {}
+    verify_images: tuple[_verify_images.ImageRule, ...] = ()
     unsupported = ""
     for key, reason in _UNSUPPORTED_RULES.items():
         if raw.get(key):
@@ -251,6 +251,10 @@ def _rule(document: Document, raw: dict[str, Any], path: FieldPath) -> Rule:  # 
         overrides = _overrides(
             document, (*path, "validate", "failureActionOverrides"), validate.get("failureActionOverrides")
         )
+    elif "verifyImages" in raw and not unsupported:
+        verify_images = _verify_images.compile_rules(
+            raw["verifyImages"], (*path, "verifyImages"), document.error
+        )
     elif not unsupported:
         raise document.error(path, "rule has no validate, mutate, generate or verifyImages block")
     for key in ("context", "preconditions", "validate"):
@@ -268,6 +272,7 @@ def _rule(document: Document, raw: dict[str, Any], path: FieldPath) -> Rule:  # 
         overrides=overrides,
         allow_existing_violations=bool(validate.get("allowExistingViolations", True)),
         unsupported=unsupported,
+        verify_images=verify_images,
     )
 
 

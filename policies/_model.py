@@ -37,6 +37,8 @@ class Rule:
     allow_existing_violations: bool
     unsupported: str = ""
     autogen_of: str = ""
+    # Compiled ``verifyImages`` entries (policies._verify_images.ImageRule); empty for other rules.
+    verify_images: tuple[Any, ...] = ()
     # Which validate block the engine runs, decided once (the first of pattern/anyPattern, deny,
     # foreach, podSecurity the rule has; "" for none).
     validate_kind: str = field(init=False, repr=False, compare=False, default="")
