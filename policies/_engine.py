@@ -9,7 +9,7 @@ from typing import Any
 
 from gate.errors import EvidenceError
 from gate.model import EnforcementAction, RuleOutcome
-from policies import _images, _jmes, _operators, _pattern, _verify_images, _wildcard
+from policies import _cel_policy, _images, _jmes, _operators, _pattern, _verify_images, _wildcard
 from policies._errors import EvaluationError
 from policies._match import Target, UserInfo
 from policies._model import AdmissionRequest, Policy, ResourceRef, Rule, RuleResponse
@@ -68,6 +68,9 @@ class ContextValues:
     foreach_values: Mapping[tuple[str, str], Mapping[str, Sequence[Any]]] = field(default_factory=dict)
     api_calls: ApiCallResolver | None = None
     image_verifier: _verify_images.ImageVerifier | None = None
+    # Offline data for CEL policies (namespace objects, resource.Get/List and image.GetMetadata
+    # answers, paramResources); None builds namespaceObject from the request.
+    cel: _cel_policy.CelInputs | None = None
 
 
 def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -134,6 +137,13 @@ class _Request:
     base: dict[str, Any]
     values: ContextValues
     cache: dict[str, Any] = field(default_factory=dict)
+    cel: _cel_policy.RequestState | None = None
+
+    def cel_state(self) -> _cel_policy.RequestState:
+        """The request's CEL state, made on first use (inputs converted once per request)."""
+        if self.cel is None:
+            self.cel = _cel_policy.new_state(self.request, self.target, self.values.cel)
+        return self.cel
 
 
 def _split_api_version(api_version: str) -> tuple[str, str]:
@@ -222,6 +232,8 @@ def evaluate_policy(policy: Policy, state: _Request) -> list[RuleResponse]:
     """The responses of every matching rule of ``policy``."""
     if policy.namespace and state.target.namespace != policy.namespace:
         return []
+    if policy.cel is not None:
+        return _evaluate_cel_policy(policy, state)
     responses: list[RuleResponse] = []
     kind = state.target.kind
     for rule in policy.rules:
@@ -247,6 +259,34 @@ def evaluate_policy(policy: Policy, state: _Request) -> list[RuleResponse]:
         )
         if policy.apply_one and outcome.status in (RuleOutcome.PASS, RuleOutcome.FAIL):
             break
+    return responses
+
+
+def _evaluate_cel_policy(policy: Policy, state: _Request) -> list[RuleResponse]:
+    """A ValidatingPolicy or ValidatingAdmissionPolicy: unnamed responses (one per binding for VAPs)."""
+    responses: list[RuleResponse] = []
+
+    def respond(rule: str, outcome: RuleOutcome, message: str, action: EnforcementAction) -> None:
+        responses.append(
+            RuleResponse(
+                policy=policy.key,
+                rule=rule,
+                outcome=outcome,
+                message=message,
+                action=action,
+                resource=state.ref,
+                failure_policy=policy.failure_policy,
+                scored=policy.scored,
+                category=policy.category,
+                severity=policy.severity,
+            )
+        )
+
+    compiled = policy.cel
+    if compiled.kind == _cel_policy.VAP_KIND:
+        _cel_policy.evaluate_admission_policy(compiled, state.cel_state(), respond)
+    else:
+        _cel_policy.evaluate_validating_policy(compiled, state.cel_state(), respond)
     return responses
 
 
@@ -302,7 +342,7 @@ def _evaluate_rule(policy: Policy, rule: Rule, state: _Request) -> _Outcome | No
 _NO_VERIFIER = "verifyImages rules need an image verifier (registry access); none was given"
 
 
-def _verify(rule: Rule, scope: _Scope, state: _Request) -> _Outcome | None:
+def _verify(rule: Rule, scope: _Scope, state: _Request) -> _Outcome | None:  # noqa: PLR0911  # one exit per Kyverno result
     """A ``verifyImages`` rule: every selected image of the resource must pass every entry."""
     if state.request.operation == "DELETE":
         return None
@@ -326,7 +366,11 @@ def _verify(rule: Rule, scope: _Scope, state: _Request) -> _Outcome | None:
             if not entry.applies_to(image, parsed["reference"]):
                 continue
             checked += 1
-            result = _verify_images.verify_image(entry, image, verifier, conditions)
+            try:
+                result = _verify_images.verify_image(entry, image, verifier, conditions)
+            except EvaluationError as exc:
+                # The verifier could not decide (registry unreachable): failurePolicy applies.
+                return _Outcome(RuleOutcome.ERROR, f"failed to verify image {image}: {exc}")
             if result.error:
                 return _Outcome(RuleOutcome.ERROR, result.message)
             if not result.passed:
@@ -450,7 +494,7 @@ def _message(scope: _Scope, rule: Rule) -> str:
     return text if isinstance(text, str) else _jmes.to_text(text)
 
 
-def _validate(
+def _validate(  # noqa: PLR0911  # one exit per validate kind
     policy: Policy, rule: Rule, scope: _Scope, state: _Request, resource: Mapping[str, Any]
 ) -> _Outcome | None:
     validate = rule.validate
@@ -464,6 +508,11 @@ def _validate(
         return _foreach_rule(rule, scope, validate["foreach"], resource, values)
     if kind == "podSecurity":
         return _pod_security(rule, validate["podSecurity"], resource)
+    if kind == "cel":
+        if resource is not state.resource:
+            return None  # Kyverno's re-validation of the old object applies to pattern rules only
+        status, message = _cel_policy.evaluate_rule(rule.name, rule.cel, state.cel_state())
+        return _Outcome(status, message)
     return _Outcome(RuleOutcome.ERROR, "rule has nothing to validate")
 
 
