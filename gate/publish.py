@@ -172,9 +172,19 @@ def sign_image(client: Publisher, image: ImageRef, digest: str, key: SigningKey)
 
 
 def attest_image(
-    client: Publisher, image: ImageRef, digest: str, predicate_uri: str, predicate: object, key: SigningKey
+    client: Publisher,
+    image: ImageRef,
+    digest: str,
+    predicate_uri: str,
+    predicate: object,
+    key: SigningKey,
+    *,
+    replace: bool = False,
 ) -> tuple[bytes, Attached]:
-    """Sign an attestation about ``image`` at ``digest`` and push it as ``cosign attest --key`` does."""
+    """Sign an attestation about ``image`` at ``digest`` and push it as ``cosign attest --key`` does.
+
+    With ``replace`` earlier attestations of the same predicate type are dropped (``--replace``).
+    """
     envelope = attestation_envelope(image, digest, predicate_uri, predicate, key)
     annotations = {ANNOTATION_SIGNATURE: "", "predicateType": predicate_uri}
     attached = attach(
@@ -185,6 +195,6 @@ def attest_image(
         envelope,
         media.DSSE_ENVELOPE,
         annotations,
-        replace_predicate=predicate_uri,
+        replace_predicate=predicate_uri if replace else "",
     )
     return envelope, attached

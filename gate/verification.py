@@ -20,12 +20,15 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from gate._cache import CacheStats, SharedCache
-from gate.errors import EvidenceError, InfrastructureError
+from gate.errors import EvidenceError, InfrastructureError, InvalidArgument
+from gate.model import AttestationResult, SignatureResult
+from gate.model import Verification as VerificationRecord
 from gate.oci import ImageRef, ImageSource
 from gate.signatures import Identity, SignaturePolicy, TrustRoot, load_certificate, load_public_key
 from gate.signatures._image import AttestationRequirement, ImagePolicy, ImageVerification, verify_image
@@ -268,3 +271,77 @@ class KyvernoImageVerifier:
         except InfrastructureError as error:
             # A registry outage is not a verdict: the rule errors and failurePolicy decides.
             raise EvaluationError(f"cannot verify {image}: {error.message}") from None
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    """What a VerifyImage call asks, in domain terms.
+
+    ``public_keys`` are PEM keys (any may have signed); ``identities`` are keyless
+    identities; ``predicate_types`` each need a verified attestation by the same signers.
+    With ``attestations_only`` the image's own signatures are not required (``cosign
+    verify-attestation``).
+    """
+
+    public_keys: tuple[str, ...] = ()
+    identities: tuple[Identity, ...] = ()
+    require_tlog: bool = False
+    predicate_types: tuple[str, ...] = ()
+    attestations_only: bool = False
+
+    def policy(self) -> tuple[ImagePolicy, str]:
+        """The image policy and its cache key.
+
+        Raises:
+            InvalidArgument: no signer named, a key that does not parse, a bad regexp.
+        """
+        keys: list[Any] = []
+        for index, pem in enumerate(self.public_keys):
+            found = _public_keys(pem)
+            if not found:
+                raise InvalidArgument(f"policy.public_keys[{index}]", "expected a PEM public key")
+            keys.extend(found)
+        signers = SignaturePolicy(
+            keys=tuple(keys),
+            identities=self.identities,
+            require_tlog=self.require_tlog,
+        )
+        attestations = tuple(AttestationRequirement(t, signers) for t in self.predicate_types)
+        policy = ImagePolicy(signers=None if self.attestations_only else signers, attestations=attestations)
+        fingerprints = tuple(sorted(k.fingerprint for k in keys))
+        key = policy_key(
+            fingerprints, self.identities, self.require_tlog, self.predicate_types, self.attestations_only
+        )
+        return policy, key
+
+
+def to_record(result: ImageVerification, record_id: str, verified_at: datetime) -> VerificationRecord:
+    """The stored evidence of one image verification."""
+    signatures = tuple(
+        SignatureResult(
+            verified=check.verified,
+            signer=check.signer,
+            tlog_index=check.tlog_index if check.tlog_index is not None else -1,
+            error="" if check.verified else check.reason,
+        )
+        for check in result.signatures
+    )
+    attestations = tuple(
+        AttestationResult(
+            predicate_type=predicate_type,
+            verified=check.verified,
+            signer=check.signer,
+            error="" if check.verified else check.reason,
+        )
+        for predicate_type, checks in result.attestations.items()
+        for check in checks
+    )
+    return VerificationRecord(
+        id=record_id,
+        artifact_digest=result.digest,
+        verified=result.verified,
+        verified_at=verified_at,
+        signatures=signatures,
+        attestations=attestations,
+        message="" if result.verified else result.reason,
+    )

@@ -62,8 +62,13 @@ class VerificationPolicy(_message.Message):
     IDENTITIES_FIELD_NUMBER: _builtins.int
     REQUIRE_TLOG_FIELD_NUMBER: _builtins.int
     REQUIRED_PREDICATE_TYPES_FIELD_NUMBER: _builtins.int
+    ATTESTATIONS_ONLY_FIELD_NUMBER: _builtins.int
     require_tlog: _builtins.bool
     """Require a transparency-log entry for every accepted signature."""
+    attestations_only: _builtins.bool
+    """Require only the attestations, not image signatures (`cosign
+    verify-attestation`); needs at least one required predicate type.
+    """
     @_builtins.property
     def public_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """PEM public keys; a signature by any of them is accepted."""
@@ -83,10 +88,11 @@ class VerificationPolicy(_message.Message):
         identities: _abc.Iterable[Global___KeylessIdentity] | None = ...,
         require_tlog: _builtins.bool = ...,
         required_predicate_types: _abc.Iterable[_builtins.str] | None = ...,
+        attestations_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["identities", b"identities", "public_keys", b"public_keys", "require_tlog", b"require_tlog", "required_predicate_types", b"required_predicate_types"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attestations_only", b"attestations_only", "identities", b"identities", "public_keys", b"public_keys", "require_tlog", b"require_tlog", "required_predicate_types", b"required_predicate_types"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -166,6 +172,7 @@ class AttestationResult(_message.Message):
     VERIFIED_FIELD_NUMBER: _builtins.int
     SIGNER_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    PREDICATE_FIELD_NUMBER: _builtins.int
     predicate_type: _builtins.str
     """in-toto predicate type."""
     verified: _builtins.bool
@@ -174,6 +181,8 @@ class AttestationResult(_message.Message):
     """Who signed it, as in SignatureResult.signer."""
     error: _builtins.str
     """Why it failed; empty when verified."""
+    predicate: _builtins.bytes
+    """The verified statement's predicate as JSON; empty when not verified."""
     def __init__(
         self,
         *,
@@ -181,10 +190,11 @@ class AttestationResult(_message.Message):
         verified: _builtins.bool = ...,
         signer: _builtins.str = ...,
         error: _builtins.str = ...,
+        predicate: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "predicate_type", b"predicate_type", "signer", b"signer", "verified", b"verified"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "predicate", b"predicate", "predicate_type", b"predicate_type", "signer", b"signer", "verified", b"verified"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -170,16 +170,17 @@ def test_a_wrong_key_or_a_missing_signature_never_verifies(pushed: Any) -> None:
     assert wrong.reason
 
 
-def test_attestations_replace_their_predicate_type_and_return_the_predicate(pushed: Any) -> None:
+def test_replacing_attestations_keeps_other_predicate_types_and_returns_the_predicate(pushed: Any) -> None:
     client, ref, digest = pushed
     private_pem, public_pem = _keypair()
     key = load_private_key(private_pem)
     attest_image(client, ref, digest, CYCLONEDX, {"bomFormat": "CycloneDX", "components": []}, key)
-    attest_image(
-        client, ref, digest, CYCLONEDX, {"bomFormat": "CycloneDX", "components": [{"name": "x"}]}, key
-    )
+    attest_image(client, ref, digest, "https://example.com/other", {"x": 1}, key)
+    newer = {"bomFormat": "CycloneDX", "components": [{"name": "x"}]}
+    attest_image(client, ref, digest, CYCLONEDX, newer, key, replace=True)
     manifest = client.manifest(ref.with_tag(cosign_tag(digest, "att")))
-    assert len(manifest.layers) == 1
+    kinds = [layer.annotations["predicateType"] for layer in manifest.layers]
+    assert kinds == ["https://example.com/other", CYCLONEDX]
     signers = SignaturePolicy(keys=(load_public_key(public_pem),))
     policy = ImagePolicy(attestations=(AttestationRequirement(CYCLONEDX, signers),))
     result = ImageVerifierService(client, TrustRoot()).verify(ref, policy, "att")
@@ -207,7 +208,7 @@ def test_verify_images_rules_decide_from_the_registry(pushed: Any, plain_registr
     assert signed.outcome is RuleOutcome.PASS, signed.message
     assert f"@{digest}" in signed.message  # mutateDigest reports the pin it would apply
 
-    attest_image(client, ref, digest, CYCLONEDX, {"components": []}, key)
+    attest_image(client, ref, digest, CYCLONEDX, {"components": []}, key, replace=True)
     values = ContextValues(image_verifier=KyvernoImageVerifier(ImageVerifierService(client, TrustRoot())))
     [empty] = bundle.evaluate_resource(_pod(str(ref)), values=values)
     assert empty.outcome is RuleOutcome.FAIL
