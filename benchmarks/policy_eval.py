@@ -9,6 +9,9 @@ empty bundle's evaluation (the per-request checks every evaluation pays); it pri
 of the set's p50 to each. Then it times the whole conformance corpus through the ``kyverno test``
 runner. Targets: p50 <= 0.5 ms for the set; corpus < 10 s.
 
+Beside it, the Pod Security Standards as CEL ValidatingPolicies (``pod-security-vpol`` of
+``../shared/conformance/kyverno-cel``) against the same request: p50 <= 1 ms for the whole set.
+
     python benchmarks/policy_eval.py [--iterations 3000] [--json PATH]
 """
 
@@ -98,11 +101,42 @@ def main() -> int:
     for response in responses:
         outcomes[response.outcome.value] = outcomes.get(response.outcome.value, 0) + 1
 
+    cel_corpus = SHARED / "conformance" / "kyverno-cel"
+    cel_paths = sorted(
+        p
+        for tier in ("baseline", "restricted")
+        for p in (cel_corpus / "pod-security-vpol" / tier).glob("*/*.yaml")
+        if p.parent.name == p.stem
+    )
+    cel_bundle = load_policies(cel_paths)
+    # Interleaved with the same floor as the first set, for the same reason.
+    cel_samples: list[float] = []
+    cel_empty_samples: list[float] = []
+    cel_cpu = 0.0
+    for _ in range(rounds):
+        cel_empty_samples += _time(lambda: empty.evaluate(request), args.iterations // rounds)
+        cpu_started = time.process_time()
+        cel_samples += _time(lambda: cel_bundle.evaluate(request), args.iterations // rounds)
+        cel_cpu += time.process_time() - cpu_started
+    cel_cpu_per_evaluation = cel_cpu / (len(cel_samples) + rounds * min(200, args.iterations // rounds))
+    cel_empty_p50 = _percentile(cel_empty_samples, 0.50)
+    cel_responses = cel_bundle.evaluate(request)
+    cel_outcomes: dict[str, int] = {}
+    for response in cel_responses:
+        cel_outcomes[response.outcome.value] = cel_outcomes.get(response.outcome.value, 0) + 1
+    cel_p50, cel_p99 = _percentile(cel_samples, 0.50), _percentile(cel_samples, 0.99)
+
     started = time.perf_counter()
     cpu_started = time.process_time()
     report = run_tests(corpus)
     corpus_wall = time.perf_counter() - started
     corpus_cpu = time.process_time() - cpu_started
+
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    cel_report = run_tests(cel_corpus)
+    cel_corpus_wall = time.perf_counter() - started
+    cel_corpus_cpu = time.process_time() - cpu_started
 
     figures = {
         "policies": len(bundle.policies),
@@ -125,6 +159,18 @@ def main() -> int:
         "corpus_passed_strict": report.passed(strict=True),
         "corpus_wall_s": corpus_wall,
         "corpus_cpu_s": corpus_cpu,
+        "cel_policies": len(cel_bundle.policies),
+        "cel_responses_per_evaluation": len(cel_responses),
+        "cel_outcomes": cel_outcomes,
+        "cel_p50_ms": cel_p50 * 1e3,
+        "cel_p99_ms": cel_p99 * 1e3,
+        "cel_mean_ms": statistics.fmean(cel_samples) * 1e3,
+        "cel_cpu_ms_per_evaluation": cel_cpu_per_evaluation * 1e3,
+        "cel_ratio_to_empty_bundle": cel_p50 / cel_empty_p50,
+        "cel_corpus_rows": len(cel_report.rows),
+        "cel_corpus_passed_strict": cel_report.passed(strict=True),
+        "cel_corpus_wall_s": cel_corpus_wall,
+        "cel_corpus_cpu_s": cel_corpus_cpu,
     }
     print(
         f"PSS set: {figures['policies']} policies, {pod_rules} Pod rules ({all_rules} with autogen rules for "
@@ -145,6 +191,17 @@ def main() -> int:
         f"conformance corpus: {len(report.rows)} comparisons in {corpus_wall:.2f} s wall, "
         f"{corpus_cpu:.2f} s CPU (target < 10 s); {figures['corpus_passed']} agree, "
         f"{figures['corpus_passed_strict']} in strict mode"
+    )
+    print(
+        f"CEL PSS set (ValidatingPolicies): {len(cel_bundle.policies)} policies; {len(cel_responses)} "
+        f"responses per evaluation; {cel_outcomes}; p50 {cel_p50 * 1e3:.3f} ms  p99 {cel_p99 * 1e3:.3f} ms "
+        f"(target p50 <= 1 ms); CPU {cel_cpu_per_evaluation * 1e3:.3f} ms per evaluation; "
+        f"empty bundle p50 {cel_empty_p50 * 1e3:.3f} ms (set = {cel_p50 / cel_empty_p50:.1f}x)"
+    )
+    print(
+        f"CEL conformance corpus: {len(cel_report.rows)} comparisons in {cel_corpus_wall:.2f} s wall, "
+        f"{cel_corpus_cpu:.2f} s CPU; {cel_report.passed(strict=False)} agree, "
+        f"{cel_report.passed(strict=True)} in strict mode"
     )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

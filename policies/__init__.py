@@ -98,8 +98,12 @@ class PolicyBundle:
         *,
         values: ContextValues | None = None,
         policies: Sequence[str] | None = None,
+        depth_checked: bool = False,
     ) -> list[RuleResponse]:
         """Evaluate every policy (or those named) against one request.
+
+        ``depth_checked`` says the caller has already bounded the objects' depth
+        and size (the admission webhook does so on the raw body, more cheaply).
 
         Raises:
             ResourceLimitError: the object is nested too deeply or is too large.
@@ -107,7 +111,8 @@ class PolicyBundle:
         """
         for field_name, obj in (("object", request.object), ("oldObject", request.old_object)):
             if obj:
-                check_depth(obj, field_name, MAX_DEPTH, MAX_NODES)
+                if not depth_checked:
+                    check_depth(obj, field_name, MAX_DEPTH, MAX_NODES)
                 _check_envelope(obj, field_name)
         state = _engine.prepare(request, values or ContextValues(), with_images=self.uses_images)
         responses: list[RuleResponse] = []
@@ -159,12 +164,7 @@ def _check_envelope(obj: Mapping[str, Any], field_name: str) -> None:
 
 def bundle_of(documents: Iterable[Document]) -> PolicyBundle:
     """Compile already-parsed policy documents."""
-    compiled: list[Policy] = []
-    diagnostics: list[str] = []
-    for document in documents:
-        policy, notes = _loader.compile_policy(document)
-        compiled.append(policy)
-        diagnostics.extend(notes)
+    compiled, diagnostics = _loader.compile_policies(documents)
     _loader.policies_by_key(compiled)
     uses_images = any("images" in json.dumps(p.raw.get("spec"), default=str) for p in compiled)
     return PolicyBundle(tuple(compiled), tuple(diagnostics), _loader.digest(compiled), uses_images)
@@ -179,7 +179,11 @@ def parse_policies(text: str, source: str = "<string>") -> PolicyBundle:
     documents = list(parse_documents(text, source))
     for document in documents:
         if not _loader.is_policy(document.data):
-            raise document.error((), "not a Kyverno ClusterPolicy or Policy")
+            raise document.error(
+                (),
+                "not a Kyverno ClusterPolicy, Policy or ValidatingPolicy, "
+                "nor a ValidatingAdmissionPolicy(Binding)",
+            )
     return bundle_of(documents)
 
 

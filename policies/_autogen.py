@@ -27,6 +27,8 @@ _QUALIFIED = {
     "CronJob": "batch/v1/CronJob",
 }
 _REQUEST_PATH = re.compile(r"request\.(object|oldObject)\.(spec|metadata)")
+# CEL rules name the object directly; Kyverno rewrites their JSON by plain text replacement.
+_CEL_PATH = re.compile(r"(?<![\w.])(object|oldObject)\.(spec|metadata)")
 _MAX_NAME = 63
 
 
@@ -123,6 +125,8 @@ def _generated(rule: Mapping[str, Any], kinds: list[str], *, cronjob: bool) -> d
             validate["anyPattern"] = [_wrap(p, cronjob) for p in validate["anyPattern"]]
     inserted = "spec.jobTemplate.spec.template" if cronjob else "spec.template"
     text = _REQUEST_PATH.sub(lambda m: f"request.{m.group(1)}.{inserted}.{m.group(2)}", json.dumps(copy))
+    if isinstance(validate, dict) and "cel" in validate:
+        text = _CEL_PATH.sub(lambda m: f"{m.group(1)}.{inserted}.{m.group(2)}", text)
     result: dict[str, Any] = json.loads(text)
     return result
 

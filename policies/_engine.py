@@ -142,8 +142,25 @@ class _Request:
     def cel_state(self) -> _cel_policy.RequestState:
         """The request's CEL state, made on first use (inputs converted once per request)."""
         if self.cel is None:
-            self.cel = _cel_policy.new_state(self.request, self.target, self.values.cel)
+            resolver = self.values.api_calls
+            http = _http_through(resolver) if resolver is not None else None
+            self.cel = _cel_policy.new_state(self.request, self.target, self.values.cel, http)
         return self.cel
+
+
+def _http_through(resolve: ApiCallResolver) -> Callable[[str, str, Mapping[str, Any]], Any]:
+    """CEL ``http.Get``/``http.Post`` answered by the same resolver as ``apiCall`` context entries."""
+
+    def call(method: str, url: str, body: Mapping[str, Any]) -> Any:
+        try:
+            answer = resolve(ApiCall(method, url, body))
+        except EvaluationError as exc:
+            raise ValueError(f"http.{method.title()} {url}: {exc}") from None
+        if answer is UNANSWERED:
+            raise ValueError(f"http.{method.title()} {url}: no resolver answers this URL")
+        return answer
+
+    return call
 
 
 def _split_api_version(api_version: str) -> tuple[str, str]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from gate.errors import EvidenceError
 from gate.model import RuleOutcome
-from policies import _engine, _loader
+from policies import _cel_libs, _cel_policy, _engine, _loader
 from policies._engine import ContextValues
 from policies._errors import PolicyLoadError
 from policies._match import UserInfo
@@ -180,6 +180,7 @@ class _Values:
     foreach: dict[tuple[str, str], dict[str, list[Any]]] = field(default_factory=dict)
     resources: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     namespace_labels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    namespaces: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _load_values(document: Document | None, inline: Any) -> _Values:
@@ -204,6 +205,7 @@ def _load_values(document: Document | None, inline: Any) -> _Values:
     for namespace in data.get("namespaces") or ():
         meta = namespace.get("metadata") or {}
         values.namespace_labels.setdefault(str(meta.get("name", "")), dict(meta.get("labels") or {}))
+        values.namespaces.setdefault(str(meta.get("name", "")), dict(namespace))
     return values
 
 
@@ -268,10 +270,10 @@ class _TestCase:
         data = self.document.data
         base = path.parent
         self.policies: dict[str, Policy] = {}
-        for document in _loader.load_documents(
-            [base / p for p in _string_list(self.document, data, "policies")]
-        ):
-            policy, _ = _loader.compile_policy(document)
+        compiled, _ = _loader.compile_policies(
+            _loader.load_documents([base / p for p in _string_list(self.document, data, "policies")])
+        )
+        for policy in compiled:
             self.policies.setdefault(policy.key, policy)
         self.resources = _load_resources(base, _string_list(self.document, data, "resources"))
         variables = data.get("variables")
@@ -279,7 +281,36 @@ class _TestCase:
         self.values = _load_values(values_doc, data.get("values"))
         user = data.get("userinfo")
         self.user = _load_user(base / str(user) if user else None)
+        self.cel = self._cel_inputs(base, data)
         self._cache: dict[tuple[str, int, str], list[RuleResponse]] = {}
+
+    def _cel_inputs(self, base: Path, data: Mapping[str, Any]) -> _cel_policy.CelInputs:
+        """The CLI's offline channel for CEL policies: the ``context:`` file and paramResources."""
+        resources: list[Mapping[str, Any]] = []
+        images: dict[str, Mapping[str, Any]] = {}
+        context = data.get("context")
+        if context:
+            document = _one_document(base / str(context))
+            spec = document.data.get("spec") or {}
+            if not isinstance(spec, dict):
+                raise document.error(("spec",), "expected a mapping")
+            for index, item in enumerate(spec.get("resources") or ()):
+                if not isinstance(item, dict):
+                    raise document.error(("spec", "resources", index), "expected a mapping")
+                resources.append(item)
+            for index, item in enumerate(spec.get("images") or ()):
+                if not isinstance(item, dict) or not isinstance(item.get("image"), str):
+                    raise document.error(
+                        ("spec", "images", index), "expected a mapping with an image reference"
+                    )
+                images[item["image"]] = item
+        params = [r.data for r in _load_resources(base, _string_list(self.document, data, "paramResources"))]
+        return _cel_policy.CelInputs(
+            data=_cel_libs.RequestData(images=images, resources=tuple(resources)),
+            namespaces=self.values.namespaces,
+            params=tuple(params),
+            offline_cli=True,
+        )
 
     def responses(self, policy: Policy, index: int, operation: str) -> list[RuleResponse]:
         key = (policy.key, index, operation)
@@ -316,6 +347,7 @@ class _TestCase:
             foreach_values={
                 (policy.key, r): v for (p, r), v in self.values.foreach.items() if p == policy.name
             },
+            cel=self.cel,
         )
         state = _engine.prepare(request, values)
         return _engine.evaluate_policy(policy, state)
@@ -355,12 +387,17 @@ class _TestCase:
         if not candidates:
             return result("", False, "Not found")
         wanted = {row.rule, f"autogen-{row.rule}", f"autogen-cronjob-{row.rule}"}
+        # ValidatingPolicy rows name no rule (the CLI ignores one if given).
+        any_rule = not row.rule or policy.kind in _cel_policy.VPOL_KINDS
         actuals: list[str] = []
         for index in candidates:
             for response in self.responses(policy, index, row.operation):
-                if not row.rule or response.rule in wanted:
+                if any_rule or response.rule in wanted:
                     actuals.append(response.report_outcome.value)
         if not actuals:
+            if policy.kind in _cel_policy.VPOL_KINDS and policy.cel.simple_match:
+                # The CLI drops the empty response of a policy whose match is one resource rule.
+                return result("", False, "Not found")
             return result("", True, "Excluded (no rule response)", no_response=True)
         mismatched = [a for a in actuals if a != row.expected]
         actual = ",".join(sorted(set(actuals)))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.model import EnforcementAction
-from policies import _autogen, _operators, _pattern, _schema, _verify_images
+from policies import _autogen, _cel_policy, _operators, _pattern, _schema, _verify_images
 from policies._errors import PolicyLoadError
 from policies._jmes import CompileError, compile_expression, has_variables, variables_in
 from policies._match import Selection
@@ -22,7 +22,6 @@ _API_VERSIONS = ("kyverno.io/v1", "kyverno.io/v2beta1", "kyverno.io/v2")
 _KINDS = ("ClusterPolicy", "Policy")
 _VALIDATE_TYPES = ("pattern", "anyPattern", "deny", "foreach", "podSecurity", "cel", "manifests", "assert")
 _UNSUPPORTED_VALIDATE = {
-    "cel": "validate.cel is not supported by this engine yet",
     "manifests": "validate.manifests is not supported by this engine yet",
     "assert": "validate.assert is not supported by this engine yet",
 }
@@ -50,12 +49,13 @@ def policy_files(paths: Iterable[str | Path]) -> list[tuple[Path, bool]]:
 
 
 def is_policy(data: Any) -> bool:
-    """Whether a document is a kyverno.io ClusterPolicy or Policy."""
+    """Whether a document is a kyverno.io ClusterPolicy or Policy, or a CEL policy document
+    (ValidatingPolicy, ValidatingAdmissionPolicy or its binding)."""
     return (
         isinstance(data, dict)
         and str(data.get("apiVersion", "")).startswith("kyverno.io/")
         and data.get("kind") in _KINDS
-    )
+    ) or _cel_policy.is_cel_document(data)
 
 
 def load_documents(paths: Iterable[str | Path]) -> list[Document]:
@@ -72,7 +72,8 @@ def load_documents(paths: Iterable[str | Path]) -> list[Document]:
                 raise document.error(
                     (),
                     f"not a Kyverno policy (got apiVersion {version!r}, kind {kind!r}; expected "
-                    "kyverno.io/v1 ClusterPolicy or Policy)",
+                    "kyverno.io/v1 ClusterPolicy or Policy, policies.kyverno.io ValidatingPolicy, or "
+                    "admissionregistration.k8s.io ValidatingAdmissionPolicy or binding)",
                 )
     return documents
 
@@ -216,6 +217,7 @@ def _rule(document: Document, raw: dict[str, Any], path: FieldPath) -> Rule:  # 
     _check_conditions(document, raw.get("preconditions"), (*path, "preconditions"))
     validate = raw.get("validate") or {}
     verify_images: tuple[_verify_images.ImageRule, ...] = ()
+    cel: _cel_policy.CelBody | None = None
     unsupported = ""
     for key, reason in _UNSUPPORTED_RULES.items():
         if raw.get(key):
@@ -231,6 +233,11 @@ def _rule(document: Document, raw: dict[str, Any], path: FieldPath) -> Rule:  # 
             )
         if kinds[0] in _UNSUPPORTED_VALIDATE:
             unsupported = _UNSUPPORTED_VALIDATE[kinds[0]]
+        if kinds[0] == "cel" and not unsupported:
+            unsupported = _cel_policy.unsupported_reason(raw)
+        if kinds[0] == "cel" and not unsupported:
+            policy_name = str((document.data.get("metadata") or {}).get("name", ""))
+            cel = _cel_policy.compile_rule(document, policy_name, raw, path)
         if "anyPattern" in validate and not validate["anyPattern"]:
             raise document.error((*path, "validate", "anyPattern"), "anyPattern needs at least one pattern")
         if "deny" in validate:
@@ -273,6 +280,7 @@ def _rule(document: Document, raw: dict[str, Any], path: FieldPath) -> Rule:  # 
         allow_existing_violations=bool(validate.get("allowExistingViolations", True)),
         unsupported=unsupported,
         verify_images=verify_images,
+        cel=cel,
     )
 
 
@@ -293,9 +301,70 @@ def _precompile(block: Any) -> None:
         _precompile(entry)
 
 
+def compile_policies(documents: Iterable[Document]) -> tuple[list[Policy], list[str]]:
+    """Compile policy documents; ValidatingAdmissionPolicyBindings attach to their policies."""
+    compiled: list[Policy] = []
+    diagnostics: list[str] = []
+    bindings: dict[str, list[_cel_policy.Binding]] = {}
+    for document in documents:
+        if document.data.get("kind") == _cel_policy.BINDING_KIND:
+            policy_name, binding = _cel_policy.compile_binding(document)
+            bindings.setdefault(policy_name, []).append(binding)
+            continue
+        policy, notes = compile_policy(document)
+        compiled.append(policy)
+        diagnostics.extend(notes)
+    for index, policy in enumerate(compiled):
+        if policy.kind == _cel_policy.VAP_KIND and policy.name in bindings:
+            bound = _cel_policy.bind(policy.cel, bindings.pop(policy.name))
+            compiled[index] = dataclasses.replace(policy, cel=bound, action=bound.enforcement)
+    for policy_name in bindings:
+        diagnostics.append(f"ValidatingAdmissionPolicyBinding for {policy_name!r}: no such policy is loaded")
+    return compiled, diagnostics
+
+
+def _compile_cel_policy(document: Document) -> Policy:
+    data = document.data
+    kind = str(data.get("kind"))
+    metadata = data.get("metadata") or {}
+    annotations = {str(k): str(v) for k, v in (metadata.get("annotations") or {}).items()}
+    if kind == _cel_policy.VAP_KIND:
+        name, compiled = _cel_policy.compile_admission_policy(document)
+        background = True
+    else:
+        name, compiled, _ = _cel_policy.compile_validating_policy(document)
+        evaluation = (data.get("spec") or {}).get("evaluation") or {}
+        background = bool(
+            ((evaluation.get("background") or {}) if isinstance(evaluation, dict) else {}).get(
+                "enabled", True
+            )
+        )
+    namespace = str(metadata.get("namespace") or "default") if kind == "NamespacedValidatingPolicy" else ""
+    return Policy(
+        name=name,
+        namespace=namespace,
+        kind=kind,
+        api_version=str(data.get("apiVersion")),
+        annotations=annotations,
+        rules=(),
+        action=compiled.enforcement,
+        overrides=(),
+        failure_policy=compiled.failure_policy,
+        apply_one=False,
+        background=background,
+        source=document.source,
+        raw=data,
+        cel=compiled,
+    )
+
+
 def compile_policy(document: Document) -> tuple[Policy, list[str]]:
     """A compiled policy and its load-time diagnostics (unsupported rule types)."""
     data = document.data
+    if _cel_policy.is_cel_document(data):
+        if data.get("kind") == _cel_policy.BINDING_KIND:
+            raise document.error(("kind",), "a binding is compiled with its policy (compile_policies)")
+        return _compile_cel_policy(document), []
     _schema.check(document, data, _schema.POLICY, ())
     version = str(data.get("apiVersion"))
     if version not in _API_VERSIONS:

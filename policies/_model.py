@@ -11,7 +11,7 @@ from policies._match import Selection, UserInfo
 
 __all__ = ["UserInfo"]
 
-_VALIDATE_ORDER = ("pattern", "anyPattern", "deny", "foreach", "podSecurity")
+_VALIDATE_ORDER = ("pattern", "anyPattern", "deny", "foreach", "podSecurity", "cel")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,8 @@ class Rule:
     autogen_of: str = ""
     # Compiled ``verifyImages`` entries (policies._verify_images.ImageRule); empty for other rules.
     verify_images: tuple[Any, ...] = ()
+    # Compiled ``validate.cel`` body (policies._cel_policy.CelBody); None for other rules.
+    cel: Any = None
     # Which validate block the engine runs, decided once (the first of pattern/anyPattern, deny,
     # foreach, podSecurity the rule has; "" for none).
     validate_kind: str = field(init=False, repr=False, compare=False, default="")
@@ -73,6 +75,9 @@ class Policy:
     background: bool
     source: str
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    # A compiled ValidatingPolicy / ValidatingAdmissionPolicy (policies._cel_policy.CelPolicy);
+    # None for kyverno.io policies, whose behaviour is in ``rules``.
+    cel: Any = field(repr=False, compare=False, default=None)
     # Derived once, read for every response.
     key: str = field(init=False, repr=False, compare=False, default="")
     scored: bool = field(init=False, repr=False, compare=False, default=True)

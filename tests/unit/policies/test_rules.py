@@ -332,11 +332,10 @@ def test_unsupported_rule_types_skip_with_a_reason_and_a_load_diagnostic() -> No
           {POD_MATCH}
           mutate:
             patchStrategicMerge: {{metadata: {{labels: {{a: b}}}}}}
-        - name: cel
+        - name: manifests
           {POD_MATCH}
           validate:
-            cel:
-              expressions: [{{expression: "true"}}]
+            manifests: {{attestors: []}}
         """,
         annotations="pod-policies.kyverno.io/autogen-controllers: none",
     )
