@@ -39,7 +39,16 @@ def policy_files(paths: Iterable[str | Path]) -> list[tuple[Path, bool]]:
     for entry in paths:
         path = Path(entry)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+            # Hidden entries are skipped: a kubelet ConfigMap mount holds every file twice (the
+            # visible symlink and its target under ``..<timestamp>/``), and ``.kyverno-test/``
+            # folders hold test resources, not policies.
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in (".yaml", ".yml")
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                and p.is_file()
+            )
             files.extend((p, False) for p in found)
         elif path.exists():
             files.append((path, True))

@@ -175,3 +175,20 @@ def test_malformed_object_envelopes_are_invalid_arguments(obj: dict, field: str,
     with pytest.raises(InvalidArgument) as caught:
         bundle.evaluate(AdmissionRequest(object=obj))
     assert (caught.value.field, caught.value.problem) == (field, problem)
+
+
+def test_a_configmap_mount_loads_each_policy_once(tmp_path: Path) -> None:
+    # The layout kubelet gives a ConfigMap volume: files are symlinks into a hidden timestamped
+    # directory through ``..data``; walking it naively sees every policy twice.
+    text = (
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: one\nspec:\n  rules:\n"
+        "  - name: r\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n"
+        "    validate:\n      message: m\n      pattern:\n        metadata:\n          name: '?*'\n"
+    )
+    stamped = tmp_path / "..2026_11_27_12_00_00.000000001"
+    stamped.mkdir()
+    (stamped / "one.yaml").write_text(text)
+    (tmp_path / "..data").symlink_to(stamped.name)
+    (tmp_path / "one.yaml").symlink_to("..data/one.yaml")
+    bundle = load_policies([tmp_path])
+    assert [p.name for p in bundle.policies] == ["one"]
