@@ -256,7 +256,7 @@ _KEY_OPTION = click.option(
 )
 _PASSWORD_OPTION = click.option(
     "--key-password-env",
-    default="GATE_KEY_PASSWORD",
+    default="COSIGN_PASSWORD",
     show_default=True,
     help="Environment variable holding the key's password, if it is encrypted.",
 )

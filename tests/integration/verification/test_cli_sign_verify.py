@@ -50,7 +50,7 @@ def setup(
     for name in ("GATE_CONFIG", "GATE_SERVER", "GATE_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GATE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("GATE_KEY_PASSWORD", "correct horse")
+    monkeypatch.setenv("COSIGN_PASSWORD", "correct horse")
     config = tmp_path / "gate.yaml"
     config.write_text(f"registry:\n  insecure: ['{plain_registry.host}']\n")
     layout = OciLayout.create(tmp_path / "layout")
