@@ -8,6 +8,7 @@ given, so both modes validate and answer identically.
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
@@ -20,7 +21,7 @@ from google.protobuf.message import Message
 from gate import _convert as cv
 from gate.core import ArtifactSelector, Gate
 from gate.errors import InvalidArgument, Unsupported
-from gate.model import Sbom, SbomFormat, ScanEvent, ScanTarget, Severity, check_id
+from gate.model import Sbom, SbomFormat, ScanEvent, ScanTarget, Severity, check_digest, check_id
 from gate.store import ComponentQuery, DecisionQuery, FindingQuery
 from gate.v1 import (
     audit_pb2,
@@ -48,12 +49,6 @@ IDLE_SECONDS = 1.0
 
 # RPCs whose feature has not landed yet, with the feature that brings them.
 PENDING_FEATURES: Mapping[str, str] = {
-    "gate.v1.SbomService/UploadSbom": "SBOM parsing (the SBOM feature)",
-    "gate.v1.SbomService/DiffSboms": "SBOM comparison (the SBOM feature)",
-    "gate.v1.SignatureService/VerifyImage": "signature verification (the signatures feature)",
-    "gate.v1.SignatureService/Attest": "attestation signing (the signatures feature)",
-    "gate.v1.DecisionService/Decide": "policy decisions (the decisions feature)",
-    "gate.v1.DecisionService/Review": "admission reviews (the decisions feature)",
     "gate.v1.AuditService/ExportPolicyReports": "PolicyReport export (the decisions feature)",
 }
 
@@ -101,8 +96,18 @@ class Api:
             "gate.v1.SbomService/GetSbom": self._get_sbom,
             "gate.v1.SbomService/ListSboms": self._list_sboms,
             "gate.v1.SbomService/SearchComponents": self._search_components,
+            "gate.v1.SbomService/UploadSbom": self._upload_sbom,
+            "gate.v1.SbomService/DiffSboms": self._diff_sboms,
+            "gate.v1.SbomService/SummarizeLicenses": self._summarize_licenses,
+            "gate.v1.SignatureService/VerifyImage": self._verify_image,
+            "gate.v1.SignatureService/Attest": self._attest,
+            "gate.v1.DecisionService/Decide": self._decide,
+            "gate.v1.DecisionService/Review": self._review,
             "gate.v1.AuditService/ListDecisions": self._list_decisions,
             "gate.v1.AuditService/GetDecision": self._get_decision,
+            "gate.v1.AuditService/VerifyDecision": self._verify_decision,
+            "gate.v1.AuditService/ReplayDecision": self._replay_decision,
+            "gate.v1.AuditService/GetDecisionKey": self._get_decision_key,
             "gate.v1.PolicyService/ListPolicies": self._list_policies,
             "gate.v1.PolicyService/ReloadPolicies": self._reload_policies,
             "gate.v1.PolicyService/TestPolicies": self._test_policies,
@@ -300,8 +305,74 @@ class Api:
         )
 
     def _get_sbom(self, request: sbom_pb2.GetSbomRequest) -> sbom_pb2.Sbom:
-        sbom, document = self._gate.get_sbom(request.id, include_document=request.include_document)
+        fmt = cv.enum_from_proto(cv.SBOM_FORMAT, request.format, "format")
+        sbom, document = self._gate.get_sbom(request.id, include_document=request.include_document, fmt=fmt)
         return cv.sbom_to_proto(sbom, document)
+
+    def _upload_sbom(self, request: sbom_pb2.UploadSbomRequest) -> sbom_pb2.Sbom:
+        if not request.HasField("artifact"):
+            raise InvalidArgument("artifact", "required: set the digest of the artifact the SBOM describes")
+        sbom = self._gate.upload_sbom(
+            _selector(request.artifact, "artifact"),
+            request.document,
+            fmt=cv.enum_from_proto(cv.SBOM_FORMAT, request.format, "format"),
+            kind=cv.enum_from_proto(cv.ARTIFACT_KIND, request.artifact_kind, "artifact_kind"),
+            name=request.artifact_name,
+        )
+        return cv.sbom_to_proto(sbom)
+
+    def _sbom_of(self, sbom_id: str, artifact: common_pb2.ArtifactRef | None, field: str) -> str:
+        """An SBOM id given directly, or the newest SBOM of an artifact."""
+        if sbom_id and artifact is not None:
+            raise InvalidArgument(field, "set an SBOM id or an artifact, not both")
+        if artifact is not None:
+            return self._gate.latest_sbom(self._gate.resolve(_selector(artifact, field), field)).id
+        if not sbom_id:
+            raise InvalidArgument(field, "required: set an SBOM id or an artifact")
+        return sbom_id
+
+    def _diff_sboms(self, request: sbom_pb2.DiffSbomsRequest) -> sbom_pb2.DiffSbomsResponse:
+        base = self._sbom_of(
+            request.base_id, request.base_artifact if request.HasField("base_artifact") else None, "base_id"
+        )
+        head = self._sbom_of(
+            request.head_id, request.head_artifact if request.HasField("head_artifact") else None, "head_id"
+        )
+        result = self._gate.diff_sboms(base, head)
+        return sbom_pb2.DiffSbomsResponse(
+            added=[cv.component_to_proto(c) for c in result.added],
+            removed=[cv.component_to_proto(c) for c in result.removed],
+            changed=[
+                sbom_pb2.ComponentChange(
+                    base=cv.component_to_proto(change.base), head=cv.component_to_proto(change.head)
+                )
+                for change in result.changed
+            ],
+            base_id=base,
+            head_id=head,
+        )
+
+    def _summarize_licenses(
+        self, request: sbom_pb2.SummarizeLicensesRequest
+    ) -> sbom_pb2.SummarizeLicensesResponse:
+        sbom_id = self._sbom_of(
+            request.sbom_id, request.artifact if request.HasField("artifact") else None, "sbom_id"
+        )
+        summary = self._gate.summarize_licenses(sbom_id)
+        return sbom_pb2.SummarizeLicensesResponse(
+            sbom_id=summary.sbom_id,
+            component_count=summary.component_count,
+            licenses=[
+                sbom_pb2.LicenseCount(
+                    license=entry.license,
+                    count=entry.count,
+                    components=[cv.component_to_proto(c) for c in entry.components],
+                )
+                for entry in summary.licenses
+            ],
+            unknown_count=len(summary.unknown),
+            unknown=[cv.component_to_proto(c) for c in summary.unknown],
+        )
 
     def _list_sboms(self, request: sbom_pb2.ListSbomsRequest) -> sbom_pb2.ListSbomsResponse:
         digest = ""
@@ -315,15 +386,14 @@ class Api:
     def _search_components(
         self, request: sbom_pb2.SearchComponentsRequest
     ) -> sbom_pb2.SearchComponentsResponse:
-        if request.version_range:
-            raise Unsupported("SearchComponents.version_range", "version ranges arrive with the SBOM feature")
         page = self._gate.search_components(
             ComponentQuery(
                 name=request.name,
                 purl=request.purl,
                 page_size=request.page_size,
                 page_token=request.page_token,
-            )
+            ),
+            version_range=request.version_range,
         )
         return sbom_pb2.SearchComponentsResponse(
             matches=[cv.match_to_proto(match) for match in page.items], next_page_token=page.next_token
@@ -354,6 +424,122 @@ class Api:
         return audit_pb2.ListDecisionsResponse(
             decisions=[cv.decision_to_proto(d) for d in page.items], next_page_token=page.next_token
         )
+
+    def _verify_image(self, request: signature_pb2.VerifyImageRequest) -> signature_pb2.Verification:
+        from gate.signatures import Identity
+        from gate.verification import VerifyRequest
+
+        if not request.image:
+            raise InvalidArgument("image", "required: registry/repository@sha256:... or :tag")
+        policy = request.policy
+        identities = []
+        for index, identity in enumerate(policy.identities):
+            if not identity.issuer:
+                raise InvalidArgument(f"policy.identities[{index}].issuer", "required: the OIDC issuer")
+            try:
+                identities.append(
+                    Identity(
+                        subject=identity.subject,
+                        subject_regexp=identity.subject_regexp,
+                        issuer=identity.issuer,
+                    )
+                )
+            except InvalidArgument as error:
+                raise InvalidArgument(f"policy.identities[{index}]", error.problem) from None
+        if not policy.public_keys and not identities:
+            raise InvalidArgument("policy", "name at least one public key or keyless identity")
+        if policy.attestations_only and not policy.required_predicate_types:
+            raise InvalidArgument(
+                "policy.required_predicate_types", "attestations_only needs at least one type"
+            )
+        verify = VerifyRequest(
+            public_keys=tuple(policy.public_keys),
+            identities=tuple(identities),
+            require_tlog=policy.require_tlog,
+            predicate_types=tuple(policy.required_predicate_types),
+            attestations_only=policy.attestations_only,
+        )
+        record, result = self._gate.verify_image(request.image, verify)
+        answer = cv.verification_to_proto(record)
+        # The predicates are returned to the caller, not stored with the record.
+        predicates = [
+            json.dumps(check.predicate).encode() if check.verified else b""
+            for checks in result.attestations.values()
+            for check in checks
+        ]
+        for message, predicate in zip(answer.attestations, predicates, strict=True):
+            message.predicate = predicate
+        return answer
+
+    def _attest(self, request: signature_pb2.AttestRequest) -> signature_pb2.AttestResponse:
+        if not request.image:
+            raise InvalidArgument("image", "required: registry/repository@sha256:... or :tag")
+        envelope, pushed = self._gate.attest(
+            request.image, request.predicate_type, request.predicate, push=request.push
+        )
+        return signature_pb2.AttestResponse(envelope=envelope, pushed_reference=pushed)
+
+    def _decide(self, request: decision_pb2.DecideRequest) -> decision_pb2.Decision:
+        from gate.pipeline import DecideSubject, SourceTree
+
+        which = request.WhichOneof("subject")
+        if which == "artifact":
+            ref = request.artifact
+            if ref.WhichOneof("ref") == "reference":
+                if not ref.reference:
+                    raise InvalidArgument("artifact.reference", "required, got an empty string")
+                subject = DecideSubject(image=ref.reference)
+            elif ref.WhichOneof("ref") == "digest":
+                digest = check_digest(ref.digest, "artifact.digest")
+                artifact = self._gate.store.get_artifact(digest)
+                if artifact is None or not artifact.name:
+                    raise InvalidArgument(
+                        "artifact.digest", f"gate knows no image {digest}; name it by reference (repo@digest)"
+                    )
+                subject = DecideSubject(image=f"{artifact.name}@{digest}")
+            else:
+                raise InvalidArgument("artifact", "required: set digest or reference")
+        elif which == "manifest":
+            subject = DecideSubject(manifest=request.manifest)
+        elif which == "source":
+            subject = DecideSubject(source=SourceTree(request.source.repository, request.source.commit))
+        else:
+            raise InvalidArgument("subject", "required: one of artifact, manifest, source")
+        decision = self._gate.decide(subject, request.stage, project=request.project, dry_run=request.dry_run)
+        return cv.decision_to_proto(decision)
+
+    def _review(self, request: decision_pb2.ReviewRequest) -> decision_pb2.ReviewResponse:
+        # The same path as the webhook's /validate: parse and check, decide, record.
+        from gate.decisions import parse_review
+
+        if not request.admission_review:
+            raise InvalidArgument("admission_review", "required: an AdmissionReview as JSON")
+        started = time.perf_counter()
+        review = parse_review(request.admission_review)
+        outcome = self._gate.review(review, started=started)
+        return decision_pb2.ReviewResponse(
+            admission_review=outcome.response, decision=cv.decision_to_proto(outcome.decision)
+        )
+
+    def _verify_decision(self, request: audit_pb2.VerifyDecisionRequest) -> audit_pb2.DecisionCheck:
+        check = self._gate.verify_decision(request.id, request.public_key.encode())
+        return audit_pb2.DecisionCheck(
+            verified=check.verified, reason=check.reason, signer=check.signer, statement=check.statement
+        )
+
+    def _replay_decision(self, request: audit_pb2.ReplayDecisionRequest) -> audit_pb2.ReplayDecisionResponse:
+        replay = self._gate.replay_decision(request.id)
+        return audit_pb2.ReplayDecisionResponse(
+            same=replay.same,
+            recorded=cv.decision_to_proto(replay.recorded),
+            replayed=cv.decision_to_proto(replay.replayed),
+            differences=list(replay.differences),
+            bundle_found=replay.bundle_found,
+        )
+
+    def _get_decision_key(self, request: audit_pb2.GetDecisionKeyRequest) -> audit_pb2.DecisionKey:
+        pem, fingerprint = self._gate.decision_key()
+        return audit_pb2.DecisionKey(public_key=pem.decode(), fingerprint=fingerprint)
 
     def _get_decision(self, request: audit_pb2.GetDecisionRequest) -> decision_pb2.Decision:
         return cv.decision_to_proto(self._gate.get_decision(request.id))

@@ -101,15 +101,17 @@ class SharedCache(Generic[K, V]):
         else:
             flight.value = result
             with self._lock:
-                self._entries[key] = (self._clock() + self._ttl, result)
-                self._entries.move_to_end(key)
-                while len(self._entries) > self._max:
-                    self._entries.popitem(last=False)
+                self._store(key, result)
             return result
         finally:
             with self._lock:
                 self._flights.pop(key, None)
             flight.done.set()
+
+    def put(self, key: K, value: V) -> None:
+        """Store ``value`` for ``key`` (a value computed outside :meth:`get_or_compute`)."""
+        with self._lock:
+            self._store(key, value)
 
     def invalidate(self, key: K | None = None) -> None:
         """Forget ``key``, or every entry when None (a trust policy or policy bundle changed)."""
@@ -123,6 +125,12 @@ class SharedCache(Generic[K, V]):
         """Hit, miss and shared-flight counters, and the current size."""
         with self._lock:
             return CacheStats(self._hits, self._misses, self._shared, len(self._entries))
+
+    def _store(self, key: K, value: V) -> None:
+        self._entries[key] = (self._clock() + self._ttl, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
 
     def _fresh(self, key: K) -> V | None:
         entry = self._entries.get(key)

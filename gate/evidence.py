@@ -38,10 +38,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gate.model import FindingKind, Sbom, Scan, Severity, Verification
-from policies import UNANSWERED, ApiCall, ApiCallResolver, EvaluationError
+
+if TYPE_CHECKING:
+    # The engine is imported when a resolver is built, not when the webhook module loads.
+    from policies import ApiCall, ApiCallResolver
 
 EVIDENCE_PATH = "/v1/evidence"
 
@@ -214,6 +217,8 @@ def evidence_resolver(
         missing: builds the document for an image not prefetched (an image computed by a
             policy expression); None answers with the "unknown artifact" document.
     """
+    from policies import UNANSWERED, EvaluationError
+
     served = frozenset(_normal_url(u) for u in urls)
 
     def resolve(call: ApiCall) -> Any:
@@ -229,3 +234,142 @@ def evidence_resolver(
         return missing(image) if missing is not None else evidence_document(image, None)
 
     return resolve
+
+
+class StoreEvidence:
+    """The evidence of images, read from the evidence store and cached per replica.
+
+    Records of one artifact are read together and kept for ``ttl`` seconds (a new scan or
+    verification shows up within that time); finding tallies and quality gates of completed
+    scans never change and are kept until evicted. Concurrent reviews of one image share a
+    single read.
+
+    Args:
+        store: the evidence store port.
+        urls: the evidence endpoint URLs policies call (answered in process).
+        image_verifier: checks ``verifyImages`` rules (policies.ImageVerifier), if any.
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        *,
+        urls: Iterable[str] = (DEFAULT_EVIDENCE_URL,),
+        image_verifier: Any = None,
+        ttl: float = 10.0,
+        max_entries: int = 10_000,
+    ) -> None:
+        from gate._cache import SharedCache
+
+        self._store = store
+        self.urls = tuple(urls)
+        self.image_verifier = image_verifier
+        self._artifacts: SharedCache[str, tuple[ArtifactEvidence | None]] = SharedCache(
+            max_entries=max_entries, ttl=ttl
+        )
+        # Completed scans are immutable: a long TTL only bounds memory.
+        self._scans: SharedCache[str, ScanEvidence] = SharedCache(max_entries=max_entries, ttl=24 * 3600.0)
+
+    def digest_of(self, image: str) -> str | None:
+        """The digest an image reference names: its own, or the artifact an alias points at."""
+        if "@" in image:
+            digest = image.rsplit("@", 1)[1]
+            return digest if digest.startswith("sha256:") and len(digest) == 71 else None
+        found = self._store.resolve_alias(image)
+        if found is None:
+            from policies._images import parse_image
+
+            normalised = parse_image(image)["reference"]
+            if normalised != image:
+                found = self._store.resolve_alias(normalised)
+        return str(found) if found is not None else None
+
+    def artifact(self, digest: str) -> ArtifactEvidence | None:
+        """Every record gate holds about ``digest`` (None when it holds none)."""
+        return self._artifacts.get_or_compute(digest, lambda: (self._read(digest),))[0]
+
+    def _read(self, digest: str) -> ArtifactEvidence | None:
+        scans = tuple(s for s in self._store.latest_scans(digest))
+        missing = [s.id for s in scans if self._scans.get(s.id) is None]
+        tallies = self._store.finding_tallies(missing) if missing else {}
+        evidence_scans = []
+        for scan in scans:
+            cached = self._scans.get(scan.id)
+            if cached is None:
+                groups = tuple(
+                    FindingTally(FindingKind(kind), Severity(severity), fixable, count)
+                    for kind, severity, fixable, count in tallies.get(scan.id, ())
+                )
+                cached = ScanEvidence(scan, groups, self._quality_gate(scan))
+                self._scans.put(scan.id, cached)
+            evidence_scans.append(cached)
+        sboms = self._store.list_sboms(digest, 1, "")
+        sbom = sboms.items[0] if sboms.items else None
+        verification = self._store.latest_verification(digest)
+        if not evidence_scans and sbom is None and verification is None:
+            return None
+        return ArtifactEvidence(digest, tuple(evidence_scans), sbom, verification)
+
+    def _quality_gate(self, scan: Scan) -> str:
+        if scan.scanner != "sonarqube":
+            return ""
+        report = self._store.get_scan_report(scan.id)
+        if report is None:
+            return ""
+        import os
+
+        from scanners.reports import parse_report
+
+        try:
+            # The stored report is already redacted; only its quality gate is read here.
+            parsed = parse_report(report.format, report.data, secret_key=os.urandom(32))
+        except Exception:
+            return ""
+        return parsed.quality_gate.status if parsed.quality_gate is not None else ""
+
+    def documents(self, images: Iterable[str]) -> tuple[dict[str, dict[str, Any]], tuple[str, ...]]:
+        """Evidence documents by image, and the ids of the records they rest on."""
+        documents: dict[str, dict[str, Any]] = {}
+        ids: list[str] = []
+        for image in images:
+            digest = self.digest_of(image)
+            evidence = self.artifact(digest) if digest is not None else None
+            if evidence is None and digest is not None:
+                evidence = ArtifactEvidence(digest)
+            documents[image] = evidence_document(image, evidence)
+            if evidence is not None:
+                ids.extend(evidence.record_ids)
+        return documents, tuple(dict.fromkeys(ids))
+
+    def document(self, image: str) -> dict[str, Any]:
+        """The evidence document of one image (what the evidence endpoint answers)."""
+        return self.documents([image])[0][image]
+
+    def for_resources(self, resources: Sequence[Mapping[str, Any]]) -> Any:
+        """The evidence context for rules evaluated on ``resources``.
+
+        Nothing is read until a rule asks: a bundle without evidence rules costs no store
+        read on the admission path. Each image is read once per decision (and cached per
+        replica); the ids of the records read are collected for the decision record.
+        """
+        from gate.decisions import Evidence
+
+        used: list[str] = []
+        seen: dict[str, dict[str, Any]] = {}
+
+        def lookup(image: str) -> dict[str, Any]:
+            document = seen.get(image)
+            if document is None:
+                documents, ids = self.documents([image])
+                document = seen[image] = documents[image]
+                used.extend(ids)
+            return document
+
+        resolver = evidence_resolver({}, urls=self.urls, missing=lookup)
+        return Evidence(api_calls=resolver, image_verifier=self.image_verifier, used=used)
+
+    def for_review(self, review: Any) -> Any:
+        """The evidence context of an AdmissionReview (its object's images)."""
+        admission = review.admission
+        obj = admission.object or admission.old_object or {}
+        return self.for_resources([obj])

@@ -364,6 +364,10 @@ class Decision:
     timings: DecisionTimings = field(default_factory=DecisionTimings)
     request: Mapping[str, Any] = field(default_factory=dict)
     signature: bytes = b""
+    # What was decided about (``kind/namespace/name`` for an admission review).
+    subject: str = ""
+    # ``sha256:<hex>`` of the canonical JSON of ``request``.
+    request_digest: str = ""
 
 
 T = TypeVar("T")

@@ -49,6 +49,27 @@ class SourceTree:
     artifact_digest: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class DecideSubject:
+    """What a pipeline Decide is about: exactly one of an image, a manifest or a source tree.
+
+    ``image`` is a reference as a pipeline names it (tag or digest); ``manifest`` the bytes
+    of a YAML or JSON manifest; ``source`` a repository at a commit.
+    """
+
+    image: str = ""
+    manifest: bytes = b""
+    source: SourceTree | None = None
+
+    def describe(self) -> str:
+        """A short description for the audit trail."""
+        if self.image:
+            return f"image {self.image}"
+        if self.source is not None:
+            return f"source {self.source.repository}@{self.source.commit}"
+        return f"manifest ({len(self.manifest)} bytes)"
+
+
 def check_stage(stage: str) -> str:
     """The stage name, checked: lowercase letters, digits, ``-`` and ``_``, at most 63 characters.
 

@@ -3,7 +3,7 @@
 :class:`ImageVerifierService` pins an image to its digest, discovers its cosign
 signatures, attestations and Sigstore bundles through an image source (the
 registry client, or an OCI layout on disk) and verifies them with
-:mod:`gate.signatures`. Results are cached by (image digest, trust policy key):
+:mod:`gate.signatures`. Successful results are cached by (image digest, trust policy key):
 a verification of one digest under one policy is a pure function of what the
 registry holds, and concurrent requests for the same key share one fetch
 sequence (Kyverno was seen verifying one image eight times in one admission).
@@ -137,10 +137,15 @@ class ImageVerifierService:
         where = ref.in_repository(signature_repository) if signature_repository else ref
         pinned = where.with_digest(digest)
         roots = trust or self.trust
-        return self._results.get_or_compute(
-            (digest, f"{key}:{signature_repository}"),
-            lambda: verify_image(self.source, pinned, policy, roots),
+        cache_key = (digest, f"{key}:{signature_repository}")
+        result = self._results.get_or_compute(
+            cache_key, lambda: verify_image(self.source, pinned, policy, roots)
         )
+        if not result.verified:
+            # Only successes are reused: a signature pushed a moment ago must count at once.
+            # Concurrent callers still shared this one fetch.
+            self._results.invalidate(cache_key)
+        return result
 
     def cached(self, digest: str, key: str) -> ImageVerification | None:
         """The cached verification of ``digest`` under the policy ``key``, if fresh."""

@@ -596,14 +596,41 @@ def _patterns(  # noqa: PLR0911, PLR0912  # one exit per Kyverno result kind
     return _Outcome(RuleOutcome.FAIL, f"validation error: {message} {' '.join(failures)}".replace("  ", " "))
 
 
+def _held_messages(scope: _Scope, raw: Any) -> tuple[bool, list[str]]:
+    """Whether deny conditions hold, and the messages of the conditions that made them hold.
+
+    Kyverno appends those messages to the deny message (``<message>; <condition message>``).
+    """
+    if isinstance(raw, list):
+        raw = {"all": raw}
+    if type(raw) is not dict and not isinstance(raw, Mapping):
+        return True, []
+    messages: list[str] = []
+    any_block = raw.get("any") or []
+    if any_block:
+        for condition in any_block:
+            if _condition(scope, condition):
+                messages.append(str(condition.get("message", "")))
+                break
+        else:
+            return False, []
+    for condition in raw.get("all") or []:
+        if not _condition(scope, condition):
+            return False, []
+        messages.append(str(condition.get("message", "")))
+    return True, [scope.substitute(m) if "{{" in m else m for m in messages if m]
+
+
 def _deny(rule: Rule, scope: _Scope, deny: Mapping[str, Any] | None) -> _Outcome:
     conditions = (deny or {}).get("conditions")
     try:
-        denied = True if conditions is None else _conditions(scope, conditions)[0]
+        denied, reasons = (True, []) if conditions is None else _held_messages(scope, conditions)
     except EvaluationError as exc:
         return _Outcome(RuleOutcome.ERROR, f"failed to evaluate deny conditions: {exc}")
     if denied:
         message = _message(scope, rule) or f"validation error: rule {rule.name} failed"
+        if reasons:
+            message = "; ".join([message, *(str(r).strip() for r in reasons)])
         return _Outcome(RuleOutcome.FAIL, message)
     return _Outcome(RuleOutcome.PASS, f"validation rule '{rule.name}' passed.")
 

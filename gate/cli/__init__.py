@@ -110,13 +110,22 @@ def serve(state: Context) -> None:
 
 
 def _register_commands() -> None:
-    from gate.cli import _policy, _read, _sbom, _scan
+    from gate.cli import _audit, _decide, _policy, _read, _sbom, _sbom_read, _scan, _verify, _verify_image
 
-    for group in (*_read.COMMANDS, *_policy.COMMANDS):
+    commands = (
+        *_read.COMMANDS,
+        *_policy.COMMANDS,
+        *_verify.COMMANDS,
+        *_verify_image.COMMANDS,
+        *_decide.COMMANDS,
+    )
+    for group in commands:
         cli.add_command(group)
+    for command in _audit.AUDIT_COMMANDS:
+        _read.audit.add_command(command)
     for command in _scan.SCAN_COMMANDS:
         _read.scan.add_command(command)
-    for command in _sbom.SBOM_COMMANDS:
+    for command in (*_sbom.SBOM_COMMANDS, *_sbom_read.SBOM_READ_COMMANDS):
         _read.sbom.add_command(command)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -228,20 +229,46 @@ def sbom_list(artifact: str | None, limit: int, fmt: str) -> None:
     _print_listing(call, lambda r: r.sboms, limit, fmt, headers, row, "no SBOMs")
 
 
+_DOCUMENT_FORMATS = {
+    "cyclonedx-json": sbom_pb2.SBOM_FORMAT_CYCLONEDX_JSON,
+    "cyclonedx-xml": sbom_pb2.SBOM_FORMAT_CYCLONEDX_XML,
+    "spdx-json": sbom_pb2.SBOM_FORMAT_SPDX_JSON,
+}
+
+
 @sbom.command("get")
 @click.argument("sbom_id")
 @click.option(
-    "--document", type=click.Path(path_type=Path, dir_okay=False), help="Write the document to FILE."
+    "--document",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the document to FILE (verbatim, or in the -o document format).",
 )
-@out.output_option()
+@click.option(
+    "-o",
+    "--output",
+    "fmt",
+    type=click.Choice([*out.FORMATS, *_DOCUMENT_FORMATS]),
+    default="table",
+    show_default=True,
+    help="table or json show the record; a document format prints the document, converted if needed.",
+)
 def sbom_get(sbom_id: str, document: Path | None, fmt: str) -> None:
-    """Show one SBOM; with --document, save its document."""
-    request = sbom_pb2.GetSbomRequest(id=sbom_id, include_document=document is not None)
+    """Show one SBOM, or print its document (-o cyclonedx-json|cyclonedx-xml|spdx-json)."""
+    convert = _DOCUMENT_FORMATS.get(fmt, sbom_pb2.SBOM_FORMAT_UNSPECIFIED)
+    request = sbom_pb2.GetSbomRequest(
+        id=sbom_id, include_document=document is not None or fmt in _DOCUMENT_FORMATS, format=convert
+    )
     result = _obj().client().call("gate.v1.SbomService/GetSbom", request)
     assert isinstance(result, sbom_pb2.Sbom)
     if document is not None:
         document.write_bytes(result.document)
-        result.ClearField("document")
+        if fmt in _DOCUMENT_FORMATS:
+            return
+    elif fmt in _DOCUMENT_FORMATS:
+        sys.stdout.buffer.write(result.document)
+        sys.stdout.flush()
+        return
+    result.ClearField("document")
     if fmt == "json":
         click.echo(out.as_json(result))
         return
@@ -263,16 +290,24 @@ def sbom_get(sbom_id: str, document: Path | None, fmt: str) -> None:
 @sbom.command("search")
 @click.option("--name", default="", help="Component name; '*' matches any run of characters.")
 @click.option("--purl", default="", help="Package URL or prefix, e.g. pkg:pypi/requests.")
+@click.option(
+    "--version-range",
+    default="",
+    metavar="RANGE",
+    help="Only versions in RANGE, e.g. '>=2.0,<2.31.0' ('|' separates alternatives).",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @out.output_option()
-def sbom_search(name: str, purl: str, limit: int, fmt: str) -> None:
+def sbom_search(name: str, purl: str, version_range: str, limit: int, fmt: str) -> None:
     """Find a component across every stored SBOM."""
     if not name and not purl:
         raise click.UsageError("give --name or --purl")
     client = _obj().client()
 
     def call(token: str, size: int) -> sbom_pb2.SearchComponentsResponse:
-        request = sbom_pb2.SearchComponentsRequest(name=name, purl=purl, page_size=size, page_token=token)
+        request = sbom_pb2.SearchComponentsRequest(
+            name=name, purl=purl, version_range=version_range, page_size=size, page_token=token
+        )
         response = client.call("gate.v1.SbomService/SearchComponents", request)
         assert isinstance(response, sbom_pb2.SearchComponentsResponse)
         return response

@@ -16,27 +16,56 @@ _FORMATS = {
     "cyclonedx-xml": sbom_pb2.SBOM_FORMAT_CYCLONEDX_XML,
     "spdx-json": sbom_pb2.SBOM_FORMAT_SPDX_JSON,
 }
-_KINDS = {"dir": scan_pb2.TARGET_KIND_FILESYSTEM, "rootfs": scan_pb2.TARGET_KIND_ROOTFS}
+_KINDS = {
+    "dir": scan_pb2.TARGET_KIND_FILESYSTEM,
+    "rootfs": scan_pb2.TARGET_KIND_ROOTFS,
+    "image": scan_pb2.TARGET_KIND_IMAGE,
+}
+_IMAGE_PREFIXES = ("oci:", "docker-archive:", "registry:", "docker://")
 
 
 @click.command("generate")
 @click.argument("target")
 @click.option(
-    "--kind", type=click.Choice(sorted(_KINDS)), default="dir", show_default=True, help="What TARGET is."
+    "--kind",
+    type=click.Choice(sorted(_KINDS)),
+    help="What TARGET is; default: image for oci:/docker-archive:/registry: locations, else dir.",
 )
 @click.option(
     "--artifact",
     metavar="DIGEST|REF",
-    help="The artifact the SBOM describes; default: the git commit checked out in TARGET.",
+    help="The artifact the SBOM describes; default: the image digest, or the git commit in TARGET.",
+)
+@click.option(
+    "--generator",
+    metavar="NAME",
+    default="",
+    help="native (gate's own cataloguers), trivy or syft; default: sbom.generator of the configuration.",
 )
 @click.option(
     "-o", "--format", "fmt", type=click.Choice(sorted(_FORMATS)), default="cyclonedx-json", show_default=True
 )
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="Write the document here.")
-def sbom_generate(target: str, kind: str, artifact: str | None, fmt: str, output: Path | None) -> None:
-    """Generate and store the SBOM of TARGET (a directory, root filesystem or Python environment)."""
+def sbom_generate(
+    target: str, kind: str | None, artifact: str | None, generator: str, fmt: str, output: Path | None
+) -> None:
+    """Generate and store the SBOM of TARGET.
+
+    \b
+    TARGET is one of:
+      DIR                          a directory, root filesystem or Python environment
+      oci:DIR[:NAME]               an OCI image layout (NAME: a tag in its index.json)
+      docker-archive:FILE.tar      a `docker save` archive
+      registry:REF, or --kind image REF   an image in a registry ([registry/]repo[:tag][@digest])
+    Images are unpacked into a private temporary directory (only what the
+    cataloguers read), their layers applied in order with whiteouts honoured.
+    """
     client = _obj().client()
-    request = sbom_pb2.GenerateSbomRequest(target_kind=_KINDS[kind], location=target, format=_FORMATS[fmt])
+    if kind is None:
+        kind = "image" if target.startswith(_IMAGE_PREFIXES) else "dir"
+    request = sbom_pb2.GenerateSbomRequest(
+        target_kind=_KINDS[kind], location=target, format=_FORMATS[fmt], generator=generator
+    )
     if artifact:
         request.artifact.CopyFrom(_artifact_ref(artifact))
     shown = out.ProgressLine("sbom")
@@ -50,14 +79,16 @@ def sbom_generate(target: str, kind: str, artifact: str | None, fmt: str, output
     if stored is None:
         raise click.ClickException("the server ended the stream without an SBOM")
     document = client.call(
-        "gate.v1.SbomService/GetSbom", sbom_pb2.GetSbomRequest(id=stored.id, include_document=True)
+        "gate.v1.SbomService/GetSbom",
+        # Asking for the format converts a document stored in another one (SPDX, or XML from a tool).
+        sbom_pb2.GetSbomRequest(id=stored.id, include_document=True, format=_FORMATS[fmt]),
     )
     assert isinstance(document, sbom_pb2.Sbom)
     if output is not None:
         output.write_bytes(document.document)
         click.echo(
             f"sbom {stored.id}: {stored.component_count} components of {stored.artifact_digest} "
-            f"({out.enum_name(stored, 'format', 'SBOM_FORMAT_').replace('_', '-')}) written to {output}",
+            f"({fmt}) written to {output}",
             err=True,
         )
     else:

@@ -50,6 +50,10 @@ class Limits:
         max_jar_entries: Most entries read from one jar.
         max_jar_depth: How deep jars nested in jars are followed.
         max_jar_total_bytes: Bytes decompressed across all entries of one outer jar.
+        max_unpacked_bytes: Bytes decompressed across all layers of one image
+            (a decompression bomb stops here).
+        max_unpacked_entries: Archive members read across all layers of one image.
+        max_layers: Most layers one image may have.
     """
 
     max_file_bytes: int = 64 * 1024 * 1024
@@ -59,6 +63,9 @@ class Limits:
     max_jar_entries: int = 100_000
     max_jar_depth: int = 2
     max_jar_total_bytes: int = 512 * 1024 * 1024
+    max_unpacked_bytes: int = 32 * 1024 * 1024 * 1024
+    max_unpacked_entries: int = 2_000_000
+    max_layers: int = 512
 
 
 class Root:

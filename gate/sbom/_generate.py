@@ -229,14 +229,32 @@ def generate_python_environment(
             "prefix", f"{prefix}: no lib/python*/site-packages directory; not a Python environment"
         )
     run = _Run(checked, limits, progress, strict)
+    # Distributions vendored with their metadata (setuptools/_vendor/*.dist-info)
+    # ship code too; each vendor directory is catalogued as a site of its own.
+    directories = [*directories, *(v for d in directories for v in _vendor_directories(checked.path, d))]
     for index, directory in enumerate(directories):
         run.report(f"python: {directory}", index / len(directories))
-        entries: list[tuple[str, bool]] = []
-        for entry in sorted(os.scandir(checked.path / directory), key=lambda e: e.name):
-            if entry.name.endswith((".dist-info", ".egg-info")) and not entry.is_symlink():
-                entries.append((f"{directory}/{entry.name}", entry.is_dir(follow_symlinks=False)))
-        run.guarded(directory, partial(_python.catalogue, checked, entries, limits))
+        entries = _metadata_entries(checked.path, directory)
+        if entries:
+            run.guarded(directory, partial(_python.catalogue, checked, entries, limits))
     return _finish(run, subject, TargetKind.FILESYSTEM, None, timestamp)
+
+
+def _metadata_entries(prefix: Path, directory: str) -> list[tuple[str, bool]]:
+    entries: list[tuple[str, bool]] = []
+    for entry in sorted(os.scandir(prefix / directory), key=lambda e: e.name):
+        if entry.name.endswith((".dist-info", ".egg-info")) and not entry.is_symlink():
+            entries.append((f"{directory}/{entry.name}", entry.is_dir(follow_symlinks=False)))
+    return entries
+
+
+def _vendor_directories(prefix: Path, site: str) -> list[str]:
+    found: list[str] = []
+    for entry in sorted(os.scandir(prefix / site), key=lambda e: e.name):
+        vendor = prefix / site / entry.name / "_vendor"
+        if entry.is_dir(follow_symlinks=False) and vendor.is_dir() and not vendor.is_symlink():
+            found.append(f"{site}/{entry.name}/_vendor")
+    return found
 
 
 def _finish(

@@ -47,6 +47,37 @@ def _interesting_file(name: str) -> bool:
     return name in LOCK_FILES or _python_locks.is_requirements(name)
 
 
+# Files read at fixed places of a root filesystem (OS, package databases), and
+# the metadata files read inside a ``*.dist-info``/``*.egg-info`` directory.
+_FIXED_FILES = frozenset(
+    {
+        "etc/os-release",
+        "usr/lib/os-release",
+        "var/lib/dpkg/status",
+        "lib/apk/db/installed",
+    }
+)
+_PYTHON_META_FILES = frozenset({"METADATA", "PKG-INFO", "requires.txt"})
+
+
+def read_by_cataloguers(rel: str, mode: int, size: int) -> bool:
+    """True if a cataloguer may read the regular file at ``rel`` (root-relative) with ``mode`` and ``size``.
+
+    Unpacking an image extracts only these files (plus directories and
+    links), so it must stay in step with :func:`walk` and the cataloguers.
+    """
+    if rel in _FIXED_FILES or rel.startswith("var/lib/dpkg/status.d/"):
+        return True
+    directory, _, name = rel.rpartition("/")
+    if name == "copyright" and directory.startswith("usr/share/doc/") and directory.count("/") == 3:
+        return True
+    if _interesting_file(name) or name == "go.sum" or name.endswith((*_java.ARCHIVE_SUFFIXES, ".egg-info")):
+        return True
+    if directory.endswith(_PYTHON_META) and name in _PYTHON_META_FILES:
+        return True
+    return bool(mode & 0o111) and size >= _MIN_BINARY
+
+
 def walk(root: Root, limits: Limits, start: str = "") -> Candidates:  # noqa: PLR0912 -- one branch per entry kind
     """Walk ``root`` (from ``start``) without following directory links, collecting candidates.
 

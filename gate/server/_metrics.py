@@ -22,3 +22,14 @@ HTTP_REQUESTS = Counter(
     "gate_webhook_requests_total", "Webhook HTTP requests, by path and status.", ["path", "status"]
 )
 STORE_UP = Gauge("gate_store_up", "1 when the evidence store answered the last readiness check.")
+ADMISSION_SECONDS = Histogram(
+    "gate_admission_review_duration_seconds",
+    "Time to decide an admission review, by part: total, policy evaluation, evidence look-up.",
+    ["part"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+)
+ADMISSION_DECISIONS = Counter(
+    "gate_admission_decisions_total",
+    "Admission reviews answered, by answer (allowed, denied) and whether the failure mode gave it.",
+    ["answer", "failure_mode"],
+)

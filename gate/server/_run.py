@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,17 +19,20 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import make_asgi_app
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 import gate
 from gate._api import SERVICE_NAMES, Api
+from gate._signature_service import SignatureService
 from gate.config import Config, ListenAddress, TlsFiles, parse_listen
 from gate.core import Gate, utc_now
+from gate.decisions import DecisionRecorder, DecisionSigner
 from gate.errors import InfrastructureError
 from gate.scan_jobs import ScanJobs
 from gate.server._grpc import GrpcApi, RequestLimits
 from gate.server._metrics import STORE_UP
-from gate.server._tls import ensure_self_signed
-from gate.server._webhook import WebhookApp
+from gate.server._tls import ReloadingCertificate, ensure_self_signed
+from gate.server._webhook import WebhookApp, WebhookLimits
 from gate.store import EvidenceStore, open_store
 
 log = logging.getLogger("gate.serve")
@@ -65,15 +69,80 @@ def _bind(address: ListenAddress, what: str) -> socket.socket:
     return sock
 
 
-def _http_server(app: Any, tls: TlsFiles | None, grace: float) -> _QuietServer:
+# Seconds an idle webhook connection stays open (uvicorn's default is 5).
+WEBHOOK_KEEP_ALIVE = 120
+
+
+class _HeaderDeadline(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline for the request line and headers.
+
+    uvicorn times out idle keep-alive connections but not a client that sends
+    its headers slowly (slowloris); this closes such a connection
+    ``header_timeout`` seconds after it opened or after its request began.
+    """
+
+    header_timeout = 10.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_timer: asyncio.TimerHandle | None = self.loop.call_later(
+            self.header_timeout, self._headers_too_slow
+        )
+
+    def _disarm(self) -> None:
+        timer = getattr(self, "_header_timer", None)
+        if timer is not None:
+            timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+
+def _http_server(
+    app: Any,
+    tls: TlsFiles | None,
+    grace: float,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    header_timeout: float | None = None,
+) -> _QuietServer:
+    http: Any = "auto"
+    keep_alive = 5
+    if header_timeout is not None:
+        http = type("HeaderDeadline", (_HeaderDeadline,), {"header_timeout": header_timeout})
+        # The API server keeps idle webhook connections for 90 s and does not retry a POST
+        # whose connection the server closed under it: close idle connections later than it.
+        keep_alive = WEBHOOK_KEEP_ALIVE
     config = uvicorn.Config(
         app,
         lifespan="off",
         log_config=None,
         access_log=False,
-        ssl_certfile=str(tls.cert_file) if tls else None,
-        ssl_keyfile=str(tls.key_file) if tls else None,
+        http=http,
+        ssl_certfile=str(tls.cert_file) if tls and ssl_context is None else None,
+        ssl_keyfile=str(tls.key_file) if tls and ssl_context is None else None,
+        ssl_context_factory=(lambda _config, _default: ssl_context) if ssl_context is not None else None,
         timeout_graceful_shutdown=max(1, round(grace)),
+        timeout_keep_alive=keep_alive,
         server_header=False,
     )
     return _QuietServer(config)
@@ -94,10 +163,20 @@ def _grpc_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
 class GateServer:
     """Runs the three listeners over one core until stopped."""
 
-    def __init__(self, config: Config, *, store: EvidenceStore | None = None) -> None:
-        """Serve ``config``; with ``store`` given, use it (the caller closes it) instead of opening one."""
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: EvidenceStore | None = None,
+        signer: DecisionSigner | None = None,
+    ) -> None:
+        """Serve ``config``; with ``store`` given, use it (the caller closes it) instead of opening one.
+
+        ``signer`` signs every recorded decision; without one the records' signature stays empty.
+        """
         self.config = config
         self._store = store
+        self._signer = signer
         self._stop = asyncio.Event()
 
     def request_stop(self) -> None:
@@ -116,12 +195,22 @@ class GateServer:
         STORE_UP.set(1)
         scans: ScanJobs | None = None
         executor = ThreadPoolExecutor(config.grpc.workers, thread_name_prefix="gate-worker")
+        # Every recorded decision is signed: with signatures.signing_key_file, else with a key
+        # gate keeps in its data directory.
+        signer = self._signer or SignatureService(config.signatures, config.registry).decision_signer(
+            config.data_dir
+        )
+        recorder = DecisionRecorder(store, signer=signer)
         self._http_servers: list[_QuietServer] = []
         self._http_tasks: list[asyncio.Task[None]] = []
         self._grpc_server: grpc.aio.Server | None = None
+        self._tls_watch: asyncio.Task[None] | None = None
+        # Called after the listeners stop (the webhook's evaluation threads).
+        self._closers: list[Callable[[], None]] = []
         try:
             scans = ScanJobs.from_config(config, store, utc_now, serving=True)
-            addresses, health = await self._start(Gate.from_config(config, store, scans), executor)
+            core = Gate.from_config(config, store, scans, recorder=recorder)
+            addresses, health = await self._start(core, executor)
             self._install_signals()
             log.info(
                 "gate serving",
@@ -142,6 +231,10 @@ class GateServer:
         finally:
             await self._stop_listeners()
             executor.shutdown(wait=True, cancel_futures=True)
+            for close in self._closers:
+                close()
+            # After the listeners and workers: every decision made so far is queued; store them all.
+            recorder.close()
             if scans is not None:
                 scans.close()
             if self._store is None:
@@ -151,16 +244,23 @@ class GateServer:
     async def _start(self, core: Gate, executor: ThreadPoolExecutor) -> tuple[BoundAddresses, HealthServicer]:
         config = self.config
         self._grpc_server, health, bound_grpc = self._build_grpc(core, executor)
-        webhook_tls = config.webhook.tls
+        webhook = config.webhook
+        webhook_tls = webhook.tls
         if webhook_tls is None:
             cert, key = ensure_self_signed(config.data_dir / "tls")
             webhook_tls = TlsFiles(cert_file=cert, key_file=key)
+        certificate = ReloadingCertificate(webhook_tls.cert_file, webhook_tls.key_file)
+        self._tls_watch = asyncio.create_task(certificate.watch())
+        webhook_app = WebhookApp(core, executor, WebhookLimits(webhook.max_body_bytes, webhook.body_timeout))
+        self._closers.append(webhook_app.close)
         bound_webhook = self._start_http(
-            WebhookApp(core, executor),
-            config.webhook.listen,
+            webhook_app,
+            webhook.listen,
             "webhook",
             webhook_tls,
-            config.webhook.grace_period,
+            webhook.grace_period,
+            ssl_context=certificate.context,
+            header_timeout=webhook.header_timeout,
         )
         bound_metrics = None
         if config.metrics.enabled:
@@ -175,6 +275,8 @@ class GateServer:
         return BoundAddresses(bound_grpc, bound_webhook, bound_metrics), health
 
     async def _stop_listeners(self) -> None:
+        if self._tls_watch is not None:
+            self._tls_watch.cancel()
         for server in self._http_servers:
             server.should_exit = True
         if self._grpc_server is not None:
@@ -213,9 +315,19 @@ class GateServer:
             ) from exc
         return server, health, str(ListenAddress(address.host, port))
 
-    def _start_http(self, app: Any, listen: str, what: str, tls: TlsFiles | None, grace: float) -> str:
+    def _start_http(
+        self,
+        app: Any,
+        listen: str,
+        what: str,
+        tls: TlsFiles | None,
+        grace: float,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        header_timeout: float | None = None,
+    ) -> str:
         sock = _bind(parse_listen(listen), what)
-        server = _http_server(app, tls, grace)
+        server = _http_server(app, tls, grace, ssl_context=ssl_context, header_timeout=header_timeout)
         self._http_servers.append(server)
         self._http_tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
         return _sock_name(sock)

@@ -20,11 +20,15 @@ from gate.errors import (
     InfrastructureError,
     InvalidArgument,
     NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
     StoreUnavailable,
     Unsupported,
 )
 
 GRPC_STATUS: Mapping[type[GateError], grpc.StatusCode] = {
+    PayloadTooLarge: grpc.StatusCode.INVALID_ARGUMENT,
+    RequestTimeout: grpc.StatusCode.INVALID_ARGUMENT,
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     NotFound: grpc.StatusCode.NOT_FOUND,
     Conflict: grpc.StatusCode.ALREADY_EXISTS,
@@ -38,6 +42,8 @@ GRPC_STATUS: Mapping[type[GateError], grpc.StatusCode] = {
 }
 
 HTTP_STATUS: Mapping[type[GateError], int] = {
+    PayloadTooLarge: 413,
+    RequestTimeout: 408,
     InvalidArgument: 400,
     NotFound: 404,
     Conflict: 409,

@@ -1,13 +1,17 @@
-"""TLS material for the webhook listener when none is configured."""
+"""TLS material for the webhook listener: generated when none is configured, reloaded when it changes."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
 import logging
 import os
 import socket
+import ssl
 from pathlib import Path
+
+from gate.errors import InfrastructureError
 
 log = logging.getLogger("gate.tls")
 
@@ -80,3 +84,83 @@ def ensure_self_signed(directory: Path) -> tuple[Path, Path]:
         extra={"cert_file": str(cert_path), "key_file": str(key_path)},
     )
     return cert_path, key_path
+
+
+class ReloadingCertificate:
+    """A server SSLContext whose certificate and key follow their files.
+
+    cert-manager (and any Kubernetes Secret volume) replaces the files by
+    swapping a symlink, so the files' inode, mtime or size changes; both are
+    stat'ed (following links) every ``interval`` seconds by :meth:`watch`. On a
+    change the pair is loaded into the *same* context object: handshakes from
+    then on present the new certificate, open connections keep theirs, and
+    nothing restarts. A pair that does not load (caught between the two file
+    writes, or broken) keeps the previous one in force and is retried.
+    """
+
+    def __init__(self, cert_file: Path, key_file: Path, *, interval: float = 1.0) -> None:
+        """Load the pair.
+
+        Raises:
+            InfrastructureError: the files cannot be read or do not hold a matching PEM pair.
+        """
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self.interval = interval
+        self.reloads = 0
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        # The API server speaks HTTP/1.1 to webhooks (kubernetes/kubernetes#82090).
+        context.set_alpn_protocols(["http/1.1"])
+        self.context = context
+        self._stamp = self._stat()
+        try:
+            context.load_cert_chain(str(cert_file), str(key_file))
+        except (OSError, ssl.SSLError) as error:
+            raise InfrastructureError(
+                f"webhook.tls: cannot load {cert_file} and {key_file}: {_reason(error)}"
+            ) from error
+
+    def _stat(self) -> tuple[tuple[int, int, int, int], ...]:
+        stamps = []
+        for path in (self.cert_file, self.key_file):
+            try:
+                info = path.stat()
+            except OSError:
+                stamps.append((0, 0, 0, 0))
+            else:
+                stamps.append((info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size))
+        return tuple(stamps)
+
+    def check(self) -> bool:
+        """Reload the pair if its files changed; return whether a new pair is now in force."""
+        stamp = self._stat()
+        if stamp == self._stamp:
+            return False
+        try:
+            # A pair that fails half-way can leave a context with the new certificate and no
+            # key (OpenSSL drops a key that does not match): try it on a scratch context first.
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(str(self.cert_file), str(self.key_file))
+            self.context.load_cert_chain(str(self.cert_file), str(self.key_file))
+        except (OSError, ssl.SSLError) as error:
+            log.warning(
+                "webhook TLS files changed but do not load yet; the previous certificate stays in use",
+                extra={"cert_file": str(self.cert_file), "reason": _reason(error)},
+            )
+            return False
+        self._stamp = stamp
+        self.reloads += 1
+        log.info("webhook TLS certificate reloaded", extra={"cert_file": str(self.cert_file)})
+        return True
+
+    async def watch(self) -> None:
+        """Check the files every ``interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(self.interval)
+            self.check()
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror} ({error.filename})" if error.filename else error.strerror
+    return str(error) or type(error).__name__

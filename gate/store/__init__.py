@@ -26,6 +26,7 @@ from gate.store._port import (
     EvidenceStore,
     FindingPage,
     FindingQuery,
+    NewSbom,
     ScanReport,
 )
 from gate.store._sql import SqlStore
@@ -38,6 +39,7 @@ __all__ = [
     "EvidenceStore",
     "FindingPage",
     "FindingQuery",
+    "NewSbom",
     "ScanReport",
     "SqlStore",
     "open_store",

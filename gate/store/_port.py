@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from gate.model import (
     Artifact,
@@ -64,12 +64,27 @@ class ScanReport:
 
 @dataclass(frozen=True, slots=True)
 class ComponentQuery:
-    """Components to find across SBOMs: by name (``*`` wildcards, any case) or purl prefix."""
+    """Components to find across SBOMs: by name (``*`` wildcards, any case) or purl prefix.
+
+    ``versions``, when set, keeps only components for which it returns True
+    given their ecosystem (purl type, ``""`` without a purl) and their
+    normalised version (see :func:`gate.sbom._purl_key.normalise`).
+    """
 
     name: str = ""
     purl: str = ""
     page_size: int = DEFAULT_PAGE_SIZE
     page_token: str = ""
+    versions: Callable[[str, str], bool] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewSbom:
+    """An SBOM to store: its record, its document (stored compressed) and its component index."""
+
+    sbom: Sbom
+    document: bytes
+    components: Sequence[Component]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +172,9 @@ class EvidenceStore(Protocol):
     def add_sbom(self, sbom: Sbom, document: bytes, components: Sequence[Component]) -> None:
         """Store an SBOM, its document and its components."""
 
+    def add_sboms(self, items: Sequence[NewSbom]) -> None:
+        """Store several SBOMs in one transaction (the bulk path: imports, benchmarks)."""
+
     def get_sbom(self, sbom_id: str) -> Sbom | None:
         """Return one SBOM's record."""
 
@@ -184,9 +202,21 @@ class EvidenceStore(Protocol):
     def latest_verification(self, artifact_digest: str) -> Verification | None:
         """Return the newest verification of an artifact."""
 
+    def add_policy_bundle(self, digest: str, documents: Sequence[Mapping[str, Any]], now: datetime) -> None:
+        """Keep a policy bundle's documents under its digest (idempotent)."""
+
+    def get_policy_bundle(self, digest: str) -> list[dict[str, Any]] | None:
+        """The documents of a kept policy bundle."""
+
+    def finding_tallies(self, scan_ids: Sequence[str]) -> dict[str, list[tuple[str, int, bool, int]]]:
+        """``(kind, severity, fix_available, count)`` groups of each scan's findings."""
+
     # decisions
     def add_decision(self, decision: Decision) -> None:
         """Record a decision."""
+
+    def add_decisions(self, batch: Sequence[Decision]) -> None:
+        """Record several decisions in one transaction (all or none)."""
 
     def get_decision(self, decision_id: str) -> Decision | None:
         """Return one decision."""

@@ -165,6 +165,10 @@ sbom_documents = sa.Table(
     "sbom_documents",
     metadata,
     sa.Column("sbom_id", Key, sa.ForeignKey("sboms.id"), primary_key=True),
+    # The document verbatim, compressed as ``encoding`` says (``zlib``); ``size``
+    # is the uncompressed length.
+    sa.Column("encoding", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("document", sa.LargeBinary, nullable=False),
 )
 
@@ -176,14 +180,27 @@ sbom_components = sa.Table(
     # addressable for keyset pagination.
     sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("name", sa.Text, nullable=False),
-    sa.Column("name_lower", Key, nullable=False, index=True),
+    sa.Column("name_lower", Key, nullable=False),
     sa.Column("version", sa.Text, nullable=False),
     sa.Column("purl", sa.Text, nullable=False),
-    # The purl casefolded, without qualifiers and subpath: what prefix search matches.
-    sa.Column("purl_key", Key, nullable=False, index=True),
+    # The normalised identity ``pkg:<type>/<namespace>/<name>`` (see
+    # gate.sbom._purl_key): what purl search matches, whichever tool wrote the
+    # purl; empty without a purl.
+    sa.Column("purl_key", Key, nullable=False),
+    # The version as the ecosystem orders it (Debian/RPM epoch folded in); the
+    # component's version when it has no purl.
+    sa.Column("purl_version", Key, nullable=False),
+    # The purl type (``pypi``, ``deb`` ...): which version ordering applies.
+    sa.Column("ecosystem", sa.Text, nullable=False),
     sa.Column("type", sa.Text, nullable=False),
     sa.Column("group", sa.Text, nullable=False),
     sa.Column("licenses", Json, nullable=False),
+    # Keyset pages of a name or purl search come straight from these indexes
+    # (no sort of every match). Purl searches are ordered by version text too,
+    # so a package's distinct versions come from the index, and a version
+    # range reads only the index runs of the versions it accepts.
+    sa.Index(None, "name_lower", "sbom_id", "position"),
+    sa.Index(None, "purl_key", "purl_version", "sbom_id", "position"),
 )
 
 verifications = sa.Table(
@@ -211,6 +228,10 @@ decisions = sa.Table(
     sa.Column("policy_bundle_digest", sa.Text, nullable=False),
     sa.Column("evidence_ids", Json, nullable=False),
     sa.Column("caller", sa.Text, nullable=False),
+    # What was decided about (``kind/namespace/name`` for admission) and the
+    # sha256 of the canonical JSON of the request it was decided from.
+    sa.Column("subject", sa.Text, nullable=False, server_default=""),
+    sa.Column("request_digest", sa.Text, nullable=False, server_default=""),
     # The digests as given (order kept); decision_artifacts indexes them.
     sa.Column("artifact_digests", Json, nullable=False),
     sa.Column("timings", Json, nullable=False),
@@ -226,4 +247,14 @@ decision_artifacts = sa.Table(
     metadata,
     sa.Column("digest", Key, primary_key=True),
     sa.Column("decision_id", Key, sa.ForeignKey("decisions.id"), primary_key=True),
+)
+
+# Every policy bundle a decision was made with, by digest: what replay re-evaluates.
+# ``policies`` is the zlib-compressed JSON list of the policy documents.
+policy_bundles = sa.Table(
+    "policy_bundles",
+    metadata,
+    sa.Column("digest", Key, primary_key=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("policies", sa.LargeBinary, nullable=False),
 )

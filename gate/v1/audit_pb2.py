@@ -27,7 +27,7 @@ from gate.v1 import decision_pb2 as gate_dot_v1_dot_decision__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13gate/v1/audit.proto\x12\x07gate.v1\x1a\x14gate/v1/common.proto\x1a\x16gate/v1/decision.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf3\x01\n\x14ListDecisionsRequest\x12&\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\x12\'\n\x06\x66ilter\x18\x02 \x01(\x0e\x32\x17.gate.v1.DecisionFilter\x12\r\n\x05stage\x18\x03 \x01(\t\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\r\x12\x12\n\npage_token\x18\x07 \x01(\t\"V\n\x15ListDecisionsResponse\x12$\n\tdecisions\x18\x01 \x03(\x0b\x32\x11.gate.v1.Decision\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\" \n\x12GetDecisionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"Z\n\x1a\x45xportPolicyReportsRequest\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tnamespace\x18\x02 \x01(\t\".\n\x1b\x45xportPolicyReportsResponse\x12\x0f\n\x07reports\x18\x01 \x03(\x0c*j\n\x0e\x44\x65\x63isionFilter\x12\x1f\n\x1b\x44\x45\x43ISION_FILTER_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45\x43ISION_FILTER_ALLOWED\x10\x01\x12\x1a\n\x16\x44\x45\x43ISION_FILTER_DENIED\x10\x02\x32\xff\x01\n\x0c\x41uditService\x12N\n\rListDecisions\x12\x1d.gate.v1.ListDecisionsRequest\x1a\x1e.gate.v1.ListDecisionsResponse\x12=\n\x0bGetDecision\x12\x1b.gate.v1.GetDecisionRequest\x1a\x11.gate.v1.Decision\x12`\n\x13\x45xportPolicyReports\x12#.gate.v1.ExportPolicyReportsRequest\x1a$.gate.v1.ExportPolicyReportsResponseB1Z/github.com/gate-project/gate/gen/gate/v1;gatev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13gate/v1/audit.proto\x12\x07gate.v1\x1a\x14gate/v1/common.proto\x1a\x16gate/v1/decision.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf3\x01\n\x14ListDecisionsRequest\x12&\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\x12\'\n\x06\x66ilter\x18\x02 \x01(\x0e\x32\x17.gate.v1.DecisionFilter\x12\r\n\x05stage\x18\x03 \x01(\t\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\r\x12\x12\n\npage_token\x18\x07 \x01(\t\"V\n\x15ListDecisionsResponse\x12$\n\tdecisions\x18\x01 \x03(\x0b\x32\x11.gate.v1.Decision\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\" \n\x12GetDecisionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"Z\n\x1a\x45xportPolicyReportsRequest\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tnamespace\x18\x02 \x01(\t\".\n\x1b\x45xportPolicyReportsResponse\x12\x0f\n\x07reports\x18\x01 \x03(\x0c\"7\n\x15VerifyDecisionRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\t\"T\n\rDecisionCheck\x12\x10\n\x08verified\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06signer\x18\x03 \x01(\t\x12\x11\n\tstatement\x18\x04 \x01(\x0c\"#\n\x15ReplayDecisionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x9b\x01\n\x16ReplayDecisionResponse\x12\x0c\n\x04same\x18\x01 \x01(\x08\x12#\n\x08recorded\x18\x02 \x01(\x0b\x32\x11.gate.v1.Decision\x12#\n\x08replayed\x18\x03 \x01(\x0b\x32\x11.gate.v1.Decision\x12\x13\n\x0b\x64ifferences\x18\x04 \x03(\t\x12\x14\n\x0c\x62undle_found\x18\x05 \x01(\x08\"\x17\n\x15GetDecisionKeyRequest\"6\n\x0b\x44\x65\x63isionKey\x12\x12\n\npublic_key\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t*j\n\x0e\x44\x65\x63isionFilter\x12\x1f\n\x1b\x44\x45\x43ISION_FILTER_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45\x43ISION_FILTER_ALLOWED\x10\x01\x12\x1a\n\x16\x44\x45\x43ISION_FILTER_DENIED\x10\x02\x32\xe4\x03\n\x0c\x41uditService\x12N\n\rListDecisions\x12\x1d.gate.v1.ListDecisionsRequest\x1a\x1e.gate.v1.ListDecisionsResponse\x12=\n\x0bGetDecision\x12\x1b.gate.v1.GetDecisionRequest\x1a\x11.gate.v1.Decision\x12`\n\x13\x45xportPolicyReports\x12#.gate.v1.ExportPolicyReportsRequest\x1a$.gate.v1.ExportPolicyReportsResponse\x12H\n\x0eVerifyDecision\x12\x1e.gate.v1.VerifyDecisionRequest\x1a\x16.gate.v1.DecisionCheck\x12Q\n\x0eReplayDecision\x12\x1e.gate.v1.ReplayDecisionRequest\x1a\x1f.gate.v1.ReplayDecisionResponse\x12\x46\n\x0eGetDecisionKey\x12\x1e.gate.v1.GetDecisionKeyRequest\x1a\x14.gate.v1.DecisionKeyB1Z/github.com/gate-project/gate/gen/gate/v1;gatev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gate.v1.audit_pb2', _global
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z/github.com/gate-project/gate/gen/gate/v1;gatev1'
-  _globals['_DECISIONFILTER']._serialized_start=619
-  _globals['_DECISIONFILTER']._serialized_end=725
+  _globals['_DECISIONFILTER']._serialized_start=1038
+  _globals['_DECISIONFILTER']._serialized_end=1144
   _globals['_LISTDECISIONSREQUEST']._serialized_start=112
   _globals['_LISTDECISIONSREQUEST']._serialized_end=355
   _globals['_LISTDECISIONSRESPONSE']._serialized_start=357
@@ -47,6 +47,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXPORTPOLICYREPORTSREQUEST']._serialized_end=569
   _globals['_EXPORTPOLICYREPORTSRESPONSE']._serialized_start=571
   _globals['_EXPORTPOLICYREPORTSRESPONSE']._serialized_end=617
-  _globals['_AUDITSERVICE']._serialized_start=728
-  _globals['_AUDITSERVICE']._serialized_end=983
+  _globals['_VERIFYDECISIONREQUEST']._serialized_start=619
+  _globals['_VERIFYDECISIONREQUEST']._serialized_end=674
+  _globals['_DECISIONCHECK']._serialized_start=676
+  _globals['_DECISIONCHECK']._serialized_end=760
+  _globals['_REPLAYDECISIONREQUEST']._serialized_start=762
+  _globals['_REPLAYDECISIONREQUEST']._serialized_end=797
+  _globals['_REPLAYDECISIONRESPONSE']._serialized_start=800
+  _globals['_REPLAYDECISIONRESPONSE']._serialized_end=955
+  _globals['_GETDECISIONKEYREQUEST']._serialized_start=957
+  _globals['_GETDECISIONKEYREQUEST']._serialized_end=980
+  _globals['_DECISIONKEY']._serialized_start=982
+  _globals['_DECISIONKEY']._serialized_end=1036
+  _globals['_AUDITSERVICE']._serialized_start=1147
+  _globals['_AUDITSERVICE']._serialized_end=1631
 # @@protoc_insertion_point(module_scope)

@@ -199,3 +199,172 @@ class ExportPolicyReportsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExportPolicyReportsResponse: _TypeAlias = ExportPolicyReportsResponse  # noqa: Y015
+
+@_typing.final
+class VerifyDecisionRequest(_message.Message):
+    """Request of VerifyDecision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Decision id."""
+    public_key: _builtins.str
+    """PEM public key to verify against; empty: gate's own decision key."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        public_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "public_key", b"public_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyDecisionRequest: _TypeAlias = VerifyDecisionRequest  # noqa: Y015
+
+@_typing.final
+class DecisionCheck(_message.Message):
+    """Outcome of VerifyDecision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERIFIED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SIGNER_FIELD_NUMBER: _builtins.int
+    STATEMENT_FIELD_NUMBER: _builtins.int
+    verified: _builtins.bool
+    """True when the signature verifies and its statement matches the record."""
+    reason: _builtins.str
+    """Why it does not verify; empty when verified."""
+    signer: _builtins.str
+    """Fingerprint (`sha256:` of the DER public key) of the key that signed it."""
+    statement: _builtins.bytes
+    """The signed in-toto statement (JSON)."""
+    def __init__(
+        self,
+        *,
+        verified: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+        signer: _builtins.str = ...,
+        statement: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "signer", b"signer", "statement", b"statement", "verified", b"verified"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecisionCheck: _TypeAlias = DecisionCheck  # noqa: Y015
+
+@_typing.final
+class ReplayDecisionRequest(_message.Message):
+    """Request of ReplayDecision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Decision id."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplayDecisionRequest: _TypeAlias = ReplayDecisionRequest  # noqa: Y015
+
+@_typing.final
+class ReplayDecisionResponse(_message.Message):
+    """Response of ReplayDecision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SAME_FIELD_NUMBER: _builtins.int
+    RECORDED_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    DIFFERENCES_FIELD_NUMBER: _builtins.int
+    BUNDLE_FOUND_FIELD_NUMBER: _builtins.int
+    same: _builtins.bool
+    """True when the replay gives the recorded answer and rule outcomes."""
+    bundle_found: _builtins.bool
+    """Whether the recorded policy bundle was available to the replay."""
+    @_builtins.property
+    def recorded(self) -> _decision_pb2.Decision:
+        """The recorded decision."""
+
+    @_builtins.property
+    def replayed(self) -> _decision_pb2.Decision:
+        """The decision the replay gives (not recorded; its id is empty)."""
+
+    @_builtins.property
+    def differences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Differences found (answer, rule outcomes), or why the replay could not be exact."""
+
+    def __init__(
+        self,
+        *,
+        same: _builtins.bool = ...,
+        recorded: _decision_pb2.Decision | None = ...,
+        replayed: _decision_pb2.Decision | None = ...,
+        differences: _abc.Iterable[_builtins.str] | None = ...,
+        bundle_found: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["recorded", b"recorded", "replayed", b"replayed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_found", b"bundle_found", "differences", b"differences", "recorded", b"recorded", "replayed", b"replayed", "same", b"same"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplayDecisionResponse: _TypeAlias = ReplayDecisionResponse  # noqa: Y015
+
+@_typing.final
+class GetDecisionKeyRequest(_message.Message):
+    """Request of GetDecisionKey."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDecisionKeyRequest: _TypeAlias = GetDecisionKeyRequest  # noqa: Y015
+
+@_typing.final
+class DecisionKey(_message.Message):
+    """gate's decision signing key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    FINGERPRINT_FIELD_NUMBER: _builtins.int
+    public_key: _builtins.str
+    """PEM public key."""
+    fingerprint: _builtins.str
+    """Fingerprint: `sha256:` of the DER public key."""
+    def __init__(
+        self,
+        *,
+        public_key: _builtins.str = ...,
+        fingerprint: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fingerprint", b"fingerprint", "public_key", b"public_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecisionKey: _TypeAlias = DecisionKey  # noqa: Y015

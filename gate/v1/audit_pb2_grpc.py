@@ -51,6 +51,21 @@ class AuditServiceStub:
                 request_serializer=gate_dot_v1_dot_audit__pb2.ExportPolicyReportsRequest.SerializeToString,
                 response_deserializer=gate_dot_v1_dot_audit__pb2.ExportPolicyReportsResponse.FromString,
                 _registered_method=True)
+        self.VerifyDecision = channel.unary_unary(
+                '/gate.v1.AuditService/VerifyDecision',
+                request_serializer=gate_dot_v1_dot_audit__pb2.VerifyDecisionRequest.SerializeToString,
+                response_deserializer=gate_dot_v1_dot_audit__pb2.DecisionCheck.FromString,
+                _registered_method=True)
+        self.ReplayDecision = channel.unary_unary(
+                '/gate.v1.AuditService/ReplayDecision',
+                request_serializer=gate_dot_v1_dot_audit__pb2.ReplayDecisionRequest.SerializeToString,
+                response_deserializer=gate_dot_v1_dot_audit__pb2.ReplayDecisionResponse.FromString,
+                _registered_method=True)
+        self.GetDecisionKey = channel.unary_unary(
+                '/gate.v1.AuditService/GetDecisionKey',
+                request_serializer=gate_dot_v1_dot_audit__pb2.GetDecisionKeyRequest.SerializeToString,
+                response_deserializer=gate_dot_v1_dot_audit__pb2.DecisionKey.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -79,6 +94,29 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyDecision(self, request, context):
+        """Checks a decision record's signature against gate's decision key and that
+        the signed statement matches the stored record.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayDecision(self, request, context):
+        """Re-evaluates a recorded decision: the policy bundle it recorded against
+        the evidence records it used, and says whether the outcome is the same.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDecisionKey(self, request, context):
+        """The PEM public key decision records are signed with.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +134,21 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.ExportPolicyReports,
                     request_deserializer=gate_dot_v1_dot_audit__pb2.ExportPolicyReportsRequest.FromString,
                     response_serializer=gate_dot_v1_dot_audit__pb2.ExportPolicyReportsResponse.SerializeToString,
+            ),
+            'VerifyDecision': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyDecision,
+                    request_deserializer=gate_dot_v1_dot_audit__pb2.VerifyDecisionRequest.FromString,
+                    response_serializer=gate_dot_v1_dot_audit__pb2.DecisionCheck.SerializeToString,
+            ),
+            'ReplayDecision': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayDecision,
+                    request_deserializer=gate_dot_v1_dot_audit__pb2.ReplayDecisionRequest.FromString,
+                    response_serializer=gate_dot_v1_dot_audit__pb2.ReplayDecisionResponse.SerializeToString,
+            ),
+            'GetDecisionKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDecisionKey,
+                    request_deserializer=gate_dot_v1_dot_audit__pb2.GetDecisionKeyRequest.FromString,
+                    response_serializer=gate_dot_v1_dot_audit__pb2.DecisionKey.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -180,6 +233,87 @@ class AuditService:
             '/gate.v1.AuditService/ExportPolicyReports',
             gate_dot_v1_dot_audit__pb2.ExportPolicyReportsRequest.SerializeToString,
             gate_dot_v1_dot_audit__pb2.ExportPolicyReportsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyDecision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gate.v1.AuditService/VerifyDecision',
+            gate_dot_v1_dot_audit__pb2.VerifyDecisionRequest.SerializeToString,
+            gate_dot_v1_dot_audit__pb2.DecisionCheck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayDecision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gate.v1.AuditService/ReplayDecision',
+            gate_dot_v1_dot_audit__pb2.ReplayDecisionRequest.SerializeToString,
+            gate_dot_v1_dot_audit__pb2.ReplayDecisionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDecisionKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gate.v1.AuditService/GetDecisionKey',
+            gate_dot_v1_dot_audit__pb2.GetDecisionKeyRequest.SerializeToString,
+            gate_dot_v1_dot_audit__pb2.DecisionKey.FromString,
             options,
             channel_credentials,
             insecure,

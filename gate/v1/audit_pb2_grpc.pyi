@@ -42,6 +42,16 @@ class AuditServiceStub:
     """Exports decisions as Kubernetes PolicyReport resources
     (wgpolicyk8s.io/v1alpha2).
     """
+    VerifyDecision: _grpc.UnaryUnaryMultiCallable[_audit_pb2.VerifyDecisionRequest, _audit_pb2.DecisionCheck]
+    """Checks a decision record's signature against gate's decision key and that
+    the signed statement matches the stored record.
+    """
+    ReplayDecision: _grpc.UnaryUnaryMultiCallable[_audit_pb2.ReplayDecisionRequest, _audit_pb2.ReplayDecisionResponse]
+    """Re-evaluates a recorded decision: the policy bundle it recorded against
+    the evidence records it used, and says whether the outcome is the same.
+    """
+    GetDecisionKey: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetDecisionKeyRequest, _audit_pb2.DecisionKey]
+    """The PEM public key decision records are signed with."""
 
 @_typing.type_check_only
 class AuditServiceAsyncStub(AuditServiceStub):
@@ -56,6 +66,16 @@ class AuditServiceAsyncStub(AuditServiceStub):
     """Exports decisions as Kubernetes PolicyReport resources
     (wgpolicyk8s.io/v1alpha2).
     """
+    VerifyDecision: _aio.UnaryUnaryMultiCallable[_audit_pb2.VerifyDecisionRequest, _audit_pb2.DecisionCheck]  # type: ignore[assignment]
+    """Checks a decision record's signature against gate's decision key and that
+    the signed statement matches the stored record.
+    """
+    ReplayDecision: _aio.UnaryUnaryMultiCallable[_audit_pb2.ReplayDecisionRequest, _audit_pb2.ReplayDecisionResponse]  # type: ignore[assignment]
+    """Re-evaluates a recorded decision: the policy bundle it recorded against
+    the evidence records it used, and says whether the outcome is the same.
+    """
+    GetDecisionKey: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetDecisionKeyRequest, _audit_pb2.DecisionKey]  # type: ignore[assignment]
+    """The PEM public key decision records are signed with."""
 
 class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
     """Serves the decision trail."""
@@ -85,5 +105,33 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         """Exports decisions as Kubernetes PolicyReport resources
         (wgpolicyk8s.io/v1alpha2).
         """
+
+    @_abc_1.abstractmethod
+    def VerifyDecision(
+        self,
+        request: _audit_pb2.VerifyDecisionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.DecisionCheck, _abc.Awaitable[_audit_pb2.DecisionCheck]]:
+        """Checks a decision record's signature against gate's decision key and that
+        the signed statement matches the stored record.
+        """
+
+    @_abc_1.abstractmethod
+    def ReplayDecision(
+        self,
+        request: _audit_pb2.ReplayDecisionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.ReplayDecisionResponse, _abc.Awaitable[_audit_pb2.ReplayDecisionResponse]]:
+        """Re-evaluates a recorded decision: the policy bundle it recorded against
+        the evidence records it used, and says whether the outcome is the same.
+        """
+
+    @_abc_1.abstractmethod
+    def GetDecisionKey(
+        self,
+        request: _audit_pb2.GetDecisionKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.DecisionKey, _abc.Awaitable[_audit_pb2.DecisionKey]]:
+        """The PEM public key decision records are signed with."""
 
 def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

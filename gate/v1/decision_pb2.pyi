@@ -256,6 +256,8 @@ class Decision(_message.Message):
     DECIDED_AT_FIELD_NUMBER: _builtins.int
     TIMINGS_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    REQUEST_DIGEST_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned id (a UUID); empty for dry runs."""
     allowed: _builtins.bool
@@ -270,6 +272,10 @@ class Decision(_message.Message):
     """Pipeline stage, or `admission`."""
     signature: _builtins.bytes
     """DSSE envelope (JSON) signing the recorded decision; empty for dry runs."""
+    subject: _builtins.str
+    """What was decided about (`kind/namespace/name`, `image ...`, `source ...`)."""
+    request_digest: _builtins.str
+    """`sha256:` of the canonical JSON of the request the decision answered."""
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleResult]:
         """Every rule evaluated."""
@@ -305,10 +311,12 @@ class Decision(_message.Message):
         decided_at: _timestamp_pb2.Timestamp | None = ...,
         timings: Global___DecisionTimings | None = ...,
         signature: _builtins.bytes = ...,
+        subject: _builtins.str = ...,
+        request_digest: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "artifact_digests", b"artifact_digests", "caller", b"caller", "decided_at", b"decided_at", "evidence_ids", b"evidence_ids", "id", b"id", "message", b"message", "policy_bundle_digest", b"policy_bundle_digest", "results", b"results", "signature", b"signature", "stage", b"stage", "timings", b"timings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "artifact_digests", b"artifact_digests", "caller", b"caller", "decided_at", b"decided_at", "evidence_ids", b"evidence_ids", "id", b"id", "message", b"message", "policy_bundle_digest", b"policy_bundle_digest", "request_digest", b"request_digest", "results", b"results", "signature", b"signature", "stage", b"stage", "subject", b"subject", "timings", b"timings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

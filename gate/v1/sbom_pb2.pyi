@@ -270,19 +270,27 @@ class GetSbomRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     INCLUDE_DOCUMENT_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """SBOM id."""
     include_document: _builtins.bool
     """Return the document bytes too."""
+    format: Global___SbomFormat.ValueType
+    """Format of the returned document: UNSPECIFIED returns the stored document
+    verbatim (so does the stored format); another format is converted from it
+    (CycloneDX 1.6 or SPDX 2.3; properties, services and vulnerabilities are
+    not carried over).
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         include_document: _builtins.bool = ...,
+        format: Global___SbomFormat.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "include_document", b"include_document"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format", "id", b"id", "include_document", b"include_document"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -362,10 +370,15 @@ class SearchComponentsRequest(_message.Message):
     name: _builtins.str
     """Component name, exact, case-insensitive. `*` matches any run of characters."""
     purl: _builtins.str
-    """Package URL or purl prefix (`pkg:pypi/requests`); qualifiers ignored."""
+    """Package URL or purl prefix (`pkg:pypi/requests`), normalised like stored
+    purls (case, PyPI names, npm scopes, Debian epochs); qualifiers ignored.
+    With version_range it names one package (no prefix match).
+    """
     version_range: _builtins.str
-    """Version constraint in the ecosystem's terms, e.g. `>=2.0,<2.31.0`;
-    empty matches every version.
+    """Version constraint in the ecosystem's terms, e.g. `>=2.0,<2.31.0`
+    (operators ==, !=, >=, <=, >, <; `,` joins, `|` separates alternatives);
+    each component is compared in its ecosystem's order (PEP 440, semver,
+    Debian, Alpine). Empty matches every version.
     """
     page_size: _builtins.int
     """Page size, 1 to 1000; 0 means 100."""
@@ -456,25 +469,37 @@ Global___SearchComponentsResponse: _TypeAlias = SearchComponentsResponse  # noqa
 
 @_typing.final
 class DiffSbomsRequest(_message.Message):
-    """Request of DiffSboms."""
+    """Request of DiffSboms: each side is an SBOM id or an artifact (its newest SBOM)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     BASE_ID_FIELD_NUMBER: _builtins.int
     HEAD_ID_FIELD_NUMBER: _builtins.int
+    BASE_ARTIFACT_FIELD_NUMBER: _builtins.int
+    HEAD_ARTIFACT_FIELD_NUMBER: _builtins.int
     base_id: _builtins.str
     """The older SBOM's id."""
     head_id: _builtins.str
     """The newer SBOM's id."""
+    @_builtins.property
+    def base_artifact(self) -> _common_pb2.ArtifactRef:
+        """The older artifact, instead of base_id."""
+
+    @_builtins.property
+    def head_artifact(self) -> _common_pb2.ArtifactRef:
+        """The newer artifact, instead of head_id."""
+
     def __init__(
         self,
         *,
         base_id: _builtins.str = ...,
         head_id: _builtins.str = ...,
+        base_artifact: _common_pb2.ArtifactRef | None = ...,
+        head_artifact: _common_pb2.ArtifactRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["base_artifact", b"base_artifact", "head_artifact", b"head_artifact"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_id", b"base_id", "head_id", b"head_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_artifact", b"base_artifact", "base_id", b"base_id", "head_artifact", b"head_artifact", "head_id", b"head_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -519,6 +544,12 @@ class DiffSbomsResponse(_message.Message):
     ADDED_FIELD_NUMBER: _builtins.int
     REMOVED_FIELD_NUMBER: _builtins.int
     CHANGED_FIELD_NUMBER: _builtins.int
+    BASE_ID_FIELD_NUMBER: _builtins.int
+    HEAD_ID_FIELD_NUMBER: _builtins.int
+    base_id: _builtins.str
+    """The SBOMs compared (resolved from the artifacts when those were given)."""
+    head_id: _builtins.str
+    """See base_id."""
     @_builtins.property
     def added(self) -> _containers.RepeatedCompositeFieldContainer[Global___Component]:
         """Components only in head."""
@@ -537,11 +568,117 @@ class DiffSbomsResponse(_message.Message):
         added: _abc.Iterable[Global___Component] | None = ...,
         removed: _abc.Iterable[Global___Component] | None = ...,
         changed: _abc.Iterable[Global___ComponentChange] | None = ...,
+        base_id: _builtins.str = ...,
+        head_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["added", b"added", "changed", b"changed", "removed", b"removed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added", b"added", "base_id", b"base_id", "changed", b"changed", "head_id", b"head_id", "removed", b"removed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DiffSbomsResponse: _TypeAlias = DiffSbomsResponse  # noqa: Y015
+
+@_typing.final
+class SummarizeLicensesRequest(_message.Message):
+    """Request of SummarizeLicenses: an SBOM id, or an artifact (its newest SBOM)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SBOM_ID_FIELD_NUMBER: _builtins.int
+    ARTIFACT_FIELD_NUMBER: _builtins.int
+    sbom_id: _builtins.str
+    """SBOM id."""
+    @_builtins.property
+    def artifact(self) -> _common_pb2.ArtifactRef:
+        """The artifact, instead of sbom_id."""
+
+    def __init__(
+        self,
+        *,
+        sbom_id: _builtins.str = ...,
+        artifact: _common_pb2.ArtifactRef | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "sbom_id", b"sbom_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SummarizeLicensesRequest: _TypeAlias = SummarizeLicensesRequest  # noqa: Y015
+
+@_typing.final
+class LicenseCount(_message.Message):
+    """One licence and the components that carry it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LICENSE_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    COMPONENTS_FIELD_NUMBER: _builtins.int
+    license: _builtins.str
+    """SPDX id, SPDX expression, or the free-text name the SBOM gives."""
+    count: _builtins.int
+    """Number of components carrying it."""
+    @_builtins.property
+    def components(self) -> _containers.RepeatedCompositeFieldContainer[Global___Component]:
+        """Those components."""
+
+    def __init__(
+        self,
+        *,
+        license: _builtins.str = ...,
+        count: _builtins.int = ...,
+        components: _abc.Iterable[Global___Component] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["components", b"components", "count", b"count", "license", b"license"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LicenseCount: _TypeAlias = LicenseCount  # noqa: Y015
+
+@_typing.final
+class SummarizeLicensesResponse(_message.Message):
+    """Response of SummarizeLicenses. A component with several licences counts
+    under each.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SBOM_ID_FIELD_NUMBER: _builtins.int
+    COMPONENT_COUNT_FIELD_NUMBER: _builtins.int
+    LICENSES_FIELD_NUMBER: _builtins.int
+    UNKNOWN_COUNT_FIELD_NUMBER: _builtins.int
+    UNKNOWN_FIELD_NUMBER: _builtins.int
+    sbom_id: _builtins.str
+    """The SBOM summarised."""
+    component_count: _builtins.int
+    """Components in the SBOM."""
+    unknown_count: _builtins.int
+    """Components without any licence stated."""
+    @_builtins.property
+    def licenses(self) -> _containers.RepeatedCompositeFieldContainer[Global___LicenseCount]:
+        """Licences, most common first."""
+
+    @_builtins.property
+    def unknown(self) -> _containers.RepeatedCompositeFieldContainer[Global___Component]:
+        """Those components."""
+
+    def __init__(
+        self,
+        *,
+        sbom_id: _builtins.str = ...,
+        component_count: _builtins.int = ...,
+        licenses: _abc.Iterable[Global___LicenseCount] | None = ...,
+        unknown_count: _builtins.int = ...,
+        unknown: _abc.Iterable[Global___Component] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["component_count", b"component_count", "licenses", b"licenses", "sbom_id", b"sbom_id", "unknown", b"unknown", "unknown_count", b"unknown_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SummarizeLicensesResponse: _TypeAlias = SummarizeLicensesResponse  # noqa: Y015

@@ -65,6 +65,11 @@ class SbomServiceStub:
                 request_serializer=gate_dot_v1_dot_sbom__pb2.DiffSbomsRequest.SerializeToString,
                 response_deserializer=gate_dot_v1_dot_sbom__pb2.DiffSbomsResponse.FromString,
                 _registered_method=True)
+        self.SummarizeLicenses = channel.unary_unary(
+                '/gate.v1.SbomService/SummarizeLicenses',
+                request_serializer=gate_dot_v1_dot_sbom__pb2.SummarizeLicensesRequest.SerializeToString,
+                response_deserializer=gate_dot_v1_dot_sbom__pb2.SummarizeLicensesResponse.FromString,
+                _registered_method=True)
 
 
 class SbomServiceServicer:
@@ -114,6 +119,13 @@ class SbomServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SummarizeLicenses(self, request, context):
+        """Counts the licences of an SBOM's components.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SbomServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -146,6 +158,11 @@ def add_SbomServiceServicer_to_server(servicer, server):
                     servicer.DiffSboms,
                     request_deserializer=gate_dot_v1_dot_sbom__pb2.DiffSbomsRequest.FromString,
                     response_serializer=gate_dot_v1_dot_sbom__pb2.DiffSbomsResponse.SerializeToString,
+            ),
+            'SummarizeLicenses': grpc.unary_unary_rpc_method_handler(
+                    servicer.SummarizeLicenses,
+                    request_deserializer=gate_dot_v1_dot_sbom__pb2.SummarizeLicensesRequest.FromString,
+                    response_serializer=gate_dot_v1_dot_sbom__pb2.SummarizeLicensesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -311,6 +328,33 @@ class SbomService:
             '/gate.v1.SbomService/DiffSboms',
             gate_dot_v1_dot_sbom__pb2.DiffSbomsRequest.SerializeToString,
             gate_dot_v1_dot_sbom__pb2.DiffSbomsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SummarizeLicenses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gate.v1.SbomService/SummarizeLicenses',
+            gate_dot_v1_dot_sbom__pb2.SummarizeLicensesRequest.SerializeToString,
+            gate_dot_v1_dot_sbom__pb2.SummarizeLicensesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,8 @@ class SbomServiceStub:
     """Finds components across every stored SBOM."""
     DiffSboms: _grpc.UnaryUnaryMultiCallable[_sbom_pb2.DiffSbomsRequest, _sbom_pb2.DiffSbomsResponse]
     """Compares the components of two SBOMs."""
+    SummarizeLicenses: _grpc.UnaryUnaryMultiCallable[_sbom_pb2.SummarizeLicensesRequest, _sbom_pb2.SummarizeLicensesResponse]
+    """Counts the licences of an SBOM's components."""
 
 @_typing.type_check_only
 class SbomServiceAsyncStub(SbomServiceStub):
@@ -67,6 +69,8 @@ class SbomServiceAsyncStub(SbomServiceStub):
     """Finds components across every stored SBOM."""
     DiffSboms: _aio.UnaryUnaryMultiCallable[_sbom_pb2.DiffSbomsRequest, _sbom_pb2.DiffSbomsResponse]  # type: ignore[assignment]
     """Compares the components of two SBOMs."""
+    SummarizeLicenses: _aio.UnaryUnaryMultiCallable[_sbom_pb2.SummarizeLicensesRequest, _sbom_pb2.SummarizeLicensesResponse]  # type: ignore[assignment]
+    """Counts the licences of an SBOM's components."""
 
 class SbomServiceServicer(metaclass=_abc_1.ABCMeta):
     """Generates and stores SBOMs per artifact and answers auditors' questions."""
@@ -120,5 +124,13 @@ class SbomServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_sbom_pb2.DiffSbomsResponse, _abc.Awaitable[_sbom_pb2.DiffSbomsResponse]]:
         """Compares the components of two SBOMs."""
+
+    @_abc_1.abstractmethod
+    def SummarizeLicenses(
+        self,
+        request: _sbom_pb2.SummarizeLicensesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sbom_pb2.SummarizeLicensesResponse, _abc.Awaitable[_sbom_pb2.SummarizeLicensesResponse]]:
+        """Counts the licences of an SBOM's components."""
 
 def add_SbomServiceServicer_to_server(servicer: SbomServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -70,12 +70,11 @@ def test_an_sbom_is_generated_with_progress_stored_and_searchable(
     ("change", "code", "expected"),
     [
         (
-            {"target_kind": scan_pb2.TARGET_KIND_IMAGE},
+            {"target_kind": scan_pb2.TARGET_KIND_REPOSITORY},
             grpc.StatusCode.UNIMPLEMENTED,
-            "SBOMs of image targets",
+            "SBOMs of repository targets",
         ),
-        ({"format": sbom_pb2.SBOM_FORMAT_SPDX_JSON}, grpc.StatusCode.UNIMPLEMENTED, "SPDX output"),
-        ({"generator": "syft"}, grpc.StatusCode.UNIMPLEMENTED, "'syft' SBOM generator"),
+        ({"generator": "cdxgen"}, grpc.StatusCode.UNIMPLEMENTED, "'cdxgen' SBOM generator"),
         ({"location": "/nonexistent/dir"}, grpc.StatusCode.INVALID_ARGUMENT, "target.location"),
         ({"artifact": None}, grpc.StatusCode.INVALID_ARGUMENT, "artifact: required"),
         ({"target_kind": 42}, grpc.StatusCode.INVALID_ARGUMENT, "target_kind: unknown enum value 42"),

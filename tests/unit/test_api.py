@@ -39,11 +39,11 @@ def test_scan_rpcs_without_a_scan_runner_say_so() -> None:
 
 
 def test_pending_rpcs_name_their_feature() -> None:
-    error = unavailable("gate.v1.DecisionService/Decide")
+    error = unavailable("gate.v1.AuditService/ExportPolicyReports")
     assert isinstance(error, Unsupported)
     assert error.message == (
-        "gate.v1.DecisionService/Decide is not available in this gate: "
-        "not implemented yet; it arrives with policy decisions (the decisions feature)"
+        "gate.v1.AuditService/ExportPolicyReports is not available in this gate: "
+        "not implemented yet; it arrives with PolicyReport export (the decisions feature)"
     )
 
 
@@ -55,8 +55,13 @@ def test_unknown_rpcs_are_invalid() -> None:
 def test_validation_happens_before_the_store_is_touched() -> None:
     with pytest.raises(InvalidArgument, match="id: expected a UUID"):
         API.invoke("gate.v1.ScanService/GetScan", scan_pb2.GetScanRequest(id="../../etc/passwd"))
-    with pytest.raises(Unsupported, match="version_range"):
+    with pytest.raises(InvalidArgument, match="version_range: constraint '>=' at character 1"):
         API.invoke(
             "gate.v1.SbomService/SearchComponents",
-            sbom_pb2.SearchComponentsRequest(name="x", version_range=">=1"),
+            sbom_pb2.SearchComponentsRequest(name="x", version_range=">="),
+        )
+    with pytest.raises(InvalidArgument, match=r"document: invalid JSON at line 1 column 2"):
+        API.invoke(
+            "gate.v1.SbomService/UploadSbom",
+            sbom_pb2.UploadSbomRequest(artifact={"digest": "sha256:" + "a" * 64}, document=b"{x"),
         )

@@ -50,12 +50,6 @@ def test_readyz_follows_the_store(up: bool, status: int) -> None:
         assert response.json()["reason"] == "evidence store unavailable: connection refused"
 
 
-def test_validate_says_decisions_have_not_landed() -> None:
-    response = run(request(True, "POST", "/validate", b'{"kind":"AdmissionReview"}'))
-    assert response.status_code == 501
-    assert "decisions feature" in response.json()["error"]["message"]
-
-
 def test_validate_rejects_other_methods() -> None:
     response = run(request(True, "GET", "/validate"))
     assert response.status_code == 400
@@ -64,7 +58,7 @@ def test_validate_rejects_other_methods() -> None:
 
 def test_oversized_bodies_are_refused() -> None:
     response = run(request(True, "POST", "/validate", b"x" * (MAX_BODY + 1)))
-    assert response.status_code == 400
+    assert response.status_code == 413
     assert "exceeds" in response.json()["error"]["message"]
 
 

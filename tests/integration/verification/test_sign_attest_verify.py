@@ -202,13 +202,12 @@ def test_verify_images_rules_decide_from_the_registry(pushed: Any, plain_registr
     key = load_private_key(private_pem)
     sign_image(client, ref, digest, key)
     attest_image(client, ref, digest, CYCLONEDX, {"components": [{"name": "openssl"}]}, key)
-    # A new verifier: the previous one cached the unsigned verdict for its TTL.
-    values = ContextValues(image_verifier=KyvernoImageVerifier(ImageVerifierService(client, TrustRoot())))
     [signed] = bundle.evaluate_resource(_pod(str(ref)), values=values)
     assert signed.outcome is RuleOutcome.PASS, signed.message
     assert f"@{digest}" in signed.message  # mutateDigest reports the pin it would apply
 
     attest_image(client, ref, digest, CYCLONEDX, {"components": []}, key, replace=True)
+    # A new verifier: the previous one keeps its successful verdict for its TTL.
     values = ContextValues(image_verifier=KyvernoImageVerifier(ImageVerifierService(client, TrustRoot())))
     [empty] = bundle.evaluate_resource(_pod(str(ref)), values=values)
     assert empty.outcome is RuleOutcome.FAIL

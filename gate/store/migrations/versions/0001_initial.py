@@ -133,6 +133,8 @@ def upgrade() -> None:
     op.create_table(
         "sbom_documents",
         sa.Column("sbom_id", KEY, nullable=False),
+        sa.Column("encoding", sa.Text(), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("document", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("sbom_id", name="pk_sbom_documents"),
         sa.ForeignKeyConstraint(["sbom_id"], ["sboms.id"], name="fk_sbom_documents_sbom_id_sboms"),
@@ -147,14 +149,24 @@ def upgrade() -> None:
         sa.Column("version", sa.Text(), nullable=False),
         sa.Column("purl", sa.Text(), nullable=False),
         sa.Column("purl_key", KEY, nullable=False),
+        sa.Column("purl_version", KEY, nullable=False),
+        sa.Column("ecosystem", sa.Text(), nullable=False),
         sa.Column("type", sa.Text(), nullable=False),
         sa.Column("group", sa.Text(), nullable=False),
         sa.Column("licenses", JSON, nullable=False),
         sa.PrimaryKeyConstraint("sbom_id", "position", name="pk_sbom_components"),
         sa.ForeignKeyConstraint(["sbom_id"], ["sboms.id"], name="fk_sbom_components_sbom_id_sboms"),
     )
-    op.create_index("ix_sbom_components_name_lower", "sbom_components", ["name_lower"])
-    op.create_index("ix_sbom_components_purl_key", "sbom_components", ["purl_key"])
+    op.create_index(
+        "ix_sbom_components_name_lower_sbom_id_position",
+        "sbom_components",
+        ["name_lower", "sbom_id", "position"],
+    )
+    op.create_index(
+        "ix_sbom_components_purl_key_purl_version_sbom_id_position",
+        "sbom_components",
+        ["purl_key", "purl_version", "sbom_id", "position"],
+    )
 
     op.create_table(
         "verifications",
@@ -184,6 +196,8 @@ def upgrade() -> None:
         sa.Column("policy_bundle_digest", sa.Text(), nullable=False),
         sa.Column("evidence_ids", JSON, nullable=False),
         sa.Column("caller", sa.Text(), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=False, server_default=""),
+        sa.Column("request_digest", sa.Text(), nullable=False, server_default=""),
         sa.Column("artifact_digests", JSON, nullable=False),
         sa.Column("timings", JSON, nullable=False),
         sa.Column("request", JSON, nullable=False),
@@ -203,10 +217,19 @@ def upgrade() -> None:
         ),
     )
 
+    op.create_table(
+        "policy_bundles",
+        sa.Column("digest", KEY, nullable=False),
+        sa.Column("created_at", TIME, nullable=False),
+        sa.Column("policies", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("digest", name="pk_policy_bundles"),
+    )
+
 
 def downgrade() -> None:
     """Drop every table (and with them their indexes), dependants first."""
     for table in (
+        "policy_bundles",
         "decision_artifacts",
         "decisions",
         "verifications",

@@ -1,0 +1,297 @@
+"""Admission webhook throughput and latency: gate's /validate vs an allow-all endpoint on the same stack.
+
+Starts ``gate serve`` (SQLite in a temp dir, the Pod Security Standards policies of
+``../shared/conformance/kyverno/pod-security`` plus four supply-chain rules written
+here, Enforce) and ``_allow_all.py`` (uvicorn + a bare ASGI callable answering
+``allowed``, TLS with the same certificate), then drives both with ``wrk``
+(Debian package ``wrk``) over HTTPS, HTTP/1.1 keep-alive, POSTing the ~3 KB Pod
+AdmissionReview of ``../shared/notes/admission_review.json`` with a fresh uid per
+request. Rounds alternate the order; the report gives per-round and median
+requests/s and p99, the ratio gate/allow-all, and how many decisions gate stored.
+
+Targets (issue 7): p99 <= 25 ms at 64 connections, throughput >= 50 % of allow-all.
+
+    python benchmarks/admission.py [--rounds 3] [--duration 10] [--connections 64] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _harness import (
+    LOOPBACK,
+    REPO_ROOT,
+    Children,
+    GatePorts,
+    free_port,
+    gate_command,
+    gate_env,
+    log_tail,
+    median,
+    serving_probe,
+    sigterm_as_exit,
+    spawn,
+    tree_cpu_seconds,
+    wait_until,
+)
+
+SHARED = REPO_ROOT.parent / "shared"
+REVIEW = SHARED / "notes" / "admission_review.json"
+PSS = SHARED / "conformance" / "kyverno" / "pod-security"
+
+SUPPLY_CHAIN = """\
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: supply-chain
+  annotations:
+    policies.kyverno.io/category: Supply Chain
+spec:
+  validationFailureAction: Enforce
+  background: false
+  rules:
+  - name: allowed-registries
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    validate:
+      message: "images must come from registry.example.com or docker.io"
+      deny:
+        conditions:
+          any:
+          - key: "{{ images.containers.*.registry }}"
+            operator: AnyNotIn
+            value: [registry.example.com, docker.io]
+  - name: no-latest-tag
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    validate:
+      message: "the :latest tag is not allowed"
+      pattern:
+        spec:
+          containers:
+          - image: "!*:latest"
+  - name: require-team-label
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    validate:
+      message: "the label team is required"
+      pattern:
+        metadata:
+          labels:
+            team: "?*"
+  - name: require-requests
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    validate:
+      message: "CPU and memory requests are required"
+      pattern:
+        spec:
+          containers:
+          - resources:
+              requests:
+                cpu: "?*"
+                memory: "?*"
+"""
+
+# A fresh uid per request, as the API server sends them; the body is otherwise the sample.
+LUA = """\
+local body = [[%s]]
+local counter = 0
+request = function()
+  counter = counter + 1
+  local uid = string.format("00000000-0000-4000-8000-%%012d", counter)
+  local b = string.gsub(body, "705ab4f5%%-6393%%-11e8%%-b7cc%%-42010a800002", uid, 1)
+  return wrk.format("POST", "/validate", {["Content-Type"] = "application/json"}, b)
+end
+"""
+
+_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
+_P99 = re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+_ERRORS = re.compile(
+    r"Non-2xx or 3xx responses: (\d+)|Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"
+)
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def run_wrk(
+    url: str, script: Path, connections: int, duration: float, server_pid: int = 0
+) -> dict[str, float]:
+    """One wrk run; requests/s, p99 ms, error count and the server's CPU µs per request."""
+    cpu_before = tree_cpu_seconds(server_pid) if server_pid else 0.0
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = _RPS.search(out)
+    p99 = _P99.search(out)
+    if rps is None or p99 is None:
+        raise RuntimeError(f"cannot read wrk's output:\n{out}")
+    errors = 0
+    for match in _ERRORS.finditer(out):
+        errors += sum(int(g) for g in match.groups() if g)
+    cpu = tree_cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
+    requests = float(rps.group(1)) * duration
+    return {
+        "rps": float(rps.group(1)),
+        "p99_ms": _ms(p99.group(1), p99.group(2)),
+        "errors": errors,
+        "server_cpu_us_per_request": cpu / requests * 1e6 if requests else 0.0,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 1
+
+    children = Children()
+    work = Path(tempfile.mkdtemp(prefix="gate-bench-admission-"))
+    try:
+        with sigterm_as_exit():
+            return _run(args, children, work)
+    finally:
+        children.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
+    pss = [
+        p
+        for tier in ("baseline", "restricted")
+        for p in sorted((PSS / tier).glob("*/*.yaml"))
+        if p.parent.name == p.stem
+    ]
+    supply = work / "supply-chain.yaml"
+    supply.write_text(SUPPLY_CHAIN)
+    data_dir = work / "data"
+    ports = GatePorts.pick()
+    env = gate_env(data_dir, ports)
+    env["GATE_METRICS_ENABLED"] = "false"
+    env["GATE_LOG_LEVEL"] = "warning"
+    env["GATE_POLICY_SOURCES"] = ":".join(str(p) for p in [*pss, supply])
+    gate_log = work / "gate.log"
+    started = time.perf_counter()
+    gate = children.add(spawn(gate_command(), env, gate_log))
+    try:
+        wait_until(serving_probe(ports.grpc_target), gate, started=started, limit=60)
+    except RuntimeError as error:
+        print(f"gate did not start: {error}\n{log_tail(gate_log)}", file=sys.stderr)
+        return 1
+    cert, key = data_dir / "tls" / "webhook.crt", data_dir / "tls" / "webhook.key"
+    floor_port = free_port()
+    floor = children.add(
+        spawn(
+            [
+                sys.executable,
+                str(Path(__file__).parent / "_allow_all.py"),
+                str(floor_port),
+                str(cert),
+                str(key),
+            ],
+            None,
+            work / "allow_all.log",
+        )
+    )
+    deadline = time.time() + 20
+    while (
+        subprocess.run(
+            ["curl", "-sk", "-o", "/dev/null", f"https://{LOOPBACK}:{floor_port}/"], check=False
+        ).returncode
+        != 0
+    ):
+        if time.time() > deadline or floor.poll() is not None:
+            print(f"the allow-all server did not start\n{log_tail(work / 'allow_all.log')}", file=sys.stderr)
+            return 1
+        time.sleep(0.1)
+
+    script = work / "post.lua"
+    script.write_text(LUA % REVIEW.read_text().strip())
+    targets = {
+        "gate": f"https://{LOOPBACK}:{ports.webhook}/validate",
+        "allow-all": f"https://{LOOPBACK}:{floor_port}/validate",
+    }
+    check = subprocess.run(
+        [
+            "curl",
+            "-sk",
+            "--data-binary",
+            f"@{REVIEW}",
+            "-H",
+            "Content-Type: application/json",
+            targets["gate"],
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    print(f"gate's answer to the sample: {check}")
+    print(
+        f"policies: {len(pss)} Pod Security Standards files + 1 supply-chain policy (4 rules, Enforce); "
+        f"{args.connections} connections, wrk 1 thread, {args.duration:g} s per run, {args.rounds} rounds"
+    )
+    results: dict[str, list[dict[str, float]]] = {"gate": [], "allow-all": []}
+    for url in targets.values():
+        run_wrk(url, script, args.connections, args.warmup)
+    for index in range(args.rounds):
+        order = list(targets) if index % 2 == 0 else list(reversed(targets))
+        for name in order:
+            pid = gate.pid if name == "gate" else floor.pid
+            figures = run_wrk(targets[name], script, args.connections, args.duration, pid)
+            results[name].append(figures)
+            print(
+                f"round {index + 1} {name:9} {figures['rps']:9.0f} req/s  p99 {figures['p99_ms']:7.2f} ms  "
+                f"errors {figures['errors']:.0f}  "
+                f"server CPU {figures['server_cpu_us_per_request']:6.0f} us/request"
+            )
+    ratios = [g["rps"] / a["rps"] for g, a in zip(results["gate"], results["allow-all"], strict=True)]
+    summary = {
+        name: {
+            "rps_median": median([r["rps"] for r in runs]),
+            "p99_ms_median": median([r["p99_ms"] for r in runs]),
+            "errors": sum(r["errors"] for r in runs),
+            "server_cpu_us_per_request_median": median([r["server_cpu_us_per_request"] for r in runs]),
+        }
+        for name, runs in results.items()
+    }
+    summary["ratio_median"] = {"gate_over_allow_all": median(ratios)}
+    gate_rps = summary["gate"]["rps_median"]
+    gate_p99 = summary["gate"]["p99_ms_median"]
+    print(
+        f"median: gate {gate_rps:.0f} req/s p99 {gate_p99:.2f} ms; allow-all "
+        f"{summary['allow-all']['rps_median']:.0f} req/s p99 {summary['allow-all']['p99_ms_median']:.2f} ms; "
+        f"ratio {median(ratios):.2f} (target >= 0.50); p99 target <= 25 ms: "
+        f"{'met' if gate_p99 <= 25 else 'NOT met'}"
+    )
+    # Stop gate gracefully first: the recorder flushes on stop, so every answered review is stored.
+    children.stop_all()
+    with sqlite3.connect(data_dir / "gate.db") as db:
+        stored = db.execute("select count(*) from decisions").fetchone()[0]
+        failures = db.execute(
+            "select count(*) from decisions where message like 'gate could not decide%'"
+        ).fetchone()[0]
+    print(f"decisions stored after a graceful stop: {stored}; answered by the failure mode: {failures}")
+    summary["stored_decisions"] = {"count": stored, "failure_mode": failures}
+    if args.json:
+        args.json.write_text(json.dumps({"runs": results, "summary": summary}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""Proving decisions after the fact: signature checks and replays of recorded decisions.
+
+A decision record holds everything needed to judge it again: the request (an
+AdmissionReview's ``request``, or the resources a pipeline Decide evaluated),
+the digest of the policy bundle (whose documents gate keeps by digest), and the
+ids of the evidence records the rules read. Evidence records never change once
+written, so a replay rebuilds exactly the evidence documents the rules saw.
+
+What a replay cannot reproduce exactly is said in its differences: a bundle
+gate no longer holds, and ``verifyImages`` rules, which ask the registry again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from gate.decisions import PAYLOAD_TYPE, PREDICATE_TYPE, Evidence, statement
+from gate.evidence import ArtifactEvidence, FindingTally, ScanEvidence, evidence_document, evidence_resolver
+from gate.model import Decision, FindingKind, Severity
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionCheck:
+    """Whether a decision record's signature holds and matches the record."""
+
+    verified: bool
+    reason: str = ""
+    signer: str = ""
+    statement: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """The outcome of re-evaluating a recorded decision."""
+
+    recorded: Decision
+    replayed: Decision
+    differences: tuple[str, ...]
+    bundle_found: bool
+
+    @property
+    def same(self) -> bool:
+        """True when the replay gives the recorded answer and every recorded rule outcome."""
+        return not self.differences
+
+
+def verify_decision(decision: Decision, public_key_pem: bytes) -> DecisionCheck:
+    """Check that ``decision`` carries a valid signature by ``public_key_pem`` over its own content.
+
+    The envelope must verify, its statement's subject must be the request digest, and its
+    predicate must equal the statement rebuilt from the stored record: a record edited after
+    signing (an answer flipped, a result removed) does not verify.
+    """
+    from gate.signatures import SignaturePolicy, TrustRoot, load_public_key, verify_attestation
+
+    if not decision.signature:
+        return DecisionCheck(False, "the decision carries no signature (it was recorded without a signer)")
+    if not decision.request_digest:
+        return DecisionCheck(False, "the decision has no request digest to check the signed subject against")
+    try:
+        key = load_public_key(public_key_pem)
+    except Exception as error:  # a malformed key given by the caller
+        return DecisionCheck(False, f"public key: {error}")
+    result = verify_attestation(
+        decision.signature,
+        digest=decision.request_digest,
+        predicate_type=PREDICATE_TYPE,
+        policy=SignaturePolicy(keys=(key,)),
+        trust=TrustRoot(),
+    )
+    if not result.verified:
+        return DecisionCheck(False, result.reason)
+    payload_type = json.loads(decision.signature).get("payloadType")
+    if payload_type != PAYLOAD_TYPE:
+        return DecisionCheck(False, f"payloadType is {payload_type!r}, expected {PAYLOAD_TYPE}")
+    return _matches_record(decision, result.predicate, key.fingerprint)
+
+
+def _matches_record(decision: Decision, signed: Any, signer: str) -> DecisionCheck:
+    expected = statement(decision)["predicate"]
+    if _normal(signed) != _normal(expected):
+        got = signed if isinstance(signed, dict) else {}
+        changed = sorted(k for k in expected if _normal(expected.get(k)) != _normal(got.get(k)))
+        return DecisionCheck(
+            False, f"the stored record differs from what was signed: {', '.join(changed) or 'predicate'}"
+        )
+    return DecisionCheck(True, "", signer, json.dumps(signed, sort_keys=True).encode())
+
+
+def _normal(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class RecordedEvidence:
+    """The evidence documents of a recorded decision, rebuilt from its evidence ids."""
+
+    def __init__(self, store: Any, decision: Decision) -> None:
+        self._store = store
+        self._by_digest: dict[str, ArtifactEvidence] = {}
+        self._aliases: dict[str, str] = {}
+        scans: dict[str, list[Any]] = {}
+        for record_id in decision.evidence_ids:
+            scan = store.get_scan(record_id)
+            if scan is not None:
+                scans.setdefault(scan.artifact_digest, []).append(scan)
+                continue
+            sbom = store.get_sbom(record_id)
+            if sbom is not None:
+                self._merge(sbom.artifact_digest, sbom=sbom)
+                continue
+            verification = store.get_verification(record_id)
+            if verification is not None:
+                self._merge(verification.artifact_digest, verification=verification)
+        tallies = store.finding_tallies([s.id for group in scans.values() for s in group])
+        for digest, group in scans.items():
+            built = tuple(
+                ScanEvidence(
+                    s,
+                    tuple(
+                        FindingTally(FindingKind(k), Severity(sev), fix, n)
+                        for k, sev, fix, n in tallies.get(s.id, ())
+                    ),
+                )
+                for s in group
+            )
+            self._merge(digest, scans=built)
+        for digest in self._by_digest:
+            artifact = store.get_artifact(digest)
+            for alias in artifact.aliases if artifact is not None else ():
+                self._aliases[alias] = digest
+
+    def _merge(self, digest: str, **parts: Any) -> None:
+        current = self._by_digest.get(digest) or ArtifactEvidence(digest)
+        self._by_digest[digest] = replace(current, **parts)
+
+    def document(self, image: str) -> dict[str, Any]:
+        """The evidence document the rules saw for ``image`` (as far as the records tell)."""
+        from policies._images import parse_image
+
+        digest = image.rsplit("@", 1)[1] if "@" in image else None
+        if digest is None:
+            digest = self._aliases.get(image) or self._aliases.get(parse_image(image)["reference"])
+        return evidence_document(image, self._by_digest.get(digest) if digest else None)
+
+    def evidence(self, urls: Sequence[str]) -> Evidence:
+        """An evidence context answering the rules' evidence calls from the records."""
+        return Evidence(api_calls=evidence_resolver({}, urls=urls, missing=self.document))
+
+
+def compare(recorded: Decision, replayed: Decision) -> tuple[str, ...]:
+    """What differs between a recorded and a replayed decision (answer and rule outcomes)."""
+    differences = []
+    if recorded.allowed != replayed.allowed:
+        differences.append(
+            f"answer: recorded {'allowed' if recorded.allowed else 'denied'}, "
+            f"replayed {'allowed' if replayed.allowed else 'denied'}"
+        )
+
+    def outcomes(decision: Decision) -> Mapping[tuple[str, str, str], str]:
+        return {(r.policy, r.rule, r.resource): r.outcome.value for r in decision.results}
+
+    before, after = outcomes(recorded), outcomes(replayed)
+    for key in sorted(set(before) | set(after)):
+        if before.get(key) != after.get(key):
+            policy, rule, resource = key
+            differences.append(
+                f"{policy}/{rule} on {resource}: recorded {before.get(key, 'no result')}, "
+                f"replayed {after.get(key, 'no result')}"
+            )
+    return tuple(differences)

@@ -1,0 +1,61 @@
+"""``gate audit verify``, ``gate audit replay`` and ``gate audit public-key``: proving decisions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gate.errors import EvidenceError
+from gate.v1 import audit_pb2
+
+
+@click.command("verify")
+@click.argument("decision_id")
+@click.option(
+    "--key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="PEM public key to verify against (default: gate's decision key).",
+)
+@click.pass_obj
+def audit_verify(state: Any, /, decision_id: str, key: Path | None) -> None:
+    """Check a decision record's signature and that it matches what was signed (exit 1 if not)."""
+    public = key.read_text(encoding="utf-8") if key is not None else ""
+    request = audit_pb2.VerifyDecisionRequest(id=decision_id, public_key=public)
+    check: Any = state.client().call("gate.v1.AuditService/VerifyDecision", request)
+    if not check.verified:
+        raise EvidenceError(f"decision {decision_id} does not verify: {check.reason}")
+    click.echo(f"Verified OK: decision {decision_id} signed by {check.signer}")
+
+
+@click.command("replay")
+@click.argument("decision_id")
+@click.pass_obj
+def audit_replay(state: Any, /, decision_id: str) -> None:
+    """Re-evaluate a recorded decision with its policies and evidence; exit 1 if the outcome differs."""
+    request = audit_pb2.ReplayDecisionRequest(id=decision_id)
+    replay: Any = state.client().call("gate.v1.AuditService/ReplayDecision", request)
+    recorded = "allowed" if replay.recorded.allowed else "denied"
+    replayed = "allowed" if replay.replayed.allowed else "denied"
+    click.echo(f"recorded: {recorded}, {len(replay.recorded.results)} rule results")
+    click.echo(f"replayed: {replayed}, {len(replay.replayed.results)} rule results")
+    if not replay.bundle_found:
+        click.echo("note: the recorded policy bundle is not kept by this gate")
+    for difference in replay.differences:
+        click.echo(f"  differs: {difference}")
+    if not replay.same:
+        raise click.exceptions.Exit(1)
+    click.echo("same outcome")
+
+
+@click.command("public-key")
+@click.pass_obj
+def audit_public_key(state: Any, /) -> None:
+    """Print the PEM public key gate signs decision records with (for offline verification)."""
+    key: Any = state.client().call("gate.v1.AuditService/GetDecisionKey", audit_pb2.GetDecisionKeyRequest())
+    click.echo(key.public_key.rstrip("\n"))
+    click.echo(f"# fingerprint {key.fingerprint}", err=True)
+
+
+AUDIT_COMMANDS = (audit_verify, audit_replay, audit_public_key)

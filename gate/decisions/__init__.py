@@ -1,0 +1,69 @@
+"""Admission decisions: AdmissionReview in, allow/deny with Kyverno's messages and a record out.
+
+The core is pure (:func:`parse_review`, :func:`decide`, :func:`failure_outcome`):
+bytes and a policy bundle in, a :class:`ReviewOutcome` out. Recording goes
+through :class:`DecisionRecorder` (a batch writer over the store port), which
+computes request digests and, when a :class:`DecisionSigner` is configured,
+signs each record as an in-toto Statement (:func:`statement_payload`).
+"""
+
+from gate.decisions._decide import (
+    STAGE,
+    AdmissionSettings,
+    Evidence,
+    EvidenceSource,
+    Failure,
+    FailureMode,
+    ReviewOutcome,
+    decide,
+    enforces,
+    failure_outcome,
+    response_json,
+)
+from gate.decisions._recorder import DecisionRecorder, DecisionSink
+from gate.decisions._review import (
+    API_VERSIONS,
+    MAX_REVIEW_BYTES,
+    MAX_REVIEW_DEPTH,
+    AdmissionReview,
+    canonical_json,
+    parse_review,
+    request_digest,
+)
+from gate.decisions._statement import (
+    PAYLOAD_TYPE,
+    PREDICATE_TYPE,
+    DecisionSigner,
+    seal,
+    statement,
+    statement_payload,
+)
+
+__all__ = [
+    "API_VERSIONS",
+    "MAX_REVIEW_BYTES",
+    "MAX_REVIEW_DEPTH",
+    "PAYLOAD_TYPE",
+    "PREDICATE_TYPE",
+    "STAGE",
+    "AdmissionReview",
+    "AdmissionSettings",
+    "DecisionRecorder",
+    "DecisionSigner",
+    "DecisionSink",
+    "Evidence",
+    "EvidenceSource",
+    "Failure",
+    "FailureMode",
+    "ReviewOutcome",
+    "canonical_json",
+    "decide",
+    "enforces",
+    "failure_outcome",
+    "parse_review",
+    "request_digest",
+    "response_json",
+    "seal",
+    "statement",
+    "statement_payload",
+]

@@ -1,0 +1,191 @@
+"""Recording decisions off the request path: a bounded queue and one batch writer thread.
+
+An admission answer must not wait for the database (a PostgreSQL round trip
+costs more than the whole answer). Requests hand their decision to
+:meth:`DecisionRecorder.record`, which only enqueues; one writer thread drains
+the queue in batches (one transaction each), computing request digests and
+signatures there rather than on the request path.
+
+When the queue is full (the store is slower than the request rate), ``record``
+blocks for up to ``put_timeout`` seconds and then writes the decision itself,
+synchronously, in the caller's thread: that request pays the round trip, and the
+pressure slows callers down instead of dropping records. :meth:`close` stops
+accepting, drains everything queued and returns once it is stored, so a
+graceful shutdown loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from gate.decisions._statement import DecisionSigner, seal
+from gate.errors import EvidenceError, GateError
+from gate.model import Decision
+
+log = logging.getLogger("gate.decisions")
+
+
+class DecisionSink(Protocol):
+    """Where decisions are stored (the evidence store implements this)."""
+
+    def add_decisions(self, batch: Sequence[Decision]) -> None:
+        """Record several decisions in one transaction (all or none)."""
+
+
+class DecisionRecorder:
+    """Writes decisions in batches from a background thread; see the module docstring.
+
+    Attributes:
+        recorded: decisions stored so far.
+        synchronous: decisions the caller had to write itself because the queue was full.
+        lost: decisions that could not be stored (logged with their ids).
+    """
+
+    def __init__(
+        self,
+        sink: DecisionSink,
+        *,
+        signer: DecisionSigner | None = None,
+        capacity: int = 4096,
+        max_batch: int = 256,
+        put_timeout: float = 0.05,
+        retry_delays: Sequence[float] = (0.1, 0.5, 1.0, 2.0, 5.0),
+        linger: float = 0.05,
+    ) -> None:
+        self._sink = sink
+        self._signer = signer
+        self._queue: queue.Queue[Decision | None] = queue.Queue(capacity)
+        self._max_batch = max_batch
+        self._put_timeout = put_timeout
+        self._retry_delays = tuple(retry_delays)
+        # How long the writer waits for a batch to fill: every transaction costs a commit,
+        # and one per decision cost more than the decisions' rows.
+        self._linger = linger
+        self._closed = False
+        self._lock = threading.Lock()
+        self.recorded = 0
+        self.synchronous = 0
+        self.lost = 0
+        self._thread = threading.Thread(target=self._run, name="gate-decisions", daemon=True)
+        self._thread.start()
+
+    @property
+    def signing(self) -> bool:
+        """Whether decisions are signed (a signer was configured)."""
+        return self._signer is not None
+
+    def record(self, decision: Decision) -> None:
+        """Queue ``decision`` for storage; write it synchronously if the queue stays full."""
+        if not self._closed:
+            try:
+                self._queue.put(decision, timeout=self._put_timeout)
+                return
+            except queue.Full:
+                with self._lock:
+                    self.synchronous += 1
+        self._store([decision], final=True)
+
+    def flush(self) -> None:
+        """Return once every decision queued so far is stored (or given up on and logged)."""
+        self._queue.join()
+
+    def close(self) -> None:
+        """Stop accepting into the queue, store everything queued, stop the writer."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            batch: list[Decision] = []
+            taken = 1
+            stop = first is None
+            if first is not None:
+                batch.append(first)
+                if self._linger and not self._closed and self._queue.qsize() < self._max_batch:
+                    time.sleep(self._linger)
+            while not stop and len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                taken += 1
+                if item is None:
+                    stop = True
+                else:
+                    batch.append(item)
+            try:
+                if batch:
+                    self._store(batch, final=self._closed)
+            except Exception:  # the writer must survive anything, or every later record is lost
+                log.exception("recording %d decisions failed", len(batch))
+            finally:
+                for _ in range(taken):
+                    self._queue.task_done()
+            if stop:
+                return
+
+    def _store(self, batch: list[Decision], *, final: bool) -> None:
+        sealed = [self._seal(decision) for decision in batch]
+        delays = self._retry_delays[:2] if final else self._retry_delays
+        for attempt in range(len(delays) + 1):
+            try:
+                self._sink.add_decisions(sealed)
+            except EvidenceError:
+                if len(sealed) > 1:
+                    # One bad record must not take the batch with it: store them one by one.
+                    for decision in sealed:
+                        self._store_one(decision)
+                    return
+                self._store_one(sealed[0])
+                return
+            except GateError as error:
+                if attempt == len(delays):
+                    self._give_up(sealed, error.message)
+                    return
+                log.warning(
+                    "storing %d decisions failed (%s); retrying in %.1f s",
+                    len(sealed),
+                    error.message,
+                    delays[attempt],
+                )
+                time.sleep(delays[attempt])
+            else:
+                with self._lock:
+                    self.recorded += len(sealed)
+                return
+
+    def _store_one(self, decision: Decision) -> None:
+        try:
+            self._sink.add_decisions([decision])
+        except GateError as error:
+            self._give_up([decision], error.message)
+        else:
+            with self._lock:
+                self.recorded += 1
+
+    def _seal(self, decision: Decision) -> Decision:
+        try:
+            return seal(decision, self._signer)
+        except Exception:
+            # An unsigned record is visibly unsigned; a lost one is invisible.
+            log.exception("signing decision %s failed; it is recorded unsigned", decision.id)
+            return seal(decision, None)
+
+    def _give_up(self, batch: Sequence[Decision], reason: str) -> None:
+        with self._lock:
+            self.lost += len(batch)
+        log.error(
+            "%d decisions could not be recorded: %s",
+            len(batch),
+            reason,
+            extra={"decision_ids": [decision.id for decision in batch]},
+        )

@@ -1,0 +1,112 @@
+"""The batch writer: nothing lost on close, backpressure when full, retries, signing."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from gate.decisions import PAYLOAD_TYPE, DecisionRecorder, request_digest, statement_payload
+from gate.errors import StoreUnavailable
+from gate.model import Decision
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def decision(n: int) -> Decision:
+    return Decision(
+        id=f"00000000-0000-4000-8000-{n:012d}",
+        allowed=True,
+        message="allowed",
+        stage="admission",
+        decided_at=NOW,
+        request={"uid": str(n)},
+    )
+
+
+class Sink:
+    """An in-memory store port; ``down`` batches fail with StoreUnavailable first; ``gate`` blocks writes."""
+
+    def __init__(self, down: int = 0, gate: threading.Event | None = None) -> None:
+        self.batches: list[list[Decision]] = []
+        self.down = down
+        self.gate = gate
+
+    def add_decisions(self, batch: Sequence[Decision]) -> None:
+        if self.gate is not None:
+            self.gate.wait(10)
+        if self.down:
+            self.down -= 1
+            raise StoreUnavailable("evidence store unavailable: connection refused")
+        self.batches.append(list(batch))
+
+    @property
+    def stored(self) -> list[Decision]:
+        return [d for batch in self.batches for d in batch]
+
+
+class Signer:
+    def __init__(self) -> None:
+        self.calls: list[tuple[bytes, str]] = []
+
+    def sign(self, payload: bytes, payload_type: str) -> bytes:
+        self.calls.append((payload, payload_type))
+        return b'{"payloadType":"' + payload_type.encode() + b'"}'
+
+
+def test_close_stores_everything_queued_with_request_digests() -> None:
+    sink = Sink()
+    recorder = DecisionRecorder(sink)
+    for n in range(500):
+        recorder.record(decision(n))
+    recorder.close()
+    stored = sink.stored
+    assert [d.id for d in stored] == [decision(n).id for n in range(500)]
+    assert stored[7].request_digest == request_digest({"uid": "7"})
+    assert stored[7].signature == b""
+    assert recorder.recorded == 500
+    assert recorder.lost == 0
+    assert len(sink.batches) < 500  # batched
+
+
+def test_a_full_queue_makes_the_caller_write_synchronously() -> None:
+    gate = threading.Event()
+    sink = Sink(gate=gate)
+    recorder = DecisionRecorder(sink, capacity=2, put_timeout=0.01)
+    writer = threading.Thread(target=lambda: [recorder.record(decision(n)) for n in range(6)])
+    writer.start()
+    deadline = time.monotonic() + 10
+    while recorder.synchronous == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gate.set()
+    writer.join(10)
+    recorder.close()
+    assert sorted(d.id for d in sink.stored) == sorted(decision(n).id for n in range(6))
+    assert recorder.synchronous >= 1
+
+
+def test_a_store_outage_is_retried() -> None:
+    sink = Sink(down=2)
+    recorder = DecisionRecorder(sink, retry_delays=(0.01, 0.01, 0.01))
+    recorder.record(decision(1))
+    recorder.flush()
+    recorder.close()
+    assert [d.id for d in sink.stored] == [decision(1).id]
+    assert recorder.lost == 0
+
+
+def test_a_signer_signs_the_statement_of_each_record() -> None:
+    sink, signer = Sink(), Signer()
+    recorder = DecisionRecorder(sink, signer=signer)
+    recorder.record(decision(3))
+    recorder.close()
+    stored = sink.stored[0]
+    payload, payload_type = signer.calls[0]
+    assert payload_type == PAYLOAD_TYPE
+    assert payload == statement_payload(stored)
+    statement = json.loads(payload)
+    assert statement["subject"][0]["digest"]["sha256"] == stored.request_digest.removeprefix("sha256:")
+    assert statement["predicate"]["id"] == stored.id
+    assert stored.signature == b'{"payloadType":"application/vnd.in-toto+json"}'
