@@ -354,6 +354,22 @@ def output_version(tool: str, argv: Sequence[str], env: Mapping[str, str], cwd: 
     return done.stdout.decode("utf-8", "replace").strip()
 
 
+def json_version(tool: str, argv: Sequence[str], env: Mapping[str, str], cwd: Path, key: str) -> str:
+    """The version a tool reports as JSON (``trivy --version --format json``, ``syft version -o json``).
+
+    Raises:
+        ScannerFailed: the command failed or its output has no string ``key``.
+    """
+    text = output_version(tool, argv, env, cwd)
+    try:
+        version = json.loads(text).get(key, "")
+    except (json.JSONDecodeError, AttributeError):
+        version = ""
+    if not isinstance(version, str) or not version:
+        raise ScannerFailed(tool, "cannot read its version", detail=text[:200])
+    return version
+
+
 def check_json(tool: str, data: bytes, where: str, *, kinds: tuple[type, ...] = (dict, list)) -> None:
     """Check that a report is one complete JSON document of the expected top-level type.
 

@@ -17,7 +17,6 @@ Image locations:
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from pathlib import Path
@@ -30,8 +29,8 @@ from scanners._options import Option, Options
 from scanners._process import (
     check_json,
     child_environment,
+    json_version,
     last_error_line,
-    output_version,
     read_report,
     resolve_binary,
     run_tool,
@@ -121,16 +120,8 @@ class TrivyProvider(BaseProvider):
 
     def _ask_version(self) -> str:
         workdir = Path.home()
-        text = output_version(
-            self.tool, [self._binary(), "--version", "--format", "json"], child_environment(workdir), workdir
-        )
-        try:
-            version = json.loads(text).get("Version", "")
-        except (json.JSONDecodeError, AttributeError):
-            version = ""
-        if not isinstance(version, str) or not version:
-            raise ScannerFailed(self.tool, "cannot read its version", detail=text[:200])
-        return version
+        argv = [self._binary(), "--version", "--format", "json"]
+        return json_version(self.tool, argv, child_environment(workdir), workdir, "Version")
 
     def run(self, request: ScanRequest, progress: ProgressCallback, cancel: threading.Event) -> RunResult:
         """Scan ``request.target`` with Trivy (see the class docstring for options)."""

@@ -22,7 +22,8 @@ import gate
 from gate.sbom import _licenses
 
 if TYPE_CHECKING:
-    from gate.sbom._result import GeneratedSbom
+    from gate.model import TargetKind
+    from gate.sbom._result import GeneratedSbom, Subject
     from gate.sbom._types import FoundComponent
 
 SCHEMA = "http://cyclonedx.org/schema/bom-1.6.schema.json"
@@ -80,8 +81,8 @@ def _properties(found: FoundComponent) -> list[dict[str, str]]:
     return [{"name": n, "value": v} for n, v in sorted(set(pairs))]
 
 
-def _subject(sbom: GeneratedSbom) -> dict[str, Any]:
-    subject = sbom.subject
+def subject_component(subject: Subject, kind: TargetKind, generator: str = "") -> dict[str, Any]:
+    """The ``metadata.component`` standing for the SBOM's subject (native and tool documents alike)."""
     entry: dict[str, Any] = {
         "type": "container" if subject.kind.value == "image" else "application",
         "bom-ref": subject.bom_ref,
@@ -93,7 +94,9 @@ def _subject(sbom: GeneratedSbom) -> dict[str, Any]:
     purl = subject.purl
     if purl is not None:
         entry["purl"] = purl.to_string()
-    pairs = [("gate:artifact-digest", subject.digest), ("gate:target-kind", sbom.target_kind.value)]
+    pairs = [("gate:artifact-digest", subject.digest), ("gate:target-kind", kind.value)]
+    if generator:
+        pairs.append(("gate:generator", generator))
     if subject.version:
         pairs.append(("gate:tag", subject.version))
     entry["properties"] = [{"name": n, "value": v} for n, v in sorted(pairs)]
@@ -125,7 +128,7 @@ def as_dict(sbom: GeneratedSbom) -> dict[str, Any]:
         "metadata": {
             "timestamp": sbom.timestamp.isoformat(),
             "tools": {"components": _tools()},
-            "component": _subject(sbom),
+            "component": subject_component(sbom.subject, sbom.target_kind),
         },
         "components": [_component(found) for found in sbom.components],
         "dependencies": [

@@ -22,14 +22,15 @@ from typing import Any
 from gate.config import ScannerProvider as GeneratorSettings
 from gate.errors import Unsupported
 from gate.model import SbomFormat, TargetKind
+from gate.sbom._document import subject_component
 from gate.sbom._generators import GeneratorOutput, GeneratorRequest, SbomTarget
 from gate.sbom._result import Subject
 from scanners._errors import InvalidReport, ScannerFailed, ScannerUnavailable
 from scanners._process import (
     check_json,
     child_environment,
+    json_version,
     last_error_line,
-    output_version,
     read_report,
     resolve_binary,
     run_tool,
@@ -162,16 +163,8 @@ class TrivyGenerator(_ToolGenerator):
 
     def _ask_version(self) -> str:
         workdir = Path.home()
-        text = output_version(
-            self.tool, [self.binary(), "--version", "--format", "json"], child_environment(workdir), workdir
-        )
-        try:
-            version = json.loads(text).get("Version", "")
-        except (json.JSONDecodeError, AttributeError):
-            version = ""
-        if not isinstance(version, str) or not version:
-            raise ScannerFailed(self.tool, "cannot read its version", detail=text[:200])
-        return version
+        argv = [self.binary(), "--version", "--format", "json"]
+        return json_version(self.tool, argv, child_environment(workdir), workdir, "Version")
 
     def _command(self, request: GeneratorRequest, output: Path) -> tuple[list[str], dict[str, str]]:
         target = request.target
@@ -237,14 +230,7 @@ class SyftGenerator(_ToolGenerator):
     def _ask_version(self) -> str:
         workdir = Path.home()
         env = child_environment(workdir, {"SYFT_CHECK_FOR_APP_UPDATE": "false"})
-        text = output_version(self.tool, [self.binary(), "version", "-o", "json"], env, workdir)
-        try:
-            version = json.loads(text).get("version", "")
-        except (json.JSONDecodeError, AttributeError):
-            version = ""
-        if not isinstance(version, str) or not version:
-            raise ScannerFailed(self.tool, "cannot read its version", detail=text[:200])
-        return version
+        return json_version(self.tool, [self.binary(), "version", "-o", "json"], env, workdir, "version")
 
     def _command(self, request: GeneratorRequest, output: Path) -> tuple[list[str], dict[str, str]]:
         target = request.target
@@ -270,29 +256,6 @@ class SyftGenerator(_ToolGenerator):
 
 
 # --- adopting a tool's document ------------------------------------------------------------------
-
-
-def _subject_component(subject: Subject, kind: TargetKind, generator: str) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "type": "container" if subject.kind.value == "image" else "application",
-        "bom-ref": subject.bom_ref,
-        "name": subject.name,
-        "version": subject.digest.removeprefix("git:"),
-    }
-    if subject.digest.startswith("sha256:"):
-        entry["hashes"] = [{"alg": "SHA-256", "content": subject.digest.removeprefix("sha256:")}]
-    purl = subject.purl
-    if purl is not None:
-        entry["purl"] = purl.to_string()
-    pairs = [
-        ("gate:artifact-digest", subject.digest),
-        ("gate:generator", generator),
-        ("gate:target-kind", kind.value),
-    ]
-    if subject.version:
-        pairs.append(("gate:tag", subject.version))
-    entry["properties"] = [{"name": n, "value": v} for n, v in sorted(pairs)]
-    return entry
 
 
 def _drop_1_7_fields(data: dict[str, Any]) -> None:
@@ -357,7 +320,7 @@ def adopt(raw: bytes, subject: Subject, kind: TargetKind, generator: str, *, too
     metadata = data.setdefault("metadata", {})
     old_root = (metadata.get("component") or {}).get("bom-ref")
     new_root = subject.bom_ref
-    metadata["component"] = _subject_component(subject, kind, generator)
+    metadata["component"] = subject_component(subject, kind, generator)
     for entry in data.get("dependencies") or []:
         if entry.get("ref") == old_root:
             entry["ref"] = new_root
