@@ -17,7 +17,9 @@ Targets (issue 7): p99 <= 25 ms at 64 connections, throughput >= 50 % of allow-a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from _harness import (
     LOOPBACK,
@@ -121,11 +124,29 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
 
-def run_wrk(
-    url: str, script: Path, connections: int, duration: float, server_pid: int = 0
-) -> dict[str, float]:
-    """One wrk run; requests/s, p99 ms, error count and the server's CPU µs per request."""
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """User plus system CPU seconds of each thread of ``pid`` so far (empty once it has gone)."""
+    found: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                stat = (task / "stat").read_text()
+                fields = stat[stat.rindex(")") + 2 :].split()
+                found[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def run_wrk(url: str, script: Path, connections: int, duration: float, server_pid: int = 0) -> dict[str, Any]:
+    """One wrk run; requests/s, p99 ms, error count and the server's CPU µs per request.
+
+    Also the split of that CPU between the server's event loop (its main thread) and its
+    other threads, largest first: Python names threads only inside the interpreter, so
+    the others are told apart by size only (for gate: the two review workers and the
+    decision writer, next to the loop).
+    """
     cpu_before = tree_cpu_seconds(server_pid) if server_pid else 0.0
+    threads_before = thread_cpu_seconds(server_pid) if server_pid else {}
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", "-s", str(script), url],
         capture_output=True,
@@ -140,12 +161,18 @@ def run_wrk(
     for match in _ERRORS.finditer(out):
         errors += sum(int(g) for g in match.groups() if g)
     cpu = tree_cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
+    threads_after = thread_cpu_seconds(server_pid) if server_pid else {}
     requests = float(rps.group(1)) * duration
+    per_request = 1e6 / requests if requests else 0.0
+    spent = {tid: seconds - threads_before.get(tid, 0.0) for tid, seconds in threads_after.items()}
+    others = sorted((s for tid, s in spent.items() if tid != server_pid and s > 0), reverse=True)
     return {
         "rps": float(rps.group(1)),
         "p99_ms": _ms(p99.group(1), p99.group(2)),
         "errors": errors,
-        "server_cpu_us_per_request": cpu / requests * 1e6 if requests else 0.0,
+        "server_cpu_us_per_request": cpu * per_request,
+        "loop_cpu_us_per_request": spent.get(server_pid, 0.0) * per_request,
+        "other_threads_cpu_us_per_request": [s * per_request for s in others[:6]],
     }
 
 
@@ -246,7 +273,7 @@ def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
         f"policies: {len(pss)} Pod Security Standards files + 1 supply-chain policy (4 rules, Enforce); "
         f"{args.connections} connections, wrk 1 thread, {args.duration:g} s per run, {args.rounds} rounds"
     )
-    results: dict[str, list[dict[str, float]]] = {"gate": [], "allow-all": []}
+    results: dict[str, list[dict[str, Any]]] = {"gate": [], "allow-all": []}
     for url in targets.values():
         run_wrk(url, script, args.connections, args.warmup)
     for index in range(args.rounds):
@@ -255,10 +282,12 @@ def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
             pid = gate.pid if name == "gate" else floor.pid
             figures = run_wrk(targets[name], script, args.connections, args.duration, pid)
             results[name].append(figures)
+            others = ", ".join(f"{us:.0f}" for us in figures["other_threads_cpu_us_per_request"])
             print(
                 f"round {index + 1} {name:9} {figures['rps']:9.0f} req/s  p99 {figures['p99_ms']:7.2f} ms  "
                 f"errors {figures['errors']:.0f}  "
-                f"server CPU {figures['server_cpu_us_per_request']:6.0f} us/request"
+                f"server CPU {figures['server_cpu_us_per_request']:6.0f} us/request "
+                f"(event loop {figures['loop_cpu_us_per_request']:.0f}; other threads: {others or '-'})"
             )
     ratios = [g["rps"] / a["rps"] for g, a in zip(results["gate"], results["allow-all"], strict=True)]
     summary = {

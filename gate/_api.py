@@ -13,12 +13,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
 from gate import _convert as cv
+from gate._waiver_api import WaiverApi
+from gate.auth import current_caller
 from gate.core import ArtifactSelector, Gate
 from gate.errors import InvalidArgument, Unsupported
 from gate.model import Sbom, SbomFormat, ScanEvent, ScanTarget, Severity, check_digest, check_id
@@ -26,14 +28,28 @@ from gate.store import ComponentQuery, DecisionQuery, FindingQuery
 from gate.v1 import (
     audit_pb2,
     common_pb2,
+    credentials_pb2,
     decision_pb2,
     policy_pb2,
     sbom_pb2,
     scan_pb2,
     signature_pb2,
+    waiver_pb2,
 )
 
-SERVICE_MODULES = (scan_pb2, sbom_pb2, signature_pb2, decision_pb2, audit_pb2, policy_pb2)
+if TYPE_CHECKING:
+    from gate.credentials import CredentialMaterial, CredentialsResult, ProjectCredentials, ProjectRef
+
+SERVICE_MODULES = (
+    scan_pb2,
+    sbom_pb2,
+    signature_pb2,
+    decision_pb2,
+    audit_pb2,
+    policy_pb2,
+    credentials_pb2,
+    waiver_pb2,
+)
 SERVICE_NAMES: tuple[str, ...] = tuple(
     service.full_name for module in SERVICE_MODULES for service in module.DESCRIPTOR.services_by_name.values()
 )
@@ -48,9 +64,7 @@ METHODS: Mapping[str, MethodDescriptor] = {
 IDLE_SECONDS = 1.0
 
 # RPCs whose feature has not landed yet, with the feature that brings them.
-PENDING_FEATURES: Mapping[str, str] = {
-    "gate.v1.AuditService/ExportPolicyReports": "PolicyReport export (the decisions feature)",
-}
+PENDING_FEATURES: Mapping[str, str] = {}
 
 # RPCs that carry documents or reports get the upload limit; the rest the small one.
 UPLOAD_METHODS = frozenset(
@@ -63,9 +77,9 @@ UPLOAD_METHODS = frozenset(
 )
 
 
-def unavailable(method: str) -> Unsupported | InvalidArgument:
-    """The error for an RPC this gate does not answer (yet)."""
-    feature = PENDING_FEATURES.get(method)
+def unavailable(method: str, pending: Mapping[str, str] = PENDING_FEATURES) -> Unsupported | InvalidArgument:
+    """The error for an RPC this gate does not answer (yet); ``pending`` maps RPCs to their feature."""
+    feature = pending.get(method)
     if feature is None:
         return InvalidArgument("method", f"no such RPC: {method}")
     return Unsupported(method, f"not implemented yet; it arrives with {feature}")
@@ -85,8 +99,10 @@ def _selector(ref: common_pb2.ArtifactRef, field: str) -> ArtifactSelector:
 class Api:
     """The implemented unary RPCs of gate.v1, as blocking message-to-message functions."""
 
-    def __init__(self, gate: Gate) -> None:
+    def __init__(self, gate: Gate, *, credentials: ProjectCredentials | None = None) -> None:
+        """Answer over ``gate``; ``credentials`` manages project credentials (Unsupported without)."""
         self._gate = gate
+        self._credentials = credentials
         self.unary: Mapping[str, Callable[[Any], Message]] = {
             "gate.v1.ScanService/GetScan": self._get_scan,
             "gate.v1.ScanService/StartScan": self._start_scan,
@@ -108,9 +124,14 @@ class Api:
             "gate.v1.AuditService/VerifyDecision": self._verify_decision,
             "gate.v1.AuditService/ReplayDecision": self._replay_decision,
             "gate.v1.AuditService/GetDecisionKey": self._get_decision_key,
+            "gate.v1.AuditService/ExportPolicyReports": self._export_policy_reports,
             "gate.v1.PolicyService/ListPolicies": self._list_policies,
             "gate.v1.PolicyService/ReloadPolicies": self._reload_policies,
             "gate.v1.PolicyService/TestPolicies": self._test_policies,
+            "gate.v1.CredentialsService/ApplyProjectCredentials": self._apply_credentials,
+            "gate.v1.CredentialsService/RotateProjectCredentials": self._rotate_credentials,
+            "gate.v1.CredentialsService/DeleteProjectCredentials": self._delete_credentials,
+            **WaiverApi(gate).unary,
         }
 
         # Point lookups by id: cheap enough on a local SQLite file to run on the
@@ -505,7 +526,9 @@ class Api:
             subject = DecideSubject(source=SourceTree(request.source.repository, request.source.commit))
         else:
             raise InvalidArgument("subject", "required: one of artifact, manifest, source")
-        decision = self._gate.decide(subject, request.stage, project=request.project, dry_run=request.dry_run)
+        decision = self._gate.decide(
+            subject, request.stage, project=request.project, dry_run=request.dry_run, caller=current_caller()
+        )
         return cv.decision_to_proto(decision)
 
     def _review(self, request: decision_pb2.ReviewRequest) -> decision_pb2.ReviewResponse:
@@ -541,12 +564,26 @@ class Api:
         pem, fingerprint = self._gate.decision_key()
         return audit_pb2.DecisionKey(public_key=pem.decode(), fingerprint=fingerprint)
 
+    def _export_policy_reports(
+        self, request: audit_pb2.ExportPolicyReportsRequest
+    ) -> audit_pb2.ExportPolicyReportsResponse:
+        reports = self._gate.export_policy_reports(
+            since=cv.from_timestamp(request.since) if request.HasField("since") else None,
+            namespace=request.namespace,
+        )
+        return audit_pb2.ExportPolicyReportsResponse(
+            reports=[json.dumps(report, sort_keys=True).encode() for report in reports]
+        )
+
     def _get_decision(self, request: audit_pb2.GetDecisionRequest) -> decision_pb2.Decision:
         return cv.decision_to_proto(self._gate.get_decision(request.id))
 
     def _list_policies(self, request: policy_pb2.ListPoliciesRequest) -> policy_pb2.ListPoliciesResponse:
         bundle = self._gate.policies
+        failed = self._gate.policy_reload_error
         return policy_pb2.ListPoliciesResponse(
+            reload_error=failed[0] if failed else "",
+            reload_error_time=cv.timestamp(failed[1]) if failed else None,
             policies=[
                 policy_pb2.PolicyInfo(
                     kind=policy.kind,
@@ -592,3 +629,56 @@ class Api:
             passed_count=report.passed(strict=strict),
             failed_count=failed,
         )
+
+    # --- project credentials ---------------------------------------------------
+
+    def _credentials_service(self) -> ProjectCredentials:
+        if self._credentials is None:
+            raise Unsupported("project credentials", "this gate has no Kubernetes connection configured")
+        return self._credentials
+
+    def _credential_material(
+        self, request: credentials_pb2.ProjectCredentialsRequest
+    ) -> tuple[ProjectRef, CredentialMaterial]:
+        from gate.credentials import CredentialMaterial, ProjectRef
+
+        ref = ProjectRef.of(request.project, request.namespace)
+        material = CredentialMaterial.check(
+            ssh_private_key=request.ssh_private_key,
+            known_hosts=request.known_hosts,
+            registry=request.registry,
+            username=request.username,
+            password=request.password,
+            git_host=request.git_host,
+        )
+        return ref, material
+
+    def _apply_credentials(
+        self, request: credentials_pb2.ProjectCredentialsRequest
+    ) -> credentials_pb2.ProjectCredentialsResult:
+        service = self._credentials_service()
+        return _credentials_result(service.apply(*self._credential_material(request)))
+
+    def _rotate_credentials(
+        self, request: credentials_pb2.ProjectCredentialsRequest
+    ) -> credentials_pb2.ProjectCredentialsResult:
+        service = self._credentials_service()
+        return _credentials_result(service.rotate(*self._credential_material(request)))
+
+    def _delete_credentials(
+        self, request: credentials_pb2.DeleteProjectCredentialsRequest
+    ) -> credentials_pb2.ProjectCredentialsResult:
+        from gate.credentials import ProjectRef
+
+        service = self._credentials_service()
+        return _credentials_result(service.delete(ProjectRef.of(request.project, request.namespace)))
+
+
+def _credentials_result(result: CredentialsResult) -> credentials_pb2.ProjectCredentialsResult:
+    return credentials_pb2.ProjectCredentialsResult(
+        objects=[
+            credentials_pb2.ObjectChange(kind=c.kind, name=c.name, namespace=c.namespace, action=c.action)
+            for c in result.changes
+        ],
+        service_account=result.service_account,
+    )

@@ -88,6 +88,10 @@ class GrpcSettings(_Section):
     workers: Annotated[int, Field(ge=1, le=256)] = 16
     max_request_bytes: Annotated[int, Field(ge=1024, le=64 * MIB)] = 4 * MIB
     max_upload_bytes: Annotated[int, Field(ge=1024, le=1024 * MIB)] = 64 * MIB
+    # With tls.client_ca_file: ``required`` refuses the handshake without a client certificate
+    # that CA signed; ``off`` does not ask for one (callers use bearer tokens). gRPC's Python
+    # server cannot ask for a certificate without requiring it, so there is no middle mode.
+    client_certificates: Literal["required", "off"] = "required"
 
 
 class WebhookSettings(_Section):
@@ -96,6 +100,9 @@ class WebhookSettings(_Section):
     listen: Listen = "0.0.0.0:8443"
     # With none, ``gate serve`` creates a self-signed pair in the data directory.
     tls: TlsFiles | None = None
+    # CA that signed the API server's client certificate: with it, the webhook's TLS
+    # handshake refuses every client that does not present a certificate it signed.
+    client_ca_file: Path | None = None
     grace_period: Annotated[float, Field(ge=0, le=300)] = 10.0
     # Seconds one review may take; kept well under the webhook's timeoutSeconds (10 by default).
     budget: Annotated[float, Field(gt=0, le=30)] = 2.0
@@ -131,6 +138,14 @@ class PolicySettings(_Section):
     evidence_urls: tuple[str, ...] = ("https://gate.gate-system.svc:8443/v1/evidence",)
     # Seconds an artifact's evidence (latest scans, SBOM, verification) is reused per replica.
     evidence_ttl: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    # Longest a waiver may run, in days from its creation.
+    waiver_max_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    # Seconds the waivers in force are reused per replica (creations and revocations on other
+    # replicas take effect within this time; expiry is checked on every decision).
+    waiver_ttl: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    # Seconds between checks of the sources for changes by ``gate serve`` (0: no watching;
+    # ReloadPolicies still reloads). Each replica watches its own mount.
+    poll_interval: Annotated[float, Field(ge=0, le=3600)] = 2.0
 
 
 class ScannerProvider(_Section):
@@ -196,6 +211,88 @@ class SignatureSettings(_Section):
     cache_entries: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
 
 
+Role = Literal["pipeline", "admission", "auditor", "admin"]
+
+
+class Grant(_Section):
+    """What one identity may do: its roles, and for ``pipeline`` the projects it acts for."""
+
+    roles: Annotated[tuple[Role, ...], Field(min_length=1)]
+    # Projects a pipeline identity may ask about; ``*`` stands for every project.
+    projects: tuple[str, ...] = ()
+
+
+class KubernetesAuth(_Section):
+    """Bearer tokens of Kubernetes ServiceAccounts, checked with TokenReview."""
+
+    enabled: bool = False
+    # Audiences the tokens must be issued for; empty: the API server's own audience.
+    audiences: tuple[str, ...] = ()
+    # Username (``system:serviceaccount:NAMESPACE:NAME``) -> grant; others get no role.
+    identities: dict[str, Grant] = Field(default_factory=dict)
+    # Seconds a TokenReview answer is reused for the same token (refusals: at most 5 s).
+    cache_ttl: Annotated[float, Field(ge=0, le=3600)] = 60.0
+
+
+class AuthSettings(_Section):
+    """Who may call the gRPC API, and with which roles."""
+
+    # ``none`` accepts every caller with every role (local try-outs; logged as a warning).
+    mode: Literal["none", "required"] = "none"
+    # YAML of ``tokens: {<sha256 hex of the token>: {identity, roles, projects}}``.
+    tokens_file: Path | None = None
+    # Client certificate SAN (DNS, URI, e-mail) or subject common name -> grant.
+    certificates: dict[str, Grant] = Field(default_factory=dict)
+    kubernetes: KubernetesAuth = KubernetesAuth()
+
+
+class KubernetesSettings(_Section):
+    """How gate reaches the Kubernetes API server (TokenReview, project credentials)."""
+
+    # A kubeconfig file; unset: the in-cluster ServiceAccount configuration.
+    kubeconfig: Path | None = None
+    context: str = ""
+    timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+
+NotificationEvent = Literal["deny", "critical_finding", "waiver_expiring"]
+
+
+class NotificationWebhook(_Section):
+    """One webhook notifications are POSTed to."""
+
+    url: str
+    # json: gate's own event document; slack: an incoming-webhook message (text and blocks).
+    format: Literal["json", "slack"] = "json"
+    events: tuple[NotificationEvent, ...] = ("deny", "critical_finding", "waiver_expiring")
+    # Seconds one delivery attempt may take.
+    timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
+    # CA bundle for an https URL; unset: the system's trust store.
+    ca_file: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")) or len(value) < 10:
+            raise ValueError(f"expected an http:// or https:// URL, got {value[:60]!r}")
+        return value
+
+
+class NotificationSettings(_Section):
+    """Where denials, new critical findings and expiring waivers are announced."""
+
+    webhooks: tuple[NotificationWebhook, ...] = ()
+    # Notifications waiting for delivery at most; more are dropped (counted and logged).
+    queue_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    # Attempts per delivery; waits double (with jitter) from ``backoff`` to ``max_backoff`` seconds.
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    backoff: Annotated[float, Field(gt=0, le=600)] = 1.0
+    max_backoff: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # Waivers expiring within this many seconds are announced; checked every interval (seconds).
+    waiver_window: Annotated[float, Field(gt=0, le=90 * 86_400)] = 7 * 86_400.0
+    waiver_check_interval: Annotated[float, Field(gt=0, le=86_400)] = 3600.0
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "gate"
@@ -217,6 +314,9 @@ class Config(_Section):
     registry: RegistrySettings = RegistrySettings()
     sbom: SbomSettings = SbomSettings()
     signatures: SignatureSettings = SignatureSettings()
+    notifications: NotificationSettings = NotificationSettings()
+    auth: AuthSettings = AuthSettings()
+    kubernetes: KubernetesSettings = KubernetesSettings()
 
     @field_validator("database_url")
     @classmethod
@@ -247,6 +347,9 @@ ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "GATE_POLICY_SOURCES": ("policies.sources", "pathlist"),
     "GATE_SIGNING_KEY_FILE": ("signatures.signing_key_file", "str"),
     "GATE_TRUSTED_ROOT": ("signatures.trusted_root", "str"),
+    "GATE_AUTH_MODE": ("auth.mode", "str"),
+    "GATE_AUTH_TOKENS_FILE": ("auth.tokens_file", "str"),
+    "GATE_WEBHOOK_CLIENT_CA_FILE": ("webhook.client_ca_file", "str"),
 }
 
 _TRUE = {"1", "true", "yes", "on"}

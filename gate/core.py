@@ -14,7 +14,7 @@ import hashlib
 import logging
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -45,6 +45,7 @@ from gate.model import (
     check_id,
 )
 from gate.scan_jobs import ScanJobs
+from gate.waivers import DEFAULT_MAX_DAYS, Waiver, WaiverCache, new_waiver, recorded_waivers
 
 if TYPE_CHECKING:
     from gate.audit import DecisionCheck, Replay
@@ -109,6 +110,8 @@ class Gate:
         registry: RegistrySettings | None = None,
         signatures: SignatureService | None = None,
         decision_signer: DecisionSigner | None = None,
+        waiver_max_days: int = DEFAULT_MAX_DAYS,
+        waiver_ttl: float = 10.0,
     ) -> None:
         """Build the core; loads the policies of ``policy_sources``.
 
@@ -131,12 +134,20 @@ class Gate:
         self.decision_signer = decision_signer
         # Digests of the policy bundles this process has kept in the store for replays.
         self._kept_bundles: set[str] = set()
+        # Called with every recorded decision on the caller's thread (metrics, notifications):
+        # each must return at once.
+        self.decision_listeners: list[Callable[[Decision], None]] = []
+        # Why the last reload failed and when (the previous bundle stayed in force); None after a success.
+        self.policy_reload_error: tuple[str, datetime] | None = None
         # What rules read about images: the store's records, and the registry for verifyImages.
         self.evidence: EvidenceSource = evidence or StoreEvidence(store, image_verifier=self.signatures)
         self.store = store
         self.clock = clock
         self.scans = scans
         self.policy_sources = tuple(policy_sources)
+        # Waivers in force, read from the store at most once per waiver_ttl seconds.
+        self.waivers = WaiverCache(store, ttl=waiver_ttl)
+        self.waiver_max_days = waiver_max_days
         # Local targets (scans, SBOM generation) must lie under this directory when set.
         self.local_root = local_root
         # With no sources the engine is imported on first use (~0.1 s off every start).
@@ -182,6 +193,8 @@ class Gate:
                 registry=config.registry,
                 signatures=signatures,
                 decision_signer=signatures.decision_signer(config.data_dir),
+                waiver_max_days=config.policies.waiver_max_days,
+                waiver_ttl=config.policies.waiver_ttl,
             )
         except EvidenceError as error:
             # Only a loaded engine can raise this, so importing it here costs nothing.
@@ -492,6 +505,7 @@ class Gate:
                 looked_up = perf_counter()
                 evidence = self.evidence.for_review(review)
                 evidence_seconds = perf_counter() - looked_up
+            evidence = self._with_waivers(evidence, review.admission.resource)
             outcome = decide(
                 review,
                 bundle,
@@ -555,7 +569,7 @@ class Gate:
             project,
             subject.describe(),
             bundle,
-            self.evidence.for_resources(resources),
+            self._with_waivers(self.evidence.for_resources(resources), *resources),
             new_id="" if dry_run else str(uuid.uuid4()),
             caller=caller,
         )
@@ -579,6 +593,7 @@ class Gate:
         new_id: str,
         caller: str,
     ) -> Decision:
+        from gate.decisions import with_waivers
         from gate.pipeline import images_of, policies_for_stage, remediation
         from policies import AdmissionRequest, verdict
 
@@ -618,7 +633,7 @@ class Gate:
             decided_at=self.clock(),
             results=results,
             policy_bundle_digest=bundle.digest,
-            evidence_ids=evidence.record_ids(),
+            evidence_ids=with_waivers(evidence.record_ids(), responses),
             caller=caller,
             artifact_digests=digests,
             timings=DecisionTimings(total=perf_counter() - begin, policy=policy_seconds, evidence=0.0),
@@ -636,7 +651,7 @@ class Gate:
         """Keep the bundle's documents in the store (once per process and digest) for replays."""
         if not bundle.policies or bundle.digest in self._kept_bundles:
             return
-        self.store.add_policy_bundle(bundle.digest, [dict(p.raw) for p in bundle.policies], self.clock())
+        self.store.add_policy_bundle(bundle.digest, bundle.documents(), self.clock())
         self._kept_bundles.add(bundle.digest)
 
     # --- audit -------------------------------------------------------------
@@ -687,6 +702,10 @@ class Gate:
         urls = getattr(self.evidence, "urls", (DEFAULT_EVIDENCE_URL,))
         evidence = RecordedEvidence(self.store, recorded).evidence(urls)
         evidence = replace(evidence, image_verifier=self.signatures)
+        # The waivers the decision used, as they were when it was made (later revocations aside).
+        waived = recorded_waivers(self.store, recorded.evidence_ids, recorded.decided_at)
+        if waived:
+            evidence = self._digests_for(replace(evidence, waivers=tuple(waived)), recorded.request)
         request = recorded.request
         if recorded.stage == "admission":
             body = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
@@ -705,6 +724,95 @@ class Gate:
             )
         replayed = replace(replayed, id="")
         return Replay(recorded, replayed, (*notes, *compare(recorded, replayed)), documents is not None)
+
+    def _with_waivers(self, evidence: Evidence | None, *resources: Mapping[str, Any] | None) -> Evidence:
+        """``evidence`` with the waivers in force now (and the image digests they may select)."""
+        from gate.decisions import Evidence
+
+        evidence = evidence if evidence is not None else Evidence()
+        active = self.waivers.in_force(self.clock())
+        if not active:
+            return evidence
+        evidence = replace(evidence, waivers=tuple(active))
+        if not any(w.digest for w in active):
+            return evidence
+        return self._digests_for(evidence, {"resources": [r for r in resources if r]})
+
+    def _digests_for(self, evidence: Evidence, request: Mapping[str, Any]) -> Evidence:
+        """``evidence`` with the digests gate knows for the images of the request's resources."""
+        from gate.pipeline import images_of
+
+        resources = list(request.get("resources") or ())
+        for key in ("object", "oldObject"):
+            if isinstance(request.get(key), Mapping):
+                resources.append(request[key])
+        digests = {image: digest for image in images_of(resources) if (digest := self._digest_of(image))}
+        return replace(evidence, image_digests=digests)
+
+    # --- waivers -----------------------------------------------------------
+
+    def create_waiver(
+        self,
+        *,
+        policy: str,
+        rule: str = "",
+        namespace: str = "",
+        image: str = "",
+        digest: str = "",
+        owner: str,
+        reason: str,
+        expires_at: datetime,
+        created_by: str,
+    ) -> Waiver:
+        """Create a waiver (in force at once on this replica, within ``waiver_ttl`` on others).
+
+        Raises:
+            InvalidArgument: a missing or malformed field, no subject selector, or an expiry
+                in the past or beyond ``policies.waiver_max_days``.
+        """
+        waiver = new_waiver(
+            waiver_id=str(uuid.uuid4()),
+            policy=policy,
+            rule=rule,
+            namespace=namespace,
+            image=image,
+            digest=digest,
+            owner=owner,
+            reason=reason,
+            expires_at=expires_at,
+            created_by=created_by,
+            now=self.clock(),
+            max_days=self.waiver_max_days,
+        )
+        self.store.add_waiver(waiver)
+        self.waivers.invalidate()
+        _log.info(
+            "waiver %s created by %s for policy %s rule %s until %s",
+            waiver.id,
+            waiver.created_by,
+            waiver.policy,
+            waiver.rule or "*",
+            waiver.expires_at.isoformat(),
+        )
+        return waiver
+
+    def list_waivers(self, *, include_inactive: bool = False, policy: str = "") -> list[Waiver]:
+        """Waivers, soonest expiry first: those in force, or every one kept with ``include_inactive``."""
+        return self.store.list_waivers(active_at=None if include_inactive else self.clock(), policy=policy)
+
+    def revoke_waiver(self, waiver_id: str, revoked_by: str) -> Waiver:
+        """Revoke a waiver: it never applies again; the record keeps who revoked it and when.
+
+        Raises:
+            NotFound: no such waiver. Conflict: it is already revoked.
+        """
+        check_id(waiver_id, "id")
+        revoked = self.store.revoke_waiver(
+            waiver_id, revoked_by=revoked_by.strip()[:256] or "unknown", revoked_at=self.clock()
+        )
+        self.waivers.invalidate()
+        _log.info("waiver %s revoked by %s", revoked.id, revoked.revoked_by)
+        return revoked
 
     def _digest_of(self, image: str) -> str:
         return self.evidence.digest_of(image) or ""
@@ -760,10 +868,15 @@ class Gate:
             return
         if self.recorder is not None:
             self.recorder.record(decision)
-            return
-        from gate.decisions import seal
+        else:
+            from gate.decisions import seal
 
-        self.store.add_decision(seal(decision, self.decision_signer))
+            self.store.add_decision(seal(decision, self.decision_signer))
+        for listener in self.decision_listeners:
+            try:
+                listener(decision)
+            except Exception:  # metrics and notifications must never fail a decision
+                _log.exception("a decision listener failed on decision %s", decision.id)
 
     def list_decisions(self, query: DecisionQuery) -> Page[Decision]:
         """Return recorded decisions, newest first."""
@@ -773,6 +886,60 @@ class Gate:
                 f"must be after since, got since={query.since.isoformat()} until={query.until.isoformat()}",
             )
         return self.store.list_decisions(query)
+
+    def export_policy_reports(
+        self, *, since: datetime | None = None, namespace: str = ""
+    ) -> list[dict[str, Any]]:
+        """PolicyReports (wgpolicyk8s.io/v1alpha2) of the resources admission decisions were about.
+
+        One report per resource, from its latest recorded decision at or after
+        ``since`` (see :func:`gate.policy_reports.export_reports`); at most
+        :data:`~gate.policy_reports.MAX_EXPORT_DECISIONS` decisions are read.
+        Severity, category and scoring come from the recorded policy bundle
+        (the bundle in force when that one is not kept).
+
+        Raises:
+            InvalidArgument: ``since`` lies in the future, or too many decisions to export at once.
+        """
+        from gate.policy_reports import (
+            ADMISSION_STAGE,
+            MAX_EXPORT_DECISIONS,
+            PolicyMeta,
+            export_reports,
+            policy_meta,
+        )
+
+        if since is not None and since > self.clock():
+            raise InvalidArgument("since", f"must not be in the future, got {since.isoformat()}")
+        cached: dict[str, dict[str, PolicyMeta]] = {}
+
+        def meta_of(digest: str) -> dict[str, PolicyMeta]:
+            if digest not in cached:
+                documents = self.store.get_policy_bundle(digest) if digest else None
+                if documents is None:
+                    documents = [dict(p.raw) for p in self.policies.policies]
+                cached[digest] = policy_meta(documents)
+            return cached[digest]
+
+        def decisions() -> Iterator[Decision]:
+            token = ""
+            read = 0
+            while True:
+                page = self.store.list_decisions(
+                    DecisionQuery(stage=ADMISSION_STAGE, since=since, page_size=1000, page_token=token)
+                )
+                read += len(page.items)
+                if read > MAX_EXPORT_DECISIONS:
+                    raise InvalidArgument(
+                        "since",
+                        f"more than {MAX_EXPORT_DECISIONS} decisions to export; export a later window",
+                    )
+                yield from page.items
+                token = page.next_token
+                if not token:
+                    return
+
+        return export_reports(decisions(), meta_of, namespace=namespace)
 
     # --- SBOMs -------------------------------------------------------------------
 
@@ -980,9 +1147,14 @@ class Gate:
         Raises:
             PolicyLoadError: a policy file is malformed (FAILED_PRECONDITION to gRPC callers).
         """
-        bundle = _load_policies(self.policy_sources)
+        try:
+            bundle = _load_policies(self.policy_sources)
+        except EvidenceError as error:
+            self.policy_reload_error = (error.message, self.clock())
+            raise
         # One attribute assignment: requests see the old bundle or the new one, never a mix.
         self._policies = bundle
+        self.policy_reload_error = None
         return bundle
 
     def test_policies(self, files: Sequence[tuple[str, bytes]]) -> SuiteReport:
@@ -1010,7 +1182,7 @@ class Gate:
                 target.write_bytes(content)
             from policies._kyverno_test import run_tests
 
-            return run_tests(root)
+            return run_tests(root, confine=True)
 
     # --- health ----------------------------------------------------------------
 

@@ -64,6 +64,14 @@ class Unsupported(EvidenceError):
         self.feature = feature
 
 
+class Unauthenticated(EvidenceError):
+    """The caller presented no credentials, or credentials gate does not accept."""
+
+
+class PermissionDenied(EvidenceError):
+    """The caller is known but its roles or projects do not allow the request."""
+
+
 class InfrastructureError(GateError):
     """Something gate depends on failed: retry, or apply the failure policy."""
 

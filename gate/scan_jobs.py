@@ -47,6 +47,9 @@ log = logging.getLogger("gate.scans")
 STALE_AFTER_BEATS = 4
 
 Listener = Callable[[ScanEvent], None]
+# Called with every scan this gate ends (succeeded, failed or cancelled) and the id of the
+# artifact's previous succeeded scan by the same scanner ("" when none, or not succeeded).
+FinishListener = Callable[[Scan, str], None]
 Parser = Callable[[str, bytes], ParsedReport]
 
 
@@ -88,6 +91,8 @@ class ScanJobs:
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._leases = threading.Thread(target=self._renew_leases, name="gate-scan-leases", daemon=True)
+        # Metrics and notifications: each must return at once (scan threads call them).
+        self.finish_listeners: list[FinishListener] = []
         if serving:
             # A server expires other gates' stale scans from the start, and asks each
             # tool its version now (0.2-1 s each) rather than on the first scan. A CLI
@@ -149,8 +154,26 @@ class ScanJobs:
             counts=SeverityCounts.of(f.severity for f in findings),
             finding_count=len(findings),
         )
+        # Looked up before this scan becomes the latest, and only when someone listens.
+        previous = self._previous_scan(done) if self.finish_listeners else ""
         self._store.complete_scan(done, findings, ScanReport(tool, parsed.redacted_report))
+        self._announce(done, previous)
         return done
+
+    def _previous_scan(self, scan: Scan) -> str:
+        try:
+            latest = self._store.latest_scans(scan.artifact_digest)
+        except GateError as error:
+            log.warning("scan %s: the previous scan could not be read: %s", scan.id, error.message)
+            return ""
+        return next((s.id for s in latest if s.scanner == scan.scanner and s.id != scan.id), "")
+
+    def _announce(self, scan: Scan, previous: str) -> None:
+        for listener in self.finish_listeners:
+            try:
+                listener(scan, previous)
+            except Exception:  # a listener's failure must not fail the scan
+                log.exception("a finish listener of scan %s failed", scan.id)
 
     # --- starting ---------------------------------------------------------------------------
 
@@ -270,6 +293,7 @@ class ScanJobs:
         except GateError as error:
             # The lease will expire and another gate (or this one) fails the scan later.
             log.error("scan %s could not be recorded as %s: %s", job.scan.id, state.value, error.message)
+        self._announce(ended, "")
         self._done(job, ended)
 
     def _done(self, job: _Job, scan: Scan) -> None:

@@ -12,6 +12,7 @@ Policies are checked and compiled once at load (schema, operators, JMESPath, val
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from gate.errors import InvalidArgument
-from policies import _engine, _loader
+from policies import _engine, _exceptions, _loader
 from policies._admission import Verdict, verdict
 from policies._engine import UNANSWERED, ApiCall, ApiCallResolver, ContextValues
 from policies._errors import EvaluationError, PolicyLoadError, ResourceLimitError
+from policies._exceptions import PolicyException, Waiver
 from policies._match import UserInfo
 from policies._model import AdmissionRequest, Policy, ResourceRef, RuleResponse
 from policies._verify_images import (
@@ -54,6 +56,7 @@ __all__ = [
     "KeylessAttestor",
     "Policy",
     "PolicyBundle",
+    "PolicyException",
     "PolicyLoadError",
     "Rekor",
     "ResourceLimitError",
@@ -62,6 +65,7 @@ __all__ = [
     "SignatureOutcome",
     "UserInfo",
     "Verdict",
+    "Waiver",
     "check_depth",
     "load_policies",
     "parse_policies",
@@ -78,12 +82,18 @@ class PolicyBundle:
         diagnostics: load-time notes (rule types this engine does not evaluate; they give ``skip``).
         digest: ``sha256:<hex>`` of the normalised policies, stable across file order and formatting.
         uses_images: whether some policy mentions ``images`` (else the variable is not computed).
+        exceptions: the PolicyExceptions loaded with the policies (part of the digest).
     """
 
     policies: tuple[Policy, ...]
     diagnostics: tuple[str, ...] = ()
     digest: str = field(default="")
     uses_images: bool = True
+    exceptions: tuple[PolicyException, ...] = ()
+
+    def documents(self) -> list[dict[str, Any]]:
+        """The bundle's documents (policies, then PolicyExceptions), as kept for replays."""
+        return [*(dict(p.raw) for p in self.policies), *(dict(e.raw) for e in self.exceptions)]
 
     def policy(self, key: str) -> Policy | None:
         """The policy named ``key`` (``name`` or ``namespace/name``), if loaded."""
@@ -104,6 +114,8 @@ class PolicyBundle:
 
         ``depth_checked`` says the caller has already bounded the objects' depth
         and size (the admission webhook does so on the raw body, more cheaply).
+        The bundle's PolicyExceptions apply, and with them the exceptions and waivers
+        of ``values``.
 
         Raises:
             ResourceLimitError: the object is nested too deeply or is too large.
@@ -114,7 +126,10 @@ class PolicyBundle:
                 if not depth_checked:
                     check_depth(obj, field_name, MAX_DEPTH, MAX_NODES)
                 _check_envelope(obj, field_name)
-        state = _engine.prepare(request, values or ContextValues(), with_images=self.uses_images)
+        values = values or ContextValues()
+        if self.exceptions:
+            values = dataclasses.replace(values, exceptions=(*self.exceptions, *values.exceptions))
+        state = _engine.prepare(request, values, with_images=self.uses_images)
         responses: list[RuleResponse] = []
         for policy in self.policies:
             if policies is not None and policy.key not in policies:
@@ -163,32 +178,39 @@ def _check_envelope(obj: Mapping[str, Any], field_name: str) -> None:
 
 
 def bundle_of(documents: Iterable[Document]) -> PolicyBundle:
-    """Compile already-parsed policy documents."""
-    compiled, diagnostics = _loader.compile_policies(documents)
+    """Compile already-parsed policy and PolicyException documents."""
+    policy_documents: list[Document] = []
+    exception_documents: list[Document] = []
+    for document in documents:
+        is_exception = _loader.is_exception(document.data)
+        (exception_documents if is_exception else policy_documents).append(document)
+    compiled, diagnostics = _loader.compile_policies(policy_documents)
     _loader.policies_by_key(compiled)
+    exceptions = _exceptions.compile_exceptions(exception_documents)
     uses_images = any("images" in json.dumps(p.raw.get("spec"), default=str) for p in compiled)
-    return PolicyBundle(tuple(compiled), tuple(diagnostics), _loader.digest(compiled), uses_images)
+    digest = _loader.digest(compiled, _exceptions.normalised(exceptions))
+    return PolicyBundle(tuple(compiled), tuple(diagnostics), digest, uses_images, tuple(exceptions))
 
 
 def parse_policies(text: str, source: str = "<string>") -> PolicyBundle:
-    """Compile the ClusterPolicy/Policy documents of a YAML string (other documents are errors).
+    """Compile the policy and PolicyException documents of a YAML string (other documents are errors).
 
     Raises:
         PolicyLoadError: the text is malformed; the message names ``source``, the line and field path.
     """
     documents = list(parse_documents(text, source))
     for document in documents:
-        if not _loader.is_policy(document.data):
+        if not (_loader.is_policy(document.data) or _loader.is_exception(document.data)):
             raise document.error(
                 (),
-                "not a Kyverno ClusterPolicy, Policy or ValidatingPolicy, "
+                "not a Kyverno ClusterPolicy, Policy, PolicyException or ValidatingPolicy, "
                 "nor a ValidatingAdmissionPolicy(Binding)",
             )
     return bundle_of(documents)
 
 
 def load_policies(paths: Iterable[str | Path]) -> PolicyBundle:
-    """Load ClusterPolicy/Policy documents from YAML files and directories.
+    """Load policy and PolicyException documents from YAML files and directories.
 
     Raises:
         PolicyLoadError: a file is malformed; the message names the file, line and field path.

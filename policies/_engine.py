@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -9,7 +10,16 @@ from typing import Any
 
 from gate.errors import EvidenceError
 from gate.model import EnforcementAction, RuleOutcome
-from policies import _cel_policy, _images, _jmes, _operators, _pattern, _verify_images, _wildcard
+from policies import (
+    _cel_policy,
+    _exceptions,
+    _images,
+    _jmes,
+    _operators,
+    _pattern,
+    _verify_images,
+    _wildcard,
+)
 from policies._errors import EvaluationError
 from policies._match import Target, UserInfo
 from policies._model import AdmissionRequest, Policy, ResourceRef, Rule, RuleResponse
@@ -71,6 +81,12 @@ class ContextValues:
     # Offline data for CEL policies (namespace objects, resource.Get/List and image.GetMetadata
     # answers, paramResources); None builds namespaceObject from the request.
     cel: _cel_policy.CelInputs | None = None
+    # PolicyExceptions and waivers (policies._exceptions) in force for this evaluation, beyond
+    # the bundle's own PolicyExceptions; the caller has already dropped expired or revoked
+    # waivers (the engine has no clock).
+    exceptions: Sequence[_exceptions.PolicyException | _exceptions.Waiver] = ()
+    # Digests of image references the caller knows (a waiver's digest selector matches them).
+    image_digests: Mapping[str, str] = field(default_factory=dict)
 
 
 def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -138,6 +154,18 @@ class _Request:
     values: ContextValues
     cache: dict[str, Any] = field(default_factory=dict)
     cel: _cel_policy.RequestState | None = None
+    # The resource's images and digests, computed when a waiver first needs them.
+    subject: tuple[list[str], set[str]] | None = None
+    # policies._pss.PodChecks: podSecurity checks shared by the request's rules (made on first use).
+    pss: Any = None
+
+    def images_and_digests(self) -> tuple[list[str], set[str]]:
+        """The resource's container images and the digests it refers to (for waivers)."""
+        if self.subject is None:
+            images = _exceptions.resource_images(self.resource)
+            digests = _exceptions.resource_digests(self.resource, images, self.values.image_digests)
+            self.subject = (images, digests)
+        return self.subject
 
     def cel_state(self) -> _cel_policy.RequestState:
         """The request's CEL state, made on first use (inputs converted once per request)."""
@@ -238,11 +266,19 @@ def _effective_action(policy: Policy, rule: Rule, namespace: str) -> Enforcement
 class _Outcome:
     """An intermediate rule result."""
 
-    __slots__ = ("message", "status")
+    __slots__ = ("exceptions", "message", "status", "waivers")
 
-    def __init__(self, status: RuleOutcome | None, message: str = "") -> None:
+    def __init__(
+        self,
+        status: RuleOutcome | None,
+        message: str = "",
+        exceptions: tuple[str, ...] = (),
+        waivers: tuple[str, ...] = (),
+    ) -> None:
         self.status = status
         self.message = message
+        self.exceptions = exceptions
+        self.waivers = waivers
 
 
 def evaluate_policy(policy: Policy, state: _Request) -> list[RuleResponse]:
@@ -272,6 +308,8 @@ def evaluate_policy(policy: Policy, state: _Request) -> list[RuleResponse]:
                 scored=policy.scored,
                 category=policy.category,
                 severity=policy.severity,
+                exceptions=outcome.exceptions,
+                waivers=outcome.waivers,
             )
         )
         if policy.apply_one and outcome.status in (RuleOutcome.PASS, RuleOutcome.FAIL):
@@ -304,18 +342,42 @@ def _evaluate_cel_policy(policy: Policy, state: _Request) -> list[RuleResponse]:
         _cel_policy.evaluate_admission_policy(compiled, state.cel_state(), respond)
     else:
         _cel_policy.evaluate_validating_policy(compiled, state.cel_state(), respond)
+    waivers = [w for w in state.values.exceptions if isinstance(w, _exceptions.Waiver)]
+    if waivers and responses:
+        # Kyverno's kyverno.io PolicyExceptions do not reach CEL policies; gate's waivers do.
+        responses = [_waived(response, waivers, state) for response in responses]
     return responses
 
 
-def _evaluate_rule(policy: Policy, rule: Rule, state: _Request) -> _Outcome | None:  # noqa: PLR0911  # one exit per Kyverno stage
+def _waived(response: RuleResponse, waivers: Sequence[_exceptions.Waiver], state: _Request) -> RuleResponse:
+    """``response`` turned into a skip when waivers cover its policy and rule for this resource."""
+    found = [
+        w
+        for w in waivers
+        if w.covers(response.policy, response.rule) and w.applies(state.target, *state.images_and_digests())
+    ]
+    if not found:
+        return response
+    message = "; ".join(w.message for w in found)
+    return dataclasses.replace(
+        response, outcome=RuleOutcome.SKIP, message=message, waivers=tuple(w.id for w in found)
+    )
+
+
+def _evaluate_rule(policy: Policy, rule: Rule, state: _Request) -> _Outcome | None:  # noqa: PLR0911, PLR0912  # one exit per Kyverno stage
     if not rule.match.matches(state.target) or rule.exclude.excludes(state.target):
         return None
-    if rule.unsupported:
-        return _Outcome(RuleOutcome.SKIP, rule.unsupported)
     delete = state.request.operation == "DELETE"
     validate = rule.validate
     if delete and ("pattern" in validate or "anyPattern" in validate or "podSecurity" in validate):
         return None
+    pss_exceptions: tuple[_exceptions.PolicyException, ...] = ()
+    if state.values.exceptions:
+        exempted, pss_exceptions = _exempted(policy, rule, state)
+        if exempted is not None:
+            return exempted
+    if rule.unsupported:
+        return _Outcome(RuleOutcome.SKIP, rule.unsupported)
     scope = _Scope(state.base, delete, state.cache, state.values.api_calls)
     rule_values = state.values.rule_values
     supplied = (rule_values.get((policy.key, rule.name)) if rule_values else None) or _NO_VALUES
@@ -337,6 +399,8 @@ def _evaluate_rule(policy: Policy, rule: Rule, state: _Request) -> _Outcome | No
     if rule.verify_images:
         return _verify(rule, scope, state)
     result = _validate(policy, rule, scope, state, state.resource)
+    if pss_exceptions and result is not None and result.status is RuleOutcome.FAIL:
+        result = _pss_exempted(rule, state.resource, pss_exceptions) or result
     if (
         result is not None
         and result.status is RuleOutcome.FAIL
@@ -354,6 +418,83 @@ def _evaluate_rule(policy: Policy, rule: Rule, state: _Request) -> _Outcome | No
         if previous is not None and previous.status is RuleOutcome.FAIL:
             return _Outcome(RuleOutcome.SKIP, "skipped: pre-existing violations are allowed")
     return result
+
+
+def _exempted(
+    policy: Policy, rule: Rule, state: _Request
+) -> tuple[_Outcome | None, tuple[_exceptions.PolicyException, ...]]:
+    """A skip when a PolicyException or waiver exempts the resource from the rule.
+
+    For podSecurity rules, exceptions that only exempt some controls are returned
+    instead: they apply to the check's violations (the rule is skipped when none is left).
+    PolicyExceptions come first, as in Kyverno; a waiver is used when none applies.
+    """
+    scope: _Scope | None = None
+
+    def hold(conditions: Any) -> bool:
+        nonlocal scope
+        if scope is None:
+            scope = _Scope(
+                state.base, state.request.operation == "DELETE", state.cache, state.values.api_calls
+            )
+        try:
+            return _conditions(scope, conditions)[0]
+        except EvaluationError:
+            return False  # Kyverno drops an exception whose conditions cannot be evaluated
+
+    matched: list[_exceptions.PolicyException] = []
+    waivers: list[_exceptions.Waiver] = []
+    for item in state.values.exceptions:
+        if not item.covers(policy.key, rule.name):
+            continue
+        if isinstance(item, _exceptions.PolicyException):
+            if item.applies(state.target, hold):
+                matched.append(item)
+        elif item.applies(state.target, *state.images_and_digests()):
+            waivers.append(item)
+    if rule.validate_kind == "podSecurity":
+        whole = next((e for e in matched if not e.pod_security), None)
+        if whole is not None:
+            return _Outcome(
+                RuleOutcome.SKIP, f"rule is skipped due to policy exception {whole.key}", (whole.key,)
+            ), ()
+    elif matched:
+        keys = tuple(e.key for e in matched)
+        # Kyverno's message, without a space before the first key.
+        return _Outcome(
+            RuleOutcome.SKIP, "rule is skipped due to policy exceptions" + ", ".join(keys), keys
+        ), ()
+    if waivers:
+        message = "; ".join(w.message for w in waivers)
+        return _Outcome(RuleOutcome.SKIP, message, waivers=tuple(w.id for w in waivers)), ()
+    return None, tuple(matched)
+
+
+def _pss_exempted(
+    rule: Rule, resource: Mapping[str, Any], exceptions: Sequence[_exceptions.PolicyException]
+) -> _Outcome | None:
+    """A skip when the exceptions' podSecurity controls exempt every violation of a failed check."""
+    block = rule.validate["podSecurity"]
+    pod = _images.pod_object(resource)
+    if pod is None:
+        return None
+    pss: Any = importlib.import_module("policies._pss")
+    excludes = [*(block.get("exclude") or []), *(c for e in exceptions for c in e.pod_security)]
+    level = str(block.get("level", "baseline"))
+    version = str(block.get("version", "latest"))
+    try:
+        violations = pss.check_pod(pod, level=level, version=version)
+        left = pss.apply_exclusions(violations, excludes, pod)
+    except (EvidenceError, ValueError, TypeError, KeyError):
+        return None
+    if left:
+        checks = "; ".join(f"{v.control}: {v.message}" for v in left)
+        where = f'PodSecurity "{level}:{version}"'
+        return _Outcome(
+            RuleOutcome.FAIL, f"Validation rule '{rule.name}' failed. It violates {where}: ({checks})"
+        )
+    keys = tuple(e.key for e in exceptions)
+    return _Outcome(RuleOutcome.SKIP, "rule is skipped due to policy exceptions " + ", ".join(keys), keys)
 
 
 _NO_VERIFIER = "verifyImages rules need an image verifier (registry access); none was given"
@@ -524,7 +665,7 @@ def _validate(  # noqa: PLR0911  # one exit per validate kind
         values = state.values.foreach_values.get((policy.key, rule.name), {})
         return _foreach_rule(rule, scope, validate["foreach"], resource, values)
     if kind == "podSecurity":
-        return _pod_security(rule, validate["podSecurity"], resource)
+        return _pod_security(rule, validate["podSecurity"], resource, state)
     if kind == "cel":
         if resource is not state.resource:
             return None  # Kyverno's re-validation of the old object applies to pattern rules only
@@ -715,7 +856,9 @@ def _foreach(  # noqa: PLR0912  # mirrors Kyverno's per-element decision table
     return None, applied
 
 
-def _pod_security(rule: Rule, block: Mapping[str, Any], resource: Mapping[str, Any]) -> _Outcome:
+def _pod_security(
+    rule: Rule, block: Mapping[str, Any], resource: Mapping[str, Any], state: _Request
+) -> _Outcome:
     try:
         pss: Any = importlib.import_module("policies._pss")
     except ModuleNotFoundError:
@@ -725,8 +868,10 @@ def _pod_security(rule: Rule, block: Mapping[str, Any], resource: Mapping[str, A
         return _Outcome(RuleOutcome.ERROR, f"rule {rule.name}: the resource has no pod spec")
     level = str(block.get("level", "baseline"))
     version = str(block.get("version", "latest"))
+    if state.pss is None:
+        state.pss = pss.PodChecks()
     try:
-        violations = pss.check_pod(pod, level=level, version=version)
+        violations = state.pss.check(pod, level=level, version=version)
         violations = pss.apply_exclusions(violations, block.get("exclude") or [], pod)
     except EvidenceError as exc:
         return _Outcome(RuleOutcome.ERROR, f"rule {rule.name}: podSecurity check failed: {exc.message}")

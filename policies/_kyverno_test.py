@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gate.errors import EvidenceError
 from gate.model import RuleOutcome
-from policies import _cel_libs, _cel_policy, _engine, _loader
+from policies import _cel_libs, _cel_policy, _engine, _exceptions, _loader
 from policies._engine import ContextValues
 from policies._errors import PolicyLoadError
 from policies._match import UserInfo
@@ -134,11 +135,25 @@ def _string_list(document: Document, data: Mapping[str, Any], key: str) -> list[
     return list(value)
 
 
+# When set (tests uploaded through the TestPolicies RPC), every file a test names must lie
+# under this directory: a ``../`` or absolute path must not make the server read its own files.
+_CONFINED_TO: ContextVar[Path | None] = ContextVar("kyverno_test_root", default=None)
+
+
+def _path(base: Path, name: str) -> Path:
+    """``base / name``, refused when it leaves the directory the tests are confined to."""
+    path = base / name
+    root = _CONFINED_TO.get()
+    if root is not None and not path.resolve().is_relative_to(root.resolve()):
+        raise PolicyLoadError(name, None, "", "refers to a file outside the uploaded test files")
+    return path
+
+
 def _load_resources(base: Path, names: Sequence[str]) -> list[_Resource]:
     found: list[_Resource] = []
     seen: set[tuple[str, str, str, str]] = set()
     for name in names:
-        for document in read_documents(base / name):
+        for document in read_documents(_path(base, name)):
             data = document.data
             if not isinstance(data, dict):
                 raise document.error((), "a resource must be a mapping")
@@ -270,17 +285,26 @@ class _TestCase:
         data = self.document.data
         base = path.parent
         self.policies: dict[str, Policy] = {}
-        compiled, _ = _loader.compile_policies(
-            _loader.load_documents([base / p for p in _string_list(self.document, data, "policies")])
+        documents = _loader.load_documents(
+            [_path(base, p) for p in _string_list(self.document, data, "policies")]
         )
+        compiled, _ = _loader.compile_policies(d for d in documents if not _loader.is_exception(d.data))
         for policy in compiled:
             self.policies.setdefault(policy.key, policy)
+        # ``exceptions:`` files hold PolicyExceptions (a policy file may carry some as well).
+        exception_documents = [d for d in documents if _loader.is_exception(d.data)]
+        for name in _string_list(self.document, data, "exceptions"):
+            for document in read_documents(_path(base, name)):
+                if not _loader.is_exception(document.data):
+                    raise document.error(("kind",), "expected a kyverno.io PolicyException")
+                exception_documents.append(document)
+        self.exceptions = tuple(_exceptions.compile_exceptions(exception_documents))
         self.resources = _load_resources(base, _string_list(self.document, data, "resources"))
         variables = data.get("variables")
-        values_doc = _one_document(base / str(variables)) if variables else None
+        values_doc = _one_document(_path(base, str(variables))) if variables else None
         self.values = _load_values(values_doc, data.get("values"))
         user = data.get("userinfo")
-        self.user = _load_user(base / str(user) if user else None)
+        self.user = _load_user(_path(base, str(user)) if user else None)
         self.cel = self._cel_inputs(base, data)
         self._cache: dict[tuple[str, int, str], list[RuleResponse]] = {}
 
@@ -290,7 +314,7 @@ class _TestCase:
         images: dict[str, Mapping[str, Any]] = {}
         context = data.get("context")
         if context:
-            document = _one_document(base / str(context))
+            document = _one_document(_path(base, str(context)))
             spec = document.data.get("spec") or {}
             if not isinstance(spec, dict):
                 raise document.error(("spec",), "expected a mapping")
@@ -348,6 +372,7 @@ class _TestCase:
                 (policy.key, r): v for (p, r), v in self.values.foreach.items() if p == policy.name
             },
             cel=self.cel,
+            exceptions=self.exceptions,
         )
         state = _engine.prepare(request, values)
         return _engine.evaluate_policy(policy, state)
@@ -406,8 +431,16 @@ class _TestCase:
         return result(actual, True, "Ok")
 
 
-def run_tests(root: Path, file_name: str = TEST_FILE) -> SuiteReport:
-    """Run every test file under ``root``."""
+def run_tests(root: Path, file_name: str = TEST_FILE, *, confine: bool = False) -> SuiteReport:
+    """Run every test file under ``root``; with ``confine`` the tests may only read files under it."""
+    token = _CONFINED_TO.set(root if confine else None)
+    try:
+        return _run_tests(root, file_name)
+    finally:
+        _CONFINED_TO.reset(token)
+
+
+def _run_tests(root: Path, file_name: str) -> SuiteReport:
     report = SuiteReport()
     base = root if root.is_dir() else root.parent
     for path in find_tests(root, file_name):

@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +67,21 @@ def is_policy(data: Any) -> bool:
     ) or _cel_policy.is_cel_document(data)
 
 
+def is_exception(data: Any) -> bool:
+    """Whether a document is a kyverno.io PolicyException (of any served version)."""
+    return (
+        isinstance(data, dict)
+        and data.get("kind") == "PolicyException"
+        and str(data.get("apiVersion", "")).startswith("kyverno.io/")
+    )
+
+
 def load_documents(paths: Iterable[str | Path]) -> list[Document]:
-    """The policy documents of files and directories."""
+    """The policy (and PolicyException) documents of files and directories."""
     documents: list[Document] = []
     for path, explicit in policy_files(paths):
         for document in read_documents(path):
-            if is_policy(document.data):
+            if is_policy(document.data) or is_exception(document.data):
                 documents.append(document)
             elif explicit:
                 data = document.data
@@ -81,7 +90,8 @@ def load_documents(paths: Iterable[str | Path]) -> list[Document]:
                 raise document.error(
                     (),
                     f"not a Kyverno policy (got apiVersion {version!r}, kind {kind!r}; expected "
-                    "kyverno.io/v1 ClusterPolicy or Policy, policies.kyverno.io ValidatingPolicy, or "
+                    "kyverno.io/v1 ClusterPolicy or Policy, kyverno.io/v2 PolicyException, "
+                    "policies.kyverno.io ValidatingPolicy, or "
                     "admissionregistration.k8s.io ValidatingAdmissionPolicy or binding)",
                 )
     return documents
@@ -436,8 +446,12 @@ def compile_policy(document: Document) -> tuple[Policy, list[str]]:
     return policy, diagnostics
 
 
-def digest(policies: Iterable[Policy]) -> str:
-    """sha256 over the normalised policies (sorted keys, no status), in name order."""
+def digest(policies: Iterable[Policy], exceptions: Sequence[Mapping[str, Any]] = ()) -> str:
+    """sha256 over the normalised policies (sorted keys, no status), in name order.
+
+    ``exceptions`` (normalised PolicyExceptions) count when there are any; a bundle
+    without them keeps the digest it had before exceptions were supported.
+    """
     ordered = sorted(policies, key=lambda p: (p.kind, p.namespace, p.name))
     normal = [
         {
@@ -448,7 +462,8 @@ def digest(policies: Iterable[Policy]) -> str:
         }
         for p in ordered
     ]
-    text = json.dumps(normal, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    hashed: Any = {"policies": normal, "exceptions": list(exceptions)} if exceptions else normal
+    text = json.dumps(hashed, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 

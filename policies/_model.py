@@ -166,6 +166,9 @@ class RuleResponse:
     scored: bool = True
     category: str = ""
     severity: str = ""
+    # Keys of the PolicyExceptions, and ids of the waivers, that made this result a skip.
+    exceptions: tuple[str, ...] = ()
+    waivers: tuple[str, ...] = ()
 
     @property
     def report_outcome(self) -> RuleOutcome:

@@ -84,6 +84,10 @@ def validate(resource: Any, pattern: Any) -> PatternResult:
     return run(check, resource)
 
 
+# Results are immutable: every pass shares one (most rules pass, on every request).
+_PASS = PatternResult("pass")
+
+
 def run(check: Check, resource: Any) -> PatternResult:
     """Apply a pattern compiled by :func:`compile_pattern` (or :func:`compiled`) to ``resource``."""
     try:
@@ -96,7 +100,7 @@ def run(check: Check, resource: Any) -> PatternResult:
         return PatternResult("error", "", str(exc))
     except RecursionError:
         return PatternResult("error", "", "pattern or resource nested too deeply")
-    return PatternResult("pass")
+    return _PASS
 
 
 # Patterns without variables come from loaded policies and are reused for every request: their

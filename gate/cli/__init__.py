@@ -32,6 +32,10 @@ class Context:
     server: str
     server_ca: Path | None
     timeout: float
+    token_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    project: str = ""
     _config: Config | None = field(default=None, repr=False)
     _client: Client | None = field(default=None, repr=False)
 
@@ -46,7 +50,15 @@ class Context:
         """A remote client with ``--server``, else an in-process one over the local store."""
         if self._client is None:
             if self.server:
-                self._client = RemoteClient(self.server, ca_file=self.server_ca, timeout=self.timeout)
+                self._client = RemoteClient(
+                    self.server,
+                    ca_file=self.server_ca,
+                    timeout=self.timeout,
+                    token_file=self.token_file,
+                    client_cert=self.client_cert,
+                    client_key=self.client_key,
+                    project=self.project,
+                )
             else:
                 self._client = LocalClient(self.config)
         return self._client
@@ -81,12 +93,53 @@ class Context:
 @click.option(
     "--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds per call."
 )
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="GATE_TOKEN_FILE",
+    help="File holding a bearer token sent to a remote gate (--server).",
+)
+@click.option(
+    "--client-cert",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="GATE_CLIENT_CERT",
+    help="PEM client certificate for mutual TLS with a remote gate (with --client-key).",
+)
+@click.option(
+    "--client-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="GATE_CLIENT_KEY",
+    help="PEM private key of --client-cert.",
+)
+@click.option(
+    "--project",
+    envvar="GATE_PROJECT",
+    default="",
+    help="Project a remote call acts for, filled into requests that name one (pipeline identities).",
+)
 @click.pass_context
 def cli(
-    ctx: click.Context, config_path: Path | None, server: str, server_ca: Path | None, timeout: float
+    ctx: click.Context,
+    config_path: Path | None,
+    server: str,
+    server_ca: Path | None,
+    timeout: float,
+    token_file: Path | None,
+    client_cert: Path | None,
+    client_key: Path | None,
+    project: str,
 ) -> None:
     """gate: supply-chain security and policy gate."""
-    state = Context(config_path=config_path, server=server, server_ca=server_ca, timeout=timeout)
+    state = Context(
+        config_path=config_path,
+        server=server,
+        server_ca=server_ca,
+        timeout=timeout,
+        token_file=token_file,
+        client_cert=client_cert,
+        client_key=client_key,
+        project=project,
+    )
     ctx.obj = state
     ctx.call_on_close(state.close)
 
@@ -110,7 +163,19 @@ def serve(state: Context) -> None:
 
 
 def _register_commands() -> None:
-    from gate.cli import _audit, _decide, _policy, _read, _sbom, _sbom_read, _scan, _verify, _verify_image
+    from gate.cli import (
+        _audit,
+        _credentials,
+        _decide,
+        _policy,
+        _read,
+        _sbom,
+        _sbom_read,
+        _scan,
+        _verify,
+        _verify_image,
+        _waiver,
+    )
 
     commands = (
         *_read.COMMANDS,
@@ -118,6 +183,8 @@ def _register_commands() -> None:
         *_verify.COMMANDS,
         *_verify_image.COMMANDS,
         *_decide.COMMANDS,
+        *_credentials.COMMANDS,
+        *_waiver.COMMANDS,
     )
     for group in commands:
         cli.add_command(group)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 
 from gate.errors import EvidenceError
 from gate.v1 import audit_pb2
@@ -58,4 +60,33 @@ def audit_public_key(state: Any, /) -> None:
     click.echo(f"# fingerprint {key.fingerprint}", err=True)
 
 
-AUDIT_COMMANDS = (audit_verify, audit_replay, audit_public_key)
+@click.command("reports")
+@click.option("--since", help="Only decisions at or after this ISO 8601 time.")
+@click.option("--namespace", default="", help="Only resources in this namespace.")
+@click.option(
+    "-o",
+    "--output",
+    "fmt",
+    type=click.Choice(("yaml", "json")),
+    default="yaml",
+    show_default=True,
+    help="yaml: a multi-document stream; json: a v1 List (both go to kubectl apply -f -).",
+)
+@click.pass_obj
+def audit_reports(state: Any, /, since: str | None, namespace: str, fmt: str) -> None:
+    """Export PolicyReports (wgpolicyk8s.io/v1alpha2): one per resource, its latest decision."""
+    from gate.cli._read import _parse_time
+
+    request = audit_pb2.ExportPolicyReportsRequest(namespace=namespace)
+    since_time = _parse_time(since, "--since")
+    if since_time is not None:
+        request.since.FromDatetime(since_time)
+    answer: Any = state.client().call("gate.v1.AuditService/ExportPolicyReports", request)
+    reports = [json.loads(report) for report in answer.reports]
+    if fmt == "json":
+        click.echo(json.dumps({"apiVersion": "v1", "kind": "List", "items": reports}, indent=2))
+    elif reports:
+        click.echo(yaml.safe_dump_all(reports, sort_keys=False), nl=False)
+
+
+AUDIT_COMMANDS = (audit_verify, audit_replay, audit_public_key, audit_reports)

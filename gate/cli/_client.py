@@ -20,6 +20,7 @@ from google.protobuf.message import Message
 from gate._api import METHODS, Api, unavailable
 from gate.config import Config
 from gate.core import Gate, utc_now
+from gate.credentials import credentials_from_settings
 from gate.errors import DeadlineExceeded, EvidenceError, GateError, InfrastructureError, InvalidArgument
 from gate.scan_jobs import ScanJobs
 from gate.store import EvidenceStore, open_store
@@ -50,7 +51,10 @@ class LocalClient:
             self._store.close()
             raise
         try:
-            self._api = Api(Gate.from_config(config, self._store, self._scans))
+            self._api = Api(
+                Gate.from_config(config, self._store, self._scans),
+                credentials=credentials_from_settings(config.kubernetes),
+            )
         except BaseException:
             self.close()
             raise
@@ -101,15 +105,37 @@ def error_from_status(code: grpc.StatusCode, details: str, server: str) -> GateE
 class RemoteClient:
     """Calls a running gate over gRPC."""
 
-    def __init__(self, address: str, *, ca_file: Path | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        ca_file: Path | None = None,
+        timeout: float = 30.0,
+        token_file: Path | None = None,
+        client_cert: Path | None = None,
+        client_key: Path | None = None,
+        project: str = "",
+    ) -> None:
+        """Connect to ``address``: TLS with ``ca_file`` or a client certificate, else plain.
+
+        ``token_file`` holds a bearer token sent with every call; ``client_cert`` and
+        ``client_key`` (PEM) authenticate with mutual TLS. ``project`` fills the empty
+        ``project`` field of every request that has one (what a pipeline identity acts for).
+        """
         self._address = address
+        self._project = project
         self._timeout = timeout
-        if ca_file is not None:
-            try:
-                roots = ca_file.read_bytes()
-            except OSError as exc:
-                raise InvalidArgument("--server-ca", f"cannot read {ca_file}: {exc.strerror}") from None
-            self._channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(roots))
+        self._metadata: tuple[tuple[str, str], ...] = ()
+        if token_file is not None:
+            self._metadata = (("authorization", f"Bearer {_read_token(token_file)}"),)
+        if (client_cert is None) != (client_key is None):
+            raise InvalidArgument("--client-cert", "give --client-cert and --client-key together")
+        if ca_file is not None or client_cert is not None:
+            roots = _read_file(ca_file, "--server-ca") if ca_file is not None else None
+            key = _read_file(client_key, "--client-key") if client_key is not None else None
+            chain = _read_file(client_cert, "--client-cert") if client_cert is not None else None
+            credentials = grpc.ssl_channel_credentials(roots, private_key=key, certificate_chain=chain)
+            self._channel = grpc.secure_channel(address, credentials)
         else:
             self._channel = grpc.insecure_channel(address)
         self._responses: Mapping[str, type[Message]] = {
@@ -118,6 +144,7 @@ class RemoteClient:
 
     def call(self, method: str, request: Message) -> Message:
         """Send one unary RPC."""
+        with_project(request, self._project)
         response_class = self._responses.get(method)
         if response_class is None:
             raise InvalidArgument("method", f"no such RPC: {method}")
@@ -127,7 +154,7 @@ class RemoteClient:
             response_deserializer=response_class.FromString,
         )
         try:
-            response: Message = stub(request, timeout=self._timeout)
+            response: Message = stub(request, timeout=self._timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             # Errors raised by a channel's calls are also grpc.Call objects.
             call: Any = exc
@@ -138,6 +165,7 @@ class RemoteClient:
 
     def stream(self, method: str, request: Message) -> Iterator[Message]:
         """Send one server-streaming RPC and iterate its responses."""
+        with_project(request, self._project)
         response_class = self._responses.get(method)
         if response_class is None:
             raise InvalidArgument("method", f"no such RPC: {method}")
@@ -145,7 +173,7 @@ class RemoteClient:
             f"/{method}", request_serializer=_serialize, response_deserializer=response_class.FromString
         )
         try:
-            yield from stub(request)
+            yield from stub(request, metadata=self._metadata)
         except grpc.RpcError as exc:
             call: Any = exc
             code: grpc.StatusCode = call.code() if hasattr(call, "code") else grpc.StatusCode.UNKNOWN
@@ -155,6 +183,39 @@ class RemoteClient:
     def close(self) -> None:
         """Close the channel."""
         self._channel.close()
+
+
+def with_project(request: Message, project: str) -> None:
+    """Set ``request.project`` to ``project`` when the message has that field and it is empty."""
+    # The field exists on some request types only: reached through the descriptor, not an attribute.
+    field = request.DESCRIPTOR.fields_by_name.get("project")
+    if project and field is not None and not any(f.name == field.name for f, _ in request.ListFields()):
+        setattr(request, field.name, project)
+
+
+# A bearer token file holds one token (projected ServiceAccount tokens are ~1-2 KiB).
+MAX_TOKEN_FILE_BYTES = 16 * 1024
+
+
+def _read_file(path: Path, option: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(option, f"cannot read {path}: {exc.strerror}") from None
+
+
+def _read_token(path: Path) -> str:
+    data = _read_file(path, "--token-file")
+    token = data.strip()
+    if not token or len(token) > MAX_TOKEN_FILE_BYTES or any(c in token for c in b" \r\n\t"):
+        # Never quote the file: it is a secret.
+        raise InvalidArgument(
+            "--token-file", f"{path}: expected one token of at most {MAX_TOKEN_FILE_BYTES} bytes on one line"
+        )
+    try:
+        return token.decode("ascii")
+    except UnicodeDecodeError:
+        raise InvalidArgument("--token-file", f"{path}: the token is not ASCII") from None
 
 
 def _serialize(message: Message) -> bytes:

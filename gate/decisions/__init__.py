@@ -19,6 +19,7 @@ from gate.decisions._decide import (
     enforces,
     failure_outcome,
     response_json,
+    with_waivers,
 )
 from gate.decisions._recorder import DecisionRecorder, DecisionSink
 from gate.decisions._review import (
@@ -66,4 +67,5 @@ __all__ = [
     "seal",
     "statement",
     "statement_payload",
+    "with_waivers",
 ]

@@ -12,11 +12,12 @@ import dataclasses
 from typing import Any, Protocol
 
 from gate.decisions._review import canonical_json, request_digest
-from gate.model import Decision
+from gate.model import Decision, DecisionTimings
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://gate.dev/attestations/decision/v1"
+_TIMING_FIELDS = tuple(f.name for f in dataclasses.fields(DecisionTimings))
 
 
 class DecisionSigner(Protocol):
@@ -33,7 +34,12 @@ def statement(decision: Decision) -> dict[str, Any]:
     answer, who asked, about what, with which policy bundle and evidence, and
     every rule result. ``request_digest`` must be set.
     """
-    algorithm, _, hexdigest = decision.request_digest.partition(":")
+    return _statement(decision, decision.request_digest)
+
+
+def _statement(decision: Decision, digest: str) -> dict[str, Any]:
+    timings = decision.timings
+    algorithm, _, hexdigest = digest.partition(":")
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": f"decision/{decision.id}", "digest": {algorithm: hexdigest}}],
@@ -46,7 +52,7 @@ def statement(decision: Decision) -> dict[str, Any]:
             "decidedAt": decision.decided_at.isoformat(),
             "caller": decision.caller,
             "subject": decision.subject,
-            "requestDigest": decision.request_digest,
+            "requestDigest": digest,
             "policyBundleDigest": decision.policy_bundle_digest,
             "evidenceIds": list(decision.evidence_ids),
             "artifactDigests": list(decision.artifact_digests),
@@ -62,7 +68,8 @@ def statement(decision: Decision) -> dict[str, Any]:
                 }
                 for r in decision.results
             ],
-            "timings": dataclasses.asdict(decision.timings),
+            # What dataclasses.asdict gives, without its recursive deep copy (~5 us per record).
+            "timings": {name: getattr(timings, name) for name in _TIMING_FIELDS},
         },
     }
 
@@ -77,8 +84,11 @@ def seal(decision: Decision, signer: DecisionSigner | None) -> Decision:
 
     A decision already signed (sealed on the request path) keeps its signature.
     """
-    if not decision.request_digest:
-        decision = dataclasses.replace(decision, request_digest=request_digest(decision.request))
+    digest = decision.request_digest or request_digest(decision.request)
     if signer is None or decision.signature:
-        return decision
-    return dataclasses.replace(decision, signature=signer.sign(statement_payload(decision), PAYLOAD_TYPE))
+        if digest == decision.request_digest:
+            return decision
+        return dataclasses.replace(decision, request_digest=digest)
+    # One copy of the record, not two (dataclasses.replace costs ~5 us on a Decision).
+    payload = canonical_json(_statement(decision, digest))
+    return dataclasses.replace(decision, request_digest=digest, signature=signer.sign(payload, PAYLOAD_TYPE))

@@ -10,6 +10,7 @@ UNIMPLEMENTED answer naming the feature for RPCs whose feature has not landed.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import uuid
@@ -25,7 +26,9 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from gate._api import METHODS, UPLOAD_METHODS, Api, unavailable
+from gate.auth import Identity, reset_identity, set_identity
 from gate.errors import GateError
+from gate.server._authz import Guard
 from gate.server._metrics import GRPC_LATENCY, GRPC_REQUESTS
 from gate.server._status import GRPC_STATUS, status_for
 
@@ -68,8 +71,18 @@ def _deserializer(message_class: type[Message], limit: int, method: str) -> Call
 class GrpcApi:
     """Binds gate.v1 RPCs to :class:`gate._api.Api`; one instance per server."""
 
-    def __init__(self, api: Api, executor: Executor, limits: RequestLimits, *, max_streams: int = 64) -> None:
+    def __init__(
+        self,
+        api: Api,
+        executor: Executor,
+        limits: RequestLimits,
+        *,
+        max_streams: int = 64,
+        guard: Guard | None = None,
+    ) -> None:
+        """Serve ``api``; with a ``guard`` every call is authenticated and authorised first."""
         self._api = api
+        self._guard = guard
         self._executor = executor
         self._limits = limits
         # Streams wait on events in threads of their own, so that watchers can
@@ -104,7 +117,7 @@ class GrpcApi:
                 request_deserializer=deserialize,
                 response_serializer=_serialize,
             )
-        behavior = self._pending(full)
+        behavior = self._pending(full, self._admit)
         if method.server_streaming:
             return grpc.unary_stream_rpc_method_handler(
                 self._pending_stream(behavior),
@@ -122,6 +135,7 @@ class GrpcApi:
         counters: dict[grpc.StatusCode, Any] = {}
         executor = self._executor
         inline = full in self._api.inline
+        guard = self._guard
 
         def count(code: grpc.StatusCode) -> None:
             counter = counters.get(code)
@@ -132,14 +146,23 @@ class GrpcApi:
         async def behavior(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
             started = perf_counter()
             code = grpc.StatusCode.OK
+            caller = None
             try:
+                identity = await guard.authenticate(full, context) if guard is not None else None
                 if isinstance(request, _Rejected):
                     code = grpc.StatusCode.INVALID_ARGUMENT
                     await context.abort(code, request.message)
+                if identity is not None:
+                    assert guard is not None
+                    guard.authorize(full, identity, request, context)
+                    caller = set_identity(identity)
                 if inline:
                     return implementation(request)
-                # The implementation blocks on the store: keep it off the event loop.
-                return await asyncio.get_running_loop().run_in_executor(executor, implementation, request)
+                # The implementation blocks on the store: keep it off the event loop (with the
+                # caller's identity: executors do not carry context variables by themselves).
+                return await asyncio.get_running_loop().run_in_executor(
+                    executor, contextvars.copy_context().run, implementation, request
+                )
             except GateError as error:
                 code = status_for(GRPC_STATUS, error)
                 if code is grpc.StatusCode.INTERNAL:
@@ -151,6 +174,8 @@ class GrpcApi:
                 code = grpc.StatusCode.INTERNAL
                 await context.abort(code, _internal_error(full))
             finally:
+                if caller is not None:
+                    reset_identity(caller)
                 count(code)
                 latency.observe(perf_counter() - started)
 
@@ -170,6 +195,7 @@ class GrpcApi:
             events: _LockedIterator | None = None
             loop = asyncio.get_running_loop()
             try:
+                await self._admit(full, request, context)
                 if isinstance(request, _Rejected):
                     code = grpc.StatusCode.INVALID_ARGUMENT
                     await context.abort(code, request.message)
@@ -202,13 +228,31 @@ class GrpcApi:
 
         return behavior
 
+    async def _admit(
+        self, full: str, request: object, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Identity | None:
+        """Authenticate and authorise (streams and pending RPCs, which need no caller downstream)."""
+        if self._guard is None:
+            return None
+        identity = await self._guard.authenticate(full, context)
+        if not isinstance(request, _Rejected):
+            self._guard.authorize(full, identity, request, context)
+        return identity
+
     @staticmethod
-    def _pending(full: str) -> Callable[[object, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]]:
+    def _pending(
+        full: str, admit: Callable[[str, object, grpc.aio.ServicerContext[Any, Any]], Awaitable[object]]
+    ) -> Callable[[object, grpc.aio.ServicerContext[Any, Any]], Awaitable[Message]]:
         message = unavailable(full).message
-        counter = GRPC_REQUESTS.labels(full, grpc.StatusCode.UNIMPLEMENTED.name)
 
         async def behavior(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
-            counter.inc()
+            try:
+                await admit(full, request, context)
+            except GateError as error:
+                code = status_for(GRPC_STATUS, error)
+                GRPC_REQUESTS.labels(full, code.name).inc()
+                await context.abort(code, error.message)
+            GRPC_REQUESTS.labels(full, grpc.StatusCode.UNIMPLEMENTED.name).inc()
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
             raise AssertionError("context.abort returned")  # it always raises
 

@@ -24,13 +24,19 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 import gate
 from gate._api import SERVICE_NAMES, Api
 from gate._signature_service import SignatureService
+from gate.auth import authenticator_from_config
 from gate.config import Config, ListenAddress, TlsFiles, parse_listen
 from gate.core import Gate, utc_now
+from gate.credentials import credentials_from_settings
 from gate.decisions import DecisionRecorder, DecisionSigner
 from gate.errors import InfrastructureError
+from gate.notifications import NotificationHub
 from gate.scan_jobs import ScanJobs
+from gate.server._authz import Guard
 from gate.server._grpc import GrpcApi, RequestLimits
 from gate.server._metrics import STORE_UP
+from gate.server._observe import DecisionMetrics, NotificationMetrics, count_scan_failure
+from gate.server._policy_watch import PolicyWatch, sources_stamp
 from gate.server._tls import ReloadingCertificate, ensure_self_signed
 from gate.server._webhook import WebhookApp, WebhookLimits
 from gate.store import EvidenceStore, open_store
@@ -148,7 +154,7 @@ def _http_server(
     return _QuietServer(config)
 
 
-def _grpc_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
+def _grpc_credentials(tls: TlsFiles, *, require_client_cert: bool = True) -> grpc.ServerCredentials:
     try:
         key = tls.key_file.read_bytes()
         cert = tls.cert_file.read_bytes()
@@ -156,7 +162,9 @@ def _grpc_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
     except OSError as exc:
         raise InfrastructureError(f"grpc.tls: cannot read {exc.filename}: {exc.strerror}") from exc
     return grpc.ssl_server_credentials(
-        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
+        [(key, cert)],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None and require_client_cert,
     )
 
 
@@ -205,11 +213,20 @@ class GateServer:
         self._http_tasks: list[asyncio.Task[None]] = []
         self._grpc_server: grpc.aio.Server | None = None
         self._tls_watch: asyncio.Task[None] | None = None
+        self._policy_watch: asyncio.Task[None] | None = None
+        hub: NotificationHub | None = None
         # Called after the listeners stop (the webhook's evaluation threads).
         self._closers: list[Callable[[], None]] = []
         try:
             scans = ScanJobs.from_config(config, store, utc_now, serving=True)
+            watched = bool(config.policies.sources) and config.policies.poll_interval > 0
+            # Stamped before the first load, so that a change made during it is not missed.
+            stamp = sources_stamp(config.policies.sources) if watched else None
             core = Gate.from_config(config, store, scans, recorder=recorder)
+            hub = _observe(config, core, scans, store)
+            if stamp is not None:
+                watch = PolicyWatch(core, config.policies.poll_interval, initial=stamp)
+                self._policy_watch = asyncio.create_task(watch.run())
             addresses, health = await self._start(core, executor)
             self._install_signals()
             log.info(
@@ -237,6 +254,9 @@ class GateServer:
             recorder.close()
             if scans is not None:
                 scans.close()
+            # Last: the decisions and scans just finished may still have something to announce.
+            if hub is not None:
+                hub.close()
             if self._store is None:
                 store.close()
             log.info("gate stopped")
@@ -249,7 +269,10 @@ class GateServer:
         if webhook_tls is None:
             cert, key = ensure_self_signed(config.data_dir / "tls")
             webhook_tls = TlsFiles(cert_file=cert, key_file=key)
-        certificate = ReloadingCertificate(webhook_tls.cert_file, webhook_tls.key_file)
+        client_ca = webhook.client_ca_file or webhook_tls.client_ca_file
+        certificate = ReloadingCertificate(
+            webhook_tls.cert_file, webhook_tls.key_file, client_ca_file=client_ca
+        )
         self._tls_watch = asyncio.create_task(certificate.watch())
         webhook_app = WebhookApp(core, executor, WebhookLimits(webhook.max_body_bytes, webhook.body_timeout))
         self._closers.append(webhook_app.close)
@@ -277,6 +300,8 @@ class GateServer:
     async def _stop_listeners(self) -> None:
         if self._tls_watch is not None:
             self._tls_watch.cancel()
+        if self._policy_watch is not None:
+            self._policy_watch.cancel()
         for server in self._http_servers:
             server.should_exit = True
         if self._grpc_server is not None:
@@ -298,7 +323,9 @@ class GateServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        server.add_generic_rpc_handlers(GrpcApi(Api(core), executor, limits).handlers())
+        api = Api(core, credentials=credentials_from_settings(self.config.kubernetes))
+        guard = _guard(self.config, executor)
+        server.add_generic_rpc_handlers(GrpcApi(api, executor, limits, guard=guard).handlers())
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -306,7 +333,10 @@ class GateServer:
         address = parse_listen(settings.listen)
         try:
             if settings.tls:
-                port = server.add_secure_port(str(address), _grpc_credentials(settings.tls))
+                credentials = _grpc_credentials(
+                    settings.tls, require_client_cert=settings.client_certificates == "required"
+                )
+                port = server.add_secure_port(str(address), credentials)
             else:
                 port = server.add_insecure_port(str(address))
         except RuntimeError as exc:
@@ -337,6 +367,34 @@ class GateServer:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.request_stop)
+
+
+def _guard(config: Config, executor: ThreadPoolExecutor) -> Guard | None:
+    """The gRPC guard ``auth`` asks for, or None (with a warning) for ``auth.mode: none``."""
+    if config.auth.mode == "none":
+        log.warning(
+            "auth.mode is none: every gRPC caller is accepted with every role; "
+            "set auth.mode: required outside local try-outs"
+        )
+        return None
+    if config.grpc.tls is None:
+        log.warning("auth.mode is required but grpc.tls is not set: bearer tokens travel in clear text")
+    return Guard(authenticator_from_config(config), executor)
+
+
+def _observe(config: Config, core: Gate, scans: ScanJobs, store: EvidenceStore) -> NotificationHub | None:
+    """Count decisions and scan failures; announce them to the configured webhooks (None: no webhook)."""
+    core.decision_listeners.append(DecisionMetrics())
+    scans.finish_listeners.append(count_scan_failure)
+    hub = NotificationHub.from_settings(
+        config.notifications, store, clock=utc_now, observer=NotificationMetrics()
+    )
+    if hub is None:
+        return None
+    core.decision_listeners.append(hub.on_decision)
+    scans.finish_listeners.append(hub.on_scan)
+    hub.start()
+    return hub
 
 
 def _sock_name(sock: socket.socket) -> str:

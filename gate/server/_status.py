@@ -21,8 +21,10 @@ from gate.errors import (
     InvalidArgument,
     NotFound,
     PayloadTooLarge,
+    PermissionDenied,
     RequestTimeout,
     StoreUnavailable,
+    Unauthenticated,
     Unsupported,
 )
 
@@ -31,6 +33,8 @@ GRPC_STATUS: Mapping[type[GateError], grpc.StatusCode] = {
     RequestTimeout: grpc.StatusCode.INVALID_ARGUMENT,
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     NotFound: grpc.StatusCode.NOT_FOUND,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Conflict: grpc.StatusCode.ALREADY_EXISTS,
     Unsupported: grpc.StatusCode.UNIMPLEMENTED,
     EvidenceError: grpc.StatusCode.FAILED_PRECONDITION,
@@ -46,6 +50,8 @@ HTTP_STATUS: Mapping[type[GateError], int] = {
     RequestTimeout: 408,
     InvalidArgument: 400,
     NotFound: 404,
+    Unauthenticated: 401,
+    PermissionDenied: 403,
     Conflict: 409,
     Unsupported: 501,
     EvidenceError: 422,

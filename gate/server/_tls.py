@@ -98,11 +98,14 @@ class ReloadingCertificate:
     writes, or broken) keeps the previous one in force and is retried.
     """
 
-    def __init__(self, cert_file: Path, key_file: Path, *, interval: float = 1.0) -> None:
-        """Load the pair.
+    def __init__(
+        self, cert_file: Path, key_file: Path, *, interval: float = 1.0, client_ca_file: Path | None = None
+    ) -> None:
+        """Load the pair; with ``client_ca_file``, require client certificates that CA signed.
 
         Raises:
-            InfrastructureError: the files cannot be read or do not hold a matching PEM pair.
+            InfrastructureError: the files cannot be read or do not hold a matching PEM pair,
+                or the client CA file holds no usable certificate.
         """
         self.cert_file = cert_file
         self.key_file = key_file
@@ -112,6 +115,16 @@ class ReloadingCertificate:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         # The API server speaks HTTP/1.1 to webhooks (kubernetes/kubernetes#82090).
         context.set_alpn_protocols(["http/1.1"])
+        if client_ca_file is not None:
+            # Only the API server holds a certificate from this CA: the handshake refuses
+            # every other client before a request is read.
+            try:
+                context.load_verify_locations(cafile=str(client_ca_file))
+            except (OSError, ssl.SSLError) as error:
+                raise InfrastructureError(
+                    f"webhook.client_ca_file: cannot load {client_ca_file}: {_reason(error)}"
+                ) from error
+            context.verify_mode = ssl.CERT_REQUIRED
         self.context = context
         self._stamp = self._stat()
         try:

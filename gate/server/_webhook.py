@@ -141,6 +141,15 @@ class Evaluator:
                         loop.call_soon_threadsafe(_deliver, batch)
 
 
+# What a review's future holds when its budget ran out first (see WebhookApp._decide).
+_EXPIRED: Any = object()
+
+
+def _expire(future: asyncio.Future[Any], claim: _Claim) -> None:
+    if not future.done() and claim.take():
+        future.set_result(_EXPIRED)
+
+
 def _deliver(batch: list[_Done]) -> None:
     for future, result, error in batch:
         if future.done():  # cancelled by a caller that stopped waiting
@@ -248,13 +257,20 @@ class WebhookApp:
         future: asyncio.Future[ReviewOutcome] = self._evaluator.submit(
             partial(gate.review, review, started=started, claim=claim.take)
         )
+        # One timer instead of asyncio.timeout() around asyncio.shield(): those cost the
+        # event loop a Timeout, a second future and four callbacks per review. When the
+        # budget runs out and the claim is ours, the timer completes the future with
+        # _EXPIRED (the worker's late result is then dropped, as for a cancelled future);
+        # when the evaluation has claimed first, its answer is on its way and stands.
+        timer = asyncio.get_running_loop().call_later(
+            budget - (perf_counter() - started), _expire, future, claim
+        )
         try:
-            async with asyncio.timeout(budget - (perf_counter() - started)):
-                return await asyncio.shield(future)
-        except TimeoutError:
-            if not claim.take():
-                # The evaluation finished and is being recorded: its answer stands.
-                return await future
+            outcome = await future
+        finally:
+            timer.cancel()
+        if outcome is not _EXPIRED:
+            return outcome
         elapsed = perf_counter() - started
         detail = f"no answer after {elapsed:.3f} s of a {budget:g} s budget"
         outcome = gate.review_failure(review, Failure.BUDGET, detail, started, record=False)

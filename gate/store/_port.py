@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gate.model import (
     Artifact,
@@ -21,6 +21,9 @@ from gate.model import (
     SeverityCounts,
     Verification,
 )
+
+if TYPE_CHECKING:
+    from gate.waivers import Waiver
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -223,3 +226,16 @@ class EvidenceStore(Protocol):
 
     def list_decisions(self, query: DecisionQuery) -> Page[Decision]:
         """Return decisions, newest first."""
+
+    # waivers (gate.waivers)
+    def add_waiver(self, waiver: Waiver) -> None:
+        """Record a new waiver (Conflict when the id exists)."""
+
+    def get_waiver(self, waiver_id: str) -> Waiver | None:
+        """Return one waiver, revoked and expired ones included."""
+
+    def list_waivers(self, *, active_at: datetime | None = None, policy: str = "") -> list[Waiver]:
+        """Waivers, soonest expiry first; with ``active_at`` only those in force then."""
+
+    def revoke_waiver(self, waiver_id: str, *, revoked_by: str, revoked_at: datetime) -> Waiver:
+        """Revoke a waiver and return it (NotFound; Conflict when already revoked)."""

@@ -258,3 +258,24 @@ policy_bundles = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("policies", sa.LargeBinary, nullable=False),
 )
+
+# Time-bounded exemptions from a policy (or rule) for a subject (gate.waivers). Revoked
+# waivers are kept (who revoked them, and when); decisions list the ids of those they used.
+waivers = sa.Table(
+    "waivers",
+    metadata,
+    sa.Column("id", Key, primary_key=True),
+    sa.Column("policy", sa.Text, nullable=False),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("namespace", sa.Text, nullable=False),
+    sa.Column("image", sa.Text, nullable=False),
+    sa.Column("digest", sa.Text, nullable=False),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
+    sa.Column("revoked_by", sa.Text, nullable=False),
+    sa.Index(None, "expires_at", "id"),
+)

@@ -89,6 +89,7 @@ from gate.store._schema import (
     scans,
     verifications,
 )
+from gate.store._waivers import WaiverRecords
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
@@ -96,7 +97,7 @@ if TYPE_CHECKING:
 _TERMINAL_STATES = tuple(state.value for state in ScanState if state.terminal)
 
 
-class SqlStore:
+class SqlStore(WaiverRecords):
     """The evidence store on a SQLite or PostgreSQL database.
 
     Thread-safe: one instance serves every thread of the process. Use

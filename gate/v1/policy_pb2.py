@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14gate/v1/policy.proto\x12\x07gate.v1\"r\n\nPolicyInfo\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\x12\x16\n\x0e\x66\x61ilure_action\x18\x04 \x01(\t\x12\r\n\x05rules\x18\x05 \x03(\t\x12\x0e\n\x06source\x18\x06 \x01(\t\"\x15\n\x13ListPoliciesRequest\"T\n\x14ListPoliciesResponse\x12%\n\x08policies\x18\x01 \x03(\x0b\x32\x13.gate.v1.PolicyInfo\x12\x15\n\rbundle_digest\x18\x02 \x01(\t\"\x17\n\x15ReloadPoliciesRequest\"E\n\x16ReloadPoliciesResponse\x12\x15\n\rbundle_digest\x18\x01 \x01(\t\x12\x14\n\x0cpolicy_count\x18\x02 \x01(\r\"+\n\nPolicyFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\"I\n\x13TestPoliciesRequest\x12\"\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x13.gate.v1.PolicyFile\x12\x0e\n\x06strict\x18\x02 \x01(\x08\"\x92\x01\n\x10PolicyTestResult\x12\x0c\n\x04test\x18\x01 \x01(\t\x12\x0e\n\x06policy\x18\x02 \x01(\t\x12\x0c\n\x04rule\x18\x03 \x01(\t\x12\x10\n\x08resource\x18\x04 \x01(\t\x12\x10\n\x08\x65xpected\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63tual\x18\x06 \x01(\t\x12\x0e\n\x06passed\x18\x07 \x01(\x08\x12\x0e\n\x06reason\x18\x08 \x01(\t\"\x8e\x01\n\x14TestPoliciesResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.gate.v1.PolicyTestResult\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x0e\n\x06\x65rrors\x18\x03 \x03(\t\x12\x14\n\x0cpassed_count\x18\x04 \x01(\r\x12\x14\n\x0c\x66\x61iled_count\x18\x05 \x01(\r2\xfc\x01\n\rPolicyService\x12K\n\x0cListPolicies\x12\x1c.gate.v1.ListPoliciesRequest\x1a\x1d.gate.v1.ListPoliciesResponse\x12Q\n\x0eReloadPolicies\x12\x1e.gate.v1.ReloadPoliciesRequest\x1a\x1f.gate.v1.ReloadPoliciesResponse\x12K\n\x0cTestPolicies\x12\x1c.gate.v1.TestPoliciesRequest\x1a\x1d.gate.v1.TestPoliciesResponseB1Z/github.com/gate-project/gate/gen/gate/v1;gatev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14gate/v1/policy.proto\x12\x07gate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"r\n\nPolicyInfo\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\x12\x16\n\x0e\x66\x61ilure_action\x18\x04 \x01(\t\x12\r\n\x05rules\x18\x05 \x03(\t\x12\x0e\n\x06source\x18\x06 \x01(\t\"\x15\n\x13ListPoliciesRequest\"\xa1\x01\n\x14ListPoliciesResponse\x12%\n\x08policies\x18\x01 \x03(\x0b\x32\x13.gate.v1.PolicyInfo\x12\x15\n\rbundle_digest\x18\x02 \x01(\t\x12\x14\n\x0creload_error\x18\x03 \x01(\t\x12\x35\n\x11reload_error_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x17\n\x15ReloadPoliciesRequest\"E\n\x16ReloadPoliciesResponse\x12\x15\n\rbundle_digest\x18\x01 \x01(\t\x12\x14\n\x0cpolicy_count\x18\x02 \x01(\r\"+\n\nPolicyFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\"I\n\x13TestPoliciesRequest\x12\"\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x13.gate.v1.PolicyFile\x12\x0e\n\x06strict\x18\x02 \x01(\x08\"\x92\x01\n\x10PolicyTestResult\x12\x0c\n\x04test\x18\x01 \x01(\t\x12\x0e\n\x06policy\x18\x02 \x01(\t\x12\x0c\n\x04rule\x18\x03 \x01(\t\x12\x10\n\x08resource\x18\x04 \x01(\t\x12\x10\n\x08\x65xpected\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63tual\x18\x06 \x01(\t\x12\x0e\n\x06passed\x18\x07 \x01(\x08\x12\x0e\n\x06reason\x18\x08 \x01(\t\"\x8e\x01\n\x14TestPoliciesResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.gate.v1.PolicyTestResult\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x0e\n\x06\x65rrors\x18\x03 \x03(\t\x12\x14\n\x0cpassed_count\x18\x04 \x01(\r\x12\x14\n\x0c\x66\x61iled_count\x18\x05 \x01(\r2\xfc\x01\n\rPolicyService\x12K\n\x0cListPolicies\x12\x1c.gate.v1.ListPoliciesRequest\x1a\x1d.gate.v1.ListPoliciesResponse\x12Q\n\x0eReloadPolicies\x12\x1e.gate.v1.ReloadPoliciesRequest\x1a\x1f.gate.v1.ReloadPoliciesResponse\x12K\n\x0cTestPolicies\x12\x1c.gate.v1.TestPoliciesRequest\x1a\x1d.gate.v1.TestPoliciesResponseB1Z/github.com/gate-project/gate/gen/gate/v1;gatev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,24 +33,24 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gate.v1.policy_pb2', _globa
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z/github.com/gate-project/gate/gen/gate/v1;gatev1'
-  _globals['_POLICYINFO']._serialized_start=33
-  _globals['_POLICYINFO']._serialized_end=147
-  _globals['_LISTPOLICIESREQUEST']._serialized_start=149
-  _globals['_LISTPOLICIESREQUEST']._serialized_end=170
-  _globals['_LISTPOLICIESRESPONSE']._serialized_start=172
-  _globals['_LISTPOLICIESRESPONSE']._serialized_end=256
-  _globals['_RELOADPOLICIESREQUEST']._serialized_start=258
-  _globals['_RELOADPOLICIESREQUEST']._serialized_end=281
-  _globals['_RELOADPOLICIESRESPONSE']._serialized_start=283
-  _globals['_RELOADPOLICIESRESPONSE']._serialized_end=352
-  _globals['_POLICYFILE']._serialized_start=354
-  _globals['_POLICYFILE']._serialized_end=397
-  _globals['_TESTPOLICIESREQUEST']._serialized_start=399
-  _globals['_TESTPOLICIESREQUEST']._serialized_end=472
-  _globals['_POLICYTESTRESULT']._serialized_start=475
-  _globals['_POLICYTESTRESULT']._serialized_end=621
-  _globals['_TESTPOLICIESRESPONSE']._serialized_start=624
-  _globals['_TESTPOLICIESRESPONSE']._serialized_end=766
-  _globals['_POLICYSERVICE']._serialized_start=769
-  _globals['_POLICYSERVICE']._serialized_end=1021
+  _globals['_POLICYINFO']._serialized_start=66
+  _globals['_POLICYINFO']._serialized_end=180
+  _globals['_LISTPOLICIESREQUEST']._serialized_start=182
+  _globals['_LISTPOLICIESREQUEST']._serialized_end=203
+  _globals['_LISTPOLICIESRESPONSE']._serialized_start=206
+  _globals['_LISTPOLICIESRESPONSE']._serialized_end=367
+  _globals['_RELOADPOLICIESREQUEST']._serialized_start=369
+  _globals['_RELOADPOLICIESREQUEST']._serialized_end=392
+  _globals['_RELOADPOLICIESRESPONSE']._serialized_start=394
+  _globals['_RELOADPOLICIESRESPONSE']._serialized_end=463
+  _globals['_POLICYFILE']._serialized_start=465
+  _globals['_POLICYFILE']._serialized_end=508
+  _globals['_TESTPOLICIESREQUEST']._serialized_start=510
+  _globals['_TESTPOLICIESREQUEST']._serialized_end=583
+  _globals['_POLICYTESTRESULT']._serialized_start=586
+  _globals['_POLICYTESTRESULT']._serialized_end=732
+  _globals['_TESTPOLICIESRESPONSE']._serialized_start=735
+  _globals['_TESTPOLICIESRESPONSE']._serialized_end=877
+  _globals['_POLICYSERVICE']._serialized_start=880
+  _globals['_POLICYSERVICE']._serialized_end=1132
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ PolicyService: inspect, reload and test the Kyverno policies gate enforces."""
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
@@ -87,21 +88,35 @@ class ListPoliciesResponse(_message.Message):
 
     POLICIES_FIELD_NUMBER: _builtins.int
     BUNDLE_DIGEST_FIELD_NUMBER: _builtins.int
+    RELOAD_ERROR_FIELD_NUMBER: _builtins.int
+    RELOAD_ERROR_TIME_FIELD_NUMBER: _builtins.int
     bundle_digest: _builtins.str
     """Digest of the loaded bundle."""
+    reload_error: _builtins.str
+    """Why the last reload of the policy sources (by the source watch or
+    ReloadPolicies) failed: file, line and field. Empty when the bundle in
+    force is what the sources hold. After a failure the previous bundle stays
+    in force.
+    """
     @_builtins.property
     def policies(self) -> _containers.RepeatedCompositeFieldContainer[Global___PolicyInfo]:
         """Loaded policies, by kind, namespace and name."""
+
+    @_builtins.property
+    def reload_error_time(self) -> _timestamp_pb2.Timestamp:
+        """When that reload failed."""
 
     def __init__(
         self,
         *,
         policies: _abc.Iterable[Global___PolicyInfo] | None = ...,
         bundle_digest: _builtins.str = ...,
+        reload_error: _builtins.str = ...,
+        reload_error_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reload_error_time", b"reload_error_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_digest", b"bundle_digest", "policies", b"policies"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_digest", b"bundle_digest", "policies", b"policies", "reload_error", b"reload_error", "reload_error_time", b"reload_error_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

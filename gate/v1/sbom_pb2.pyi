@@ -161,6 +161,7 @@ class GenerateSbomRequest(_message.Message):
     ARTIFACT_FIELD_NUMBER: _builtins.int
     FORMAT_FIELD_NUMBER: _builtins.int
     GENERATOR_FIELD_NUMBER: _builtins.int
+    PROJECT_FIELD_NUMBER: _builtins.int
     target_kind: _scan_pb2.TargetKind.ValueType
     """What to describe: `kind` and `location` as for scans."""
     location: _builtins.str
@@ -170,6 +171,10 @@ class GenerateSbomRequest(_message.Message):
     generator: _builtins.str
     """Generator provider by name (`native`, `trivy`, `syft`); empty: configured
     default.
+    """
+    project: _builtins.str
+    """Project the artifact belongs to. A pipeline identity must be allowed to
+    act for it (see README, "Authentication and authorisation").
     """
     @_builtins.property
     def artifact(self) -> _common_pb2.ArtifactRef:
@@ -183,10 +188,11 @@ class GenerateSbomRequest(_message.Message):
         artifact: _common_pb2.ArtifactRef | None = ...,
         format: Global___SbomFormat.ValueType = ...,
         generator: _builtins.str = ...,
+        project: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "format", b"format", "generator", b"generator", "location", b"location", "target_kind", b"target_kind"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "format", b"format", "generator", b"generator", "location", b"location", "project", b"project", "target_kind", b"target_kind"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -233,6 +239,7 @@ class UploadSbomRequest(_message.Message):
     ARTIFACT_NAME_FIELD_NUMBER: _builtins.int
     FORMAT_FIELD_NUMBER: _builtins.int
     DOCUMENT_FIELD_NUMBER: _builtins.int
+    PROJECT_FIELD_NUMBER: _builtins.int
     artifact_kind: _common_pb2.ArtifactKind.ValueType
     """Kind of the artifact, used when gate does not know it yet."""
     artifact_name: _builtins.str
@@ -241,6 +248,10 @@ class UploadSbomRequest(_message.Message):
     """Format of `document`; UNSPECIFIED lets gate detect it."""
     document: _builtins.bytes
     """The document bytes. At most 64 MiB."""
+    project: _builtins.str
+    """Project the artifact belongs to. A pipeline identity must be allowed to
+    act for it (see README, "Authentication and authorisation").
+    """
     @_builtins.property
     def artifact(self) -> _common_pb2.ArtifactRef:
         """The artifact the SBOM describes."""
@@ -253,10 +264,11 @@ class UploadSbomRequest(_message.Message):
         artifact_name: _builtins.str = ...,
         format: Global___SbomFormat.ValueType = ...,
         document: _builtins.bytes = ...,
+        project: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "artifact_kind", b"artifact_kind", "artifact_name", b"artifact_name", "document", b"document", "format", b"format"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "artifact_kind", b"artifact_kind", "artifact_name", b"artifact_name", "document", b"document", "format", b"format", "project", b"project"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

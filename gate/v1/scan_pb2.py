@@ -26,7 +26,7 @@ from gate.v1 import common_pb2 as gate_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12gate/v1/scan.proto\x12\x07gate.v1\x1a\x14gate/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"A\n\nScanTarget\x12!\n\x04kind\x18\x01 \x01(\x0e\x32\x13.gate.v1.TargetKind\x12\x10\n\x08location\x18\x02 \x01(\t\"l\n\x0eSeverityCounts\x12\x10\n\x08\x63ritical\x18\x01 \x01(\r\x12\x0c\n\x04high\x18\x02 \x01(\r\x12\x0e\n\x06medium\x18\x03 \x01(\r\x12\x0b\n\x03low\x18\x04 \x01(\r\x12\x0c\n\x04info\x18\x05 \x01(\r\x12\x0f\n\x07unknown\x18\x06 \x01(\r\"\x8f\x03\n\x04Scan\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0f\x61rtifact_digest\x18\x02 \x01(\t\x12\x0f\n\x07scanner\x18\x03 \x01(\t\x12\x17\n\x0fscanner_version\x18\x04 \x01(\t\x12#\n\x06target\x18\x05 \x01(\x0b\x32\x13.gate.v1.ScanTarget\x12!\n\x05state\x18\x06 \x01(\x0e\x32\x12.gate.v1.ScanState\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06\x63ounts\x18\x0b \x01(\x0b\x32\x17.gate.v1.SeverityCounts\x12\x15\n\rfinding_count\x18\x0c \x01(\r\x12\x10\n\x08imported\x18\r \x01(\x08\"\xda\x01\n\x10StartScanRequest\x12#\n\x06target\x18\x01 \x01(\x0b\x32\x13.gate.v1.ScanTarget\x12&\n\x08\x61rtifact\x18\x02 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\x12\x10\n\x08scanners\x18\x03 \x03(\t\x12\x37\n\x07options\x18\x04 \x03(\x0b\x32&.gate.v1.StartScanRequest.OptionsEntry\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"1\n\x11StartScanResponse\x12\x1c\n\x05scans\x18\x01 \x03(\x0b\x32\r.gate.v1.Scan\"\x1c\n\x0eGetScanRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1f\n\x11\x43\x61ncelScanRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1e\n\x10WatchScanRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x81\x01\n\tScanEvent\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12!\n\x05state\x18\x02 \x01(\x0e\x32\x12.gate.v1.ScanState\x12#\n\x08progress\x18\x03 \x01(\x0b\x32\x11.gate.v1.Progress\x12\x1b\n\x04scan\x18\x04 \x01(\x0b\x32\r.gate.v1.Scan\"N\n\x07Package\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04purl\x18\x03 \x01(\t\x12\x16\n\x0e\x66ixed_versions\x18\x04 \x03(\t\"d\n\x08Location\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x12\n\nstart_line\x18\x02 \x01(\r\x12\x10\n\x08\x65nd_line\x18\x03 \x01(\r\x12\x14\n\x0clayer_digest\x18\x04 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x05 \x01(\t\"\x9c\x03\n\x07\x46inding\x12\x13\n\x0b\x66ingerprint\x18\x01 \x01(\t\x12\x0f\n\x07scan_id\x18\x02 \x01(\t\x12\x0f\n\x07scanner\x18\x03 \x01(\t\x12\"\n\x04kind\x18\x04 \x01(\x0e\x32\x14.gate.v1.FindingKind\x12\x0f\n\x07rule_id\x18\x05 \x01(\t\x12\r\n\x05title\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\x12#\n\x08severity\x18\x08 \x01(\x0e\x32\x11.gate.v1.Severity\x12!\n\x07package\x18\t \x01(\x0b\x32\x10.gate.v1.Package\x12#\n\x08location\x18\n \x01(\x0b\x32\x11.gate.v1.Location\x12\x15\n\rfix_available\x18\x0b \x01(\x08\x12\x12\n\nreferences\x18\x0c \x03(\t\x12\x12\n\ncvss_score\x18\r \x01(\x01\x12\x16\n\x0eredacted_match\x18\x0e \x01(\t\x12\x15\n\rtool_severity\x18\x0f \x01(\t\x12&\n\x06status\x18\x10 \x01(\x0e\x32\x16.gate.v1.FindingStatus\"\xd0\x01\n\x13ListFindingsRequest\x12(\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x14.gate.v1.ArtifactRefH\x00\x12\x11\n\x07scan_id\x18\x02 \x01(\tH\x00\x12\'\n\x0cmin_severity\x18\x03 \x01(\x0e\x32\x11.gate.v1.Severity\x12#\n\x05kinds\x18\x04 \x03(\x0e\x32\x14.gate.v1.FindingKind\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\tB\x07\n\x05scope\"|\n\x14ListFindingsResponse\x12\"\n\x08\x66indings\x18\x01 \x03(\x0b\x32\x10.gate.v1.Finding\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\'\n\x06\x63ounts\x18\x03 \x01(\x0b\x32\x17.gate.v1.SeverityCounts\"\xc8\x01\n\x13ImportReportRequest\x12&\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\x12,\n\rartifact_kind\x18\x02 \x01(\x0e\x32\x15.gate.v1.ArtifactKind\x12\x15\n\rartifact_name\x18\x03 \x01(\t\x12\x0f\n\x07scanner\x18\x04 \x01(\t\x12\x0e\n\x06report\x18\x05 \x01(\x0c\x12#\n\x06target\x18\x06 \x01(\x0b\x32\x13.gate.v1.ScanTarget*\xa6\x01\n\nTargetKind\x12\x1b\n\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11TARGET_KIND_IMAGE\x10\x01\x12\x1a\n\x16TARGET_KIND_FILESYSTEM\x10\x02\x12\x16\n\x12TARGET_KIND_ROOTFS\x10\x03\x12\x1a\n\x16TARGET_KIND_REPOSITORY\x10\x04\x12\x14\n\x10TARGET_KIND_SBOM\x10\x05*\xa1\x01\n\tScanState\x12\x1a\n\x16SCAN_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11SCAN_STATE_QUEUED\x10\x01\x12\x16\n\x12SCAN_STATE_RUNNING\x10\x02\x12\x18\n\x14SCAN_STATE_SUCCEEDED\x10\x03\x12\x15\n\x11SCAN_STATE_FAILED\x10\x04\x12\x18\n\x14SCAN_STATE_CANCELLED\x10\x05*\x85\x02\n\x0b\x46indingKind\x12\x1c\n\x18\x46INDING_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x46INDING_KIND_VULNERABILITY\x10\x01\x12\x17\n\x13\x46INDING_KIND_SECRET\x10\x02\x12!\n\x1d\x46INDING_KIND_MISCONFIGURATION\x10\x03\x12\x18\n\x14\x46INDING_KIND_LICENSE\x10\x04\x12\x15\n\x11\x46INDING_KIND_CODE\x10\x05\x12\x14\n\x10\x46INDING_KIND_BUG\x10\x06\x12\x1b\n\x17\x46INDING_KIND_CODE_SMELL\x10\x07\x12\x18\n\x14\x46INDING_KIND_HOTSPOT\x10\x08*\x94\x02\n\rFindingStatus\x12\x1e\n\x1a\x46INDING_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x46INDING_STATUS_AFFECTED\x10\x01\x12\x1f\n\x1b\x46INDING_STATUS_WILL_NOT_FIX\x10\x02\x12\x1f\n\x1b\x46INDING_STATUS_FIX_DEFERRED\x10\x03\x12\x1e\n\x1a\x46INDING_STATUS_END_OF_LIFE\x10\x04\x12\x1f\n\x1b\x46INDING_STATUS_NOT_AFFECTED\x10\x05\x12&\n\"FINDING_STATUS_UNDER_INVESTIGATION\x10\x06\x12\x1b\n\x17\x46INDING_STATUS_RESOLVED\x10\x07\x32\x85\x03\n\x0bScanService\x12\x42\n\tStartScan\x12\x19.gate.v1.StartScanRequest\x1a\x1a.gate.v1.StartScanResponse\x12\x31\n\x07GetScan\x12\x17.gate.v1.GetScanRequest\x1a\r.gate.v1.Scan\x12<\n\tWatchScan\x12\x19.gate.v1.WatchScanRequest\x1a\x12.gate.v1.ScanEvent0\x01\x12K\n\x0cListFindings\x12\x1c.gate.v1.ListFindingsRequest\x1a\x1d.gate.v1.ListFindingsResponse\x12;\n\x0cImportReport\x12\x1c.gate.v1.ImportReportRequest\x1a\r.gate.v1.Scan\x12\x37\n\nCancelScan\x12\x1a.gate.v1.CancelScanRequest\x1a\r.gate.v1.ScanB1Z/github.com/gate-project/gate/gen/gate/v1;gatev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12gate/v1/scan.proto\x12\x07gate.v1\x1a\x14gate/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"A\n\nScanTarget\x12!\n\x04kind\x18\x01 \x01(\x0e\x32\x13.gate.v1.TargetKind\x12\x10\n\x08location\x18\x02 \x01(\t\"l\n\x0eSeverityCounts\x12\x10\n\x08\x63ritical\x18\x01 \x01(\r\x12\x0c\n\x04high\x18\x02 \x01(\r\x12\x0e\n\x06medium\x18\x03 \x01(\r\x12\x0b\n\x03low\x18\x04 \x01(\r\x12\x0c\n\x04info\x18\x05 \x01(\r\x12\x0f\n\x07unknown\x18\x06 \x01(\r\"\x8f\x03\n\x04Scan\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0f\x61rtifact_digest\x18\x02 \x01(\t\x12\x0f\n\x07scanner\x18\x03 \x01(\t\x12\x17\n\x0fscanner_version\x18\x04 \x01(\t\x12#\n\x06target\x18\x05 \x01(\x0b\x32\x13.gate.v1.ScanTarget\x12!\n\x05state\x18\x06 \x01(\x0e\x32\x12.gate.v1.ScanState\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06\x63ounts\x18\x0b \x01(\x0b\x32\x17.gate.v1.SeverityCounts\x12\x15\n\rfinding_count\x18\x0c \x01(\r\x12\x10\n\x08imported\x18\r \x01(\x08\"\xeb\x01\n\x10StartScanRequest\x12#\n\x06target\x18\x01 \x01(\x0b\x32\x13.gate.v1.ScanTarget\x12&\n\x08\x61rtifact\x18\x02 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\x12\x10\n\x08scanners\x18\x03 \x03(\t\x12\x37\n\x07options\x18\x04 \x03(\x0b\x32&.gate.v1.StartScanRequest.OptionsEntry\x12\x0f\n\x07project\x18\x0f \x01(\t\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"1\n\x11StartScanResponse\x12\x1c\n\x05scans\x18\x01 \x03(\x0b\x32\r.gate.v1.Scan\"\x1c\n\x0eGetScanRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1f\n\x11\x43\x61ncelScanRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1e\n\x10WatchScanRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x81\x01\n\tScanEvent\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12!\n\x05state\x18\x02 \x01(\x0e\x32\x12.gate.v1.ScanState\x12#\n\x08progress\x18\x03 \x01(\x0b\x32\x11.gate.v1.Progress\x12\x1b\n\x04scan\x18\x04 \x01(\x0b\x32\r.gate.v1.Scan\"N\n\x07Package\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04purl\x18\x03 \x01(\t\x12\x16\n\x0e\x66ixed_versions\x18\x04 \x03(\t\"d\n\x08Location\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x12\n\nstart_line\x18\x02 \x01(\r\x12\x10\n\x08\x65nd_line\x18\x03 \x01(\r\x12\x14\n\x0clayer_digest\x18\x04 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x05 \x01(\t\"\x9c\x03\n\x07\x46inding\x12\x13\n\x0b\x66ingerprint\x18\x01 \x01(\t\x12\x0f\n\x07scan_id\x18\x02 \x01(\t\x12\x0f\n\x07scanner\x18\x03 \x01(\t\x12\"\n\x04kind\x18\x04 \x01(\x0e\x32\x14.gate.v1.FindingKind\x12\x0f\n\x07rule_id\x18\x05 \x01(\t\x12\r\n\x05title\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\x12#\n\x08severity\x18\x08 \x01(\x0e\x32\x11.gate.v1.Severity\x12!\n\x07package\x18\t \x01(\x0b\x32\x10.gate.v1.Package\x12#\n\x08location\x18\n \x01(\x0b\x32\x11.gate.v1.Location\x12\x15\n\rfix_available\x18\x0b \x01(\x08\x12\x12\n\nreferences\x18\x0c \x03(\t\x12\x12\n\ncvss_score\x18\r \x01(\x01\x12\x16\n\x0eredacted_match\x18\x0e \x01(\t\x12\x15\n\rtool_severity\x18\x0f \x01(\t\x12&\n\x06status\x18\x10 \x01(\x0e\x32\x16.gate.v1.FindingStatus\"\xd0\x01\n\x13ListFindingsRequest\x12(\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x14.gate.v1.ArtifactRefH\x00\x12\x11\n\x07scan_id\x18\x02 \x01(\tH\x00\x12\'\n\x0cmin_severity\x18\x03 \x01(\x0e\x32\x11.gate.v1.Severity\x12#\n\x05kinds\x18\x04 \x03(\x0e\x32\x14.gate.v1.FindingKind\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\tB\x07\n\x05scope\"|\n\x14ListFindingsResponse\x12\"\n\x08\x66indings\x18\x01 \x03(\x0b\x32\x10.gate.v1.Finding\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\'\n\x06\x63ounts\x18\x03 \x01(\x0b\x32\x17.gate.v1.SeverityCounts\"\xd9\x01\n\x13ImportReportRequest\x12&\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\x12,\n\rartifact_kind\x18\x02 \x01(\x0e\x32\x15.gate.v1.ArtifactKind\x12\x15\n\rartifact_name\x18\x03 \x01(\t\x12\x0f\n\x07scanner\x18\x04 \x01(\t\x12\x0e\n\x06report\x18\x05 \x01(\x0c\x12#\n\x06target\x18\x06 \x01(\x0b\x32\x13.gate.v1.ScanTarget\x12\x0f\n\x07project\x18\x0f \x01(\t*\xa6\x01\n\nTargetKind\x12\x1b\n\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11TARGET_KIND_IMAGE\x10\x01\x12\x1a\n\x16TARGET_KIND_FILESYSTEM\x10\x02\x12\x16\n\x12TARGET_KIND_ROOTFS\x10\x03\x12\x1a\n\x16TARGET_KIND_REPOSITORY\x10\x04\x12\x14\n\x10TARGET_KIND_SBOM\x10\x05*\xa1\x01\n\tScanState\x12\x1a\n\x16SCAN_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11SCAN_STATE_QUEUED\x10\x01\x12\x16\n\x12SCAN_STATE_RUNNING\x10\x02\x12\x18\n\x14SCAN_STATE_SUCCEEDED\x10\x03\x12\x15\n\x11SCAN_STATE_FAILED\x10\x04\x12\x18\n\x14SCAN_STATE_CANCELLED\x10\x05*\x85\x02\n\x0b\x46indingKind\x12\x1c\n\x18\x46INDING_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x46INDING_KIND_VULNERABILITY\x10\x01\x12\x17\n\x13\x46INDING_KIND_SECRET\x10\x02\x12!\n\x1d\x46INDING_KIND_MISCONFIGURATION\x10\x03\x12\x18\n\x14\x46INDING_KIND_LICENSE\x10\x04\x12\x15\n\x11\x46INDING_KIND_CODE\x10\x05\x12\x14\n\x10\x46INDING_KIND_BUG\x10\x06\x12\x1b\n\x17\x46INDING_KIND_CODE_SMELL\x10\x07\x12\x18\n\x14\x46INDING_KIND_HOTSPOT\x10\x08*\x94\x02\n\rFindingStatus\x12\x1e\n\x1a\x46INDING_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x46INDING_STATUS_AFFECTED\x10\x01\x12\x1f\n\x1b\x46INDING_STATUS_WILL_NOT_FIX\x10\x02\x12\x1f\n\x1b\x46INDING_STATUS_FIX_DEFERRED\x10\x03\x12\x1e\n\x1a\x46INDING_STATUS_END_OF_LIFE\x10\x04\x12\x1f\n\x1b\x46INDING_STATUS_NOT_AFFECTED\x10\x05\x12&\n\"FINDING_STATUS_UNDER_INVESTIGATION\x10\x06\x12\x1b\n\x17\x46INDING_STATUS_RESOLVED\x10\x07\x32\x85\x03\n\x0bScanService\x12\x42\n\tStartScan\x12\x19.gate.v1.StartScanRequest\x1a\x1a.gate.v1.StartScanResponse\x12\x31\n\x07GetScan\x12\x17.gate.v1.GetScanRequest\x1a\r.gate.v1.Scan\x12<\n\tWatchScan\x12\x19.gate.v1.WatchScanRequest\x1a\x12.gate.v1.ScanEvent0\x01\x12K\n\x0cListFindings\x12\x1c.gate.v1.ListFindingsRequest\x1a\x1d.gate.v1.ListFindingsResponse\x12;\n\x0cImportReport\x12\x1c.gate.v1.ImportReportRequest\x1a\r.gate.v1.Scan\x12\x37\n\nCancelScan\x12\x1a.gate.v1.CancelScanRequest\x1a\r.gate.v1.ScanB1Z/github.com/gate-project/gate/gen/gate/v1;gatev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,14 +36,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'Z/github.com/gate-project/gate/gen/gate/v1;gatev1'
   _globals['_STARTSCANREQUEST_OPTIONSENTRY']._loaded_options = None
   _globals['_STARTSCANREQUEST_OPTIONSENTRY']._serialized_options = b'8\001'
-  _globals['_TARGETKIND']._serialized_start=2302
-  _globals['_TARGETKIND']._serialized_end=2468
-  _globals['_SCANSTATE']._serialized_start=2471
-  _globals['_SCANSTATE']._serialized_end=2632
-  _globals['_FINDINGKIND']._serialized_start=2635
-  _globals['_FINDINGKIND']._serialized_end=2896
-  _globals['_FINDINGSTATUS']._serialized_start=2899
-  _globals['_FINDINGSTATUS']._serialized_end=3175
+  _globals['_TARGETKIND']._serialized_start=2336
+  _globals['_TARGETKIND']._serialized_end=2502
+  _globals['_SCANSTATE']._serialized_start=2505
+  _globals['_SCANSTATE']._serialized_end=2666
+  _globals['_FINDINGKIND']._serialized_start=2669
+  _globals['_FINDINGKIND']._serialized_end=2930
+  _globals['_FINDINGSTATUS']._serialized_start=2933
+  _globals['_FINDINGSTATUS']._serialized_end=3209
   _globals['_SCANTARGET']._serialized_start=86
   _globals['_SCANTARGET']._serialized_end=151
   _globals['_SEVERITYCOUNTS']._serialized_start=153
@@ -51,31 +51,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCAN']._serialized_start=264
   _globals['_SCAN']._serialized_end=663
   _globals['_STARTSCANREQUEST']._serialized_start=666
-  _globals['_STARTSCANREQUEST']._serialized_end=884
-  _globals['_STARTSCANREQUEST_OPTIONSENTRY']._serialized_start=838
-  _globals['_STARTSCANREQUEST_OPTIONSENTRY']._serialized_end=884
-  _globals['_STARTSCANRESPONSE']._serialized_start=886
-  _globals['_STARTSCANRESPONSE']._serialized_end=935
-  _globals['_GETSCANREQUEST']._serialized_start=937
-  _globals['_GETSCANREQUEST']._serialized_end=965
-  _globals['_CANCELSCANREQUEST']._serialized_start=967
-  _globals['_CANCELSCANREQUEST']._serialized_end=998
-  _globals['_WATCHSCANREQUEST']._serialized_start=1000
-  _globals['_WATCHSCANREQUEST']._serialized_end=1030
-  _globals['_SCANEVENT']._serialized_start=1033
-  _globals['_SCANEVENT']._serialized_end=1162
-  _globals['_PACKAGE']._serialized_start=1164
-  _globals['_PACKAGE']._serialized_end=1242
-  _globals['_LOCATION']._serialized_start=1244
-  _globals['_LOCATION']._serialized_end=1344
-  _globals['_FINDING']._serialized_start=1347
-  _globals['_FINDING']._serialized_end=1759
-  _globals['_LISTFINDINGSREQUEST']._serialized_start=1762
-  _globals['_LISTFINDINGSREQUEST']._serialized_end=1970
-  _globals['_LISTFINDINGSRESPONSE']._serialized_start=1972
-  _globals['_LISTFINDINGSRESPONSE']._serialized_end=2096
-  _globals['_IMPORTREPORTREQUEST']._serialized_start=2099
-  _globals['_IMPORTREPORTREQUEST']._serialized_end=2299
-  _globals['_SCANSERVICE']._serialized_start=3178
-  _globals['_SCANSERVICE']._serialized_end=3567
+  _globals['_STARTSCANREQUEST']._serialized_end=901
+  _globals['_STARTSCANREQUEST_OPTIONSENTRY']._serialized_start=855
+  _globals['_STARTSCANREQUEST_OPTIONSENTRY']._serialized_end=901
+  _globals['_STARTSCANRESPONSE']._serialized_start=903
+  _globals['_STARTSCANRESPONSE']._serialized_end=952
+  _globals['_GETSCANREQUEST']._serialized_start=954
+  _globals['_GETSCANREQUEST']._serialized_end=982
+  _globals['_CANCELSCANREQUEST']._serialized_start=984
+  _globals['_CANCELSCANREQUEST']._serialized_end=1015
+  _globals['_WATCHSCANREQUEST']._serialized_start=1017
+  _globals['_WATCHSCANREQUEST']._serialized_end=1047
+  _globals['_SCANEVENT']._serialized_start=1050
+  _globals['_SCANEVENT']._serialized_end=1179
+  _globals['_PACKAGE']._serialized_start=1181
+  _globals['_PACKAGE']._serialized_end=1259
+  _globals['_LOCATION']._serialized_start=1261
+  _globals['_LOCATION']._serialized_end=1361
+  _globals['_FINDING']._serialized_start=1364
+  _globals['_FINDING']._serialized_end=1776
+  _globals['_LISTFINDINGSREQUEST']._serialized_start=1779
+  _globals['_LISTFINDINGSREQUEST']._serialized_end=1987
+  _globals['_LISTFINDINGSRESPONSE']._serialized_start=1989
+  _globals['_LISTFINDINGSRESPONSE']._serialized_end=2113
+  _globals['_IMPORTREPORTREQUEST']._serialized_start=2116
+  _globals['_IMPORTREPORTREQUEST']._serialized_end=2333
+  _globals['_SCANSERVICE']._serialized_start=3212
+  _globals['_SCANSERVICE']._serialized_end=3601
 # @@protoc_insertion_point(module_scope)

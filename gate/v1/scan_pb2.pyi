@@ -369,6 +369,11 @@ class StartScanRequest(_message.Message):
     ARTIFACT_FIELD_NUMBER: _builtins.int
     SCANNERS_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
+    PROJECT_FIELD_NUMBER: _builtins.int
+    project: _builtins.str
+    """Project the artifact belongs to. A pipeline identity must be allowed to
+    act for it (see README, "Authentication and authorisation").
+    """
     @_builtins.property
     def target(self) -> Global___ScanTarget:
         """What to scan."""
@@ -396,10 +401,11 @@ class StartScanRequest(_message.Message):
         artifact: _common_pb2.ArtifactRef | None = ...,
         scanners: _abc.Iterable[_builtins.str] | None = ...,
         options: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        project: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "options", b"options", "scanners", b"scanners", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "options", b"options", "project", b"project", "scanners", b"scanners", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -793,6 +799,7 @@ class ImportReportRequest(_message.Message):
     SCANNER_FIELD_NUMBER: _builtins.int
     REPORT_FIELD_NUMBER: _builtins.int
     TARGET_FIELD_NUMBER: _builtins.int
+    PROJECT_FIELD_NUMBER: _builtins.int
     artifact_kind: _common_pb2.ArtifactKind.ValueType
     """Kind of the artifact, used when gate does not know it yet."""
     artifact_name: _builtins.str
@@ -803,6 +810,10 @@ class ImportReportRequest(_message.Message):
     """
     report: _builtins.bytes
     """The report as the scanner wrote it (JSON). At most 32 MiB."""
+    project: _builtins.str
+    """Project the artifact belongs to. A pipeline identity must be allowed to
+    act for it (see README, "Authentication and authorisation").
+    """
     @_builtins.property
     def artifact(self) -> _common_pb2.ArtifactRef:
         """The artifact the report is evidence for."""
@@ -820,10 +831,11 @@ class ImportReportRequest(_message.Message):
         scanner: _builtins.str = ...,
         report: _builtins.bytes = ...,
         target: Global___ScanTarget | None = ...,
+        project: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "artifact_kind", b"artifact_kind", "artifact_name", b"artifact_name", "report", b"report", "scanner", b"scanner", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "artifact_kind", b"artifact_kind", "artifact_name", b"artifact_name", "project", b"project", "report", b"report", "scanner", b"scanner", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -263,6 +263,7 @@ class AttestRequest(_message.Message):
     PREDICATE_FIELD_NUMBER: _builtins.int
     PUSH_FIELD_NUMBER: _builtins.int
     ARTIFACT_FIELD_NUMBER: _builtins.int
+    PROJECT_FIELD_NUMBER: _builtins.int
     image: _builtins.str
     """The image the statement is about (`registry/repo@sha256:...`)."""
     predicate_type: _builtins.str
@@ -271,6 +272,10 @@ class AttestRequest(_message.Message):
     """The predicate as JSON. At most 16 MiB."""
     push: _builtins.bool
     """Push the signed attestation to the image's registry."""
+    project: _builtins.str
+    """Project the artifact belongs to. A pipeline identity must be allowed to
+    act for it (see README, "Authentication and authorisation").
+    """
     @_builtins.property
     def artifact(self) -> _common_pb2.ArtifactRef:
         """The artifact, when the image reference alone is not enough."""
@@ -283,10 +288,11 @@ class AttestRequest(_message.Message):
         predicate: _builtins.bytes = ...,
         push: _builtins.bool = ...,
         artifact: _common_pb2.ArtifactRef | None = ...,
+        project: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "image", b"image", "predicate", b"predicate", "predicate_type", b"predicate_type", "push", b"push"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact", b"artifact", "image", b"image", "predicate", b"predicate", "predicate_type", b"predicate_type", "project", b"project", "push", b"push"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

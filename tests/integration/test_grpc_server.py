@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from gate import model as m
-from gate._api import METHODS, PENDING_FEATURES, SERVICE_NAMES
+from gate._api import SERVICE_NAMES
 from gate.store import open_store
 from gate.v1 import audit_pb2, common_pb2, sbom_pb2, scan_pb2
 from tests.conftest import RunningGate, loopback_config
@@ -29,6 +29,8 @@ GATE_SERVICES = {
     "gate.v1.DecisionService",
     "gate.v1.AuditService",
     "gate.v1.PolicyService",
+    "gate.v1.WaiverService",
+    "gate.v1.CredentialsService",
 }
 DIGEST = "sha256:" + "c" * 64
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -177,29 +179,6 @@ def test_undecodable_requests_are_invalid_argument(gate: RunningGate) -> None:
     error = rpc_error(lambda: stub(b"\xff\xff\xff\xff", timeout=5))
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "not a valid gate.v1.GetScanRequest message" in error.details()
-
-
-@pytest.mark.parametrize("method", sorted(PENDING_FEATURES))
-def test_rpcs_whose_feature_has_not_landed_are_unimplemented_naming_it(
-    gate: RunningGate, method: str
-) -> None:
-    descriptor = METHODS[method]
-    from google.protobuf import message_factory
-
-    request = message_factory.GetMessageClass(descriptor.input_type)()
-    response_class = message_factory.GetMessageClass(descriptor.output_type)
-    if descriptor.server_streaming:
-        stub = gate.channel.unary_stream(
-            f"/{method}",
-            request_serializer=lambda r: r.SerializeToString(),
-            response_deserializer=response_class.FromString,
-        )
-        error = rpc_error(lambda: list(stub(request, timeout=5)))
-    else:
-        error = rpc_error(lambda: gate.call(method, request, response_class))
-    assert error.code() is grpc.StatusCode.UNIMPLEMENTED
-    assert PENDING_FEATURES[method] in error.details()
-    assert method in error.details()
 
 
 def seed(url: str) -> tuple[m.Scan, list[m.Finding]]:

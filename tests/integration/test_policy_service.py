@@ -134,3 +134,32 @@ def test_a_broken_policy_source_stops_serve_with_a_configuration_error(
     assert code == 2
     assert last.startswith("gate: configuration error: configuration: policies.sources: ")
     assert last.endswith("p.yaml:4: spec.rules: expected a list, got integer")
+
+
+@pytest.mark.parametrize("reference", ["../../outside.yaml", "/etc/hostname"])
+def test_files_a_test_names_outside_the_upload_are_not_read(
+    tmp_path: Path, serve_gate: Callable[..., RunningGate], policy_dir: Path, reference: str
+) -> None:
+    # A kyverno-test.yaml naming a resource outside the uploaded files: the server must not read
+    # its own files for a caller; the test reports the error instead of running.
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: secret-pod\n")
+    gate = serve(tmp_path, serve_gate, policy_dir)
+    test_file = (
+        "name: escape\npolicies: [require-labels.yaml]\n"
+        f"resources: ['{reference}']\n"
+        "results:\n- policy: require-labels\n  rule: check-for-labels\n  resources: [secret-pod]\n"
+        "  kind: Pod\n  result: fail\n"
+    )
+    request = policy_pb2.TestPoliciesRequest(
+        files=[
+            policy_pb2.PolicyFile(
+                path="t/require-labels.yaml", content=(FOLDER / "require-labels.yaml").read_bytes()
+            ),
+            policy_pb2.PolicyFile(path="t/kyverno-test.yaml", content=test_file.encode()),
+        ]
+    )
+    answer = gate.call("gate.v1.PolicyService/TestPolicies", request, policy_pb2.TestPoliciesResponse)
+    assert not answer.passed
+    assert [e for e in answer.errors if "outside the uploaded test files" in e]
+    assert not any("secret-pod" in r.resource for r in answer.results)

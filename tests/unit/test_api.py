@@ -39,7 +39,8 @@ def test_scan_rpcs_without_a_scan_runner_say_so() -> None:
 
 
 def test_pending_rpcs_name_their_feature() -> None:
-    error = unavailable("gate.v1.AuditService/ExportPolicyReports")
+    pending = {"gate.v1.AuditService/ExportPolicyReports": "PolicyReport export (the decisions feature)"}
+    error = unavailable("gate.v1.AuditService/ExportPolicyReports", pending)
     assert isinstance(error, Unsupported)
     assert error.message == (
         "gate.v1.AuditService/ExportPolicyReports is not available in this gate: "

@@ -42,6 +42,9 @@ class DecisionStore:
     def get_policy_bundle(self, digest: str) -> list[Any] | None:
         return self.bundles.get(digest)
 
+    def list_waivers(self, *, active_at: Any = None, policy: str = "") -> list[Any]:
+        return []
+
 
 class SlowEvidence:
     """An evidence source that takes ``delay`` seconds (a slow store)."""

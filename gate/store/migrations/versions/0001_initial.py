@@ -1,4 +1,4 @@
-"""Initial schema: artifacts, scans, findings, SBOMs, verifications, decisions.
+"""Initial schema: artifacts, scans, findings, SBOMs, verifications, decisions, waivers.
 
 Revision ID: 0001
 Revises:
@@ -225,10 +225,30 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("digest", name="pk_policy_bundles"),
     )
 
+    op.create_table(
+        "waivers",
+        sa.Column("id", KEY, nullable=False),
+        sa.Column("policy", sa.Text(), nullable=False),
+        sa.Column("rule", sa.Text(), nullable=False),
+        sa.Column("namespace", sa.Text(), nullable=False),
+        sa.Column("image", sa.Text(), nullable=False),
+        sa.Column("digest", sa.Text(), nullable=False),
+        sa.Column("owner", sa.Text(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("created_at", TIME, nullable=False),
+        sa.Column("created_by", sa.Text(), nullable=False),
+        sa.Column("expires_at", TIME, nullable=False),
+        sa.Column("revoked_at", TIME, nullable=True),
+        sa.Column("revoked_by", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_waivers"),
+    )
+    op.create_index("ix_waivers_expires_at_id", "waivers", ["expires_at", "id"])
+
 
 def downgrade() -> None:
     """Drop every table (and with them their indexes), dependants first."""
     for table in (
+        "waivers",
         "policy_bundles",
         "decision_artifacts",
         "decisions",

@@ -1,0 +1,57 @@
+"""The Kubernetes API client gate uses (TokenReview, project credentials).
+
+The ``kubernetes`` package is an optional extra: importing this module never
+needs it; :func:`api_client` says which extra to install when it is missing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gate.config import KubernetesSettings
+from gate.errors import InfrastructureError, Unsupported
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+MISSING_EXTRA = "install gate's 'kubernetes' extra: pip install 'gate[kubernetes]'"
+
+
+def kubernetes_module() -> Any:
+    """Import the ``kubernetes`` client package.
+
+    Raises:
+        Unsupported: the package is not installed, naming the extra that brings it.
+    """
+    try:
+        import kubernetes
+    except ImportError:
+        raise Unsupported("Kubernetes access", MISSING_EXTRA) from None
+    return kubernetes
+
+
+def api_client(settings: KubernetesSettings) -> ApiClient:
+    """An API client from ``kubernetes.kubeconfig`` (or the in-cluster ServiceAccount when unset).
+
+    Raises:
+        Unsupported: the ``kubernetes`` extra is missing.
+        InfrastructureError: no usable configuration (not in a cluster, a broken kubeconfig).
+    """
+    kubernetes = kubernetes_module()
+    from kubernetes.config.config_exception import ConfigException
+
+    configuration = kubernetes.client.Configuration()
+    try:
+        if settings.kubeconfig is not None:
+            kubernetes.config.load_kube_config(
+                config_file=str(settings.kubeconfig),
+                context=settings.context or None,
+                client_configuration=configuration,
+            )
+        else:
+            kubernetes.config.load_incluster_config(client_configuration=configuration)
+    except (ConfigException, OSError) as exc:
+        where = f"kubeconfig {settings.kubeconfig}" if settings.kubeconfig else "in-cluster configuration"
+        raise InfrastructureError(f"kubernetes: cannot use the {where}: {exc}") from None
+    client: ApiClient = kubernetes.client.ApiClient(configuration)
+    return client

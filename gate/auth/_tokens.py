@@ -1,0 +1,79 @@
+"""Static bearer tokens: a YAML file of token hashes, never the tokens themselves."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gate.auth._identity import Identity
+from gate.config import Role
+from gate.errors import ConfigError
+
+# A tokens file lists at most a few thousand entries; anything larger is a mistake.
+MAX_TOKENS_FILE_BYTES = 1024 * 1024
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def hash_token(token: str) -> str:
+    """The key a token is listed under in a tokens file: its SHA-256, lowercase hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    identity: Annotated[str, Field(min_length=1, max_length=253)]
+    roles: Annotated[tuple[Role, ...], Field(min_length=1)]
+    projects: tuple[str, ...] = ()
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tokens: dict[str, _Entry] = Field(default_factory=dict)
+
+
+def load_tokens(path: Path) -> Mapping[str, Identity]:
+    """Read a tokens file: ``tokens: {<sha256 hex>: {identity, roles, projects}}``.
+
+    Returns:
+        token hash -> identity (named ``token:<identity>``).
+
+    Raises:
+        ConfigError: the file is missing, too large, not YAML, or an entry is malformed.
+    """
+    source = str(path)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_TOKENS_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(source, "", f"cannot read: {exc.strerror}") from None
+    if len(data) > MAX_TOKENS_FILE_BYTES:
+        raise ConfigError(source, "", f"larger than {MAX_TOKENS_FILE_BYTES} bytes")
+    try:
+        tree = yaml.safe_load(data) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, "", f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    entries = tree.get("tokens") if isinstance(tree, dict) else None
+    for digest in entries if isinstance(entries, dict) else ():
+        if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):
+            # Shown truncated: a clear token pasted by mistake must not land in a log whole.
+            raise ConfigError(
+                source, f"tokens.{str(digest)[:8]}...", "expected the SHA-256 of the token (64 lowercase hex)"
+            )
+    try:
+        parsed = _File.model_validate(tree)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part)[:12] for part in error["loc"])
+        raise ConfigError(source, key, str(error["msg"])) from None
+    return {
+        digest: Identity.of(f"token:{entry.identity}", entry.roles, entry.projects)
+        for digest, entry in parsed.tokens.items()
+    }

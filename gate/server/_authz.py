@@ -1,0 +1,166 @@
+"""Authorisation: the one table of which roles may call which RPC, and its enforcement.
+
+Roles:
+
+* ``pipeline`` -- scans, SBOMs, attestations and decisions, only about the
+  projects its identity acts for (see :data:`PROJECT_FIELD`);
+* ``admission`` -- reviews AdmissionReviews;
+* ``auditor`` -- read-only: SBOMs, findings, decisions, reports, verification
+  and replay of recorded decisions, the policies in force;
+* ``admin`` -- everything, and alone: policy reloads and tests, cancelling
+  scans, project credentials.
+
+How an artifact maps to a project: a project-scoped RPC names its project in
+the request's ``project`` field. A caller whose only granting role is
+``pipeline`` must fill it with a project its identity acts for (its grant's
+``projects``, ``*`` for all); an empty or foreign project is PERMISSION_DENIED.
+The project is recorded with the decision (``request.project``), so an audit
+shows which project a pipeline claimed for which artifact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from concurrent.futures import Executor
+from typing import Any
+
+import grpc
+
+from gate.auth import Authenticator, Credentials, Identity
+from gate.errors import PermissionDenied, Unauthenticated
+
+log = logging.getLogger("gate.audit.auth")
+
+PIPELINE = "pipeline"
+ADMISSION = "admission"
+AUDITOR = "auditor"
+ADMIN = "admin"
+
+_P = frozenset({PIPELINE, ADMIN})
+_R = frozenset({AUDITOR, ADMIN})
+_PR = frozenset({PIPELINE, AUDITOR, ADMIN})
+_ADM = frozenset({ADMISSION, ADMIN})
+_A = frozenset({ADMIN})
+
+# Every gate.v1 RPC -> the roles that may call it. A test walks the service
+# descriptors and fails on an RPC missing here; at run time a missing RPC is refused to all.
+ROLES_FOR_METHOD: Mapping[str, frozenset[str]] = {
+    "gate.v1.ScanService/StartScan": _P,
+    "gate.v1.ScanService/GetScan": _PR,
+    "gate.v1.ScanService/WatchScan": _PR,
+    "gate.v1.ScanService/ListFindings": _R,
+    "gate.v1.ScanService/ImportReport": _P,
+    "gate.v1.ScanService/CancelScan": _A,
+    "gate.v1.SbomService/GenerateSbom": _P,
+    "gate.v1.SbomService/UploadSbom": _P,
+    "gate.v1.SbomService/GetSbom": _R,
+    "gate.v1.SbomService/ListSboms": _R,
+    "gate.v1.SbomService/SearchComponents": _R,
+    "gate.v1.SbomService/DiffSboms": _R,
+    "gate.v1.SbomService/SummarizeLicenses": _R,
+    "gate.v1.SignatureService/VerifyImage": _P,
+    "gate.v1.SignatureService/Attest": _P,
+    "gate.v1.DecisionService/Decide": _P,
+    "gate.v1.DecisionService/Review": _ADM,
+    "gate.v1.AuditService/ListDecisions": _R,
+    "gate.v1.AuditService/GetDecision": _R,
+    "gate.v1.AuditService/ExportPolicyReports": _R,
+    "gate.v1.AuditService/VerifyDecision": _R,
+    "gate.v1.AuditService/ReplayDecision": _R,
+    "gate.v1.AuditService/GetDecisionKey": _PR,
+    "gate.v1.PolicyService/ListPolicies": _R,
+    "gate.v1.PolicyService/ReloadPolicies": _A,
+    "gate.v1.PolicyService/TestPolicies": _A,
+    "gate.v1.CredentialsService/ApplyProjectCredentials": _A,
+    "gate.v1.CredentialsService/RotateProjectCredentials": _A,
+    "gate.v1.CredentialsService/DeleteProjectCredentials": _A,
+    "gate.v1.WaiverService/CreateWaiver": _A,
+    "gate.v1.WaiverService/ListWaivers": _R,
+    "gate.v1.WaiverService/RevokeWaiver": _A,
+}
+
+# RPCs about one project's artifacts -> the request field naming the project.
+# Only the ``pipeline`` role is held to it; the other roles that may call these are unscoped.
+PROJECT_FIELD: Mapping[str, str] = {
+    "gate.v1.ScanService/StartScan": "project",
+    "gate.v1.ScanService/ImportReport": "project",
+    "gate.v1.SbomService/GenerateSbom": "project",
+    "gate.v1.SbomService/UploadSbom": "project",
+    "gate.v1.SignatureService/Attest": "project",
+    "gate.v1.DecisionService/Decide": "project",
+}
+
+
+def authorize(method: str, identity: Identity, request: object) -> None:
+    """Allow ``identity`` to call ``method`` with ``request``, or raise.
+
+    Raises:
+        PermissionDenied: no role of the identity may call the method, or a
+            pipeline-only caller names a project it does not act for.
+    """
+    allowed = ROLES_FOR_METHOD.get(method, frozenset())
+    granting = identity.roles & allowed
+    if not granting:
+        wanted = ", ".join(sorted(allowed)) or "none (the RPC is not in the authorisation table)"
+        have = ", ".join(sorted(identity.roles)) or "none"
+        raise PermissionDenied(f"{method} needs one of the roles: {wanted}; {identity.name} has: {have}")
+    field = PROJECT_FIELD.get(method)
+    if field is None or granting != {PIPELINE}:
+        return
+    project = str(getattr(request, field, "") or "")
+    if not project:
+        raise PermissionDenied(f"{field}: required for a pipeline identity ({identity.name}) in {method}")
+    if not identity.acts_for(project):
+        raise PermissionDenied(f"{field}: {identity.name} does not act for project {project!r}")
+
+
+class Guard:
+    """Authenticates and authorises each gRPC call before its implementation runs.
+
+    Every refusal is written to the ``gate.audit.auth`` log with the method,
+    the peer and the reason (never a token).
+    """
+
+    def __init__(self, authenticator: Authenticator, executor: Executor) -> None:
+        """Use ``executor`` for the blocking part (a TokenReview not yet cached)."""
+        self._authenticator = authenticator
+        self._executor = executor
+
+    async def authenticate(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Identity:
+        """The caller's identity.
+
+        Raises:
+            Unauthenticated: missing or unaccepted credentials.
+            InfrastructureError: a TokenReview could not be made.
+        """
+        try:
+            credentials = Credentials.from_grpc(context.invocation_metadata(), context.auth_context())
+            identity = self._authenticator.identify(credentials)
+            if identity is None:
+                assert credentials.token is not None
+                identity = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._authenticator.review, credentials.token
+                )
+        except Unauthenticated as error:
+            _audit(method, context.peer(), "", "UNAUTHENTICATED", error.message)
+            raise
+        return identity
+
+    def authorize(
+        self, method: str, identity: Identity, request: object, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        """:func:`authorize`, with an audit log entry on refusal."""
+        try:
+            authorize(method, identity, request)
+        except PermissionDenied as error:
+            _audit(method, context.peer(), identity.name, "PERMISSION_DENIED", error.message)
+            raise
+
+
+def _audit(method: str, peer: str, identity: str, status: str, reason: str) -> None:
+    log.warning(
+        "call refused",
+        extra={"method": method, "peer": peer, "identity": identity, "status": status, "reason": reason},
+    )

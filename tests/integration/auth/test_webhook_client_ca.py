@@ -1,0 +1,64 @@
+"""The admission webhook accepts only clients with a certificate from webhook.client_ca_file."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gate.config import TlsFiles
+from tests.conftest import RunningGate, loopback_config
+from tests.integration.auth.pki import Authority
+
+REVIEW = {
+    "apiVersion": "admission.k8s.io/v1",
+    "kind": "AdmissionReview",
+    "request": {
+        "uid": "0f6b3a52-7d1e-4d0e-9d6c-1f0b8c9d2a11",
+        "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+        "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+        "operation": "CREATE",
+        "namespace": "payments",
+        "userInfo": {"username": "alice"},
+        "object": {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "payments"},
+        },
+    },
+}
+
+
+def test_only_the_api_servers_certificate_gets_an_answer(
+    tmp_path: Path, serve_gate: Callable[..., RunningGate]
+) -> None:
+    ca = Authority(tmp_path / "pki", "apiserver-client-ca")
+    foreign = Authority(tmp_path / "foreign", "other-ca")
+    server = ca.server("webhook")
+    apiserver = ca.issue("apiserver", "kube-apiserver-webhook-client")
+    stranger = foreign.issue("stranger", "kube-apiserver-webhook-client")
+    config = loopback_config(tmp_path / "data")
+    webhook = config.webhook.model_copy(
+        update={"tls": TlsFiles(cert_file=server.cert, key_file=server.key), "client_ca_file": ca.cert_file}
+    )
+    gate = serve_gate(config.model_copy(update={"webhook": webhook}))
+    url = f"https://{gate.addresses.webhook}/validate"
+    body = json.dumps(REVIEW).encode()
+
+    def post(cert: tuple[str, str] | None) -> httpx.Response:
+        context = ssl.create_default_context(cafile=str(ca.cert_file))
+        if cert is not None:
+            context.load_cert_chain(*cert)
+        with httpx.Client(verify=context, timeout=10) as client:
+            return client.post(url, content=body, headers={"Content-Type": "application/json"})
+
+    answer = post((str(apiserver.cert), str(apiserver.key)))
+    assert answer.status_code == 200
+    assert answer.json()["response"]["uid"] == REVIEW["request"]["uid"]  # type: ignore[index]
+    for cert in (None, (str(stranger.cert), str(stranger.key))):
+        with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
+            post(cert)
