@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from gate._cache import CacheStats, SharedCache
 from gate.errors import EvidenceError, InfrastructureError, InvalidArgument
@@ -51,6 +51,7 @@ _KYVERNO_EXTENSIONS = {
     "githubWorkflowRepository": "1.3.6.1.4.1.57264.1.5",
     "githubWorkflowRef": "1.3.6.1.4.1.57264.1.6",
 }
+T = TypeVar("T")
 _PEM_KEY = re.compile(rb"-----BEGIN (?:RSA )?PUBLIC KEY-----.+?-----END (?:RSA )?PUBLIC KEY-----", re.DOTALL)
 
 
@@ -99,20 +100,40 @@ class ImageVerifierService:
         result_ttl: float = 300.0,
         max_results: int = 10_000,
         tag_ttl: float = 30.0,
+        outage_ttl: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.source = source
         self.trust = trust
+        # A registry that failed is not asked again for this long: without it every admission
+        # naming the image would wait for the same timeout (the answer is still "retry").
+        self._outages: SharedCache[str, str] = SharedCache(max_entries=1024, ttl=outage_ttl, clock=clock)
         self._results: SharedCache[tuple[str, str], ImageVerification] = SharedCache(
             max_entries=max_results, ttl=result_ttl, clock=clock
         )
         self._tags: SharedCache[str, str] = SharedCache(max_entries=max_results, ttl=tag_ttl, clock=clock)
 
     def resolve(self, ref: ImageRef) -> str:
-        """The digest ``ref`` names (its own, or its tag's, cached for ``tag_ttl``)."""
+        """The digest ``ref`` names (its own, or its tag's, cached for ``tag_ttl``).
+
+        Raises:
+            InfrastructureError: the registry failed now or within the last ``outage_ttl`` seconds.
+        """
         if ref.digest:
             return ref.digest
-        return self._tags.get_or_compute(str(ref), lambda: self.source.resolve(ref).digest)
+        return self._tags.get_or_compute(
+            str(ref), lambda: self._guarded(ref, lambda: self.source.resolve(ref).digest)
+        )
+
+    def _guarded(self, ref: ImageRef, fetch: Callable[[], T]) -> T:
+        failure = self._outages.get(ref.registry)
+        if failure is not None:
+            raise InfrastructureError(f"{failure} (a recent failure; not retried for a few seconds)")
+        try:
+            return fetch()
+        except InfrastructureError as error:
+            self._outages.put(ref.registry, error.message)
+            raise
 
     def verify(
         self,
