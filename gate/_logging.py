@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
+import re
 import sys
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 # Attributes every LogRecord has; anything else was passed in ``extra=``.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+# The id of the request being served in this context ("" outside requests); every log record
+# written while it is set carries it as ``request_id``.
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("gate_request_id", default="")
+
+# What a caller-supplied ``x-request-id`` may look like; anything else is replaced, so that a
+# caller cannot put control characters, huge values or secrets-shaped noise into the logs.
+_REQUEST_ID_SHAPE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def request_id(supplied: str | bytes | None) -> str:
+    """The caller's ``x-request-id`` when it is a sane token, else a new random id."""
+    if isinstance(supplied, bytes):
+        supplied = supplied.decode("ascii", "replace")
+    if supplied and _REQUEST_ID_SHAPE.fullmatch(supplied):
+        return supplied
+    return uuid.uuid4().hex
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to records written while a request is being served."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = REQUEST_ID.get()
+        if current and not hasattr(record, "request_id"):
+            record.request_id = current
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,6 +64,7 @@ class JsonFormatter(logging.Formatter):
 def configure(level: str = "info", fmt: str = "json") -> None:
     """Route every logger (gate's, grpc's, uvicorn's) to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

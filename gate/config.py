@@ -234,6 +234,13 @@ class KubernetesAuth(_Section):
     cache_ttl: Annotated[float, Field(ge=0, le=3600)] = 60.0
 
 
+class RateLimit(_Section):
+    """A token bucket: ``rate`` requests a second on average, bursts of up to ``burst``."""
+
+    rate: Annotated[float, Field(gt=0, le=1_000_000)]
+    burst: Annotated[int, Field(ge=1, le=1_000_000)]
+
+
 class AuthSettings(_Section):
     """Who may call the gRPC API, and with which roles."""
 
@@ -244,6 +251,22 @@ class AuthSettings(_Section):
     # Client certificate SAN (DNS, URI, e-mail) or subject common name -> grant.
     certificates: dict[str, Grant] = Field(default_factory=dict)
     kubernetes: KubernetesAuth = KubernetesAuth()
+    # Role -> bucket per authenticated identity (an identity with several roles gets the most
+    # generous of them); roles not listed are not limited. Over the limit: RESOURCE_EXHAUSTED
+    # (HTTP 429) with the seconds to wait.
+    rate_limits: dict[Role, RateLimit] = Field(default_factory=dict)
+
+
+class DecisionSettings(_Section):
+    """When a recorded decision (admission Review, pipeline Decide) is answered."""
+
+    # ``stored`` (default): once the transaction holding it has committed (group commit), else
+    # the request fails with UNAVAILABLE / 503, so no answered decision is ever lost.
+    # ``queued``: as soon as the batch writer has it (about half the latency; a crash loses what
+    # is still queued: at most one linger period and one batch).
+    acknowledge: Literal["queued", "stored"] = "stored"
+    # Seconds a ``stored`` acknowledgement waits for the commit.
+    store_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
 
 
 class KubernetesSettings(_Section):
@@ -317,6 +340,7 @@ class Config(_Section):
     notifications: NotificationSettings = NotificationSettings()
     auth: AuthSettings = AuthSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
+    decisions: DecisionSettings = DecisionSettings()
 
     @field_validator("database_url")
     @classmethod
@@ -350,6 +374,7 @@ ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "GATE_AUTH_MODE": ("auth.mode", "str"),
     "GATE_AUTH_TOKENS_FILE": ("auth.tokens_file", "str"),
     "GATE_WEBHOOK_CLIENT_CA_FILE": ("webhook.client_ca_file", "str"),
+    "GATE_DECISIONS_ACKNOWLEDGE": ("decisions.acknowledge", "str"),
 }
 
 _TRUE = {"1", "true", "yes", "on"}

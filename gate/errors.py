@@ -84,6 +84,14 @@ class DeadlineExceeded(InfrastructureError):
     """An operation did not finish within its time budget."""
 
 
+class ResourceExhausted(InfrastructureError):
+    """The caller went over its request rate; ``retry_after`` says how many seconds to wait."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ConfigError(GateError):
     """The configuration is invalid; raised at start-up only."""
 

@@ -123,7 +123,11 @@ def parse_documents(text: str, source: str) -> Iterator[Document]:
     """Parse every non-empty document of a YAML stream."""
     if len(text) > MAX_FILE_BYTES:
         raise PolicyLoadError(source, None, "", f"file is larger than {MAX_FILE_BYTES} bytes")
-    loader = _Loader(text)
+    try:
+        # The reader checks the characters of the whole text as it is built.
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:
+        raise PolicyLoadError(source, None, "", f"malformed YAML: {exc}") from None
     try:
         while loader.check_node():
             node = loader.get_node()

@@ -7,6 +7,7 @@ computes request digests and, when a :class:`DecisionSigner` is configured,
 signs each record as an in-toto Statement (:func:`statement_payload`).
 """
 
+from gate.decisions._acknowledge import AcknowledgedRecorder
 from gate.decisions._decide import (
     STAGE,
     AdmissionSettings,
@@ -47,6 +48,7 @@ __all__ = [
     "PAYLOAD_TYPE",
     "PREDICATE_TYPE",
     "STAGE",
+    "AcknowledgedRecorder",
     "AdmissionReview",
     "AdmissionSettings",
     "DecisionRecorder",

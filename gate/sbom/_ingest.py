@@ -108,16 +108,23 @@ def parse(document: bytes, fmt: SbomFormat | None = None, *, check_schema: bool 
     if len(document) > MAX_DOCUMENT_BYTES:
         raise InvalidArgument("document", f"at most {MAX_DOCUMENT_BYTES} bytes, got {len(document)}")
     fmt = fmt or detect_format(document)
-    if fmt is SbomFormat.CYCLONEDX_XML:
-        from gate.sbom._ingest_xml import parse_cyclonedx_xml
+    try:
+        if fmt is SbomFormat.CYCLONEDX_XML:
+            from gate.sbom._ingest_xml import parse_cyclonedx_xml
 
-        return parse_cyclonedx_xml(document, check_schema=check_schema)
-    data = _load_json(document)
-    if fmt is SbomFormat.SPDX_JSON:
-        from gate.sbom._spdx import parse_spdx_json
+            return parse_cyclonedx_xml(document, check_schema=check_schema)
+        data = _load_json(document)
+        if fmt is SbomFormat.SPDX_JSON:
+            from gate.sbom._spdx import parse_spdx_json
 
-        return parse_spdx_json(data, check_schema=check_schema)
-    return parse_cyclonedx_json(data, check_schema=check_schema)
+            return parse_spdx_json(data, check_schema=check_schema)
+        return parse_cyclonedx_json(data, check_schema=check_schema)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError, RecursionError) as exc:
+        # The walkers trust the shapes the schemas promise; documents read without the schema
+        # (generator output, SPDX fields its schema leaves open) can break that promise anywhere.
+        raise InvalidArgument(
+            "document", f"{fmt.value} structure not as expected: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _load_json(document: bytes) -> dict[str, Any]:

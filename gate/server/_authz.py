@@ -29,7 +29,8 @@ from typing import Any
 import grpc
 
 from gate.auth import Authenticator, Credentials, Identity
-from gate.errors import PermissionDenied, Unauthenticated
+from gate.errors import PermissionDenied, ResourceExhausted, Unauthenticated
+from gate.server._ratelimit import RateLimiter
 
 log = logging.getLogger("gate.audit.auth")
 
@@ -120,13 +121,17 @@ class Guard:
     """Authenticates and authorises each gRPC call before its implementation runs.
 
     Every refusal is written to the ``gate.audit.auth`` log with the method,
-    the peer and the reason (never a token).
+    the peer and the reason (never a token). With a ``limiter``, an identity
+    over its rate is refused with RESOURCE_EXHAUSTED.
     """
 
-    def __init__(self, authenticator: Authenticator, executor: Executor) -> None:
+    def __init__(
+        self, authenticator: Authenticator, executor: Executor, limiter: RateLimiter | None = None
+    ) -> None:
         """Use ``executor`` for the blocking part (a TokenReview not yet cached)."""
         self._authenticator = authenticator
         self._executor = executor
+        self._limiter = limiter
 
     async def authenticate(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Identity:
         """The caller's identity.
@@ -146,6 +151,12 @@ class Guard:
         except Unauthenticated as error:
             _audit(method, context.peer(), "", "UNAUTHENTICATED", error.message)
             raise
+        if self._limiter is not None:
+            try:
+                self._limiter.take(identity)
+            except ResourceExhausted as error:
+                _audit(method, context.peer(), identity.name, "RESOURCE_EXHAUSTED", error.message)
+                raise
         return identity
 
     def authorize(

@@ -3,8 +3,10 @@
 Handlers are built from the service descriptors rather than the generated
 ``add_*Servicer_to_server`` helpers so that every method gets the same
 wrapping in one place: a per-method request size limit checked before
-parsing, error-to-status mapping from one table, metrics, and an
-UNIMPLEMENTED answer naming the feature for RPCs whose feature has not landed.
+parsing, error-to-status mapping from one table, metrics, a request id (the
+caller's ``x-request-id`` or a new one) in every log line of the call and in
+the response's trailing metadata, and an UNIMPLEMENTED answer naming the
+feature for RPCs whose feature has not landed.
 """
 
 from __future__ import annotations
@@ -26,13 +28,36 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from gate._api import METHODS, UPLOAD_METHODS, Api, unavailable
+from gate._logging import REQUEST_ID, request_id
 from gate.auth import Identity, reset_identity, set_identity
-from gate.errors import GateError
+from gate.errors import GateError, ResourceExhausted
 from gate.server._authz import Guard
 from gate.server._metrics import GRPC_LATENCY, GRPC_REQUESTS
 from gate.server._status import GRPC_STATUS, status_for
 
 log = logging.getLogger("gate.grpc")
+
+REQUEST_ID_KEY = "x-request-id"
+
+
+def _begin(context: grpc.aio.ServicerContext[Any, Any]) -> contextvars.Token[str]:
+    """Take the call's request id (the caller's, or a new one) and echo it in the trailers."""
+    supplied = next((v for k, v in context.invocation_metadata() or () if k == REQUEST_ID_KEY), None)
+    rid = request_id(supplied)
+    context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
+    return REQUEST_ID.set(rid)
+
+
+def _retry_hint(context: grpc.aio.ServicerContext[Any, Any], error: GateError) -> None:
+    """For a rate-limit refusal, tell the caller when to retry (gRPC's own pushback key too)."""
+    if isinstance(error, ResourceExhausted):
+        context.set_trailing_metadata(
+            (
+                (REQUEST_ID_KEY, REQUEST_ID.get()),
+                ("retry-after", f"{error.retry_after:.3f}"),
+                ("grpc-retry-pushback-ms", str(max(1, round(error.retry_after * 1000)))),
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +172,7 @@ class GrpcApi:
             started = perf_counter()
             code = grpc.StatusCode.OK
             caller = None
+            rid = _begin(context)
             try:
                 identity = await guard.authenticate(full, context) if guard is not None else None
                 if isinstance(request, _Rejected):
@@ -167,6 +193,7 @@ class GrpcApi:
                 code = status_for(GRPC_STATUS, error)
                 if code is grpc.StatusCode.INTERNAL:
                     log.error("%s failed: %s", full, error.message, exc_info=error)
+                _retry_hint(context, error)
                 await context.abort(code, error.message)
             except grpc.aio.AbortError:
                 raise
@@ -176,6 +203,7 @@ class GrpcApi:
             finally:
                 if caller is not None:
                     reset_identity(caller)
+                REQUEST_ID.reset(rid)
                 count(code)
                 latency.observe(perf_counter() - started)
 
@@ -194,6 +222,7 @@ class GrpcApi:
             code = grpc.StatusCode.OK
             events: _LockedIterator | None = None
             loop = asyncio.get_running_loop()
+            rid = _begin(context)
             try:
                 await self._admit(full, request, context)
                 if isinstance(request, _Rejected):
@@ -212,6 +241,7 @@ class GrpcApi:
                         yield item
             except GateError as error:
                 code = status_for(GRPC_STATUS, error)
+                _retry_hint(context, error)
                 await context.abort(code, error.message)
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
@@ -223,6 +253,7 @@ class GrpcApi:
                     self._open_streams -= 1
                     # Closing waits for a pending next() (at most one idle tick): do it off the loop.
                     loop.run_in_executor(streams, events.close)
+                REQUEST_ID.reset(rid)
                 GRPC_REQUESTS.labels(full, code.name).inc()
                 latency.observe(perf_counter() - started)
 
@@ -246,11 +277,13 @@ class GrpcApi:
         message = unavailable(full).message
 
         async def behavior(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+            _begin(context)
             try:
                 await admit(full, request, context)
             except GateError as error:
                 code = status_for(GRPC_STATUS, error)
                 GRPC_REQUESTS.labels(full, code.name).inc()
+                _retry_hint(context, error)
                 await context.abort(code, error.message)
             GRPC_REQUESTS.labels(full, grpc.StatusCode.UNIMPLEMENTED.name).inc()
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, message)

@@ -28,7 +28,7 @@ from gate.auth import authenticator_from_config
 from gate.config import Config, ListenAddress, TlsFiles, parse_listen
 from gate.core import Gate, utc_now
 from gate.credentials import credentials_from_settings
-from gate.decisions import DecisionRecorder, DecisionSigner
+from gate.decisions import AcknowledgedRecorder, DecisionRecorder, DecisionSigner
 from gate.errors import InfrastructureError
 from gate.notifications import NotificationHub
 from gate.scan_jobs import ScanJobs
@@ -37,11 +37,16 @@ from gate.server._grpc import GrpcApi, RequestLimits
 from gate.server._metrics import STORE_UP
 from gate.server._observe import DecisionMetrics, NotificationMetrics, count_scan_failure
 from gate.server._policy_watch import PolicyWatch, sources_stamp
+from gate.server._ratelimit import RateLimiter
 from gate.server._tls import ReloadingCertificate, ensure_self_signed
 from gate.server._webhook import WebhookApp, WebhookLimits
 from gate.store import EvidenceStore, open_store
 
 log = logging.getLogger("gate.serve")
+
+# A queued decision is retried for about a minute (5 s apart once the store stays down): a
+# database restart or failover must not cost the audit trail the decisions answered meanwhile.
+_OUTAGE_RETRIES = (0.1, 0.5, 1.0, 2.0, *(5.0,) * 12)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +213,11 @@ class GateServer:
         signer = self._signer or SignatureService(config.signatures, config.registry).decision_signer(
             config.data_dir
         )
-        recorder = DecisionRecorder(store, signer=signer)
+        recorder = (
+            AcknowledgedRecorder(store, signer=signer, timeout=config.decisions.store_timeout)
+            if config.decisions.acknowledge == "stored"
+            else DecisionRecorder(store, signer=signer, retry_delays=_OUTAGE_RETRIES)
+        )
         self._http_servers: list[_QuietServer] = []
         self._http_tasks: list[asyncio.Task[None]] = []
         self._grpc_server: grpc.aio.Server | None = None
@@ -379,7 +388,8 @@ def _guard(config: Config, executor: ThreadPoolExecutor) -> Guard | None:
         return None
     if config.grpc.tls is None:
         log.warning("auth.mode is required but grpc.tls is not set: bearer tokens travel in clear text")
-    return Guard(authenticator_from_config(config), executor)
+    limiter = RateLimiter(config.auth.rate_limits) if config.auth.rate_limits else None
+    return Guard(authenticator_from_config(config), executor, limiter)
 
 
 def _observe(config: Config, core: Gate, scans: ScanJobs, store: EvidenceStore) -> NotificationHub | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import queue
 import threading
@@ -28,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from gate._logging import REQUEST_ID, request_id
 from gate.core import Gate
 from gate.decisions import MAX_REVIEW_BYTES, AdmissionReview, Failure, ReviewOutcome, parse_review
 from gate.errors import GateError, InvalidArgument, PayloadTooLarge, RequestTimeout
@@ -106,7 +108,8 @@ class Evaluator:
                         thread.start()
                     self._started = True
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._jobs.put((call, future))
+        # In the caller's context, so that the review's log lines carry its request id.
+        self._jobs.put((partial(contextvars.copy_context().run, call), future))
         return future
 
     def close(self) -> None:
@@ -183,6 +186,10 @@ class WebhookApp:
         path: str = scope["path"]
         status = 200
         payload: bytes
+        # The request id (the caller's x-request-id, or a new one): in this request's log lines
+        # (each ASGI request runs in a task of its own) and echoed in the response headers.
+        rid = request_id(next((v for k, v in scope.get("headers", ()) if k == b"x-request-id"), None))
+        REQUEST_ID.set(rid)
         try:
             if path in _VALIDATE_PATHS:
                 payload = await self._validate(scope, receive)
@@ -205,7 +212,11 @@ class WebhookApp:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())],
+                "headers": [
+                    *_JSON_HEADERS,
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"x-request-id", rid.encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": payload})

@@ -107,6 +107,19 @@ def _postgres_engine(url: URL, pool_size: int, max_overflow: int, timeout: float
         connect_args["connect_timeout"] = max(2, round(timeout))
     if "application_name" not in url.query:
         connect_args["application_name"] = "gate"
+    # A partition (a dead route, a vanished pod IP) closes nothing: without these a query waits
+    # for the kernel's retransmission timeout (about 15 minutes) and holds its worker thread.
+    # tcp_user_timeout ends a connection whose sent bytes stay unacknowledged; the keepalives
+    # end an idle pooled one whose peer is gone.
+    for key, value in (
+        ("keepalives", 1),
+        ("keepalives_idle", 10),
+        ("keepalives_interval", 3),
+        ("keepalives_count", 3),
+        ("tcp_user_timeout", round(max(timeout, 5.0) * 2000)),
+    ):
+        if key not in url.query:
+            connect_args[key] = value
     return sa.create_engine(
         url,
         poolclass=QueuePool,
