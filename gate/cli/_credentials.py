@@ -97,50 +97,36 @@ def _material_request(
     )
 
 
-@credentials.command("apply")
-@_material_options
-@click.pass_obj
-def apply_command(
-    state: Any,
-    /,
-    project: str,
-    namespace: str,
-    ssh_key: Path,
-    known_hosts: Path | None,
-    git_host: str,
-    registry: str,
-    username: str,
-    password_file: Path,
-    fmt: str,
-) -> None:
-    """Create or update the project's Secrets, ServiceAccount, Role and RoleBinding."""
-    request = _material_request(
-        project, namespace, ssh_key, known_hosts, git_host, registry, username, password_file
-    )
-    _show(state.client().call("gate.v1.CredentialsService/ApplyProjectCredentials", request), fmt)
+def _material_command(name: str, method: str, summary: str) -> None:
+    """Register ``gate credentials NAME``: it sends the project's material to ``method``."""
+
+    @credentials.command(name, help=summary)
+    @_material_options
+    @click.pass_obj
+    def command(state: Any, /, fmt: str, known_hosts: Path | None, **options: Any) -> None:
+        request = _material_request(
+            options["project"],
+            options["namespace"],
+            options["ssh_key"],
+            known_hosts,
+            options["git_host"],
+            options["registry"],
+            options["username"],
+            options["password_file"],
+        )
+        _show(state.client().call(f"gate.v1.CredentialsService/{method}", request), fmt)
 
 
-@credentials.command("rotate")
-@_material_options
-@click.pass_obj
-def rotate_command(
-    state: Any,
-    /,
-    project: str,
-    namespace: str,
-    ssh_key: Path,
-    known_hosts: Path | None,
-    git_host: str,
-    registry: str,
-    username: str,
-    password_file: Path,
-    fmt: str,
-) -> None:
-    """Replace the Secrets of a project that has them (exit 1 when it has none)."""
-    request = _material_request(
-        project, namespace, ssh_key, known_hosts, git_host, registry, username, password_file
-    )
-    _show(state.client().call("gate.v1.CredentialsService/RotateProjectCredentials", request), fmt)
+_material_command(
+    "apply",
+    "ApplyProjectCredentials",
+    "Create or update the project's Secrets, ServiceAccount, Role and RoleBinding.",
+)
+_material_command(
+    "rotate",
+    "RotateProjectCredentials",
+    "Replace the Secrets of a project that has them (exit 1 when it has none).",
+)
 
 
 @credentials.command("delete")
