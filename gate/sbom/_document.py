@@ -189,14 +189,23 @@ def to_xml(sbom: GeneratedSbom) -> bytes:
     for tool in document["metadata"]["tools"]["components"]:
         _xml_component(tools, tool)
     _xml_component(metadata, document["metadata"]["component"])
+    return xml_body(bom, document, empty_dependencies=True)
+
+
+def xml_body(bom: ET.Element, document: dict[str, Any], *, empty_dependencies: bool) -> bytes:
+    """Append a JSON document's components and dependencies to ``bom`` and serialise it.
+
+    ``empty_dependencies`` writes a ``<dependencies/>`` element even when there are none.
+    """
     components = ET.SubElement(bom, "components")
     for entry in document["components"]:
         _xml_component(components, entry)
-    dependencies = ET.SubElement(bom, "dependencies")
-    for dep in document["dependencies"]:
-        element = ET.SubElement(dependencies, "dependency", {"ref": dep["ref"]})
-        for target in dep.get("dependsOn", ()):
-            ET.SubElement(element, "dependency", {"ref": target})
+    if empty_dependencies or document.get("dependencies"):
+        dependencies = ET.SubElement(bom, "dependencies")
+        for dep in document.get("dependencies", ()):
+            element = ET.SubElement(dependencies, "dependency", {"ref": dep["ref"]})
+            for target in dep.get("dependsOn", ()):
+                ET.SubElement(element, "dependency", {"ref": target})
     for element in bom.iter():
         # Metadata and file names may hold characters XML 1.0 cannot carry
         # (controls, lone surrogates); JSON escapes them, XML gets U+FFFD.

@@ -109,22 +109,7 @@ def _xml(document: dict[str, Any]) -> bytes:
         ET.SubElement(element, "version").text = tool["version"]
     if "component" in document["metadata"]:
         _document._xml_component(metadata, document["metadata"]["component"])
-    components = ET.SubElement(bom, "components")
-    for entry in document["components"]:
-        _document._xml_component(components, entry)
-    if document.get("dependencies"):
-        dependencies = ET.SubElement(bom, "dependencies")
-        for dep in document["dependencies"]:
-            element = ET.SubElement(dependencies, "dependency", {"ref": dep["ref"]})
-            for target in dep.get("dependsOn", ()):
-                ET.SubElement(element, "dependency", {"ref": target})
-    for element in bom.iter():
-        if element.text:
-            element.text = _document._xml_safe(element.text)
-        for key, value in element.attrib.items():
-            element.attrib[key] = _document._xml_safe(value)
-    data: bytes = ET.tostring(bom, encoding="utf-8", xml_declaration=True)
-    return data
+    return _document.xml_body(bom, document, empty_dependencies=False)
 
 
 def convert(parsed: ParsedSbom, sbom: Sbom, fmt: SbomFormat) -> bytes:
