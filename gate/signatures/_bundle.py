@@ -23,7 +23,7 @@ from gate.signatures._dsse import (
     Envelope,
     check_statement,
     parse_statement,
-    split_digest,
+    sha256_subject,
 )
 from gate.signatures._keys import PublicKey
 from gate.signatures._policy import SignaturePolicy
@@ -87,14 +87,7 @@ def verify_bundle(
     Raises:
         InvalidArgument: neither or both of ``artifact`` and ``digest`` were given.
     """
-    if (artifact is None) == (digest is None):
-        raise InvalidArgument("artifact", "give the artifact bytes or its digest, not both or neither")
-    if digest is None:
-        assert artifact is not None
-        digest = "sha256:" + hashlib.sha256(artifact).hexdigest()
-    algorithm, _ = split_digest(digest)
-    if algorithm != "sha256":
-        raise InvalidArgument("digest", f"bundles are verified against sha256 digests, got {algorithm}")
+    digest, _ = sha256_subject(artifact, digest, "bundles are verified")
     try:
         if len(bundle) > MAX_BUNDLE_BYTES:
             raise InvalidArgument("bundle", f"{len(bundle)} bytes exceeds {MAX_BUNDLE_BYTES}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,6 +132,25 @@ def parse_statement(payload: bytes) -> Statement:
         subjects=tuple(subjects),
         predicate=document.get("predicate"),
     )
+
+
+def sha256_subject(artifact: bytes | None, digest: str | None, what: str) -> tuple[str, str]:
+    """The ``sha256:<hex>`` digest (and its hex) of an artifact given as bytes or as its digest.
+
+    ``what`` names the thing verified in the error (``bundles are verified against ...``).
+
+    Raises:
+        InvalidArgument: neither or both given, a malformed digest, or not SHA-256.
+    """
+    if (artifact is None) == (digest is None):
+        raise InvalidArgument("artifact", "give the artifact bytes or its digest, not both or neither")
+    if digest is None:
+        assert artifact is not None
+        digest = "sha256:" + hashlib.sha256(artifact).hexdigest()
+    algorithm, hex_value = split_digest(digest)
+    if algorithm != "sha256":
+        raise InvalidArgument("digest", f"{what} against sha256 digests, got {algorithm}")
+    return digest, hex_value
 
 
 def split_digest(digest: str) -> tuple[str, str]:

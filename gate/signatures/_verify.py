@@ -16,7 +16,7 @@ from gate.signatures._dsse import (
     check_statement,
     parse_envelope,
     parse_statement,
-    split_digest,
+    sha256_subject,
 )
 from gate.signatures._keys import PublicKey
 from gate.signatures._policy import SignaturePolicy
@@ -272,16 +272,7 @@ def verify_blob(
     Raises:
         InvalidArgument: neither or both of ``artifact`` and ``digest`` were given.
     """
-    if (artifact is None) == (digest is None):
-        raise InvalidArgument("artifact", "give the artifact bytes or its digest, not both or neither")
-    if digest is None:
-        assert artifact is not None
-        digest = "sha256:" + hashlib.sha256(artifact).hexdigest()
-    algorithm, hex_value = split_digest(digest)
-    if algorithm != "sha256":
-        raise InvalidArgument(
-            "digest", f"blob signatures are checked against sha256 digests, got {algorithm}"
-        )
+    digest, hex_value = sha256_subject(artifact, digest, "blob signatures are checked")
     raw_digest = bytes.fromhex(hex_value)
     try:
         if len(signature) > MAX_SIGNATURE_B64:
