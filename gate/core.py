@@ -163,8 +163,13 @@ class Gate:
         scans: ScanJobs | None,
         *,
         recorder: DecisionRecorder | None = None,
+        signatures: SignatureService | None = None,
+        decision_signer: DecisionSigner | None = None,
     ) -> Gate:
         """The core for ``config``, over an opened store, scan runner and decision recorder.
+
+        ``signatures`` and ``decision_signer`` are built from ``config`` unless the caller (the
+        server, which signs with the same key in its recorder) passes its own.
 
         Raises:
             ConfigError: a policy source does not load (the file, line and field are named).
@@ -173,7 +178,8 @@ class Gate:
         from gate.evidence import StoreEvidence
 
         admission = AdmissionSettings(config.webhook.budget, FailureMode(config.webhook.failure_mode))
-        signatures = SignatureService(config.signatures, config.registry)
+        if signatures is None:
+            signatures = SignatureService(config.signatures, config.registry)
         evidence = StoreEvidence(
             store,
             urls=config.policies.evidence_urls,
@@ -192,7 +198,7 @@ class Gate:
                 sbom=config.sbom,
                 registry=config.registry,
                 signatures=signatures,
-                decision_signer=signatures.decision_signer(config.data_dir),
+                decision_signer=decision_signer or signatures.decision_signer(config.data_dir),
                 waiver_max_days=config.policies.waiver_max_days,
                 waiver_ttl=config.policies.waiver_ttl,
             )

@@ -210,9 +210,9 @@ class GateServer:
         executor = ThreadPoolExecutor(config.grpc.workers, thread_name_prefix="gate-worker")
         # Every recorded decision is signed: with signatures.signing_key_file, else with a key
         # gate keeps in its data directory.
-        signer = self._signer or SignatureService(config.signatures, config.registry).decision_signer(
-            config.data_dir
-        )
+        signatures = SignatureService(config.signatures, config.registry)
+        own_signer = signatures.decision_signer(config.data_dir)
+        signer = self._signer or own_signer
         recorder = (
             AcknowledgedRecorder(store, signer=signer, timeout=config.decisions.store_timeout)
             if config.decisions.acknowledge == "stored"
@@ -231,7 +231,9 @@ class GateServer:
             watched = bool(config.policies.sources) and config.policies.poll_interval > 0
             # Stamped before the first load, so that a change made during it is not missed.
             stamp = sources_stamp(config.policies.sources) if watched else None
-            core = Gate.from_config(config, store, scans, recorder=recorder)
+            core = Gate.from_config(
+                config, store, scans, recorder=recorder, signatures=signatures, decision_signer=own_signer
+            )
             hub = _observe(config, core, scans, store)
             if stamp is not None:
                 watch = PolicyWatch(core, config.policies.poll_interval, initial=stamp)
