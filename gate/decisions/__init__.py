@@ -7,7 +7,7 @@ computes request digests and, when a :class:`DecisionSigner` is configured,
 signs each record as an in-toto Statement (:func:`statement_payload`).
 """
 
-from gate.decisions._acknowledge import AcknowledgedRecorder
+from gate.decisions._acknowledge import AcknowledgedRecorder, Acknowledgements, deferred_acknowledgements
 from gate.decisions._decide import (
     STAGE,
     AdmissionSettings,
@@ -49,6 +49,7 @@ __all__ = [
     "PREDICATE_TYPE",
     "STAGE",
     "AcknowledgedRecorder",
+    "Acknowledgements",
     "AdmissionReview",
     "AdmissionSettings",
     "DecisionRecorder",
@@ -61,6 +62,7 @@ __all__ = [
     "ReviewOutcome",
     "canonical_json",
     "decide",
+    "deferred_acknowledgements",
     "enforces",
     "failure_outcome",
     "parse_review",

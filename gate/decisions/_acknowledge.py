@@ -3,22 +3,110 @@
 :class:`DecisionRecorder` answers as soon as a decision is queued, so a crash (SIGKILL,
 power loss) loses what is still in its queue: at most one linger period and one batch of
 decisions that callers were already told about. :class:`AcknowledgedRecorder` keeps the
-batching (one transaction for every decision that arrived together) but makes
-:meth:`~AcknowledgedRecorder.record` return only after the transaction holding the
-decision has committed, and raise :class:`~gate.errors.StoreUnavailable` when that does
-not happen in time: the caller then answers per its failure policy instead of
-acknowledging a decision that may be lost.
+batching (one transaction for every decision that arrived together) but acknowledges a
+decision only after the transaction holding it has committed, and raises
+:class:`~gate.errors.StoreUnavailable` when that does not happen in time: the caller then
+answers per its failure policy instead of acknowledging a decision that may be lost.
+
+Two ways to wait. A plain caller blocks in :meth:`AcknowledgedRecorder.record`. A
+transport on an event loop (the webhook, the gRPC servicers) instead opens
+:func:`deferred_acknowledgements` around the call: ``record`` then only enqueues, and the
+transport awaits :meth:`Acknowledgements.wait` before it answers. Blocking worker threads
+on commits capped the decisions per transaction at the number of workers (two review
+threads gave batches of two); deferred, every decision that arrives while one
+transaction commits joins the next, and the writer wakes each event loop once per batch.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 
 from gate.decisions._recorder import DecisionRecorder, DecisionSink
 from gate.decisions._statement import DecisionSigner
 from gate.errors import StoreUnavailable
 from gate.model import Decision
+
+
+class Acknowledgements:
+    """Commits a transport awaits for the decisions recorded during one call.
+
+    Created on the event loop; ``record`` (in any thread) adds to it, the writer
+    thread settles it through the loop, and the transport awaits :meth:`wait`.
+    """
+
+    __slots__ = ("_forget", "_future", "_lock", "_missing", "_pending", "_timeout", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._missing: list[str] = []
+        self._timeout = 0.0
+        self._future: asyncio.Future[None] | None = None
+        self._forget: Callable[[str], None] | None = None
+
+    @property
+    def pending(self) -> int:
+        """Decisions recorded in this call and not committed yet."""
+        return self._pending
+
+    def _expect(self, decision_id: str, timeout: float, forget: Callable[[str], None]) -> None:
+        with self._lock:
+            self._pending += 1
+            self._missing.append(decision_id)
+            self._timeout = max(self._timeout, timeout)
+            self._forget = forget
+
+    def _settle(self, decision_id: str) -> None:
+        # On the loop (see _CommitNotices.add_decisions).
+        with self._lock:
+            self._pending -= 1
+            with contextlib.suppress(ValueError):
+                self._missing.remove(decision_id)
+            done = self._pending == 0
+        if done and self._future is not None and not self._future.done():
+            self._future.set_result(None)
+
+    async def wait(self) -> None:
+        """Return once every decision recorded in this call is committed.
+
+        Raises:
+            StoreUnavailable: some decision was not committed within the recorder's timeout
+                (it may still be stored later; it was never acknowledged).
+        """
+        with self._lock:
+            if self._pending == 0:
+                return
+            self._future = self.loop.create_future()
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._future
+        except TimeoutError:
+            if self._forget is not None:
+                for decision_id in self._missing:
+                    self._forget(decision_id)
+            raise StoreUnavailable(
+                f"decision {', '.join(self._missing)} was not stored within {self._timeout:g} s; "
+                "not acknowledged"
+            ) from None
+
+
+_DEFERRED: ContextVar[Acknowledgements | None] = ContextVar("gate_deferred_acknowledgements", default=None)
+
+
+@contextlib.contextmanager
+def deferred_acknowledgements(loop: asyncio.AbstractEventLoop) -> Iterator[Acknowledgements]:
+    """Within the block (and contexts copied from it), ``record`` defers to the returned object."""
+    acks = Acknowledgements(loop)
+    token = _DEFERRED.set(acks)
+    try:
+        yield acks
+    finally:
+        _DEFERRED.reset(token)
 
 
 class _CommitNotices:
@@ -27,13 +115,11 @@ class _CommitNotices:
     def __init__(self, sink: DecisionSink) -> None:
         self._sink = sink
         self._lock = threading.Lock()
-        self._waiting: dict[str, threading.Event] = {}
+        self._waiting: dict[str, threading.Event | Acknowledgements] = {}
 
-    def expect(self, decision_id: str) -> threading.Event:
-        stored = threading.Event()
+    def expect(self, decision_id: str, waiter: threading.Event | Acknowledgements) -> None:
         with self._lock:
-            self._waiting[decision_id] = stored
-        return stored
+            self._waiting[decision_id] = waiter
 
     def forget(self, decision_id: str) -> None:
         with self._lock:
@@ -42,19 +128,31 @@ class _CommitNotices:
     def add_decisions(self, batch: Sequence[Decision]) -> None:
         self._sink.add_decisions(batch)
         with self._lock:
-            woken = [self._waiting.pop(decision.id, None) for decision in batch]
-        for stored in woken:
-            if stored is not None:
-                stored.set()
+            woken = [(decision.id, self._waiting.pop(decision.id, None)) for decision in batch]
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Acknowledgements, str]]] = {}
+        for decision_id, waiter in woken:
+            if isinstance(waiter, threading.Event):
+                waiter.set()
+            elif waiter is not None:
+                by_loop.setdefault(waiter.loop, []).append((waiter, decision_id))
+        for loop, settled in by_loop.items():
+            # One wake-up per loop and batch; a closed loop has nobody left waiting.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle_all, settled)
+
+
+def _settle_all(settled: list[tuple[Acknowledgements, str]]) -> None:
+    for acks, decision_id in settled:
+        acks._settle(decision_id)  # the module's own protocol
 
 
 class AcknowledgedRecorder(DecisionRecorder):
-    """A :class:`DecisionRecorder` whose ``record`` returns once the decision is committed.
+    """A :class:`DecisionRecorder` that acknowledges a decision once it is committed.
 
     Args:
         sink: Where decisions are stored.
         signer: Signs each record (None: unsigned).
-        timeout: Seconds ``record`` waits for the commit before raising StoreUnavailable.
+        timeout: Seconds to wait for the commit before raising StoreUnavailable.
     """
 
     def __init__(
@@ -67,13 +165,23 @@ class AcknowledgedRecorder(DecisionRecorder):
         super().__init__(self._notices, signer=signer, linger=0)
 
     def record(self, decision: Decision) -> None:
-        """Store ``decision`` (batched with concurrent ones); return once it is committed.
+        """Store ``decision`` (batched with concurrent ones); acknowledge it once committed.
+
+        Inside :func:`deferred_acknowledgements` this only enqueues; the transport awaits
+        the commit. Otherwise it returns once the decision is committed.
 
         Raises:
-            StoreUnavailable: the decision was not committed within the timeout. It may
-                still be stored later; it was never acknowledged.
+            StoreUnavailable: (blocking form) the decision was not committed within the
+                timeout. It may still be stored later; it was never acknowledged.
         """
-        stored = self._notices.expect(decision.id)
+        deferred = _DEFERRED.get()
+        if deferred is not None:
+            deferred._expect(decision.id, self._timeout, self._notices.forget)
+            self._notices.expect(decision.id, deferred)
+            super().record(decision)
+            return
+        stored = threading.Event()
+        self._notices.expect(decision.id, stored)
         try:
             super().record(decision)
             if not stored.wait(self._timeout):

@@ -30,6 +30,7 @@ from google.protobuf.message import DecodeError, Message
 from gate._api import METHODS, UPLOAD_METHODS, Api, unavailable
 from gate._logging import REQUEST_ID, request_id
 from gate.auth import Identity, reset_identity, set_identity
+from gate.decisions import deferred_acknowledgements
 from gate.errors import GateError, ResourceExhausted
 from gate.server._authz import Guard
 from gate.server._metrics import GRPC_LATENCY, GRPC_REQUESTS
@@ -182,13 +183,20 @@ class GrpcApi:
                     assert guard is not None
                     guard.authorize(full, identity, request, context)
                     caller = set_identity(identity)
-                if inline:
-                    return implementation(request)
-                # The implementation blocks on the store: keep it off the event loop (with the
-                # caller's identity: executors do not carry context variables by themselves).
-                return await asyncio.get_running_loop().run_in_executor(
-                    executor, contextvars.copy_context().run, implementation, request
-                )
+                loop = asyncio.get_running_loop()
+                # Decisions the call records are acknowledged here once committed, so that
+                # the worker thread is free meanwhile (gate.decisions.deferred_acknowledgements).
+                with deferred_acknowledgements(loop) as stored:
+                    if inline:
+                        answer = implementation(request)
+                    else:
+                        # The implementation blocks on the store: keep it off the event loop (with
+                        # the caller's identity: executors do not carry context variables by themselves).
+                        answer = await loop.run_in_executor(
+                            executor, contextvars.copy_context().run, implementation, request
+                        )
+                await stored.wait()
+                return answer
             except GateError as error:
                 code = status_for(GRPC_STATUS, error)
                 if code is grpc.StatusCode.INTERNAL:

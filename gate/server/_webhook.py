@@ -31,7 +31,14 @@ import orjson
 
 from gate._logging import REQUEST_ID, request_id
 from gate.core import Gate
-from gate.decisions import MAX_REVIEW_BYTES, AdmissionReview, Failure, ReviewOutcome, parse_review
+from gate.decisions import (
+    MAX_REVIEW_BYTES,
+    AdmissionReview,
+    Failure,
+    ReviewOutcome,
+    deferred_acknowledgements,
+    parse_review,
+)
 from gate.errors import GateError, InvalidArgument, PayloadTooLarge, RequestTimeout
 from gate.evidence import EVIDENCE_PATH, request_image
 from gate.server._metrics import ADMISSION_DECISIONS, ADMISSION_SECONDS, HTTP_REQUESTS, STORE_UP
@@ -265,22 +272,25 @@ class WebhookApp:
         gate = self._gate
         budget = gate.admission_settings.budget
         claim = _Claim()
-        future: asyncio.Future[ReviewOutcome] = self._evaluator.submit(
-            partial(gate.review, review, started=started, claim=claim.take)
-        )
+        loop = asyncio.get_running_loop()
+        # The commit of the review's record is awaited here, not in the worker (see
+        # gate.decisions.deferred_acknowledgements): the workers move on to the next review.
+        with deferred_acknowledgements(loop) as stored:
+            future: asyncio.Future[ReviewOutcome] = self._evaluator.submit(
+                partial(gate.review, review, started=started, claim=claim.take)
+            )
         # One timer instead of asyncio.timeout() around asyncio.shield(): those cost the
         # event loop a Timeout, a second future and four callbacks per review. When the
         # budget runs out and the claim is ours, the timer completes the future with
         # _EXPIRED (the worker's late result is then dropped, as for a cancelled future);
         # when the evaluation has claimed first, its answer is on its way and stands.
-        timer = asyncio.get_running_loop().call_later(
-            budget - (perf_counter() - started), _expire, future, claim
-        )
+        timer = loop.call_later(budget - (perf_counter() - started), _expire, future, claim)
         try:
             outcome = await future
         finally:
             timer.cancel()
         if outcome is not _EXPIRED:
+            await stored.wait()
             return outcome
         elapsed = perf_counter() - started
         detail = f"no answer after {elapsed:.3f} s of a {budget:g} s budget"

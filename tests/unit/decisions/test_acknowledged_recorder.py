@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import threading
 import time
 
 import pytest
 
-from gate.decisions import AcknowledgedRecorder
+from gate.decisions import AcknowledgedRecorder, deferred_acknowledgements
 from gate.errors import StoreUnavailable
 from tests.unit.decisions.test_recorder import Sink, decision
 
@@ -57,3 +59,66 @@ def test_a_store_that_stays_down_is_not_acknowledged() -> None:
     sink.down = 0  # back: the writer's retry stores it (it was never acknowledged, but not lost)
     recorder.close()
     assert [d.id for d in sink.stored] == [decision(7).id]
+
+
+def test_deferred_record_returns_at_once_and_the_loop_awaits_the_commit() -> None:
+    asyncio.run(_deferred_record_returns_at_once_and_the_loop_awaits_the_commit())
+
+
+async def _deferred_record_returns_at_once_and_the_loop_awaits_the_commit() -> None:
+    release = threading.Event()
+    sink = Sink(gate=release)
+    recorder = AcknowledgedRecorder(sink, timeout=5)
+    loop = asyncio.get_running_loop()
+    with deferred_acknowledgements(loop) as stored:
+        # What the webhook and the gRPC servicers do: record in a worker thread, await on the loop.
+        await loop.run_in_executor(None, contextvars.copy_context().run, recorder.record, decision(3))
+    assert stored.pending == 1, "the worker waited for the commit instead of handing it to the loop"
+    waiting = asyncio.ensure_future(stored.wait())
+    await asyncio.sleep(0.2)
+    assert not waiting.done(), "acknowledged before the store committed"
+    release.set()
+    await asyncio.wait_for(waiting, 5)
+    assert stored.pending == 0
+    assert [d.id for batch in sink.batches for d in batch] == [decision(3).id]
+    recorder.close()
+
+
+def test_deferred_decisions_of_many_callers_share_one_commit() -> None:
+    asyncio.run(_deferred_decisions_of_many_callers_share_one_commit())
+
+
+async def _deferred_decisions_of_many_callers_share_one_commit() -> None:
+    release = threading.Event()
+    sink = Sink(gate=release)
+    recorder = AcknowledgedRecorder(sink, timeout=5)
+    loop = asyncio.get_running_loop()
+    waits = []
+    # The first decision's commit is held, so the next 30 queue behind it: one more transaction.
+    for number in range(31):
+        with deferred_acknowledgements(loop) as stored:
+            recorder.record(decision(number))
+        waits.append(stored.wait())
+        if number == 0:
+            await asyncio.sleep(0.1)  # the writer takes the first alone and waits on the store
+    await asyncio.sleep(0.2)
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*waits), 5)
+    assert len(sink.batches) == 2
+    recorder.close()
+
+
+def test_a_deferred_decision_the_store_never_takes_is_not_acknowledged() -> None:
+    asyncio.run(_a_deferred_decision_the_store_never_takes_is_not_acknowledged())
+
+
+async def _a_deferred_decision_the_store_never_takes_is_not_acknowledged() -> None:
+    sink = Sink(down=1000)
+    recorder = AcknowledgedRecorder(sink, timeout=0.3)
+    with deferred_acknowledgements(asyncio.get_running_loop()) as stored:
+        recorder.record(decision(8))
+    with pytest.raises(StoreUnavailable, match=r"was not stored within 0.3 s; not acknowledged"):
+        await stored.wait()
+    sink.down = 0
+    recorder.close()
+    assert [d.id for d in sink.stored] == [decision(8).id]
