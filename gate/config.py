@@ -113,6 +113,11 @@ class WebhookSettings(_Section):
     # Seconds a client gets to send the request headers, and then the body.
     header_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
     body_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # Seconds a review's uid is remembered: a retry (same bytes) gets the same answer, and a
+    # replay with other content is refused (409). 0 turns the check off.
+    replay_window: Annotated[float, Field(ge=0, le=3600)] = 300.0
+    # Most uids remembered (the oldest are forgotten first; ~0.5 KB each).
+    replay_capacity: Annotated[int, Field(ge=1, le=10_000_000)] = 65_536
 
 
 class MetricsSettings(_Section):

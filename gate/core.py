@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         Evidence,
         EvidenceSource,
         Failure,
+        ReplayGuard,
         ReviewOutcome,
     )
     from gate.model import Verification
@@ -73,6 +74,10 @@ from gate.store import ComponentQuery, DecisionQuery, EvidenceStore, FindingPage
 from scanners import resolve_local_path
 
 _log = logging.getLogger("gate.decisions")
+
+
+def _never() -> bool:
+    return False
 
 
 def utc_now() -> datetime:
@@ -112,18 +117,22 @@ class Gate:
         decision_signer: DecisionSigner | None = None,
         waiver_max_days: int = DEFAULT_MAX_DAYS,
         waiver_ttl: float = 10.0,
+        replays: ReplayGuard | None = None,
     ) -> None:
         """Build the core; loads the policies of ``policy_sources``.
 
         ``admission`` sets the review budget and failure mode (default 2 s,
         fail-closed); ``recorder`` records decisions off the request path
         (without one they are written synchronously); ``evidence`` supplies the
-        context admission rules read (without one they see none).
+        context admission rules read (without one they see none); ``replays``
+        remembers answered review uids (retries get the same answer, changed
+        replays are refused; without one every review is evaluated).
 
         Raises:
             PolicyLoadError: a policy file is malformed (file, line and field path named).
         """
         self.admission = admission
+        self.replays = replays
         # SBOM generators and how registry images are fetched for them.
         self.sbom_settings = sbom or SbomSettings()
         self.registry_settings = registry or RegistrySettings()
@@ -174,10 +183,14 @@ class Gate:
         Raises:
             ConfigError: a policy source does not load (the file, line and field are named).
         """
-        from gate.decisions import AdmissionSettings, FailureMode
+        from gate.decisions import AdmissionSettings, FailureMode, ReplayGuard
         from gate.evidence import StoreEvidence
 
         admission = AdmissionSettings(config.webhook.budget, FailureMode(config.webhook.failure_mode))
+        webhook = config.webhook
+        replays = (
+            ReplayGuard(webhook.replay_window, webhook.replay_capacity) if webhook.replay_window else None
+        )
         if signatures is None:
             signatures = SignatureService(config.signatures, config.registry)
         evidence = StoreEvidence(
@@ -193,6 +206,7 @@ class Gate:
                 policy_sources=config.policies.sources,
                 local_root=config.scanning.root,
                 admission=admission,
+                replays=replays,
                 recorder=recorder,
                 evidence=evidence,
                 sbom=config.sbom,
@@ -498,9 +512,68 @@ class Gate:
         Raises:
             EvidenceError: the object is malformed (too deep, envelope fields of the wrong type).
         """
-        from gate.decisions import Failure, decide
 
         begin = perf_counter() if started is None else started
+        replays = self.replays
+        first = True
+        if replays is not None and review.fingerprint:
+            # Raises Conflict for a uid seen with other content (a replay, not a retry).
+            seen = replays.check(review.uid, review.fingerprint, caller=review.caller)
+            if not isinstance(seen, bool):
+                return self._retry_outcome(review, seen, begin)
+            first = seen
+        try:
+            # A retry that arrives while the first evaluation runs is answered, not recorded again.
+            outcome, recorded = self._review(review, begin, claim if first else _never)
+        except BaseException:
+            if replays is not None and first:
+                replays.forget(review.uid, review.fingerprint)
+            raise
+        if replays is not None and first and review.fingerprint:
+            from gate.decisions import Answered
+
+            if not recorded:
+                # The caller answered otherwise (its budget ran out): a retry is evaluated afresh.
+                replays.forget(review.uid, review.fingerprint)
+                return outcome
+
+            replays.answered(
+                review.uid,
+                review.fingerprint,
+                Answered(
+                    outcome.decision.id,
+                    outcome.decision.allowed,
+                    outcome.code,
+                    outcome.reason,
+                    outcome.warnings,
+                    outcome.response,
+                ),
+            )
+        return outcome
+
+    def _retry_outcome(self, review: AdmissionReview, answer: Any, begin: float) -> ReviewOutcome:
+        """The answer already given to ``review``'s uid, again (an API server retry; not recorded)."""
+        from gate.decisions import STAGE, ReviewOutcome
+
+        _log.info("review %s is a retry; answered as decision %s was", review.uid, answer.decision_id)
+        decision = Decision(
+            id="",
+            allowed=answer.allowed,
+            message=f"retry of the review answered by decision {answer.decision_id}",
+            stage=STAGE,
+            decided_at=self.clock(),
+            caller=review.caller,
+            subject=review.subject,
+            timings=DecisionTimings(total=perf_counter() - begin),
+        )
+        return ReviewOutcome(decision, answer.warnings, answer.code, answer.reason, answer.response)
+
+    def _review(
+        self, review: AdmissionReview, begin: float, claim: Callable[[], bool] | None
+    ) -> tuple[ReviewOutcome, bool]:
+        """The outcome of ``review``, and whether this call recorded it (dry runs count as recorded)."""
+        from gate.decisions import Failure, decide
+
         bundle = self.policies
         self._keep_bundle(bundle)
         settings = self._admission_settings()
@@ -533,7 +606,8 @@ class Gate:
                 outcome = self._failure(review, Failure.BUDGET, detail, begin, bundle, record=False)
         if claim is None or claim():
             self.record_decision(outcome.decision)
-        return outcome
+            return outcome, True
+        return outcome, False
 
     def decide(
         self,

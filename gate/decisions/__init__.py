@@ -23,6 +23,7 @@ from gate.decisions._decide import (
     with_waivers,
 )
 from gate.decisions._recorder import DecisionRecorder, DecisionSink
+from gate.decisions._replay import Answered, ReplayGuard
 from gate.decisions._review import (
     API_VERSIONS,
     MAX_REVIEW_BYTES,
@@ -52,6 +53,7 @@ __all__ = [
     "Acknowledgements",
     "AdmissionReview",
     "AdmissionSettings",
+    "Answered",
     "DecisionRecorder",
     "DecisionSigner",
     "DecisionSink",
@@ -59,6 +61,7 @@ __all__ = [
     "EvidenceSource",
     "Failure",
     "FailureMode",
+    "ReplayGuard",
     "ReviewOutcome",
     "canonical_json",
     "decide",

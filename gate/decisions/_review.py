@@ -49,6 +49,8 @@ class AdmissionReview:
         subject: ``kind/namespace/name`` of the object (parts that are empty are left out).
         caller: ``userInfo.username``.
         image_digests: ``sha256:<hex>`` digests of the container images pinned by digest.
+        fingerprint: SHA-256 of the body as received (tells an API server retry, which
+            sends the same bytes, from a replay with changes).
     """
 
     api_version: str
@@ -59,6 +61,7 @@ class AdmissionReview:
     subject: str = ""
     caller: str = ""
     image_digests: tuple[str, ...] = field(default=())
+    fingerprint: bytes = b""
 
 
 def canonical_json(value: Any) -> bytes:
@@ -93,7 +96,7 @@ def parse_review(body: bytes) -> AdmissionReview:
     if not isinstance(document, dict):
         raise InvalidArgument("body", f"expected a JSON object (an AdmissionReview), got {_kind(document)}")
     _check_shape(body)
-    return _review_of(document)
+    return _review_of(document, hashlib.sha256(body).digest())
 
 
 # On valid JSON (orjson has checked it): escapes inside strings, every byte but the
@@ -131,7 +134,7 @@ def _check_shape(body: bytes) -> None:
             raise ResourceLimitError(f"body: nesting deeper than {MAX_REVIEW_DEPTH}")
 
 
-def _review_of(document: Mapping[str, Any]) -> AdmissionReview:
+def _review_of(document: Mapping[str, Any], fingerprint: bytes) -> AdmissionReview:
     """Check an already-decoded AdmissionReview (the body was checked by :func:`parse_review`)."""
     from policies import AdmissionRequest
 
@@ -178,6 +181,7 @@ def _review_of(document: Mapping[str, Any]) -> AdmissionReview:
         subject=_subject(request, resource),
         caller=user.username,
         image_digests=_image_digests(resource),
+        fingerprint=fingerprint,
     )
 
 

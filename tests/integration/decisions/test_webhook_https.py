@@ -15,7 +15,7 @@ from gate.config import load_config
 from gate.server._tls import ensure_self_signed
 from gate.store import DecisionQuery, open_store
 from tests.conftest import RunningGate, loopback_config
-from tests.unit.decisions.support import POLICIES, REVIEW, body
+from tests.unit.decisions.support import POLICIES, REVIEW, body, review
 
 
 def served_certificate(address: str) -> bytes:
@@ -48,7 +48,7 @@ def test_validate_over_https_and_the_certificate_follows_its_files(
     url = f"https://{gate.addresses.webhook}/validate"
     with httpx.Client(verify=ssl.create_default_context(cafile=str(first_cert))) as client:
         first = client.post(url, content=body(REVIEW))
-        second = client.post(url, content=body(REVIEW))  # same keep-alive connection
+        second = client.post(url, content=body(review(uid="second")))  # same keep-alive connection
     assert first.status_code == 200
     assert first.json()["response"] == {
         "uid": REVIEW["request"]["uid"],
@@ -73,7 +73,7 @@ def test_validate_over_https_and_the_certificate_follows_its_files(
         assert time.monotonic() < deadline, "the webhook still serves the old certificate after 10 s"
         time.sleep(0.2)
     with httpx.Client(verify=ssl.create_default_context(cafile=str(second_cert))) as client:
-        assert client.post(url, content=body(REVIEW)).status_code == 200
+        assert client.post(url, content=body(review(uid="third"))).status_code == 200
 
     gate.stop()  # graceful: the recorder stores everything before the store closes
     store = open_store(config.effective_database_url)

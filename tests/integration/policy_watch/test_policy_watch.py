@@ -6,6 +6,7 @@ import json
 import os
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,8 @@ def review_body(image: str) -> bytes:
         "spec": {"containers": [{"name": "app", "image": image}]},
     }
     request = {
-        "uid": "6c1f0e2d-3b4a-4c5d-8e7f-9a0b1c2d3e4f",
+        # A new uid per review, as the API server gives them (a uid seen before is a retry or a replay).
+        "uid": str(uuid.uuid4()),
         "kind": {"group": "", "version": "v1", "kind": "Pod"},
         "namespace": "default",
         "name": "app",
