@@ -164,6 +164,7 @@ def serve(state: Context) -> None:
 
 def _register_commands() -> None:
     from gate.cli import (
+        _artifact,
         _audit,
         _credentials,
         _decide,
@@ -185,6 +186,7 @@ def _register_commands() -> None:
         *_decide.COMMANDS,
         *_credentials.COMMANDS,
         *_waiver.COMMANDS,
+        *_artifact.COMMANDS,
     )
     for group in commands:
         cli.add_command(group)

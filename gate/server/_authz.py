@@ -3,7 +3,8 @@
 Roles:
 
 * ``pipeline`` -- scans, SBOMs, attestations and decisions, only about the
-  projects its identity acts for (see :data:`PROJECT_FIELD`);
+  projects its identity acts for (see :data:`PROJECT_FIELD`), and reading back
+  its scans, findings and SBOMs;
 * ``admission`` -- reviews AdmissionReviews;
 * ``auditor`` -- read-only: SBOMs, findings, decisions, reports, verification
   and replay of recorded decisions, the policies in force;
@@ -16,21 +17,31 @@ the request's ``project`` field. A caller whose only granting role is
 ``projects``, ``*`` for all); an empty or foreign project is PERMISSION_DENIED.
 The project is recorded with the decision (``request.project``), so an audit
 shows which project a pipeline claimed for which artifact.
+
+Which project an artifact belongs to is kept in the store: the first evidence
+recorded for a digest under a project binds the digest to it, and a pipeline
+identity is refused RPCs about digests bound only to projects it does not act
+for (:mod:`gate.server._scope`; :meth:`Guard.authorize_artifacts`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from gate.auth import Authenticator, Credentials, Identity
 from gate.errors import PermissionDenied, ResourceExhausted, Unauthenticated
 from gate.server._ratelimit import RateLimiter
+from gate.server._scope import ArtifactScope
+
+if TYPE_CHECKING:
+    from gate.store import EvidenceStore
 
 log = logging.getLogger("gate.audit.auth")
 
@@ -51,12 +62,12 @@ ROLES_FOR_METHOD: Mapping[str, frozenset[str]] = {
     "gate.v1.ScanService/StartScan": _P,
     "gate.v1.ScanService/GetScan": _PR,
     "gate.v1.ScanService/WatchScan": _PR,
-    "gate.v1.ScanService/ListFindings": _R,
+    "gate.v1.ScanService/ListFindings": _PR,
     "gate.v1.ScanService/ImportReport": _P,
     "gate.v1.ScanService/CancelScan": _A,
     "gate.v1.SbomService/GenerateSbom": _P,
     "gate.v1.SbomService/UploadSbom": _P,
-    "gate.v1.SbomService/GetSbom": _R,
+    "gate.v1.SbomService/GetSbom": _PR,
     "gate.v1.SbomService/ListSboms": _R,
     "gate.v1.SbomService/SearchComponents": _R,
     "gate.v1.SbomService/DiffSboms": _R,
@@ -108,7 +119,7 @@ def authorize(method: str, identity: Identity, request: object) -> None:
         have = ", ".join(sorted(identity.roles)) or "none"
         raise PermissionDenied(f"{method} needs one of the roles: {wanted}; {identity.name} has: {have}")
     field = PROJECT_FIELD.get(method)
-    if field is None or granting != {PIPELINE}:
+    if field is None or not pipeline_only(method, identity):
         return
     project = str(getattr(request, field, "") or "")
     if not project:
@@ -117,12 +128,22 @@ def authorize(method: str, identity: Identity, request: object) -> None:
         raise PermissionDenied(f"{field}: {identity.name} does not act for project {project!r}")
 
 
+def pipeline_only(method: str, identity: Identity) -> bool:
+    """Whether ``pipeline`` is the only role of ``identity`` that may call ``method``.
+
+    Such a caller is held to its projects; any other granting role is not.
+    """
+    return (identity.roles & ROLES_FOR_METHOD.get(method, frozenset())) == {PIPELINE}
+
+
 class Guard:
     """Authenticates and authorises each gRPC call before its implementation runs.
 
     Every refusal is written to the ``gate.audit.auth`` log with the method,
     the peer and the reason (never a token). With a ``limiter``, an identity
-    over its rate is refused with RESOURCE_EXHAUSTED.
+    over its rate is refused with RESOURCE_EXHAUSTED. After
+    :meth:`scope_artifacts`, :meth:`admit` also holds pipeline identities to
+    the projects of the artifacts their requests name.
     """
 
     def __init__(
@@ -132,6 +153,7 @@ class Guard:
         self._authenticator = authenticator
         self._executor = executor
         self._limiter = limiter
+        self._scope: ArtifactScope | None = None
 
     async def authenticate(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Identity:
         """The caller's identity.
@@ -165,6 +187,44 @@ class Guard:
         """:func:`authorize`, with an audit log entry on refusal."""
         try:
             authorize(method, identity, request)
+        except PermissionDenied as error:
+            _audit(method, context.peer(), identity.name, "PERMISSION_DENIED", error.message)
+            raise
+
+    async def admit(
+        self, method: str, identity: Identity, request: object, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        """:meth:`authorize`, then :meth:`authorize_artifacts`: everything a call must pass to run."""
+        self.authorize(method, identity, request, context)
+        await self.authorize_artifacts(method, identity, request, context)
+
+    def scope_artifacts(self, store: EvidenceStore, clock: Callable[[], datetime]) -> None:
+        """Hold pipeline identities to the projects of the artifacts they name, bound in ``store``."""
+        self._scope = ArtifactScope(store, clock)
+
+    async def authorize_artifacts(
+        self, method: str, identity: Identity, request: object, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        """After :meth:`authorize`: the artifact check of :mod:`gate.server._scope`, audited on refusal.
+
+        The store is read (and an unbound digest claimed) on the executor;
+        calls that neither are held to a project nor record evidence under one
+        never reach the store.
+
+        Raises:
+            PermissionDenied: a pipeline identity names another project's artifact.
+            StoreUnavailable: the bindings could not be read or written.
+        """
+        scope = self._scope
+        if scope is None:
+            return
+        scoped = pipeline_only(method, identity)
+        if not scope.applies(method, scoped, request):
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, scope.check, method, identity, scoped, request
+            )
         except PermissionDenied as error:
             _audit(method, context.peer(), identity.name, "PERMISSION_DENIED", error.message)
             raise

@@ -181,7 +181,7 @@ class GrpcApi:
                     await context.abort(code, request.message)
                 if identity is not None:
                     assert guard is not None
-                    guard.authorize(full, identity, request, context)
+                    await guard.admit(full, identity, request, context)
                     caller = set_identity(identity)
                 loop = asyncio.get_running_loop()
                 # Decisions the call records are acknowledged here once committed, so that
@@ -275,7 +275,7 @@ class GrpcApi:
             return None
         identity = await self._guard.authenticate(full, context)
         if not isinstance(request, _Rejected):
-            self._guard.authorize(full, identity, request, context)
+            await self._guard.admit(full, identity, request, context)
         return identity
 
     @staticmethod

@@ -336,6 +336,8 @@ class GateServer:
         )
         api = Api(core, credentials=credentials_from_settings(self.config.kubernetes))
         guard = _guard(self.config, executor)
+        if guard is not None:
+            guard.scope_artifacts(core.store, utc_now)
         server.add_generic_rpc_handlers(GrpcApi(api, executor, limits, guard=guard).handlers())
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -239,3 +239,16 @@ class EvidenceStore(Protocol):
 
     def revoke_waiver(self, waiver_id: str, *, revoked_by: str, revoked_at: datetime) -> Waiver:
         """Revoke a waiver and return it (NotFound; Conflict when already revoked)."""
+
+    # artifact projects (gate.server._authz holds pipeline identities to them)
+    def artifact_projects(self, digest: str) -> tuple[str, ...]:
+        """The projects ``digest`` is bound to, sorted (empty when unbound)."""
+
+    def bind_artifact(self, digest: str, project: str, *, bound_by: str, now: datetime) -> bool:
+        """Bind ``digest`` to ``project`` too (idempotent); True when it was bound to another project."""
+
+    def claim_artifact(self, digest: str, project: str, *, bound_by: str, now: datetime) -> tuple[str, ...]:
+        """Bind ``digest`` to ``project`` only if it has no binding; return its projects afterwards."""
+
+    def unbind_artifact(self, digest: str, project: str) -> bool:
+        """Remove the binding of ``digest`` to ``project``; return whether there was one."""

@@ -279,3 +279,16 @@ waivers = sa.Table(
     sa.Column("revoked_by", sa.Text, nullable=False),
     sa.Index(None, "expires_at", "id"),
 )
+
+# The projects an artifact belongs to (gate.server._authz): a pipeline identity records and
+# reads evidence about a digest only for a project it acts for. No foreign key to artifacts:
+# the first binding is claimed when a call is authorised, before the call stores the artifact.
+artifact_projects = sa.Table(
+    "artifact_projects",
+    metadata,
+    sa.Column("digest", Key, primary_key=True),
+    sa.Column("project", Key, primary_key=True),
+    sa.Column("bound_at", UtcDateTime, nullable=False),
+    # The identity (or ``cli:<user>``) whose call made the binding, for audits.
+    sa.Column("bound_by", sa.Text, nullable=False),
+)

@@ -61,6 +61,7 @@ from gate.model import (
     TargetKind,
     Verification,
 )
+from gate.store import _bindings
 from gate.store._engine import writer
 from gate.store._errors import is_foreign_key_violation, is_unique_violation, store_unavailable
 from gate.store._paging import KeyPart, KeyValue, decode_token, encode_token, page_limit
@@ -990,6 +991,59 @@ class SqlStore(WaiverRecords):
             rows = conn.execute(statement, params).all()
         rows, token = _cut(rows, limit, "decisions", lambda row: (row.decided_at, row.id))
         return Page(items=tuple(_decision(row) for row in rows), next_token=token)
+
+    # -- artifact projects (appended; see gate.store._bindings) -----------------
+
+    def artifact_projects(self, digest: str) -> tuple[str, ...]:
+        """Return the projects ``digest`` is bound to, sorted (empty when unbound)."""
+        with self._read() as conn:
+            return _bindings.projects_of(conn, digest)
+
+    def bind_artifact(self, digest: str, project: str, *, bound_by: str, now: datetime) -> bool:
+        """Bind ``digest`` to ``project`` too (idempotent).
+
+        Returns:
+            True when the digest was already bound to another project.
+
+        Raises:
+            InvalidArgument: a malformed digest or project name, or a naive ``now``.
+        """
+        _bindings.check_binding(digest, project)
+        _aware(now, "now")
+        with self._write() as conn:
+            _bindings.lock_digest(conn, digest)
+            bound = _bindings.projects_of(conn, digest)
+            if project not in bound:
+                _bindings.insert_binding(conn, digest, project, bound_by, now)
+        return any(other != project for other in bound)
+
+    def claim_artifact(self, digest: str, project: str, *, bound_by: str, now: datetime) -> tuple[str, ...]:
+        """Bind ``digest`` to ``project`` only if it is bound to no project yet.
+
+        Atomic: of concurrent first claims for one digest exactly one binds.
+
+        Returns:
+            The projects the digest is bound to afterwards, sorted.
+
+        Raises:
+            InvalidArgument: a malformed digest or project name, or a naive ``now``.
+        """
+        _bindings.check_binding(digest, project)
+        _aware(now, "now")
+        with self._write() as conn:
+            _bindings.lock_digest(conn, digest)
+            bound = _bindings.projects_of(conn, digest)
+            if not bound:
+                _bindings.insert_binding(conn, digest, project, bound_by, now)
+                bound = (project,)
+        return bound
+
+    def unbind_artifact(self, digest: str, project: str) -> bool:
+        """Remove the binding of ``digest`` to ``project``; return whether there was one."""
+        _bindings.check_binding(digest, project)
+        with self._write() as conn:
+            _bindings.lock_digest(conn, digest)
+            return _bindings.delete_binding(conn, digest, project)
 
 
 # -- statements that vary with the filters: built once per shape ------------------
