@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -138,4 +139,7 @@ def sign_dsse(payload: bytes, payload_type: str, key: SigningKey) -> bytes:
         "payload": base64.b64encode(payload).decode(),
         "signatures": [{"keyid": "", "sig": base64.b64encode(signature).decode()}],
     }
-    return json.dumps(envelope, separators=(",", ":")).encode()
+    # orjson: every decision record is signed, and the stdlib encoder took a third of the
+    # signing time copying the ~7 KB base64 payload. Same compact JSON (non-ASCII payload
+    # types are written as UTF-8 rather than escaped; both are the same JSON text).
+    return orjson.dumps(envelope)
