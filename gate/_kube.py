@@ -1,4 +1,4 @@
-"""The Kubernetes API client gate uses (TokenReview, project credentials).
+"""The Kubernetes API client gate uses (TokenReview, project credentials, registry pull secrets).
 
 The ``kubernetes`` package is an optional extra: importing this module never
 needs it; :func:`api_client` says which extra to install when it is missing.
@@ -6,10 +6,11 @@ needs it; :func:`api_client` says which extra to install when it is missing.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from gate.config import KubernetesSettings
-from gate.errors import InfrastructureError, Unsupported
+from gate.errors import ConfigError, InfrastructureError, Unsupported
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -55,3 +56,13 @@ def api_client(settings: KubernetesSettings) -> ApiClient:
         raise InfrastructureError(f"kubernetes: cannot use the {where}: {exc}") from None
     client: ApiClient = kubernetes.client.ApiClient(configuration)
     return client
+
+
+def require_extra(setting: str) -> None:
+    """Fail at start-up, not on first use, when ``setting`` needs the missing ``kubernetes`` extra.
+
+    Raises:
+        ConfigError: the package is not installed (the message names the setting and the extra).
+    """
+    if importlib.util.find_spec("kubernetes") is None:
+        raise ConfigError("configuration", setting, MISSING_EXTRA)

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gate.config import RegistrySettings, SignatureSettings
+from gate.config import KubernetesSettings, RegistrySettings, SignatureSettings
 from gate.errors import ConfigError, Unsupported
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ class SignatureService:
         settings: the ``signatures`` section (trust root, signing key, cache).
         registry: the ``registry`` section (credentials, plain-HTTP hosts, CA, timeout).
         source: an image source to use instead of a registry client (tests, OCI layouts).
+        kubernetes: the cluster the registry's pull secrets are read from (None: in-cluster).
     """
 
     def __init__(
@@ -39,9 +40,12 @@ class SignatureService:
         registry: RegistrySettings | None = None,
         *,
         source: ImageSource | None = None,
+        kubernetes: KubernetesSettings | None = None,
     ) -> None:
         self.settings = settings or SignatureSettings()
         self.registry = registry or RegistrySettings()
+        # The cluster registry.pull_secrets are read from (None: in-cluster).
+        self.kubernetes = kubernetes
         self._source = source
         self._lock = threading.Lock()
         self._service: ImageVerifierService | None = None
@@ -78,7 +82,9 @@ class SignatureService:
                 from gate.verification import ImageVerifierService
 
                 source = (
-                    self._source if self._source is not None else RegistryClient.from_settings(self.registry)
+                    self._source
+                    if self._source is not None
+                    else RegistryClient.from_settings(self.registry, self.kubernetes)
                 )
                 self._service = ImageVerifierService(
                     source,

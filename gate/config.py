@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,9 @@ class WebhookSettings(_Section):
     # CA that signed the API server's client certificate: with it, the webhook's TLS
     # handshake refuses every client that does not present a certificate it signed.
     client_ca_file: Path | None = None
+    # A second HTTPS listener (same certificate, no client certificate asked for) serving only
+    # /healthz, /readyz and /v1/evidence: for kubelet probes and Kyverno when client_ca_file is set.
+    probe_listen: Listen | None = None
     grace_period: Annotated[float, Field(ge=0, le=300)] = 10.0
     # Seconds one review may take; kept well under the webhook's timeoutSeconds (10 by default).
     budget: Annotated[float, Field(gt=0, le=30)] = 2.0
@@ -181,6 +185,40 @@ class ScanningSettings(_Section):
     root: Path | None = None
 
 
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_DNS_SUBDOMAIN = rf"{_DNS_LABEL}(\.{_DNS_LABEL})*"
+# A project's Secret is ``<project>-registry-creds``, and a Secret name is a DNS subdomain of at most
+# 253 characters; gate's project credentials keep project names to 48 (see gate.credentials).
+_MAX_PROJECT = 63 - len("-registry-creds")
+
+
+def _valid_secret_name(value: str) -> str:
+    namespace, slash, name = value.partition("/")
+    if (
+        not slash
+        or not re.fullmatch(_DNS_LABEL, namespace)
+        or not re.fullmatch(_DNS_SUBDOMAIN, name)
+        or len(name) > 253
+    ):
+        raise ValueError(f"expected NAMESPACE/NAME of a Secret, got {value[:100]!r}")
+    return value
+
+
+def _valid_project_secret(value: str) -> str:
+    namespace, slash, project = value.rpartition("/")
+    if (slash and not re.fullmatch(_DNS_LABEL, namespace)) or not re.fullmatch(_DNS_LABEL, project):
+        raise ValueError(f"expected PROJECT or NAMESPACE/PROJECT (DNS labels), got {value[:100]!r}")
+    if len(project) > _MAX_PROJECT:
+        raise ValueError(f"a project name has at most {_MAX_PROJECT} characters, got {value[:100]!r}")
+    return value
+
+
+# ``namespace/name`` of a Kubernetes Secret, checked when the configuration loads.
+SecretName = Annotated[str, AfterValidator(_valid_secret_name)]
+# ``project`` or ``namespace/project`` (the namespace defaults to the project's name).
+ProjectSecret = Annotated[str, AfterValidator(_valid_project_secret)]
+
+
 class RegistrySettings(_Section):
     """How gate talks to OCI registries."""
 
@@ -190,6 +228,14 @@ class RegistrySettings(_Section):
     docker_config: Path | None = None
     ca_file: Path | None = None
     timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    # ``kubernetes.io/dockerconfigjson`` Secrets (``namespace/name``) read through the Kubernetes
+    # API (``kubernetes`` section, extra ``kubernetes``); in this order they come before docker_config.
+    pull_secrets: tuple[SecretName, ...] = ()
+    # Projects whose ``<project>-registry-creds`` Secret (``gate credentials apply``) is read too:
+    # ``project`` (namespace = project) or ``namespace/project``; after pull_secrets.
+    project_pull_secrets: tuple[ProjectSecret, ...] = ()
+    # Seconds a read pull secret is reused; a rotated Secret is in use at most this long later.
+    pull_secrets_ttl: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
 
 class SbomSettings(_Section):
@@ -380,6 +426,9 @@ ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "GATE_AUTH_TOKENS_FILE": ("auth.tokens_file", "str"),
     "GATE_WEBHOOK_CLIENT_CA_FILE": ("webhook.client_ca_file", "str"),
     "GATE_DECISIONS_ACKNOWLEDGE": ("decisions.acknowledge", "str"),
+    "GATE_WEBHOOK_PROBE_LISTEN": ("webhook.probe_listen", "str"),
+    # NAMESPACE/NAME entries joined by ':' (like a path list).
+    "GATE_REGISTRY_PULL_SECRETS": ("registry.pull_secrets", "pathlist"),
 }
 
 _TRUE = {"1", "true", "yes", "on"}

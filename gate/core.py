@@ -192,7 +192,7 @@ class Gate:
             ReplayGuard(webhook.replay_window, webhook.replay_capacity) if webhook.replay_window else None
         )
         if signatures is None:
-            signatures = SignatureService(config.signatures, config.registry)
+            signatures = SignatureService(config.signatures, config.registry, kubernetes=config.kubernetes)
         evidence = StoreEvidence(
             store,
             urls=config.policies.evidence_urls,

@@ -28,7 +28,7 @@ def _source(state: Any, local: Path | None) -> Any:
 
     if local is not None:
         return OciLayout(local)
-    return RegistryClient.from_settings(state.config.registry)
+    return RegistryClient.from_settings(state.config.registry, state.config.kubernetes)
 
 
 def _trust(state: Any, options: dict[str, Any]) -> Any:
@@ -243,7 +243,7 @@ def _pinned(state: Any, image: str) -> tuple[Any, Any, str]:
     from gate.oci import ImageRef, RegistryClient
 
     ref = ImageRef.parse(image)
-    client = RegistryClient.from_settings(state.config.registry)
+    client = RegistryClient.from_settings(state.config.registry, state.config.kubernetes)
     digest = ref.digest or client.resolve(ref).digest
     return client, ref, digest
 

@@ -84,8 +84,9 @@ class ReplayGuard:
                 extra={"uid": uid, "caller": caller},
             )
             raise Conflict(
-                f"request.uid: uid {uid} was already reviewed {now - seen_at:.1f} s ago with different content; "
-                "expected a new uid for a new request (a retry sends the same bytes)",
+                f"request.uid: uid {uid} was already reviewed {now - seen_at:.1f} s ago "
+                "with different content; expected a new uid for a new request "
+                "(a retry sends the same bytes)",
             )
         return answer if answer is not None else False
 

@@ -3,6 +3,10 @@
 Credential helpers (``credsStore``, ``credHelpers``) run external programs;
 gate does not run them and says so when a registry's credentials live only
 there, instead of silently going anonymous.
+
+Credentials that change while gate runs (pull secrets re-read after a TTL) come
+from a :class:`CredentialProvider`; :meth:`Credentials.live` wraps one so that
+the registry client asks it on every lookup.
 """
 
 from __future__ import annotations
@@ -11,10 +15,10 @@ import base64
 import binascii
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gate.errors import InvalidArgument, Unsupported
 from gate.oci._reference import registry_key
@@ -54,6 +58,21 @@ class RegistryAuth:
         return self.username is not None and self.password is not None
 
 
+class CredentialProvider(Protocol):
+    """A source of credentials that may change while gate runs."""
+
+    @property
+    def source(self) -> str:
+        """What the credentials are read from, for messages (never a secret)."""
+
+    def current(self) -> Credentials:
+        """The credentials as of now (the provider decides how long a read is reused).
+
+        Raises:
+            GateError: the source cannot be read or holds malformed credentials.
+        """
+
+
 class Credentials:
     """Credentials by registry, looked up with the registry name of an image reference.
 
@@ -70,9 +89,21 @@ class Credentials:
         self._auths = {registry_key(host): auth for host, auth in (auths or {}).items()}
         self._helper_hosts = frozenset(registry_key(h) for h in helper_hosts)
         self.source = source
+        # Set on live and merged credentials: lookups then walk these in order.
+        self._provider: CredentialProvider | None = None
+        self._parts: tuple[Credentials, ...] = ()
 
     def __repr__(self) -> str:
+        if self._provider is not None or self._parts:
+            return f"Credentials(source={self.source!r}, live)"
         return f"Credentials(source={self.source!r}, registries={sorted(self._auths)})"
+
+    @classmethod
+    def live(cls, provider: CredentialProvider) -> Credentials:
+        """Credentials that ask ``provider`` for its current ones on every lookup."""
+        creds = cls(source=provider.source)
+        creds._provider = provider
+        return creds
 
     @classmethod
     def anonymous(cls) -> Credentials:
@@ -103,11 +134,19 @@ class Credentials:
         return cls._parse(data, source=source, require_auths=True)
 
     @classmethod
-    def from_secret(cls, secret: Mapping[str, Any]) -> Credentials:
-        """Read a Kubernetes pull secret object (``dockerconfigjson`` or the legacy ``dockercfg``)."""
-        metadata = secret.get("metadata")
-        name = metadata.get("name", "?") if isinstance(metadata, Mapping) else "?"
-        where = f"secret {name}"
+    def from_secret(cls, secret: Mapping[str, Any], *, where: str = "") -> Credentials:
+        """Read a Kubernetes pull secret object (``dockerconfigjson`` or the legacy ``dockercfg``).
+
+        ``where`` names the secret in messages (default: ``secret NAMESPACE/NAME`` from its metadata).
+
+        Raises:
+            InvalidArgument: another type, no data under the type's key, not base64, or bad JSON.
+        """
+        if not where:
+            metadata = secret.get("metadata")
+            name = metadata.get("name", "?") if isinstance(metadata, Mapping) else "?"
+            namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+            where = f"secret {namespace}/{name}" if namespace else f"secret {name}"
         kind = secret.get("type")
         key = {DOCKERCONFIGJSON_TYPE: ".dockerconfigjson", DOCKERCFG_TYPE: ".dockercfg"}.get(str(kind))
         if key is None:
@@ -135,6 +174,12 @@ class Credentials:
 
     def merged(self, *others: Credentials) -> Credentials:
         """These credentials, then those of ``others`` for registries not covered yet."""
+        chain = (self, *others)
+        if any(c._provider is not None or c._parts for c in chain):
+            # Live parts cannot be flattened now: keep the order and walk it per lookup.
+            combined = Credentials(source=", ".join(c.source for c in chain))
+            combined._parts = chain
+            return combined
         auths: dict[str, RegistryAuth] = {}
         helpers: set[str] = set()
         for creds in (*reversed(others), self):
@@ -148,18 +193,33 @@ class Credentials:
 
         Raises:
             Unsupported: the registry's credentials are kept by a Docker credential helper.
+            GateError: a live source (a pull secret) cannot be read or is malformed.
         """
         key = registry_key(registry)
-        auth = self._auths.get(key)
-        if auth is not None:
-            return auth
-        if key in self._helper_hosts:
+        helper_source = None
+        for layer in self._layers():
+            auth = layer._auths.get(key)
+            if auth is not None:
+                return auth
+            if helper_source is None and key in layer._helper_hosts:
+                helper_source = layer.source
+        if helper_source is not None:
             raise Unsupported(
                 "docker credential helpers",
-                f"{self.source} keeps the credentials of {key} in a credential helper; "
+                f"{helper_source} keeps the credentials of {key} in a credential helper; "
                 "give gate a config.json with an auths entry for it",
             )
         return None
+
+    def _layers(self) -> Iterator[Credentials]:
+        """The plain credentials to search, in order of preference."""
+        if self._provider is not None:
+            yield from self._provider.current()._layers()
+        elif self._parts:
+            for part in self._parts:
+                yield from part._layers()
+        else:
+            yield self
 
     @classmethod
     def _parse(cls, raw: bytes, *, source: str, require_auths: bool, legacy: bool = False) -> Credentials:

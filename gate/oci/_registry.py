@@ -60,7 +60,7 @@ from gate.oci._reference import ImageRef, registry_key
 from gate.oci._source import MAX_MANIFEST_BYTES, ImageSource, read_all, walk_to_image
 
 if TYPE_CHECKING:
-    from gate.config import RegistrySettings
+    from gate.config import KubernetesSettings, RegistrySettings
 
 _ACCEPT_MANIFESTS = ", ".join(
     [media.OCI_MANIFEST, media.OCI_INDEX, media.DOCKER_MANIFEST, media.DOCKER_MANIFEST_LIST]
@@ -208,18 +208,27 @@ class RegistryClient:
         )
 
     @classmethod
-    def from_settings(cls, settings: RegistrySettings) -> RegistryClient:
+    def from_settings(
+        cls, settings: RegistrySettings, kubernetes: KubernetesSettings | None = None
+    ) -> RegistryClient:
         """A client as gate's ``registry`` configuration section describes it.
 
         Credentials come from ``registry.docker_config``, else from ``$DOCKER_CONFIG`` or
         ``~/.docker/config.json`` when present; ``registry.ca_file`` is trusted in addition to
         the system CAs; ``registry.insecure`` hosts are reached over plain HTTP.
+        ``registry.pull_secrets`` and ``registry.project_pull_secrets`` come first, read from
+        the cluster ``kubernetes`` names (in-cluster when None).
         """
         credentials = (
             Credentials.from_docker_config(settings.docker_config)
             if settings.docker_config is not None
             else Credentials.from_environment()
         )
+        from gate.oci._pull_secrets import pull_secret_credentials
+
+        live = pull_secret_credentials(settings, kubernetes)
+        if live is not None:
+            credentials = live.merged(credentials)
         return cls(
             credentials,
             timeout=settings.timeout,

@@ -23,6 +23,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 import gate
 from gate._api import SERVICE_NAMES, Api
+from gate._kube import require_extra
 from gate._signature_service import SignatureService
 from gate.auth import authenticator_from_config
 from gate.config import Config, ListenAddress, TlsFiles, parse_listen
@@ -37,6 +38,7 @@ from gate.server._grpc import GrpcApi, RequestLimits
 from gate.server._metrics import STORE_UP
 from gate.server._observe import DecisionMetrics, NotificationMetrics, count_scan_failure
 from gate.server._policy_watch import PolicyWatch, sources_stamp
+from gate.server._probe_paths import PathAllowList
 from gate.server._ratelimit import RateLimiter
 from gate.server._tls import ReloadingCertificate, ensure_self_signed
 from gate.server._webhook import WebhookApp, WebhookLimits
@@ -56,6 +58,8 @@ class BoundAddresses:
     grpc: str
     webhook: str
     metrics: str | None
+    # The probe listener (webhook.probe_listen), when configured.
+    probes: str | None = None
 
 
 class _QuietServer(uvicorn.Server):
@@ -186,7 +190,13 @@ class GateServer:
         """Serve ``config``; with ``store`` given, use it (the caller closes it) instead of opening one.
 
         ``signer`` signs every recorded decision; without one the records' signature stays empty.
+
+        Raises:
+            ConfigError: a setting needs an extra that is not installed.
         """
+        if config.registry.pull_secrets or config.registry.project_pull_secrets:
+            # Pull secrets are read on the first registry login: say now that they cannot be.
+            require_extra("registry.pull_secrets")
         self.config = config
         self._store = store
         self._signer = signer
@@ -210,7 +220,7 @@ class GateServer:
         executor = ThreadPoolExecutor(config.grpc.workers, thread_name_prefix="gate-worker")
         # Every recorded decision is signed: with signatures.signing_key_file, else with a key
         # gate keeps in its data directory.
-        signatures = SignatureService(config.signatures, config.registry)
+        signatures = SignatureService(config.signatures, config.registry, kubernetes=config.kubernetes)
         own_signer = signatures.decision_signer(config.data_dir)
         signer = self._signer or own_signer
         recorder = (
@@ -246,6 +256,7 @@ class GateServer:
                     "version": gate.__version__,
                     "grpc": addresses.grpc,
                     "webhook": f"https://{addresses.webhook}",
+                    "probes": f"https://{addresses.probes}" if addresses.probes else "disabled",
                     "metrics": f"http://{addresses.metrics}/metrics" if addresses.metrics else "disabled",
                     "database": _redact_url(config.effective_database_url),
                     "scanners": sorted(scans.providers),
@@ -296,6 +307,17 @@ class GateServer:
             ssl_context=certificate.context,
             header_timeout=webhook.header_timeout,
         )
+        bound_probes = None
+        if webhook.probe_listen is not None:
+            bound_probes = self._start_http(
+                PathAllowList(webhook_app),
+                webhook.probe_listen,
+                "webhook.probe_listen",
+                webhook_tls,
+                webhook.grace_period,
+                ssl_context=certificate.probe_context(),
+                header_timeout=webhook.header_timeout,
+            )
         bound_metrics = None
         if config.metrics.enabled:
             bound_metrics = self._start_http(make_asgi_app(), config.metrics.listen, "metrics", None, 1.0)
@@ -306,7 +328,7 @@ class GateServer:
             await asyncio.sleep(0.005)
         for name in ("", *SERVICE_NAMES):
             await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        return BoundAddresses(bound_grpc, bound_webhook, bound_metrics), health
+        return BoundAddresses(bound_grpc, bound_webhook, bound_metrics, bound_probes), health
 
     async def _stop_listeners(self) -> None:
         if self._tls_watch is not None:

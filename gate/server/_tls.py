@@ -111,10 +111,9 @@ class ReloadingCertificate:
         self.key_file = key_file
         self.interval = interval
         self.reloads = 0
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        # The API server speaks HTTP/1.1 to webhooks (kubernetes/kubernetes#82090).
-        context.set_alpn_protocols(["http/1.1"])
+        # The probe listener's context, made on request; reloaded together with the main one.
+        self._probe_context: ssl.SSLContext | None = None
+        context = _server_context()
         if client_ca_file is not None:
             # Only the API server holds a certificate from this CA: the handshake refuses
             # every other client before a request is read.
@@ -133,6 +132,23 @@ class ReloadingCertificate:
             raise InfrastructureError(
                 f"webhook.tls: cannot load {cert_file} and {key_file}: {_reason(error)}"
             ) from error
+
+    def probe_context(self) -> ssl.SSLContext:
+        """A context with the same certificate (and its reloads) that asks for no client certificate.
+
+        For the probe listener (``webhook.probe_listen``): kubelet and Kyverno hold no client
+        certificate from the API server's CA, and that listener serves nothing that needs one.
+        """
+        if self._probe_context is None:
+            context = _server_context()
+            try:
+                context.load_cert_chain(str(self.cert_file), str(self.key_file))
+            except (OSError, ssl.SSLError) as error:
+                raise InfrastructureError(
+                    f"webhook.tls: cannot load {self.cert_file} and {self.key_file}: {_reason(error)}"
+                ) from error
+            self._probe_context = context
+        return self._probe_context
 
     def _stat(self) -> tuple[tuple[int, int, int, int], ...]:
         stamps = []
@@ -154,7 +170,9 @@ class ReloadingCertificate:
             # A pair that fails half-way can leave a context with the new certificate and no
             # key (OpenSSL drops a key that does not match): try it on a scratch context first.
             ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(str(self.cert_file), str(self.key_file))
-            self.context.load_cert_chain(str(self.cert_file), str(self.key_file))
+            for context in (self.context, self._probe_context):
+                if context is not None:
+                    context.load_cert_chain(str(self.cert_file), str(self.key_file))
         except (OSError, ssl.SSLError) as error:
             log.warning(
                 "webhook TLS files changed but do not load yet; the previous certificate stays in use",
@@ -171,6 +189,14 @@ class ReloadingCertificate:
         while True:
             await asyncio.sleep(self.interval)
             self.check()
+
+
+def _server_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # The API server speaks HTTP/1.1 to webhooks (kubernetes/kubernetes#82090).
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def _reason(error: BaseException) -> str:

@@ -26,6 +26,8 @@ KUSTOMIZATIONS = (
     "deployments/overlays/local",
     "deployments/overlays/staging",
     "deployments/overlays/production",
+    "deployments/overlays/production-kubernetes",
+    "deployments/components/project-credentials/namespace",
     "deployments/policies",
     "deployments/policies/kyverno",
     "deployments/gitops/flux",
