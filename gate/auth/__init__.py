@@ -7,6 +7,8 @@ uses; the transport puts the resulting :class:`Identity` in the request's contex
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from gate.auth._authenticate import Authenticator, Credentials
 from gate.auth._identity import (
     ALL_PROJECTS,
@@ -18,7 +20,7 @@ from gate.auth._identity import (
     set_identity,
 )
 from gate.auth._kubernetes import KubernetesTokenReviewer, TokenReviewer, TokenReviewResult
-from gate.auth._tokens import hash_token, load_tokens
+from gate.auth._tokens import ReloadingTokens, hash_token, load_tokens
 from gate.config import Config
 
 
@@ -31,7 +33,9 @@ def authenticator_from_config(config: Config) -> Authenticator:
         InfrastructureError: Kubernetes tokens are enabled but no cluster configuration is usable.
     """
     settings = config.auth
-    tokens = load_tokens(settings.tokens_file) if settings.tokens_file is not None else {}
+    tokens: Mapping[str, Identity] = (
+        ReloadingTokens(settings.tokens_file) if settings.tokens_file is not None else {}
+    )
     certificates = {
         name: Identity.of(f"cert:{name}", grant.roles, grant.projects)
         for name, grant in settings.certificates.items()
@@ -62,6 +66,7 @@ __all__ = [
     "Credentials",
     "Identity",
     "KubernetesTokenReviewer",
+    "ReloadingTokens",
     "TokenReviewResult",
     "TokenReviewer",
     "authenticator_from_config",

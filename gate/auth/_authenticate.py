@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from gate.auth._identity import Identity
 from gate.auth._kubernetes import TokenReviewer
-from gate.auth._tokens import hash_token
+from gate.auth._tokens import ReloadingTokens, hash_token
 from gate.errors import Unauthenticated
 
 # Longest bearer token considered (projected ServiceAccount tokens are ~1-2 KiB).
@@ -92,7 +92,8 @@ class Authenticator:
         and, with a ``reviewer``, Kubernetes tokens for ``audiences`` whose usernames
         ``service_accounts`` maps to identities (unlisted usernames get no role).
         """
-        self._tokens = dict(tokens or {})
+        # A ReloadingTokens follows its file; any other mapping is copied once.
+        self._tokens = tokens if isinstance(tokens, ReloadingTokens) else dict(tokens or {})
         self._certificates = dict(certificates or {})
         self._reviewer = reviewer
         self._audiences = tuple(audiences)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import re
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gate.auth._identity import Identity
 from gate.config import Role
 from gate.errors import ConfigError
+
+log = logging.getLogger("gate.auth")
 
 # A tokens file lists at most a few thousand entries; anything larger is a mistake.
 MAX_TOKENS_FILE_BYTES = 1024 * 1024
@@ -77,3 +83,72 @@ def load_tokens(path: Path) -> Mapping[str, Identity]:
         digest: Identity.of(f"token:{entry.identity}", entry.roles, entry.projects)
         for digest, entry in parsed.tokens.items()
     }
+
+
+class ReloadingTokens(Mapping[str, Identity]):
+    """A tokens file that follows its changes (a Secret volume update, a rotated token).
+
+    The file's identity (inode, size, mtime) is looked at no more than once per
+    ``interval`` seconds on lookup; when it changed the file is read again. A change
+    that does not load keeps the tokens in force and logs why (as a bad policy file
+    keeps the previous bundle), so a half-written file never locks every caller out.
+    A removed token stops authenticating within ``interval`` seconds of the new file.
+
+    Raises:
+        ConfigError: (constructor) the file does not load at start.
+    """
+
+    def __init__(
+        self, path: Path, *, interval: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._path = path
+        self._interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._stamp = _stamp(path)
+        self._tokens = load_tokens(path)
+        self._checked = clock()
+
+    def _current(self) -> Mapping[str, Identity]:
+        now = self._clock()
+        if now - self._checked < self._interval:
+            return self._tokens
+        with self._lock:
+            if now - self._checked < self._interval:
+                return self._tokens
+            self._checked = now
+            stamp = _stamp(self._path)
+            if stamp != self._stamp:
+                try:
+                    self._tokens = load_tokens(self._path)
+                except ConfigError as error:
+                    log.error(
+                        "the tokens file changed but does not load; the previous tokens stay: %s",
+                        error.message,
+                    )
+                else:
+                    log.info("tokens file %s reloaded: %d tokens", self._path, len(self._tokens))
+                # Also after a failure: the same broken file is not read again at every lookup.
+                self._stamp = stamp
+            return self._tokens
+
+    def __getitem__(self, digest: str) -> Identity:
+        return self._current()[digest]
+
+    def get(self, digest: str, default: Identity | None = None) -> Identity | None:  # type: ignore[override]
+        return self._current().get(digest, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        # stat() follows the ..data symlink a kubelet swaps on Secret updates.
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.auth import Authenticator, Credentials, Identity, hash_token, load_tokens
+from gate.auth import Authenticator, Credentials, Identity, ReloadingTokens, hash_token, load_tokens
 from gate.errors import ConfigError, Unauthenticated
 
 
@@ -74,3 +74,61 @@ def test_peer_names_come_from_sans_before_the_common_name() -> None:
         "x509_subject_alternative_name": [b"spiffe://c/ns/ci/sa/r", b"runner"],
     }
     assert Credentials.from_grpc([], context).certificate_names == ("spiffe://c/ns/ci/sa/r", "runner")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _tokens_file(path: Path, *tokens: str) -> None:
+    entries = "".join(
+        f"  {hash_token(t)}: {{identity: {t}, roles: [pipeline], projects: [p]}}\n" for t in tokens
+    )
+    # Written aside and renamed, as a kubelet swaps a Secret volume: never seen half-written.
+    path.with_suffix(".new").write_text(f"tokens:\n{entries}")
+    path.with_suffix(".new").replace(path)
+
+
+def test_a_changed_tokens_file_is_followed_without_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.yaml"
+    _tokens_file(path, "old-token")
+    clock = _Clock()
+    authenticator = Authenticator(tokens=ReloadingTokens(path, interval=2, clock=clock))
+    assert authenticator.identify(Credentials(token="old-token")) is not None
+
+    _tokens_file(path, "new-token")
+    clock.now += 2.5
+    assert authenticator.identify(Credentials(token="new-token")) is not None
+    with pytest.raises(Unauthenticated):
+        authenticator.identify(Credentials(token="old-token"))
+
+
+def test_a_broken_rewrite_keeps_the_tokens_in_force_and_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "tokens.yaml"
+    _tokens_file(path, "kept-token")
+    clock = _Clock()
+    tokens = ReloadingTokens(path, interval=2, clock=clock)
+    path.write_text("tokens: [1\n")
+    clock.now += 3
+    with caplog.at_level("ERROR", logger="gate.auth"):
+        assert tokens.get(hash_token("kept-token")) is not None
+    assert "does not load; the previous tokens stay" in caplog.text
+    assert "kept-token" not in caplog.text
+
+
+def test_a_tokens_file_is_not_read_again_within_the_interval(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.yaml"
+    _tokens_file(path, "first")
+    clock = _Clock()
+    tokens = ReloadingTokens(path, interval=2, clock=clock)
+    _tokens_file(path, "second")
+    clock.now += 1
+    assert hash_token("second") not in tokens
+    clock.now += 1.5
+    assert hash_token("second") in tokens
