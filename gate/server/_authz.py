@@ -171,13 +171,13 @@ class Guard:
                     self._executor, self._authenticator.review, credentials.token
                 )
         except Unauthenticated as error:
-            _audit(method, context.peer(), "", "UNAUTHENTICATED", error.message)
+            audit_refusal(method, context.peer(), "", "UNAUTHENTICATED", error.message)
             raise
         if self._limiter is not None:
             try:
                 self._limiter.take(identity)
             except ResourceExhausted as error:
-                _audit(method, context.peer(), identity.name, "RESOURCE_EXHAUSTED", error.message)
+                audit_refusal(method, context.peer(), identity.name, "RESOURCE_EXHAUSTED", error.message)
                 raise
         return identity
 
@@ -188,7 +188,7 @@ class Guard:
         try:
             authorize(method, identity, request)
         except PermissionDenied as error:
-            _audit(method, context.peer(), identity.name, "PERMISSION_DENIED", error.message)
+            audit_refusal(method, context.peer(), identity.name, "PERMISSION_DENIED", error.message)
             raise
 
     async def admit(
@@ -226,11 +226,12 @@ class Guard:
                 self._executor, scope.check, method, identity, scoped, request
             )
         except PermissionDenied as error:
-            _audit(method, context.peer(), identity.name, "PERMISSION_DENIED", error.message)
+            audit_refusal(method, context.peer(), identity.name, "PERMISSION_DENIED", error.message)
             raise
 
 
-def _audit(method: str, peer: str, identity: str, status: str, reason: str) -> None:
+def audit_refusal(method: str, peer: str, identity: str, status: str, reason: str) -> None:
+    """An entry on the ``gate.audit.auth`` log for a refused call (gRPC or webhook)."""
     log.warning(
         "call refused",
         extra={"method": method, "peer": peer, "identity": identity, "status": status, "reason": reason},

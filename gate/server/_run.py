@@ -296,7 +296,13 @@ class GateServer:
             webhook_tls.cert_file, webhook_tls.key_file, client_ca_file=client_ca
         )
         self._tls_watch = asyncio.create_task(certificate.watch())
-        webhook_app = WebhookApp(core, executor, WebhookLimits(webhook.max_body_bytes, webhook.body_timeout))
+        rates = self.config.auth.rate_limits
+        webhook_app = WebhookApp(
+            core,
+            executor,
+            WebhookLimits(webhook.max_body_bytes, webhook.body_timeout),
+            RateLimiter(rates) if "admission" in rates else None,
+        )
         self._closers.append(webhook_app.close)
         bound_webhook = self._start_http(
             webhook_app,

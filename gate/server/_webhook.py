@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import math
 import queue
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -30,6 +31,7 @@ from typing import Any
 import orjson
 
 from gate._logging import REQUEST_ID, request_id
+from gate.auth import Identity
 from gate.core import Gate
 from gate.decisions import (
     MAX_REVIEW_BYTES,
@@ -39,9 +41,11 @@ from gate.decisions import (
     deferred_acknowledgements,
     parse_review,
 )
-from gate.errors import GateError, InvalidArgument, PayloadTooLarge, RequestTimeout
+from gate.errors import GateError, InvalidArgument, PayloadTooLarge, RequestTimeout, ResourceExhausted
 from gate.evidence import EVIDENCE_PATH, request_image
+from gate.server._authz import audit_refusal
 from gate.server._metrics import ADMISSION_DECISIONS, ADMISSION_SECONDS, HTTP_REQUESTS, STORE_UP
+from gate.server._ratelimit import RateLimiter
 from gate.server._status import HTTP_STATUS, status_for
 
 log = logging.getLogger("gate.webhook")
@@ -173,8 +177,16 @@ def _deliver(batch: list[_Done]) -> None:
 class WebhookApp:
     """Routes ``/healthz``, ``/readyz``, ``/validate`` and gate's evidence endpoint ``/v1/evidence``."""
 
-    def __init__(self, gate: Gate, executor: Executor, limits: WebhookLimits | None = None) -> None:
+    def __init__(
+        self,
+        gate: Gate,
+        executor: Executor,
+        limits: WebhookLimits | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self._gate = gate
+        # Rates per client address under the admission role (auth.rate_limits.admission).
+        self._limiter = limiter
         self._executor = executor
         # Evaluation is CPU work under the GIL: more threads add no throughput, only
         # contention (each hand-over of the GIL can cost a switch interval). Two, so that
@@ -197,7 +209,10 @@ class WebhookApp:
         # (each ASGI request runs in a task of its own) and echoed in the response headers.
         rid = request_id(next((v for k, v in scope.get("headers", ()) if k == b"x-request-id"), None))
         REQUEST_ID.set(rid)
+        headers = [*_JSON_HEADERS]
         try:
+            if self._limiter is not None and (path in _VALIDATE_PATHS or path == EVIDENCE_PATH):
+                self._take(scope, path)
             if path in _VALIDATE_PATHS:
                 payload = await self._validate(scope, receive)
             elif path == EVIDENCE_PATH:
@@ -211,6 +226,8 @@ class WebhookApp:
         except GateError as error:
             status = status_for(HTTP_STATUS, error)
             payload = _error(status, error.message)
+            if isinstance(error, ResourceExhausted):
+                headers.append((b"retry-after", str(max(1, math.ceil(error.retry_after))).encode()))
         except Exception:
             log.exception("webhook request to %s failed unexpectedly", path)
             status, payload = 500, _error(500, "internal error; the gate log has details")
@@ -220,13 +237,28 @@ class WebhookApp:
                 "type": "http.response.start",
                 "status": status,
                 "headers": [
-                    *_JSON_HEADERS,
+                    *headers,
                     (b"content-length", str(len(payload)).encode()),
                     (b"x-request-id", rid.encode()),
                 ],
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+    def _take(self, scope: Scope, path: str) -> None:
+        assert self._limiter is not None
+        client = scope.get("client")
+        peer = str(client[0]) if client else "unknown"
+        identity = _client_identities.get(peer)
+        if identity is None:
+            if len(_client_identities) > 4096:
+                _client_identities.clear()
+            identity = _client_identities[peer] = Identity.of(f"webhook:{peer}", ["admission"], [])
+        try:
+            self._limiter.take(identity)
+        except ResourceExhausted as error:
+            audit_refusal(path, peer, identity.name, "RESOURCE_EXHAUSTED", error.message)
+            raise
 
     def close(self) -> None:
         """Wait for reviews still being evaluated, then stop the evaluation threads."""
@@ -369,6 +401,9 @@ class WebhookApp:
         STORE_UP.set(1)
         return 200, b'{"status":"ready"}'
 
+
+# The identity each webhook client address is rate-limited as (the admission role's bucket).
+_client_identities: dict[str, Identity] = {}
 
 _KNOWN = frozenset({"/healthz", "/readyz", "/validate", EVIDENCE_PATH})
 _VALIDATE_PATHS = frozenset({"/validate", "/validate/"})
