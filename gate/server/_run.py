@@ -41,6 +41,7 @@ from gate.server._policy_watch import PolicyWatch, sources_stamp
 from gate.server._probe_paths import PathAllowList
 from gate.server._ratelimit import RateLimiter
 from gate.server._tls import ReloadingCertificate, ensure_self_signed
+from gate.server._tls_accept import tls_accepting
 from gate.server._webhook import WebhookApp, WebhookLimits
 from gate.store import EvidenceStore, open_store
 
@@ -139,6 +140,7 @@ def _http_server(
     *,
     ssl_context: ssl.SSLContext | None = None,
     header_timeout: float | None = None,
+    what: str = "webhook",
 ) -> _QuietServer:
     http: Any = "auto"
     keep_alive = 5
@@ -147,6 +149,11 @@ def _http_server(
         # The API server keeps idle webhook connections for 90 s and does not retry a POST
         # whose connection the server closed under it: close idle connections later than it.
         keep_alive = WEBHOOK_KEEP_ALIVE
+        if ssl_context is not None:
+            # The handshake is done (and a refused one audited) by the protocol, not by uvicorn.
+            http = tls_accepting(http, ssl_context, what)
+            ssl_context = None
+            tls = None
     config = uvicorn.Config(
         app,
         lifespan="off",
@@ -398,7 +405,9 @@ class GateServer:
         header_timeout: float | None = None,
     ) -> str:
         sock = _bind(parse_listen(listen), what)
-        server = _http_server(app, tls, grace, ssl_context=ssl_context, header_timeout=header_timeout)
+        server = _http_server(
+            app, tls, grace, ssl_context=ssl_context, header_timeout=header_timeout, what=what
+        )
         self._http_servers.append(server)
         self._http_tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
         return _sock_name(sock)
