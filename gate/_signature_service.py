@@ -19,6 +19,7 @@ from gate.config import KubernetesSettings, RegistrySettings, SignatureSettings
 from gate.errors import ConfigError, Unsupported
 
 if TYPE_CHECKING:
+    from gate._cache import CacheStats
     from gate.oci import ImageSource
     from gate.signatures import SigningKey, TrustRoot
     from gate.verification import ImageVerifierService, KyvernoImageVerifier
@@ -93,6 +94,15 @@ class SignatureService:
                     max_results=self.settings.cache_entries,
                 )
             return self._service
+
+    def cache_stats(self) -> dict[str, CacheStats]:
+        """Counters of the verification caches (none before the first verification)."""
+        with self._lock:
+            service = self._service
+        if service is None:
+            return {}
+        stats = service.stats()
+        return {"verification": stats.results, "verification_tags": stats.tags}
 
     def publisher(self) -> Any:
         """The registry client attestations are pushed with."""

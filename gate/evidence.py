@@ -44,6 +44,7 @@ from gate.model import FindingKind, Sbom, Scan, Severity, Verification
 
 if TYPE_CHECKING:
     # The engine is imported when a resolver is built, not when the webhook module loads.
+    from gate._cache import CacheStats
     from policies import ApiCall, ApiCallResolver
 
 EVIDENCE_PATH = "/v1/evidence"
@@ -283,6 +284,10 @@ class StoreEvidence:
             if normalised != image:
                 found = self._store.resolve_alias(normalised)
         return str(found) if found is not None else None
+
+    def cache_stats(self) -> dict[str, CacheStats]:
+        """Counters of the per-replica caches: artifacts' evidence and completed scans."""
+        return {"evidence": self._artifacts.stats(), "evidence_scans": self._scans.stats()}
 
     def artifact(self, digest: str) -> ArtifactEvidence | None:
         """Every record gate holds about ``digest`` (None when it holds none)."""

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from gate._cache import CacheStats
 
 import gate
 
@@ -57,3 +66,79 @@ NOTIFICATIONS = Counter(
     "Notification deliveries, by event and result (sent, failed after every attempt, dropped).",
     ["event", "result"],
 )
+POLICY_RESULTS = Counter(
+    "gate_policy_results_total",
+    "Rule results of recorded decisions that were not a pass (fail, warn, error, skip), "
+    "by policy and result.",
+    ["policy", "result"],
+)
+SCAN_SECONDS = Histogram(
+    "gate_scan_duration_seconds",
+    "Time from start to end of the scans this gate ran, by scanner and final state.",
+    ["tool", "state"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+FINDINGS = Counter(
+    "gate_findings_total",
+    "Findings of the scans that completed, by scanner and severity.",
+    ["tool", "severity"],
+)
+STORE_SECONDS = Histogram(
+    "gate_store_statement_duration_seconds",
+    "Time of the evidence store's database statements, by kind (select, insert, update, delete, other).",
+    ["statement"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+)
+
+
+class CacheCollector(Collector):
+    """``gate_cache_requests_total`` and ``gate_cache_entries`` read from the caches at scrape time.
+
+    The caches keep their own counters (:class:`gate._cache.CacheStats`); reading them when
+    Prometheus scrapes costs the request path nothing. Sources are added by each server
+    of the process and removed when it stops; counters of one cache name are summed.
+    """
+
+    def __init__(self) -> None:
+        self._sources: list[Callable[[], Mapping[str, CacheStats]]] = []
+        self._lock = threading.Lock()
+
+    def add(self, source: Callable[[], Mapping[str, CacheStats]]) -> Callable[[], None]:
+        """Read ``source`` at every scrape; returns the function that stops reading it."""
+        with self._lock:
+            self._sources.append(source)
+
+        def remove() -> None:
+            with self._lock:
+                if source in self._sources:
+                    self._sources.remove(source)
+
+        return remove
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        totals: dict[str, list[int]] = {}
+        with self._lock:
+            sources = list(self._sources)
+        for source in sources:
+            for name, stats in source().items():
+                total = totals.setdefault(name, [0, 0, 0, 0])
+                for index, value in enumerate((stats.hits, stats.misses, stats.shared, stats.size)):
+                    total[index] += value
+        requests = CounterMetricFamily(
+            "gate_cache_requests",
+            "Look-ups of gate's per-replica caches, by cache and result (hit, miss, or shared: "
+            "waited for a computation another request had started).",
+            labels=["cache", "result"],
+        )
+        entries = GaugeMetricFamily("gate_cache_entries", "Entries held, by cache.", labels=["cache"])
+        for name, (hits, misses, shared, size) in sorted(totals.items()):
+            requests.add_metric([name, "hit"], hits)
+            requests.add_metric([name, "miss"], misses)
+            requests.add_metric([name, "shared"], shared)
+            entries.add_metric([name], size)
+        yield requests
+        yield entries
+
+
+CACHES = CacheCollector()
+REGISTRY.register(CACHES)

@@ -11,7 +11,8 @@ import ssl
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import uvicorn
@@ -35,15 +36,18 @@ from gate.notifications import NotificationHub
 from gate.scan_jobs import ScanJobs
 from gate.server._authz import Guard
 from gate.server._grpc import GrpcApi, RequestLimits
-from gate.server._metrics import STORE_UP
-from gate.server._observe import DecisionMetrics, NotificationMetrics, count_scan_failure
+from gate.server._metrics import CACHES, STORE_UP
+from gate.server._observe import DecisionMetrics, NotificationMetrics, StatementMetrics, count_scan_failure
 from gate.server._policy_watch import PolicyWatch, sources_stamp
 from gate.server._probe_paths import PathAllowList
 from gate.server._ratelimit import RateLimiter
 from gate.server._tls import ReloadingCertificate, ensure_self_signed
 from gate.server._tls_accept import tls_accepting
 from gate.server._webhook import WebhookApp, WebhookLimits
-from gate.store import EvidenceStore, open_store
+from gate.store import EvidenceStore, SqlStore, open_store
+
+if TYPE_CHECKING:
+    from gate._cache import CacheStats
 
 log = logging.getLogger("gate.serve")
 
@@ -251,7 +255,7 @@ class GateServer:
             core = Gate.from_config(
                 config, store, scans, recorder=recorder, signatures=signatures, decision_signer=own_signer
             )
-            hub = _observe(config, core, scans, store)
+            hub = _observe(config, core, scans, store, self._closers)
             if stamp is not None:
                 watch = PolicyWatch(core, config.policies.poll_interval, initial=stamp)
                 self._policy_watch = asyncio.create_task(watch.run())
@@ -433,10 +437,18 @@ def _guard(config: Config, executor: ThreadPoolExecutor) -> Guard | None:
     return Guard(authenticator_from_config(config), executor, limiter)
 
 
-def _observe(config: Config, core: Gate, scans: ScanJobs, store: EvidenceStore) -> NotificationHub | None:
-    """Count decisions and scan failures; announce them to the configured webhooks (None: no webhook)."""
+def _observe(
+    config: Config, core: Gate, scans: ScanJobs, store: EvidenceStore, closers: list[Callable[[], None]]
+) -> NotificationHub | None:
+    """Metrics of decisions, scans, the store and the caches; notifications to the configured webhooks.
+
+    Returns the notification hub (None: no webhook). ``closers`` gets what to undo at stop.
+    """
     core.decision_listeners.append(DecisionMetrics())
     scans.finish_listeners.append(count_scan_failure)
+    if isinstance(store, SqlStore):
+        store.observe_statements(StatementMetrics())
+    closers.append(CACHES.add(partial(_cache_stats, core)))
     hub = NotificationHub.from_settings(
         config.notifications, store, clock=utc_now, observer=NotificationMetrics()
     )
@@ -446,6 +458,14 @@ def _observe(config: Config, core: Gate, scans: ScanJobs, store: EvidenceStore) 
     scans.finish_listeners.append(hub.on_scan)
     hub.start()
     return hub
+
+
+def _cache_stats(core: Gate) -> dict[str, CacheStats]:
+    stats = core.signatures.cache_stats()
+    evidence = getattr(core.evidence, "cache_stats", None)
+    if evidence is not None:
+        stats.update(evidence())
+    return stats
 
 
 def _sock_name(sock: socket.socket) -> str:

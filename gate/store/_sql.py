@@ -19,6 +19,7 @@ import contextlib
 import json
 import math
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -1044,6 +1045,39 @@ class SqlStore(WaiverRecords):
         with self._write() as conn:
             _bindings.lock_digest(conn, digest)
             return _bindings.delete_binding(conn, digest, project)
+
+    def observe_statements(self, observe: Callable[[str, float], None]) -> None:
+        """Call ``observe(kind, seconds)`` after every database statement (select, insert, ...).
+
+        For the store latency metric: SQLAlchemy's cursor events time each round trip,
+        a batch insert included, at a few microseconds per statement.
+        """
+        started: dict[int, float] = {}
+
+        def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            started[id(cursor)] = time.perf_counter()
+
+        def after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            begun = started.pop(id(cursor), None)
+            if begun is not None:
+                observe(_statement_kind(statement), time.perf_counter() - begun)
+
+        def failed(context: Any) -> None:
+            cursor = getattr(context, "cursor", None)
+            if cursor is not None:
+                started.pop(id(cursor), None)
+
+        sa.event.listen(self._engine, "before_cursor_execute", before)
+        sa.event.listen(self._engine, "after_cursor_execute", after)
+        sa.event.listen(self._engine, "handle_error", failed)
+
+
+_KINDS = ("select", "insert", "update", "delete")
+
+
+def _statement_kind(statement: str) -> str:
+    head = statement.lstrip()[:6].lower()
+    return head if head in _KINDS else "other"
 
 
 # -- statements that vary with the filters: built once per shape ------------------
