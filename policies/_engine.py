@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gate._slots import slot_constructor
 from gate.errors import EvidenceError
 from gate.model import EnforcementAction, RuleOutcome
 from policies import (
@@ -281,6 +282,10 @@ class _Outcome:
         self.waivers = waivers
 
 
+# Every rule evaluated builds one (see gate._slots); fields in RuleResponse's order.
+_new_response = slot_constructor(RuleResponse)
+
+
 def evaluate_policy(policy: Policy, state: _Request) -> list[RuleResponse]:
     """The responses of every matching rule of ``policy``."""
     if policy.namespace and state.target.namespace != policy.namespace:
@@ -297,19 +302,19 @@ def evaluate_policy(policy: Policy, state: _Request) -> list[RuleResponse]:
         if outcome is None or outcome.status is None:
             continue
         responses.append(
-            RuleResponse(
-                policy=policy.key,
-                rule=rule.name,
-                outcome=outcome.status,
-                message=outcome.message,
-                action=_effective_action(policy, rule, state.target.namespace),
-                resource=state.ref,
-                failure_policy=policy.failure_policy,
-                scored=policy.scored,
-                category=policy.category,
-                severity=policy.severity,
-                exceptions=outcome.exceptions,
-                waivers=outcome.waivers,
+            _new_response(
+                policy.key,
+                rule.name,
+                outcome.status,
+                outcome.message,
+                _effective_action(policy, rule, state.target.namespace),
+                state.ref,
+                policy.failure_policy,
+                policy.scored,
+                policy.category,
+                policy.severity,
+                outcome.exceptions,
+                outcome.waivers,
             )
         )
         if policy.apply_one and outcome.status in (RuleOutcome.PASS, RuleOutcome.FAIL):

@@ -11,13 +11,14 @@ import os
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from gate._slots import slot_constructor
 from gate.decisions._review import AdmissionReview
 from gate.model import Decision, DecisionTimings, EnforcementAction, RuleOutcome, RuleResult
 
@@ -37,43 +38,8 @@ def new_decision_id() -> str:
     return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
 
 
-def _result_builder() -> Callable[[str, str, RuleOutcome, str, EnforcementAction, str], RuleResult]:
-    """A RuleResult constructor without the frozen dataclass ``__init__``.
-
-    Every review builds one RuleResult per rule (20 for the Pod Security Standards plus a
-    few supply-chain rules); the frozen ``__init__`` goes through ``object.__setattr__``
-    per field and cost ~1.6 us each, setting the slots directly ~0.7 us. The instances are
-    identical (same fields, same equality and hash). Should the class change shape, the
-    ordinary constructor is used.
-    """
-    names = ("policy", "rule", "outcome", "message", "remediation", "action", "resource")
-    slots: list[Any] = [RuleResult.__dict__.get(name) for name in names]
-    if tuple(f.name for f in fields(RuleResult)) != names or not all(
-        hasattr(slot, "__set__") for slot in slots
-    ):
-        return lambda p, r, o, m, a, res: RuleResult(p, r, o, m, "", a, res)
-    new = object.__new__
-    s_policy, s_rule, s_outcome, s_message, s_remediation, s_action, s_resource = (
-        slot.__set__ for slot in slots
-    )
-
-    def build(
-        policy: str, rule: str, outcome: RuleOutcome, message: str, action: EnforcementAction, resource: str
-    ) -> RuleResult:
-        result: RuleResult = new(RuleResult)
-        s_policy(result, policy)
-        s_rule(result, rule)
-        s_outcome(result, outcome)
-        s_message(result, message)
-        s_remediation(result, "")
-        s_action(result, action)
-        s_resource(result, resource)
-        return result
-
-    return build
-
-
-_rule_result = _result_builder()
+# One per rule of every review (see gate._slots): fields in RuleResult's order.
+_new_result = slot_constructor(RuleResult)
 
 
 class FailureMode(enum.Enum):
@@ -212,7 +178,7 @@ def decide(
     # RuleResponse.to_rule_result formats the resource for every rule; it is one resource.
     resource = str(responses[0].resource) if responses else review.subject
     results = tuple(
-        _rule_result(r.policy, r.rule, r.outcome, r.message, r.action, resource) for r in responses
+        _new_result(r.policy, r.rule, r.outcome, r.message, "", r.action, resource) for r in responses
     )
     if answer.allowed:
         message = "allowed" if not warnings else "allowed with warnings:\n" + "\n".join(warnings)
