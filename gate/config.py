@@ -367,6 +367,29 @@ class NotificationSettings(_Section):
     waiver_check_interval: Annotated[float, Field(gt=0, le=86_400)] = 3600.0
 
 
+class StoreSettings(_Section):
+    """How long requests wait for the evidence store."""
+
+    # Seconds one database round trip of an RPC may take (capped by the caller's deadline, less a
+    # margin): past it the connection is closed and the RPC answers UNAVAILABLE, so a stalled
+    # database (a partition, a frozen server) never holds a worker thread for longer.
+    answer_timeout: Annotated[float, Field(gt=0, le=300)] = 3.0
+
+
+class TracingSettings(_Section):
+    """OpenTelemetry traces (needs the ``otel`` extra)."""
+
+    enabled: bool = False
+    # OTLP/gRPC collector endpoint; empty: the exporter's own default (``$OTEL_EXPORTER_OTLP_*``
+    # variables, else localhost:4317).
+    endpoint: str = ""
+    # Plain-text gRPC to the collector (a sidecar or node-local agent).
+    insecure: bool = False
+    service_name: str = "gate"
+    # Share of new traces recorded; a caller's sampled traceparent is always followed.
+    sample_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "gate"
@@ -392,6 +415,8 @@ class Config(_Section):
     auth: AuthSettings = AuthSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
     decisions: DecisionSettings = DecisionSettings()
+    store: StoreSettings = StoreSettings()
+    tracing: TracingSettings = TracingSettings()
 
     @field_validator("database_url")
     @classmethod

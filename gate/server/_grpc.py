@@ -5,8 +5,11 @@ Handlers are built from the service descriptors rather than the generated
 wrapping in one place: a per-method request size limit checked before
 parsing, error-to-status mapping from one table, metrics, a request id (the
 caller's ``x-request-id`` or a new one) in every log line of the call and in
-the response's trailing metadata, and an UNIMPLEMENTED answer naming the
-feature for RPCs whose feature has not landed.
+the response's trailing metadata, an answer budget for the store (a stalled
+database costs the caller UNAVAILABLE before its deadline, not
+DEADLINE_EXCEEDED; see :mod:`gate.store._budget`), a span per call when
+tracing is on, and an UNIMPLEMENTED answer naming the feature for RPCs whose
+feature has not landed.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import asyncio
 import contextvars
 import logging
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from time import perf_counter
 from typing import Any
 
@@ -31,10 +36,12 @@ from gate._api import METHODS, UPLOAD_METHODS, Api, unavailable
 from gate._logging import REQUEST_ID, request_id
 from gate.auth import Identity, reset_identity, set_identity
 from gate.decisions import deferred_acknowledgements
-from gate.errors import GateError, ResourceExhausted
+from gate.errors import GateError, InfrastructureError, ResourceExhausted, StoreUnavailable
+from gate.server import _tracing
 from gate.server._authz import Guard
 from gate.server._metrics import GRPC_LATENCY, GRPC_REQUESTS
 from gate.server._status import GRPC_STATUS, status_for
+from gate.store._budget import BUDGET, AnswerBudget, call_deadline
 
 log = logging.getLogger("gate.grpc")
 
@@ -49,16 +56,28 @@ def _begin(context: grpc.aio.ServicerContext[Any, Any]) -> contextvars.Token[str
     return REQUEST_ID.set(rid)
 
 
+# Seconds an UNAVAILABLE caller is told to wait: a store or dependency outage lasts seconds at least.
+UNAVAILABLE_RETRY_AFTER = 1.0
+
+
 def _retry_hint(context: grpc.aio.ServicerContext[Any, Any], error: GateError) -> None:
-    """For a rate-limit refusal, tell the caller when to retry (gRPC's own pushback key too)."""
+    """For a rate-limit refusal or an outage, tell the caller when to retry (gRPC's own pushback key too)."""
     if isinstance(error, ResourceExhausted):
-        context.set_trailing_metadata(
-            (
-                (REQUEST_ID_KEY, REQUEST_ID.get()),
-                ("retry-after", f"{error.retry_after:.3f}"),
-                ("grpc-retry-pushback-ms", str(max(1, round(error.retry_after * 1000)))),
-            )
+        retry_after = error.retry_after
+    elif (
+        isinstance(error, InfrastructureError)
+        and status_for(GRPC_STATUS, error) is grpc.StatusCode.UNAVAILABLE
+    ):
+        retry_after = UNAVAILABLE_RETRY_AFTER
+    else:
+        return
+    context.set_trailing_metadata(
+        (
+            (REQUEST_ID_KEY, REQUEST_ID.get()),
+            ("retry-after", f"{retry_after:.3f}"),
+            ("grpc-retry-pushback-ms", str(max(1, round(retry_after * 1000)))),
         )
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +124,14 @@ class GrpcApi:
         *,
         max_streams: int = 64,
         guard: Guard | None = None,
+        answer_timeout: float = 3.0,
     ) -> None:
-        """Serve ``api``; with a ``guard`` every call is authenticated and authorised first."""
+        """Serve ``api``; with a ``guard`` every call is authenticated and authorised first.
+
+        ``answer_timeout`` bounds each store round trip of a call (see gate.store._budget).
+        """
         self._api = api
+        self._answer_timeout = answer_timeout
         self._guard = guard
         self._executor = executor
         self._limits = limits
@@ -131,15 +155,24 @@ class GrpcApi:
         deserialize = _deserializer(request_class, self._limits.for_method(full), full)
         stream = self._api.streams.get(full)
         if stream is not None:
+            streamed = self._wrap_stream(full, stream)
+            # Tracing is set up before the server is built: off, no handler carries any of it.
+            if _tracing.TRACER is not None:
+                streamed = _tracing.trace_stream(full, streamed)
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(full, stream),
+                streamed,
                 request_deserializer=deserialize,
                 response_serializer=_serialize,
             )
         implementation = self._api.unary.get(full)
         if implementation is not None:
+            unary = (
+                self._wrap_unary(full, implementation)
+                if _tracing.TRACER is None
+                else _tracing.trace_unary(full, partial(self._wrap_unary, full), implementation)
+            )
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(full, implementation),
+                unary,
                 request_deserializer=deserialize,
                 response_serializer=_serialize,
             )
@@ -192,8 +225,12 @@ class GrpcApi:
                     else:
                         # The implementation blocks on the store: keep it off the event loop (with
                         # the caller's identity: executors do not carry context variables by themselves).
-                        answer = await loop.run_in_executor(
-                            executor, contextvars.copy_context().run, implementation, request
+                        answer = await _in_worker(
+                            loop,
+                            executor,
+                            AnswerBudget(self._answer_timeout, call_deadline(context.time_remaining())),
+                            implementation,
+                            request,
                         )
                 await stored.wait()
                 return answer
@@ -222,6 +259,7 @@ class GrpcApi:
     ) -> Callable[[object, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Message]]:
         latency = GRPC_LATENCY.labels(full)
         streams = self._streams
+        answer_timeout = self._answer_timeout
 
         async def behavior(
             request: object, context: grpc.aio.ServicerContext[Any, Any]
@@ -240,9 +278,13 @@ class GrpcApi:
                     code = grpc.StatusCode.RESOURCE_EXHAUSTED
                     await context.abort(code, f"{self._max_streams} streams are open; retry later")
                 self._open_streams += 1
-                events = _LockedIterator(implementation(request))
+                # Each store round trip of the stream is bounded (a stream outlives any deadline of
+                # one answer); the generator runs in this context, request id included.
+                scope = contextvars.copy_context()
+                scope.run(BUDGET.set, AnswerBudget(answer_timeout, started=True))
+                events = _LockedIterator(scope.run(implementation, request))
                 while True:
-                    item = await loop.run_in_executor(streams, events.next)
+                    item = await loop.run_in_executor(streams, scope.run, events.next)
                     if item is _END:
                         break
                     if isinstance(item, Message):
@@ -309,6 +351,68 @@ class GrpcApi:
             yield await unary(request, context)
 
         return behavior
+
+
+# Seconds the handler waits past the budget's deadline for the worker's own StoreUnavailable.
+_LATE = 0.1
+
+
+async def _in_worker(
+    loop: asyncio.AbstractEventLoop,
+    executor: Executor,
+    budget: AnswerBudget,
+    implementation: Callable[[Any], Message],
+    request: object,
+) -> Message:
+    """Run ``implementation`` in a worker within ``budget``; past its deadline, answer UNAVAILABLE.
+
+    The worker's store round trips end at the deadline by themselves. What they cannot
+    bound (a call still queued for a worker, a connection attempt, which libpq counts in
+    whole seconds) is bounded here, so that the caller hears UNAVAILABLE before its own
+    deadline instead of DEADLINE_EXCEEDED. A call busy with anything but the store (a
+    registry, a scanner) is left to finish: its slowness is not the store's.
+    """
+    future = loop.run_in_executor(
+        executor, contextvars.copy_context().run, _within_budget, budget, implementation, request
+    )
+    if budget.deadline is None:
+        return await future
+    # One timer, not asyncio.wait(): an answer in time, the common case, costs nothing more.
+    abandoned: list[GateError] = []
+    timer = loop.call_later(
+        max(0.0, budget.deadline + _LATE - time.monotonic()), _abandon, future, budget, abandoned
+    )
+    try:
+        return await future
+    except asyncio.CancelledError:
+        if abandoned:
+            raise abandoned[0] from None
+        raise
+    finally:
+        timer.cancel()
+
+
+def _abandon(future: asyncio.Future[Message], budget: AnswerBudget, abandoned: list[GateError]) -> None:
+    """At the budget's deadline: stop waiting for a call that is queued or waiting for the store."""
+    if future.done() or not budget.in_store():
+        return
+    # Never started (then it never will), or waiting for the database (then its wait is about
+    # to end with an error nobody reads).
+    if budget.started:
+        reason = budget.failure or "no answer within the deadline"
+        abandoned.append(StoreUnavailable(f"evidence store unavailable: {reason}"))
+    else:
+        abandoned.append(InfrastructureError("gate is overloaded: no worker was free within the deadline"))
+    future.cancel()
+
+
+def _within_budget(
+    budget: AnswerBudget, implementation: Callable[[Any], Message], request: object
+) -> Message:
+    # Runs in a copy of the caller's context: setting the budget here does not outlive the call.
+    budget.started = True
+    BUDGET.set(budget)
+    return implementation(request)
 
 
 def _internal_error(method: str) -> str:

@@ -34,6 +34,7 @@ from gate.decisions import AcknowledgedRecorder, DecisionRecorder, DecisionSigne
 from gate.errors import InfrastructureError
 from gate.notifications import NotificationHub
 from gate.scan_jobs import ScanJobs
+from gate.server import _tracing
 from gate.server._authz import Guard
 from gate.server._grpc import GrpcApi, RequestLimits
 from gate.server._metrics import CACHES, STORE_UP
@@ -296,6 +297,11 @@ class GateServer:
 
     async def _start(self, core: Gate, executor: ThreadPoolExecutor) -> tuple[BoundAddresses, HealthServicer]:
         config = self.config
+        # Before the gRPC handlers are built: only with tracing on do they carry spans.
+        tracing = _tracing.enable(config.tracing)
+        if tracing is not None:
+            core.decision_listeners.append(_tracing.record_decision_spans)
+            self._closers.append(tracing.shutdown)
         self._grpc_server, health, bound_grpc = self._build_grpc(core, executor)
         webhook = config.webhook
         webhook_tls = webhook.tls
@@ -377,7 +383,10 @@ class GateServer:
         guard = _guard(self.config, executor)
         if guard is not None:
             guard.scope_artifacts(core.store, utc_now)
-        server.add_generic_rpc_handlers(GrpcApi(api, executor, limits, guard=guard).handlers())
+        answer_timeout = self.config.store.answer_timeout
+        server.add_generic_rpc_handlers(
+            GrpcApi(api, executor, limits, guard=guard, answer_timeout=answer_timeout).handlers()
+        )
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name

@@ -120,7 +120,7 @@ def _postgres_engine(url: URL, pool_size: int, max_overflow: int, timeout: float
     ):
         if key not in url.query:
             connect_args[key] = value
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         poolclass=QueuePool,
         pool_size=pool_size,
@@ -132,6 +132,18 @@ def _postgres_engine(url: URL, pool_size: int, max_overflow: int, timeout: float
         connect_args=connect_args,
         json_serializer=_json_serializer,
     )
+    # Those settings do not end a read from a peer whose kernel still acknowledges bytes (a
+    # frozen server, a stuck proxy): connections that honour the caller's answer budget do
+    # (gate.store._budget).
+    from gate.store import _pgwait
+
+    @event.listens_for(engine, "do_connect")
+    def _budgeted_connect(
+        _dialect: Any, _record: ConnectionPoolEntry, cargs: list[Any], cparams: dict[str, Any]
+    ) -> Any:
+        return _pgwait.connect(cargs, cparams)
+
+    return engine
 
 
 def _sqlite_engine(target: StoreTarget, pool_size: int, max_overflow: int, timeout: float) -> Engine:
