@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 
@@ -71,27 +72,32 @@ class Acknowledgements:
         if done and self._future is not None and not self._future.done():
             self._future.set_result(None)
 
-    async def wait(self) -> None:
+    async def wait(self, deadline: float | None = None) -> None:
         """Return once every decision recorded in this call is committed.
 
+        ``deadline`` (a :func:`time.monotonic` reading: the caller's own deadline) shortens
+        the recorder's timeout when it comes first.
+
         Raises:
-            StoreUnavailable: some decision was not committed within the recorder's timeout
-                (it may still be stored later; it was never acknowledged).
+            StoreUnavailable: some decision was not committed in time (it may still be
+                stored later; it was never acknowledged).
         """
         with self._lock:
             if self._pending == 0:
                 return
             self._future = self.loop.create_future()
+        timeout = self._timeout
+        if deadline is not None:
+            timeout = max(0.0, min(timeout, deadline - time.monotonic()))
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(timeout):
                 await self._future
         except TimeoutError:
             if self._forget is not None:
                 for decision_id in self._missing:
                     self._forget(decision_id)
             raise StoreUnavailable(
-                f"decision {', '.join(self._missing)} was not stored within {self._timeout:g} s; "
-                "not acknowledged"
+                f"decision {', '.join(self._missing)} was not stored within {timeout:g} s; not acknowledged"
             ) from None
 
 

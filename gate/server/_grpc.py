@@ -113,6 +113,27 @@ def _deserializer(message_class: type[Message], limit: int, method: str) -> Call
     return deserialize
 
 
+async def _answered(
+    implementation: Callable[[Any], Message], request: object, executor: Executor | None, budget: AnswerBudget
+) -> Message:
+    """Run a unary implementation (in ``executor``, or on the loop when None) and await its records.
+
+    Decisions the call records are acknowledged here once committed, so that the worker
+    thread is free meanwhile (gate.decisions.deferred_acknowledgements); one not committed
+    by the caller's deadline makes the call UNAVAILABLE, not DEADLINE_EXCEEDED.
+    """
+    loop = asyncio.get_running_loop()
+    with deferred_acknowledgements(loop) as stored:
+        if executor is None:
+            answer = implementation(request)
+        else:
+            # The implementation blocks on the store: keep it off the event loop (with the
+            # caller's identity: executors do not carry context variables by themselves).
+            answer = await _in_worker(loop, executor, budget, implementation, request)
+    await stored.wait(budget.deadline)
+    return answer
+
+
 class GrpcApi:
     """Binds gate.v1 RPCs to :class:`gate._api.Api`; one instance per server."""
 
@@ -216,24 +237,12 @@ class GrpcApi:
                     assert guard is not None
                     await guard.admit(full, identity, request, context)
                     caller = set_identity(identity)
-                loop = asyncio.get_running_loop()
-                # Decisions the call records are acknowledged here once committed, so that
-                # the worker thread is free meanwhile (gate.decisions.deferred_acknowledgements).
-                with deferred_acknowledgements(loop) as stored:
-                    if inline:
-                        answer = implementation(request)
-                    else:
-                        # The implementation blocks on the store: keep it off the event loop (with
-                        # the caller's identity: executors do not carry context variables by themselves).
-                        answer = await _in_worker(
-                            loop,
-                            executor,
-                            AnswerBudget(self._answer_timeout, call_deadline(context.time_remaining())),
-                            implementation,
-                            request,
-                        )
-                await stored.wait()
-                return answer
+                return await _answered(
+                    implementation,
+                    request,
+                    None if inline else executor,
+                    AnswerBudget(self._answer_timeout, call_deadline(context.time_remaining())),
+                )
             except GateError as error:
                 code = status_for(GRPC_STATUS, error)
                 if code is grpc.StatusCode.INTERNAL:

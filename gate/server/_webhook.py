@@ -21,6 +21,7 @@ import logging
 import math
 import queue
 import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ from gate.server._authz import audit_refusal
 from gate.server._metrics import ADMISSION_DECISIONS, ADMISSION_SECONDS, HTTP_REQUESTS, STORE_UP
 from gate.server._ratelimit import RateLimiter
 from gate.server._status import HTTP_STATUS, status_for
+from gate.server._tracing import review_span
+from gate.store._budget import answering_within
 
 log = logging.getLogger("gate.webhook")
 
@@ -281,7 +284,10 @@ class WebhookApp:
             review = parse_review(body)
         else:
             review = await loop.run_in_executor(self._executor, parse_review, body)
-        outcome = await self._decide(review, started)
+        # Entered before the review is handed to a worker, whose copy of the context carries it.
+        with review_span(scope.get("headers", ()), review.uid) as answered:
+            outcome = await self._decide(review, started)
+            answered(outcome.decision.allowed)
         self._observe(outcome)
         return outcome.response
 
@@ -307,7 +313,14 @@ class WebhookApp:
         loop = asyncio.get_running_loop()
         # The commit of the review's record is awaited here, not in the worker (see
         # gate.decisions.deferred_acknowledgements): the workers move on to the next review.
-        with deferred_acknowledgements(loop) as stored:
+        remaining = budget - (perf_counter() - started)
+        deadline = time.monotonic() + remaining
+        # Store round trips of the evaluation end with the budget (gate.store._budget): a stalled
+        # database frees the review worker instead of holding it for the whole stall.
+        with (
+            deferred_acknowledgements(loop) as stored,
+            answering_within(budget, deadline),
+        ):
             future: asyncio.Future[ReviewOutcome] = self._evaluator.submit(
                 partial(gate.review, review, started=started, claim=claim.take)
             )
@@ -316,13 +329,15 @@ class WebhookApp:
         # budget runs out and the claim is ours, the timer completes the future with
         # _EXPIRED (the worker's late result is then dropped, as for a cancelled future);
         # when the evaluation has claimed first, its answer is on its way and stands.
-        timer = loop.call_later(budget - (perf_counter() - started), _expire, future, claim)
+        timer = loop.call_later(remaining, _expire, future, claim)
         try:
             outcome = await future
         finally:
             timer.cancel()
         if outcome is not _EXPIRED:
-            await stored.wait()
+            # Unacknowledged within the budget: StoreUnavailable (503; the API server's
+            # failurePolicy then decides), never an answer whose record may be lost.
+            await stored.wait(deadline)
             return outcome
         elapsed = perf_counter() - started
         detail = f"no answer after {elapsed:.3f} s of a {budget:g} s budget"

@@ -187,15 +187,15 @@ def test_a_ten_second_postgres_outage_is_unavailable_then_recovers_without_resta
         stalled = [o for o in outcomes if o.method == "GetScan" and cut_at + 0.5 < o.started < restored_at]
         assert grpc.StatusCode.DEADLINE_EXCEEDED not in {o.code for o in stalled}, stalled
         assert max(o.ended - o.started for o in stalled) < DEADLINE - 0.5, stalled
-        # A Review may wait for evidence another thread is fetching (one fetch per artifact):
-        # it is refused (UNAVAILABLE, or DEADLINE_EXCEEDED when that thread's work carries no
-        # answer budget, as the webhook's does not) or decided on evidence gate still holds.
+        # A Review may wait for evidence another thread is fetching (one fetch per artifact, also
+        # the webhook's, whose store round trips end with its review budget): it is refused with
+        # UNAVAILABLE before the caller's deadline, or decided on evidence gate still holds.
         late = [o for o in outcomes if o.method == "Review" and cut_at + 0.5 < o.started < restored_at]
         assert late
-        refused = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
-        decided = [o for o in late if o.code not in refused]
+        assert grpc.StatusCode.DEADLINE_EXCEEDED not in {o.code for o in late}, late
+        decided = [o for o in late if o.code is not grpc.StatusCode.UNAVAILABLE]
         assert all(o.allowed is False or o.ended >= restored_at for o in decided), decided
-        assert max(o.ended - o.started for o in late) < DEADLINE + 0.5
+        assert max(o.ended - o.started for o in late) < DEADLINE, late
     assert recovered_at is not None, "gate did not recover within 20 s of PostgreSQL coming back"
     assert all(o.allowed for o in outcomes if o.method == "Review" and o.ended < cut_at)
 
