@@ -134,7 +134,6 @@ def trace_unary(
 
     assert TRACER is not None
     tracer = TRACER
-    service, _, method = full.rpartition("/")
 
     def named(request: object) -> Message:
         caller = current_caller()
@@ -145,13 +144,7 @@ def trace_unary(
     behavior = wrap(named)
 
     async def traced(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
-        span = tracer.start_span(
-            full,
-            context=_parent(context.invocation_metadata() or ()),
-            kind=trace.SpanKind.SERVER,
-            attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method},
-        )
-        token = otel_context.attach(trace.set_span_in_context(span))
+        span, token = _server_span(tracer, full, context)
         try:
             return await behavior(request, context)
         finally:
@@ -167,20 +160,12 @@ def trace_stream(
 ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Message]]:
     """Wrap a server-streaming handler in a span that lasts as long as the stream."""
     from opentelemetry import context as otel_context
-    from opentelemetry import trace
 
     assert TRACER is not None
     tracer = TRACER
-    service, _, method = full.rpartition("/")
 
     async def traced(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Message]:
-        span = tracer.start_span(
-            full,
-            context=_parent(context.invocation_metadata() or ()),
-            kind=trace.SpanKind.SERVER,
-            attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method},
-        )
-        token = otel_context.attach(trace.set_span_in_context(span))
+        span, token = _server_span(tracer, full, context)
         try:
             async for item in behavior(request, context):
                 yield item
@@ -297,3 +282,21 @@ def _review_span(
     finally:
         otel_context.detach(token)
         span.end()
+
+
+def _server_span(tracer: Tracer, full: str, context: grpc.aio.ServicerContext[Any, Any]) -> tuple[Any, Any]:
+    """Start the span of one gRPC call (child of the caller's ``traceparent``) and make it current.
+
+    Returns the span and the token that :func:`opentelemetry.context.detach` takes.
+    """
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+
+    service, _, method = full.rpartition("/")
+    span = tracer.start_span(
+        full,
+        context=_parent(context.invocation_metadata() or ()),
+        kind=trace.SpanKind.SERVER,
+        attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method},
+    )
+    return span, otel_context.attach(trace.set_span_in_context(span))

@@ -1009,13 +1009,7 @@ class SqlStore(WaiverRecords):
         Raises:
             InvalidArgument: a malformed digest or project name, or a naive ``now``.
         """
-        _bindings.check_binding(digest, project)
-        _aware(now, "now")
-        with self._write() as conn:
-            _bindings.lock_digest(conn, digest)
-            bound = _bindings.projects_of(conn, digest)
-            if project not in bound:
-                _bindings.insert_binding(conn, digest, project, bound_by, now)
+        bound = self._bind(digest, project, bound_by, now, first_only=False)
         return any(other != project for other in bound)
 
     def claim_artifact(self, digest: str, project: str, *, bound_by: str, now: datetime) -> tuple[str, ...]:
@@ -1029,14 +1023,19 @@ class SqlStore(WaiverRecords):
         Raises:
             InvalidArgument: a malformed digest or project name, or a naive ``now``.
         """
+        return self._bind(digest, project, bound_by, now, first_only=True) or (project,)
+
+    def _bind(
+        self, digest: str, project: str, bound_by: str, now: datetime, *, first_only: bool
+    ) -> tuple[str, ...]:
+        """The projects ``digest`` was bound to; adds ``project`` unless there (first_only: unless any is)."""
         _bindings.check_binding(digest, project)
         _aware(now, "now")
         with self._write() as conn:
             _bindings.lock_digest(conn, digest)
             bound = _bindings.projects_of(conn, digest)
-            if not bound:
+            if project not in bound and not (first_only and bound):
                 _bindings.insert_binding(conn, digest, project, bound_by, now)
-                bound = (project,)
         return bound
 
     def unbind_artifact(self, digest: str, project: str) -> bool:
