@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import re
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -101,19 +103,21 @@ spec:
                 memory: "?*"
 """
 
-# A fresh uid per request, as the API server sends them; the body is otherwise the sample.
+# A fresh uid per request, as the API server sends them (the run's own prefix: gate answers a
+# uid it has seen with the same bytes as a retry, from memory); the body is otherwise the sample.
 LUA = """\
 local body = [[%s]]
 local counter = 0
 request = function()
   counter = counter + 1
-  local uid = string.format("00000000-0000-4000-8000-%%012d", counter)
+  local uid = string.format("%s-0000-4000-8000-%%012d", counter)
   local b = string.gsub(body, "705ab4f5%%-6393%%-11e8%%-b7cc%%-42010a800002", uid, 1)
   return wrk.format("POST", "/validate", {["Content-Type"] = "application/json"}, b)
 end
 """
 
 _RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
+_REQUESTS = re.compile(r"(\d+) requests in ")
 _P99 = re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 _ERRORS = re.compile(
     r"Non-2xx or 3xx responses: (\d+)|Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"
@@ -166,7 +170,9 @@ def run_wrk(url: str, script: Path, connections: int, duration: float, server_pi
     per_request = 1e6 / requests if requests else 0.0
     spent = {tid: seconds - threads_before.get(tid, 0.0) for tid, seconds in threads_after.items()}
     others = sorted((s for tid, s in spent.items() if tid != server_pid and s > 0), reverse=True)
+    answered = _REQUESTS.search(out)
     return {
+        "requests": int(answered.group(1)) if answered else 0,
         "rps": float(rps.group(1)),
         "p99_ms": _ms(p99.group(1), p99.group(2)),
         "errors": errors,
@@ -248,8 +254,15 @@ def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
             return 1
         time.sleep(0.1)
 
-    script = work / "post.lua"
-    script.write_text(LUA % REVIEW.read_text().strip())
+    review = REVIEW.read_text().strip()
+    runs = itertools.count()
+
+    def script() -> Path:
+        # One script per wrk run: each numbers its uids under a prefix of its own.
+        path = work / f"post-{next(runs)}.lua"
+        path.write_text(LUA % (review, secrets.token_hex(4)))
+        return path
+
     targets = {
         "gate": f"https://{LOOPBACK}:{ports.webhook}/validate",
         "allow-all": f"https://{LOOPBACK}:{floor_port}/validate",
@@ -274,14 +287,17 @@ def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
         f"{args.connections} connections, wrk 1 thread, {args.duration:g} s per run, {args.rounds} rounds"
     )
     results: dict[str, list[dict[str, Any]]] = {"gate": [], "allow-all": []}
-    for url in targets.values():
-        run_wrk(url, script, args.connections, args.warmup)
+    gate_answered = 0
+    for name, url in targets.items():
+        warm = run_wrk(url, script(), args.connections, args.warmup)
+        gate_answered += warm["requests"] if name == "gate" else 0
     for index in range(args.rounds):
         order = list(targets) if index % 2 == 0 else list(reversed(targets))
         for name in order:
             pid = gate.pid if name == "gate" else floor.pid
-            figures = run_wrk(targets[name], script, args.connections, args.duration, pid)
+            figures = run_wrk(targets[name], script(), args.connections, args.duration, pid)
             results[name].append(figures)
+            gate_answered += figures["requests"] if name == "gate" else 0
             others = ", ".join(f"{us:.0f}" for us in figures["other_threads_cpu_us_per_request"])
             print(
                 f"round {index + 1} {name:9} {figures['rps']:9.0f} req/s  p99 {figures['p99_ms']:7.2f} ms  "
@@ -315,8 +331,11 @@ def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
         failures = db.execute(
             "select count(*) from decisions where message like 'gate could not decide%'"
         ).fetchone()[0]
-    print(f"decisions stored after a graceful stop: {stored}; answered by the failure mode: {failures}")
-    summary["stored_decisions"] = {"count": stored, "failure_mode": failures}
+    print(
+        f"reviews gate answered: {gate_answered}; decisions stored after a graceful stop: {stored}; "
+        f"answered by the failure mode: {failures}"
+    )
+    summary["stored_decisions"] = {"answered": gate_answered, "count": stored, "failure_mode": failures}
     if args.json:
         args.json.write_text(json.dumps({"runs": results, "summary": summary}, indent=2))
     return 0
