@@ -270,12 +270,19 @@ class StoreEvidence:
         )
         # Completed scans are immutable: a long TTL only bounds memory.
         self._scans: SharedCache[str, ScanEvidence] = SharedCache(max_entries=max_entries, ttl=24 * 3600.0)
+        # Tags gate resolved (a decision asks for each image's digest two or three times). Only
+        # found digests are kept: a tag recorded a moment ago must count at once, and one that
+        # moves to another digest is followed within ``ttl``, as the artifacts' records are.
+        self._aliases: SharedCache[str, str] = SharedCache(max_entries=max_entries, ttl=ttl)
 
     def digest_of(self, image: str) -> str | None:
         """The digest an image reference names: its own, or the artifact an alias points at."""
         if "@" in image:
             digest = image.rsplit("@", 1)[1]
             return digest if digest.startswith("sha256:") and len(digest) == 71 else None
+        cached = self._aliases.get(image)
+        if cached is not None:
+            return cached
         found = self._store.resolve_alias(image)
         if found is None:
             from policies._images import parse_image
@@ -283,11 +290,18 @@ class StoreEvidence:
             normalised = parse_image(image)["reference"]
             if normalised != image:
                 found = self._store.resolve_alias(normalised)
-        return str(found) if found is not None else None
+        if found is None:
+            return None
+        self._aliases.put(image, str(found))
+        return str(found)
 
     def cache_stats(self) -> dict[str, CacheStats]:
-        """Counters of the per-replica caches: artifacts' evidence and completed scans."""
-        return {"evidence": self._artifacts.stats(), "evidence_scans": self._scans.stats()}
+        """Counters of the per-replica caches: artifacts' evidence, completed scans, resolved tags."""
+        return {
+            "evidence": self._artifacts.stats(),
+            "evidence_scans": self._scans.stats(),
+            "evidence_aliases": self._aliases.stats(),
+        }
 
     def artifact(self, digest: str) -> ArtifactEvidence | None:
         """Every record gate holds about ``digest`` (None when it holds none)."""

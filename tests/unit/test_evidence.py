@@ -130,3 +130,31 @@ def test_a_malformed_evidence_request_is_an_evaluation_error(data: dict[str, Any
     resolve = evidence_resolver({})
     with pytest.raises(EvaluationError, match="'image'"):
         resolve(ApiCall("POST", DEFAULT_EVIDENCE_URL, data))
+
+
+class _AliasStore:
+    """The store port as far as tag resolution uses it, counting the look-ups."""
+
+    def __init__(self) -> None:
+        self.aliases: dict[str, str] = {}
+        self.asked: list[str] = []
+
+    def resolve_alias(self, reference: str) -> str | None:
+        self.asked.append(reference)
+        return self.aliases.get(reference)
+
+
+def test_a_resolved_tag_is_read_once_and_an_unknown_one_every_time() -> None:
+    from gate.evidence import StoreEvidence
+
+    store = _AliasStore()
+    evidence = StoreEvidence(store)
+    digest = "sha256:" + "c" * 64
+    store.aliases["registry.example.com/shop/app:1.0"] = digest
+    assert [evidence.digest_of("registry.example.com/shop/app:1.0") for _ in range(3)] == [digest] * 3
+    assert store.asked == ["registry.example.com/shop/app:1.0"]
+    # Not known yet: asked again, so that a tag recorded a moment later counts at once.
+    assert evidence.digest_of("registry.example.com/shop/app:2.0") is None
+    store.aliases["registry.example.com/shop/app:2.0"] = digest
+    assert evidence.digest_of("registry.example.com/shop/app:2.0") == digest
+    assert evidence.digest_of(f"registry.example.com/shop/app@{digest}") == digest
