@@ -254,11 +254,23 @@ class SqlStore(WaiverRecords):
         self._local_file = engine.dialect.name == "sqlite" and bool(database) and database != ":memory:"
         if self._local_file or engine.dialect.name == "postgresql":
             self._points = PointReader(engine)
-            self._get_scan_row = self._points.lookup(self._select_scan)
-            self._get_decision_row = self._points.lookup(self._select_decision)
-            self._get_sbom_row = self._points.lookup(self._select_sbom)
-            self._get_verification_row = self._points.lookup(self._select_verification)
-            self._resolve_alias_row = self._points.lookup(self._resolve_alias)
+        self._get_scan_row = self._row_reader(self._select_scan)
+        self._get_decision_row = self._row_reader(self._select_decision)
+        self._get_sbom_row = self._row_reader(self._select_sbom)
+        self._get_verification_row = self._row_reader(self._select_verification)
+        self._resolve_alias_row = self._row_reader(self._resolve_alias)
+
+    def _row_reader(self, select: Any) -> Callable[[str], Any]:
+        """``key -> row | None`` for a one-parameter select: a point read when there are some."""
+        if self._points is not None:
+            return self._points.lookup(select)
+        (name,) = select.compile().params
+
+        def read(key: str) -> Any:
+            with self._read() as conn:
+                return conn.execute(select, {name: key}).first()
+
+        return read
 
     @property
     def inline_reads(self) -> bool:
@@ -371,12 +383,8 @@ class SqlStore(WaiverRecords):
 
     def resolve_alias(self, reference: str) -> str | None:
         """Return the digest an alias (a tag or reference) points at."""
-        if self._points is not None:
-            row = self._resolve_alias_row(reference)
-            return None if row is None else str(row.digest)
-        with self._read() as conn:
-            digest = conn.execute(self._resolve_alias, {"alias": reference}).scalar()
-        return None if digest is None else str(digest)
+        row = self._resolve_alias_row(reference)
+        return None if row is None else str(row.digest)
 
     # -- scans and findings ------------------------------------------------------
 
@@ -495,11 +503,7 @@ class SqlStore(WaiverRecords):
 
     def get_scan(self, scan_id: str) -> Scan | None:
         """Return one scan."""
-        if self._points is not None:
-            row = self._get_scan_row(scan_id)
-        else:
-            with self._read() as conn:
-                row = conn.execute(self._select_scan, {"id": scan_id}).first()
+        row = self._get_scan_row(scan_id)
         return None if row is None else _scan(row)
 
     def latest_scans(self, artifact_digest: str) -> tuple[Scan, ...]:
@@ -619,11 +623,7 @@ class SqlStore(WaiverRecords):
 
     def get_sbom(self, sbom_id: str) -> Sbom | None:
         """Return one SBOM's record (without its document)."""
-        if self._points is not None:
-            row = self._get_sbom_row(sbom_id)
-        else:
-            with self._read() as conn:
-                row = conn.execute(self._select_sbom, {"id": sbom_id}).first()
+        row = self._get_sbom_row(sbom_id)
         return None if row is None else _sbom(row)
 
     def get_sbom_document(self, sbom_id: str) -> bytes | None:
@@ -848,11 +848,7 @@ class SqlStore(WaiverRecords):
 
     def get_verification(self, verification_id: str) -> Verification | None:
         """Return one verification."""
-        if self._points is not None:
-            row = self._get_verification_row(verification_id)
-        else:
-            with self._read() as conn:
-                row = conn.execute(self._select_verification, {"id": verification_id}).first()
+        row = self._get_verification_row(verification_id)
         return None if row is None else _verification(row)
 
     def latest_verification(self, artifact_digest: str) -> Verification | None:
@@ -951,11 +947,7 @@ class SqlStore(WaiverRecords):
 
     def get_decision(self, decision_id: str) -> Decision | None:
         """Return one decision."""
-        if self._points is not None:
-            row = self._get_decision_row(decision_id)
-        else:
-            with self._read() as conn:
-                row = conn.execute(self._select_decision, {"id": decision_id}).first()
+        row = self._get_decision_row(decision_id)
         return None if row is None else _decision(row)
 
     def list_decisions(self, query: DecisionQuery) -> Page[Decision]:
