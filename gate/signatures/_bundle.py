@@ -11,6 +11,7 @@ library's log-entry proof checks.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -165,15 +166,7 @@ def _with_statement(
         raise InvalidArgument("envelope.payloadType", f"got {payload_type!r}, expected {INTOTO_PAYLOAD_TYPE}")
     statement = parse_statement(payload)
     check_statement(statement, digest=digest, predicate_type=predicate_type)
-    return Verification(
-        verified=True,
-        signer=result.signer,
-        issuer=result.issuer,
-        tlog_index=result.tlog_index,
-        integrated_time=result.integrated_time,
-        predicate_type=statement.predicate_type,
-        predicate=statement.predicate,
-    )
+    return dataclasses.replace(result, predicate_type=statement.predicate_type, predicate=statement.predicate)
 
 
 def _verify_key_bundle(

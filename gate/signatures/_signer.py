@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptography import x509
 
@@ -24,6 +25,7 @@ from gate.signatures._certs import (
 from gate.signatures._keys import PublicKey
 from gate.signatures._policy import SignaturePolicy
 from gate.signatures._rekor import RekorEntry, Signer, verify_set
+from gate.signatures._results import Verification
 from gate.signatures._trust import TrustRoot, certificate_key
 
 
@@ -43,6 +45,17 @@ class Signed:
     signer: str
     issuer: str
     entry: RekorEntry | None
+
+    def verification(self, **verified: Any) -> Verification:
+        """The successful verification by this signer, with what was verified (claims, predicate)."""
+        return Verification(
+            verified=True,
+            signer=self.signer,
+            issuer=self.issuer,
+            tlog_index=self.entry.log_index if self.entry else None,
+            integrated_time=self.entry.integrated_time if self.entry else None,
+            **verified,
+        )
 
 
 def establish_signer(

@@ -154,14 +154,7 @@ def verify_simple_signing(
         check_claims(claims, image_digest=image_digest, policy=policy)
     except EvidenceError as exc:
         return Verification.failure(exc.message)
-    return Verification(
-        verified=True,
-        signer=signed.signer,
-        issuer=signed.issuer,
-        tlog_index=signed.entry.log_index if signed.entry else None,
-        integrated_time=signed.entry.integrated_time if signed.entry else None,
-        claims=claims,
-    )
+    return signed.verification(claims=claims)
 
 
 def _signature(value: object) -> bytes:
@@ -200,15 +193,7 @@ def verify_attestation(
         check_statement(statement, digest=digest, predicate_type=predicate_type)
     except EvidenceError as exc:
         return Verification.failure(exc.message)
-    return Verification(
-        verified=True,
-        signer=signed.signer,
-        issuer=signed.issuer,
-        tlog_index=signed.entry.log_index if signed.entry else None,
-        integrated_time=signed.entry.integrated_time if signed.entry else None,
-        predicate_type=statement.predicate_type,
-        predicate=statement.predicate,
-    )
+    return signed.verification(predicate_type=statement.predicate_type, predicate=statement.predicate)
 
 
 def _envelope_signer(
@@ -289,10 +274,4 @@ def verify_blob(
         signed = establish_signer(verifies, evidence or SignerEvidence(), policy, trust, check_entry, now)
     except EvidenceError as exc:
         return Verification.failure(exc.message)
-    return Verification(
-        verified=True,
-        signer=signed.signer,
-        issuer=signed.issuer,
-        tlog_index=signed.entry.log_index if signed.entry else None,
-        integrated_time=signed.entry.integrated_time if signed.entry else None,
-    )
+    return signed.verification()
