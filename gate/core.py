@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from gate.decisions import (
         AdmissionReview,
         AdmissionSettings,
+        Answered,
         DecisionRecorder,
         Evidence,
         EvidenceSource,
@@ -551,7 +552,7 @@ class Gate:
             )
         return outcome
 
-    def _retry_outcome(self, review: AdmissionReview, answer: Any, begin: float) -> ReviewOutcome:
+    def _retry_outcome(self, review: AdmissionReview, answer: Answered, begin: float) -> ReviewOutcome:
         """The answer already given to ``review``'s uid, again (an API server retry; not recorded)."""
         from gate.decisions import STAGE, ReviewOutcome
 

@@ -237,6 +237,22 @@ def evidence_resolver(
     return resolve
 
 
+def alias_digest(store: Any, image: str) -> str | None:
+    """The digest ``store`` holds for an image reference used as an alias: as written, else normalised.
+
+    Evidence is recorded under the reference a pipeline gave (``app:1.0``) or under its
+    normalised form (``docker.io/library/app:1.0``); a lookup must find either.
+    """
+    found = store.resolve_alias(image)
+    if found is None:
+        from policies._images import parse_image  # the engine is imported on first use
+
+        normalised = parse_image(image)["reference"]
+        if normalised != image:
+            found = store.resolve_alias(normalised)
+    return None if found is None else str(found)
+
+
 class StoreEvidence:
     """The evidence of images, read from the evidence store and cached per replica.
 
@@ -283,17 +299,10 @@ class StoreEvidence:
         cached = self._aliases.get(image)
         if cached is not None:
             return cached
-        found = self._store.resolve_alias(image)
-        if found is None:
-            from policies._images import parse_image
-
-            normalised = parse_image(image)["reference"]
-            if normalised != image:
-                found = self._store.resolve_alias(normalised)
-        if found is None:
-            return None
-        self._aliases.put(image, str(found))
-        return str(found)
+        found = alias_digest(self._store, image)
+        if found is not None:
+            self._aliases.put(image, found)
+        return found
 
     def cache_stats(self) -> dict[str, CacheStats]:
         """Counters of the per-replica caches: artifacts' evidence, completed scans, resolved tags."""

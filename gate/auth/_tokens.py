@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import threading
 import time
@@ -15,6 +14,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gate._files import FileIdentity, file_identity
 from gate.auth._identity import Identity
 from gate.config import Role
 from gate.errors import ConfigError
@@ -145,10 +145,8 @@ class ReloadingTokens(Mapping[str, Identity]):
         return len(self._current())
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
+def _stamp(path: Path) -> FileIdentity | None:
     try:
-        # stat() follows the ..data symlink a kubelet swaps on Secret updates.
-        info = os.stat(path)
+        return file_identity(path)
     except OSError:
         return None
-    return (info.st_ino, info.st_size, info.st_mtime_ns)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from gate._files import file_identity
 from gate.core import Gate
 from gate.errors import EvidenceError
 from gate.server._metrics import POLICY_RELOAD_ERRORS, POLICY_RELOADS
@@ -48,13 +48,11 @@ def sources_stamp(sources: Sequence[Path]) -> Stamp:
             continue
         for path, _explicit in files[:MAX_WATCHED_FILES]:
             try:
-                info = os.stat(path)  # follows symlinks: the file a name leads to
+                identity = file_identity(path)
             except OSError as error:
                 entries.append((str(path), "unreadable", str(error.errno)))
                 continue
-            entries.append(
-                (str(path), str(info.st_dev), str(info.st_ino), str(info.st_size), str(info.st_mtime_ns))
-            )
+            entries.append((str(path), *map(str, identity)))
     return tuple(entries)
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from gate.auth import Identity
 from gate.errors import InvalidArgument, PermissionDenied
+from gate.evidence import alias_digest
 from gate.model import check_digest, check_id
 from gate.store import EvidenceStore
 
@@ -228,14 +229,7 @@ class ArtifactScope:
         """An image reference's own digest, else the digest it is an alias of (as in gate.evidence)."""
         if "@" in image:
             return _valid_digest(image.rsplit("@", 1)[1])
-        found = self._store.resolve_alias(image)
-        if found is None:
-            from policies._images import parse_image  # deferred as in gate.evidence
-
-            normalised = parse_image(image)["reference"]
-            if normalised != image:
-                found = self._store.resolve_alias(normalised)
-        return found
+        return alias_digest(self._store, image)
 
     def _cached(self, digest: str) -> tuple[str, ...]:
         """The projects of ``digest`` as read less than the TTL ago (empty when not cached)."""

@@ -11,6 +11,7 @@ import socket
 import ssl
 from pathlib import Path
 
+from gate._files import FileIdentity, file_identity
 from gate.errors import InfrastructureError
 
 log = logging.getLogger("gate.tls")
@@ -150,15 +151,13 @@ class ReloadingCertificate:
             self._probe_context = context
         return self._probe_context
 
-    def _stat(self) -> tuple[tuple[int, int, int, int], ...]:
+    def _stat(self) -> tuple[FileIdentity, ...]:
         stamps = []
         for path in (self.cert_file, self.key_file):
             try:
-                info = path.stat()
+                stamps.append(file_identity(path))
             except OSError:
                 stamps.append((0, 0, 0, 0))
-            else:
-                stamps.append((info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size))
         return tuple(stamps)
 
     def check(self) -> bool:
