@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gate.errors import InvalidArgument
+from gate.model import DecodedJson
 
 if TYPE_CHECKING:
     from policies import AdmissionRequest, UserInfo
@@ -175,7 +176,8 @@ def _review_of(document: Mapping[str, Any], fingerprint: bytes) -> AdmissionRevi
     return AdmissionReview(
         api_version=api_version,
         uid=uid,
-        request=request,
+        # Marked as decoded JSON: the store then skips its check for non-finite floats.
+        request=DecodedJson(request),
         admission=admission,
         dry_run=bool(dry_run),
         subject=_subject(request, resource),

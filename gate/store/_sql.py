@@ -42,6 +42,7 @@ from gate.model import (
     ComponentMatch,
     Decision,
     DecisionTimings,
+    DecodedJson,
     EnforcementAction,
     Finding,
     FindingKind,
@@ -1726,7 +1727,11 @@ def _decision_values(decision: Decision) -> dict[str, Any]:
     _required(decision.id, "id")
     _aware(decision.decided_at, "decided_at")
     try:
-        request = _json_text(dict(decision.request))
+        decoded = decision.request
+        if type(decoded) is DecodedJson:
+            request = orjson.dumps(decoded).decode()
+        else:
+            request = _json_text(dict(decoded))
     except (TypeError, ValueError) as error:
         raise InvalidArgument("request", f"expected JSON-compatible values, got {error}") from error
     timings = decision.timings

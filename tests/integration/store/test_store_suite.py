@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
@@ -35,6 +36,7 @@ from gate.model import (
     Component,
     Decision,
     DecisionTimings,
+    DecodedJson,
     EnforcementAction,
     Finding,
     FindingKind,
@@ -523,6 +525,18 @@ def test_decision_request_must_be_json_compatible(store: EvidenceStore) -> None:
     with pytest.raises(InvalidArgument) as raised:
         store.add_decision(make_decision(T0, request={"ratio": float("nan")}))
     assert raised.value.field == "request"
+
+
+def test_a_request_decoded_from_json_text_is_stored_and_read_back_unchanged(store: EvidenceStore) -> None:
+    # The review path's requests (DecodedJson) skip the non-finite check; nulls, nesting and
+    # non-ASCII text must still come back exactly.
+    text = b'{"object":{"metadata":{"creationTimestamp":null,"name":"caf\u00e9"},"n":[1,2.5,-0.0,null]}}'
+    request = DecodedJson(orjson.loads(text))
+    decision = make_decision(T0, id=unique("decoded"), request=request)
+    store.add_decision(decision)
+    stored = store.get_decision(decision.id)
+    assert stored is not None
+    assert stored.request == orjson.loads(text)
 
 
 # -- pagination --------------------------------------------------------------------------------
