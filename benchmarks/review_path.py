@@ -1,0 +1,193 @@
+"""CPU per admission review in process: the stages run in one thread vs the webhook's threaded path.
+
+No HTTP, TLS or load generator, so the figures are free of wrk's share of the two cores.
+Builds gate's core as ``gate serve`` does (SQLite in a temp dir, the Pod Security Standards
+policies of ``../shared/conformance/kyverno/pod-security`` plus the supply-chain rules of
+``admission.py``, decisions signed) and answers the ~3 KB Pod AdmissionReview of
+``../shared/notes/admission_review.json`` with a fresh uid each time, two ways per round:
+
+- ``one thread`` (the baseline): parse, review, then seal and store in batches of 32, in a
+  plain loop. The CPU each stage takes is printed.
+- ``webhook``: ``WebhookApp`` called as uvicorn calls it (ASGI, ``--concurrency`` reviews in
+  flight), with its two review threads, the decision writer thread and acknowledgement once
+  stored, as in production.
+
+The ratio webhook/one-thread is what the hand-offs between the event loop and the threads
+cost. Rounds alternate the order; medians are printed.
+
+    python benchmarks/review_path.py [--reviews 2000] [--rounds 3] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from _harness import import_checkout, median
+
+import_checkout()
+
+from admission import PSS, REVIEW, SUPPLY_CHAIN  # noqa: E402
+
+from gate._signature_service import SignatureService  # noqa: E402
+from gate.config import load_config  # noqa: E402
+from gate.core import Gate  # noqa: E402
+from gate.decisions import AcknowledgedRecorder, parse_review, seal  # noqa: E402
+from gate.model import Decision  # noqa: E402
+from gate.server._webhook import WebhookApp  # noqa: E402
+from gate.store import open_store  # noqa: E402
+
+SAMPLE_UID = b"705ab4f5-6393-11e8-b7cc-42010a800002"
+
+
+def _cpu() -> float:
+    # CLOCK_PROCESS_CPUTIME_ID: user and system time of every thread, in nanoseconds.
+    return time.process_time()
+
+
+def _bodies(review: bytes, uids: Iterator[int], count: int) -> list[bytes]:
+    return [
+        review.replace(SAMPLE_UID, f"{next(uids):08x}-0000-4000-8000-000000000000".encode(), 1)
+        for _ in range(count)
+    ]
+
+
+def one_thread(core: Gate, store: Any, signer: Any, bodies: list[bytes]) -> dict[str, float]:
+    """CPU seconds per review of each stage, run one after the other in this thread."""
+    made: list[Decision] = []
+    core.record_decision = made.append  # type: ignore[method-assign]  # collected, sealed below
+    spent = {"parse": 0.0, "review": 0.0, "seal": 0.0, "store": 0.0}
+    for body in bodies:
+        started = _cpu()
+        review = parse_review(body)
+        parsed = _cpu()
+        core.review(review, started=time.perf_counter())
+        reviewed = _cpu()
+        spent["parse"] += parsed - started
+        spent["review"] += reviewed - parsed
+        if len(made) >= 32 or body is bodies[-1]:
+            sealed = [seal(decision, signer) for decision in made]
+            signed = _cpu()
+            store.add_decisions(sealed)
+            spent["seal"] += signed - reviewed
+            spent["store"] += _cpu() - signed
+            made.clear()
+    del core.record_decision
+    return {stage: seconds / len(bodies) for stage, seconds in spent.items()}
+
+
+async def _webhook(app: WebhookApp, bodies: list[bytes], concurrency: int) -> None:
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(body: bytes) -> None:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "path": "/validate",
+            "method": "POST",
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "client": ("127.0.0.1", 40000),
+        }
+        async with slots:
+            await app(scope, receive, send)
+        if sent[0]["status"] != 200:
+            raise RuntimeError(f"the webhook answered {sent[0]['status']}: {sent[1]['body'][:200]!r}")
+
+    await asyncio.gather(*(one(body) for body in bodies))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reviews", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="gate-bench-review-path-"))
+    pss = [
+        p
+        for tier in ("baseline", "restricted")
+        for p in sorted((PSS / tier).glob("*/*.yaml"))
+        if p.parent.name == p.stem
+    ]
+    supply = work / "supply-chain.yaml"
+    supply.write_text(SUPPLY_CHAIN)
+    config = load_config(
+        None,
+        {
+            "GATE_DATA_DIR": str(work / "data"),
+            "GATE_POLICY_SOURCES": ":".join(str(p) for p in [*pss, supply]),
+            "GATE_METRICS_ENABLED": "false",
+        },
+    )
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(config.effective_database_url)
+    signatures = SignatureService(config.signatures, config.registry)
+    signer = signatures.decision_signer(config.data_dir)
+    recorder = AcknowledgedRecorder(store, signer=signer, timeout=config.decisions.store_timeout)
+    core = Gate.from_config(
+        config, store, None, recorder=recorder, signatures=signatures, decision_signer=signer
+    )
+    executor = ThreadPoolExecutor(4)
+    app = WebhookApp(core, executor)
+    review = REVIEW.read_bytes().strip()
+    uids = itertools.count()
+    loop = asyncio.new_event_loop()
+    print(
+        f"{len(pss)} Pod Security Standards files + 4 supply-chain rules; {args.reviews} reviews per run, "
+        f"webhook concurrency {args.concurrency}, {args.rounds} rounds"
+    )
+    try:
+        # Warm-up: imports, compiled patterns, the first store pages.
+        one_thread(core, store, signer, _bodies(review, uids, 200))
+        loop.run_until_complete(_webhook(app, _bodies(review, uids, 200), args.concurrency))
+        single: list[float] = []
+        threaded: list[float] = []
+        for index in range(args.rounds):
+            order = ("one thread", "webhook") if index % 2 == 0 else ("webhook", "one thread")
+            for name in order:
+                bodies = _bodies(review, uids, args.reviews)
+                if name == "one thread":
+                    stages = one_thread(core, store, signer, bodies)
+                    total = sum(stages.values())
+                    single.append(total)
+                    parts = "  ".join(f"{stage} {seconds * 1e6:.0f}" for stage, seconds in stages.items())
+                    print(f"round {index + 1} one thread {total * 1e6:6.0f} us CPU/review ({parts})")
+                else:
+                    started = _cpu()
+                    loop.run_until_complete(_webhook(app, bodies, args.concurrency))
+                    recorder.flush()
+                    total = (_cpu() - started) / len(bodies)
+                    threaded.append(total)
+                    print(f"round {index + 1} webhook    {total * 1e6:6.0f} us CPU/review")
+        print(
+            f"median CPU per review: one thread {median(single) * 1e6:.0f} us, "
+            f"webhook {median(threaded) * 1e6:.0f} us; ratio webhook/one thread "
+            f"{median(threaded) / median(single):.2f}"
+        )
+    finally:
+        app.close()
+        executor.shutdown()
+        recorder.close()
+        store.close()
+        loop.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
