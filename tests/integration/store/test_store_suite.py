@@ -530,7 +530,7 @@ def test_decision_request_must_be_json_compatible(store: EvidenceStore) -> None:
 def test_a_request_decoded_from_json_text_is_stored_and_read_back_unchanged(store: EvidenceStore) -> None:
     # The review path's requests (DecodedJson) skip the non-finite check; nulls, nesting and
     # non-ASCII text must still come back exactly.
-    text = b'{"object":{"metadata":{"creationTimestamp":null,"name":"caf\u00e9"},"n":[1,2.5,-0.0,null]}}'
+    text = rb'{"object":{"metadata":{"creationTimestamp":null,"name":"caf\u00e9"},"n":[1,2.5,-0.0,null]}}'
     request = DecodedJson(orjson.loads(text))
     decision = make_decision(T0, id=unique("decoded"), request=request)
     store.add_decision(decision)
