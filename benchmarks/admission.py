@@ -204,7 +204,8 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
+def policy_sources(work: Path) -> tuple[list[Path], Path]:
+    """The Pod Security Standards policy files, and the supply-chain policy written under ``work``."""
     pss = [
         p
         for tier in ("baseline", "restricted")
@@ -213,6 +214,11 @@ def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
     ]
     supply = work / "supply-chain.yaml"
     supply.write_text(SUPPLY_CHAIN)
+    return pss, supply
+
+
+def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
+    pss, supply = policy_sources(work)
     data_dir = work / "data"
     ports = GatePorts.pick()
     env = gate_env(data_dir, ports)

@@ -35,7 +35,7 @@ from _harness import import_checkout, median
 
 import_checkout()
 
-from admission import PSS, REVIEW, SUPPLY_CHAIN  # noqa: E402
+from admission import REVIEW, policy_sources  # noqa: E402
 
 from gate._signature_service import SignatureService  # noqa: E402
 from gate.config import load_config  # noqa: E402
@@ -119,14 +119,7 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="gate-bench-review-path-"))
-    pss = [
-        p
-        for tier in ("baseline", "restricted")
-        for p in sorted((PSS / tier).glob("*/*.yaml"))
-        if p.parent.name == p.stem
-    ]
-    supply = work / "supply-chain.yaml"
-    supply.write_text(SUPPLY_CHAIN)
+    pss, supply = policy_sources(work)
     config = load_config(
         None,
         {
