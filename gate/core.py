@@ -628,6 +628,7 @@ class Gate:
         Raises:
             InvalidArgument: a bad stage, subject or manifest.
         """
+        from gate.decisions import new_decision_id
         from gate.pipeline import check_stage, image_pod, manifest_resources, source_resource
 
         check_stage(stage)
@@ -651,7 +652,7 @@ class Gate:
             subject.describe(),
             bundle,
             self._with_waivers(self.evidence.for_resources(resources), *resources),
-            new_id="" if dry_run else str(uuid.uuid4()),
+            new_id="" if dry_run else new_decision_id(),
             caller=caller,
         )
         if decision.id:

@@ -19,6 +19,7 @@ from gate.decisions._decide import (
     decide,
     enforces,
     failure_outcome,
+    new_decision_id,
     response_json,
     with_waivers,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "deferred_acknowledgements",
     "enforces",
     "failure_outcome",
+    "new_decision_id",
     "parse_review",
     "request_digest",
     "response_json",

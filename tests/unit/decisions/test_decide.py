@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from datetime import UTC, datetime
 
 import orjson
 
-from gate.decisions import Failure, FailureMode, decide, enforces, failure_outcome, parse_review
+from gate.decisions import (
+    Failure,
+    FailureMode,
+    decide,
+    enforces,
+    failure_outcome,
+    new_decision_id,
+    parse_review,
+)
 from gate.model import RuleOutcome
 from policies import load_policies, parse_policies
 from tests.unit.decisions.support import POLICIES, REVIEW, body, latest_review, review
@@ -116,3 +126,17 @@ def test_fail_closed_allows_when_no_policy_could_deny() -> None:
     )
     assert outcome.decision.allowed is True
     assert "fail-closed but no policy enforces" in outcome.decision.message
+
+
+def test_decision_ids_are_time_ordered_uuids_that_sort_by_creation() -> None:
+    # Version 7 (RFC 9562): the primary key of the decisions table grows at one end of its
+    # index instead of landing on a random page for every decision.
+    earlier = [new_decision_id() for _ in range(200)]
+    time.sleep(0.002)
+    later = new_decision_id()
+    parsed = uuid.UUID(later)
+    assert parsed.version == 7
+    assert parsed.variant == uuid.RFC_4122
+    assert abs((parsed.int >> 80) - time.time_ns() // 1_000_000) < 5_000  # milliseconds since the epoch
+    assert len(set(earlier)) == len(earlier)
+    assert all(identifier < later for identifier in earlier)
