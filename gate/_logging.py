@@ -26,7 +26,7 @@ _REQUEST_ID_SHAPE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 # Request ids correlate log lines; they need uniqueness, not secrecy. uuid4() reads
 # os.urandom, a system call that gives up the GIL: on the event loop, getting it back
-# behind a busy review thread cost up to a switch interval (5 ms) per request.
+# behind a busy review thread can take up to a switch interval (5 ms) per request.
 _ids = random.Random(os.urandom(32))  # noqa: S311
 
 

@@ -32,6 +32,7 @@ STAGE = "admission"
 # asks the OS for every id, a system call that gives up the GIL on the request path;
 # ids must be unique, not secret.
 _ids = random.Random(os.urandom(32))  # noqa: S311  # uniqueness, not secrecy
+_MILLIS_MASK = (1 << 48) - 1
 
 
 def new_decision_id() -> str:
@@ -52,9 +53,6 @@ def new_decision_id() -> str:
         | _ids.getrandbits(62)
     )
     return str(uuid.UUID(int=value))
-
-
-_MILLIS_MASK = (1 << 48) - 1
 
 
 # One per rule of every review (see gate._slots): fields in RuleResult's order.
