@@ -7,6 +7,7 @@ needs it; :func:`api_client` says which extra to install when it is missing.
 from __future__ import annotations
 
 import importlib.util
+import json
 from typing import TYPE_CHECKING, Any
 
 from gate.config import KubernetesSettings
@@ -66,3 +67,21 @@ def require_extra(setting: str) -> None:
     """
     if importlib.util.find_spec("kubernetes") is None:
         raise ConfigError("configuration", setting, MISSING_EXTRA)
+
+
+def answer_object(data: bytes, limit: int) -> dict[str, Any]:
+    """The JSON object an API server answered, read as at most ``limit + 1`` bytes.
+
+    Raises:
+        ValueError: what is wrong with it ("larger than N bytes", "not JSON", "not a JSON
+            object"); the caller names the object and raises its own error.
+    """
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit} bytes")
+    try:
+        document = json.loads(data)
+    except ValueError:
+        raise ValueError("not JSON") from None
+    if not isinstance(document, dict):
+        raise ValueError("not a JSON object")
+    return document

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gate._kube import answer_object
 from gate.credentials._manifests import (
     OWNED_FIELDS,
     CredentialMaterial,
@@ -242,18 +243,12 @@ class KubernetesObjects:
             response = self._call(kind, namespace, name, read, name, namespace, _preload_content=False)
         except _Missing:
             return None
-        data = response.read(MAX_OBJECT_BYTES + 1)
-        if len(data) > MAX_OBJECT_BYTES:
-            raise InfrastructureError(
-                f"kubernetes: {kind} {namespace}/{name} is larger than {MAX_OBJECT_BYTES}"
-            )
         try:
-            document = json.loads(data)
-        except ValueError:
-            raise InfrastructureError(f"kubernetes: reading {kind} {namespace}/{name} gave no JSON") from None
-        if not isinstance(document, dict):
-            raise InfrastructureError(f"kubernetes: reading {kind} {namespace}/{name} gave no object")
-        return document
+            return answer_object(response.read(MAX_OBJECT_BYTES + 1), MAX_OBJECT_BYTES)
+        except ValueError as exc:
+            raise InfrastructureError(
+                f"kubernetes: reading {kind} {namespace}/{name}: the answer is {exc}"
+            ) from None
 
     def create(self, manifest: dict[str, Any]) -> None:
         """POST the object."""

@@ -10,7 +10,6 @@ up without a restart. Only Secret names and registry hosts are ever logged.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -18,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gate._kube import answer_object
 from gate.config import KubernetesSettings, RegistrySettings
 from gate.errors import GateError, InfrastructureError, InvalidArgument
 from gate.oci._credentials import Credentials
@@ -111,15 +111,10 @@ class KubernetesSecretReader:
             raise PullSecretError(f"{where}: the API server answered {exc.status} {exc.reason}") from None
         except (HTTPError, OSError) as exc:
             raise PullSecretError(f"{where}: cannot reach the API server: {exc}") from None
-        if len(data) > MAX_SECRET_BYTES:
-            raise PullSecretError(f"{where}: the answer is larger than {MAX_SECRET_BYTES} bytes")
         try:
-            document = json.loads(data)
-        except ValueError:
-            raise PullSecretError(f"{where}: the API server's answer is not JSON") from None
-        if not isinstance(document, dict):
-            raise PullSecretError(f"{where}: the API server's answer is not an object")
-        return document
+            return answer_object(data, MAX_SECRET_BYTES)
+        except ValueError as exc:
+            raise PullSecretError(f"{where}: the API server's answer is {exc}") from None
 
 
 class PullSecrets:
