@@ -14,24 +14,9 @@ import pytest
 from gate.config import TlsFiles
 from tests.conftest import RunningGate, loopback_config
 from tests.integration.auth.pki import Authority
+from tests.integration.auth.reviews import configmap_review
 
-REVIEW = {
-    "apiVersion": "admission.k8s.io/v1",
-    "kind": "AdmissionReview",
-    "request": {
-        "uid": "0f6b3a52-7d1e-4d0e-9d6c-1f0b8c9d2a11",
-        "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
-        "resource": {"group": "", "version": "v1", "resource": "configmaps"},
-        "operation": "CREATE",
-        "namespace": "payments",
-        "userInfo": {"username": "alice"},
-        "object": {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "c", "namespace": "payments"},
-        },
-    },
-}
+REVIEW = configmap_review("0f6b3a52-7d1e-4d0e-9d6c-1f0b8c9d2a11")
 
 
 def test_only_the_api_servers_certificate_gets_an_answer(
@@ -59,7 +44,7 @@ def test_only_the_api_servers_certificate_gets_an_answer(
 
     answer = post((str(apiserver.cert), str(apiserver.key)))
     assert answer.status_code == 200
-    assert answer.json()["response"]["uid"] == REVIEW["request"]["uid"]  # type: ignore[index]
+    assert answer.json()["response"]["uid"] == REVIEW["request"]["uid"]
     for cert in (None, (str(stranger.cert), str(stranger.key))):
         with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
             post(cert)

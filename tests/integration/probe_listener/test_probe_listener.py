@@ -23,24 +23,9 @@ from cryptography import x509
 from gate.config import TlsFiles
 from tests.conftest import RunningGate, loopback_config
 from tests.integration.auth.pki import Authority, Issued
+from tests.integration.auth.reviews import configmap_review
 
-REVIEW = {
-    "apiVersion": "admission.k8s.io/v1",
-    "kind": "AdmissionReview",
-    "request": {
-        "uid": "3c1d9a4e-55b2-4a8e-9d61-0e2f6b7c8d90",
-        "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
-        "resource": {"group": "", "version": "v1", "resource": "configmaps"},
-        "operation": "CREATE",
-        "namespace": "payments",
-        "userInfo": {"username": "alice"},
-        "object": {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "c", "namespace": "payments"},
-        },
-    },
-}
+REVIEW = configmap_review("3c1d9a4e-55b2-4a8e-9d61-0e2f6b7c8d90")
 IMAGE = "registry.example.com/payments/api@sha256:" + "a" * 64
 
 
@@ -111,7 +96,7 @@ def test_the_webhook_listener_still_refuses_clients_without_the_api_servers_cert
     with _client(ca, apiserver) as client:
         answer = client.post(url + "/validate", json=REVIEW)
         assert answer.status_code == 200
-        assert answer.json()["response"]["uid"] == REVIEW["request"]["uid"]  # type: ignore[index]
+        assert answer.json()["response"]["uid"] == REVIEW["request"]["uid"]
     for path in ("/validate", "/healthz", "/v1/evidence"):
         with (
             _client(ca) as client,
