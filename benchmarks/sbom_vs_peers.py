@@ -53,7 +53,7 @@ import grpc  # noqa: E402
 from gate.model import ArtifactKind  # noqa: E402
 from gate.sbom import Subject, generate, generate_python_environment  # noqa: E402
 from gate.sbom._purl_key import normalise  # noqa: E402
-from gate.sbom._tool_generators import _bundled_binary  # noqa: E402
+from gate.sbom._tool_generators import _bundled_binary, trivy_sbom_flags  # noqa: E402
 from gate.v1 import common_pb2, sbom_pb2, scan_pb2  # noqa: E402
 
 CACHE = Path.home() / ".cache" / "gate-bench"
@@ -293,21 +293,7 @@ def run_trivy(target: Input, workdir: Path, runs: int) -> Run:
     argv = [
         binary,
         target.trivy_mode,
-        "--format",
-        "cyclonedx",
-        "--output",
-        str(output),
-        "--scanners",
-        "license",
-        "--skip-db-update",
-        "--skip-java-db-update",
-        "--offline-scan",
-        "--disable-telemetry",
-        "--skip-version-check",
-        "--no-progress",
-        "--quiet",
-        "--cache-dir",
-        str(workdir / "trivy-cache"),
+        *trivy_sbom_flags(output, str(workdir / "trivy-cache")),
         str(target.path),
     ]
     return index("trivy", *timed(lambda: run_tool(argv, output, workdir), runs))

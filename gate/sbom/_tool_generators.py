@@ -172,21 +172,7 @@ class TrivyGenerator(_ToolGenerator):
         argv = [
             self.binary(),
             _trivy_mode(target),
-            "--format",
-            "cyclonedx",
-            "--output",
-            str(output),
-            "--scanners",
-            "license",
-            "--skip-db-update",
-            "--skip-java-db-update",
-            "--offline-scan",
-            "--disable-telemetry",
-            "--skip-version-check",
-            "--no-progress",
-            "--quiet",
-            "--cache-dir",
-            cache,
+            *trivy_sbom_flags(output, cache),
             "--timeout",
             f"{max(1, int(self.settings.timeout) + 60)}s",
         ]
@@ -207,6 +193,31 @@ class TrivyGenerator(_ToolGenerator):
         else:
             argv += ["--", str(target.path)]
         return argv, {"TRIVY_DISABLE_VEX_NOTICE": "1"}
+
+
+def trivy_sbom_flags(output: Path, cache_dir: str) -> list[str]:
+    """Trivy's flags for a CycloneDX SBOM with licences, offline and quiet, after its mode.
+
+    Shared with ``benchmarks/sbom_vs_peers.py``, which compares gate's native generator with
+    Trivy run exactly as gate runs it.
+    """
+    return [
+        "--format",
+        "cyclonedx",
+        "--output",
+        str(output),
+        "--scanners",
+        "license",
+        "--skip-db-update",
+        "--skip-java-db-update",
+        "--offline-scan",
+        "--disable-telemetry",
+        "--skip-version-check",
+        "--no-progress",
+        "--quiet",
+        "--cache-dir",
+        cache_dir,
+    ]
 
 
 def _trivy_mode(target: SbomTarget) -> str:
