@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +14,7 @@ from gate.core import Gate
 from gate.errors import StoreUnavailable
 from gate.server._grpc import GrpcApi, RequestLimits
 from gate.v1 import scan_pb2
+from tests.integration.grpc_support import ThreadedGrpc
 
 
 class BrokenStore:
@@ -31,30 +30,14 @@ class BrokenStore:
 
 @pytest.fixture
 def call_with_store() -> Iterator:
-    servers = []
+    servers: list[ThreadedGrpc] = []
 
     def start(store: object) -> grpc.RpcError:
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        holder: dict = {}
-
-        stop = asyncio.Event()
-
-        async def main() -> None:
-            server = grpc.aio.server()
-            api = GrpcApi(Api(Gate(store)), ThreadPoolExecutor(2), RequestLimits(1 << 20, 1 << 20))  # type: ignore[arg-type]
-            server.add_generic_rpc_handlers(api.handlers())
-            holder["port"] = server.add_insecure_port("127.0.0.1:0")
-            await server.start()
-            ready.set()
-            await stop.wait()
-            await server.stop(0)
-
-        thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-        thread.start()
-        assert ready.wait(10)
-        servers.append((loop, stop, thread))
-        with grpc.insecure_channel(f"127.0.0.1:{holder['port']}") as channel:
+        server = ThreadedGrpc(
+            lambda: GrpcApi(Api(Gate(store)), ThreadPoolExecutor(2), RequestLimits(1 << 20, 1 << 20))  # type: ignore[arg-type]
+        )
+        servers.append(server)
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = channel.unary_unary(
                 "/gate.v1.ScanService/GetScan",
                 request_serializer=scan_pb2.GetScanRequest.SerializeToString,
@@ -65,10 +48,8 @@ def call_with_store() -> Iterator:
         return caught.value
 
     yield start
-    for loop, stop, thread in servers:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(10)
-        assert not thread.is_alive()
+    for server in servers:
+        server.stop()
 
 
 INLINE = pytest.mark.parametrize("inline", [False, True], ids=["worker-thread", "inline"])

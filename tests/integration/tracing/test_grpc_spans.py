@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +26,7 @@ from gate.server._grpc import GrpcApi, RequestLimits
 from gate.store import open_store
 from gate.v1 import decision_pb2, scan_pb2
 from tests.integration.auth.support import write_tokens
+from tests.integration.grpc_support import ThreadedGrpc
 from tests.integration.hardening.serve_support import DECISION_ASSETS, review_body
 
 TOKEN = "s3cret-bearer-token-4242"
@@ -52,7 +51,7 @@ def exporter() -> Iterator[InMemorySpanExporter]:
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[[], Call]]:
     """Start gate's gRPC API in process (as tracing stands when called); return a caller."""
-    stops: list[tuple[asyncio.AbstractEventLoop, asyncio.Event, threading.Thread]] = []
+    servers: list[ThreadedGrpc] = []
     channels: list[grpc.Channel] = []
 
     def start() -> Call:
@@ -62,27 +61,14 @@ def serve(tmp_path: Path) -> Iterator[Callable[[], Call]]:
         core = Gate(store, policy_sources=[DECISION_ASSETS / "policies.yaml"])
         core.decision_listeners.append(_tracing.record_decision_spans)
         executor = ThreadPoolExecutor(2)
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        stop = asyncio.Event()
-        box: dict[str, int] = {}
 
-        async def main() -> None:
-            server = grpc.aio.server()
+        def make_api() -> GrpcApi:
             guard = Guard(authenticator_from_config(config), executor)
-            api = GrpcApi(Api(core), executor, RequestLimits(1 << 20, 1 << 20), guard=guard)
-            server.add_generic_rpc_handlers(api.handlers())
-            box["port"] = server.add_insecure_port("127.0.0.1:0")
-            await server.start()
-            ready.set()
-            await stop.wait()
-            await server.stop(0)
+            return GrpcApi(Api(core), executor, RequestLimits(1 << 20, 1 << 20), guard=guard)
 
-        thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-        thread.start()
-        assert ready.wait(10)
-        stops.append((loop, stop, thread))
-        channel = grpc.insecure_channel(f"127.0.0.1:{box['port']}")
+        server = ThreadedGrpc(make_api)
+        servers.append(server)
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
         channels.append(channel)
 
         def call(
@@ -106,9 +92,8 @@ def serve(tmp_path: Path) -> Iterator[Callable[[], Call]]:
     yield start
     for channel in channels:
         channel.close()
-    for loop, stop, thread in stops:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(10)
+    for server in servers:
+        server.stop()
 
 
 def _get_scan(call: Call, metadata: tuple[tuple[str, str], ...] = ()) -> grpc.RpcError:
