@@ -31,6 +31,7 @@ from gate.decisions._review import (
     MAX_REVIEW_DEPTH,
     AdmissionReview,
     canonical_json,
+    container_images,
     parse_review,
     request_digest,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "ReplayGuard",
     "ReviewOutcome",
     "canonical_json",
+    "container_images",
     "decide",
     "deferred_acknowledgements",
     "enforces",

@@ -283,19 +283,32 @@ def _pod_spec(resource: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return inner if isinstance(inner, dict) else None
 
 
-def _image_digests(resource: Mapping[str, Any]) -> tuple[str, ...]:
+def container_images(resource: Mapping[str, Any]) -> list[str]:
+    """The container images of a Pod, a workload's pod template or a CronJob's, as written.
+
+    Anything that is not a well-formed container entry is skipped: the policies judge the
+    object; this only says which images it names.
+    """
     spec = _pod_spec(resource)
     if spec is None:
-        return ()
-    found: dict[str, None] = {}
+        return []
+    found: list[str] = []
     for section in ("initContainers", "containers", "ephemeralContainers"):
         entries = spec.get(section)
         if not isinstance(entries, list):
             continue
         for container in entries:
             image = container.get("image") if isinstance(container, dict) else None
-            if isinstance(image, str) and _DIGEST_PREFIX in image:
-                digest = image[image.index(_DIGEST_PREFIX) + 1 :]
-                if _SHA256.fullmatch(digest):
-                    found[digest] = None
+            if isinstance(image, str) and image:
+                found.append(image)
+    return found
+
+
+def _image_digests(resource: Mapping[str, Any]) -> tuple[str, ...]:
+    found: dict[str, None] = {}
+    for image in container_images(resource):
+        if _DIGEST_PREFIX in image:
+            digest = image[image.index(_DIGEST_PREFIX) + 1 :]
+            if _SHA256.fullmatch(digest):
+                found[digest] = None
     return tuple(found)

@@ -13,12 +13,16 @@ a project.
 
 Which artifact a request is about is read from the request the way the core
 reads it: a digest, a reference gate holds as an alias, an image reference
-with ``@digest``, a source tree's ``repository@commit`` alias, or the artifact
-of the scan or SBOM an id names. What only the core can find out (a tag it
-resolves at the registry, the images of a Kubernetes manifest, a directory's
-checked-out commit) is not scoped here; such artifacts are bound by the next
-call that names them by digest. Reads of an unbound digest are allowed and
-bind nothing.
+with ``@digest``, a source tree's ``repository@commit`` alias, the artifact
+of the scan or SBOM an id names, or the container images of a Decide
+manifest. What only the core can find out (a tag it resolves at the registry,
+a directory's checked-out commit) is not scoped here; such artifacts are bound
+by the next call that names them by digest. Reads of an unbound digest are
+allowed and bind nothing.
+
+A manifest's images are checked but never claimed: manifests name sidecars and
+public images beside the project's own, and the first project to decide one
+would otherwise own them all.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ class Named:
     how: str
     value: str
     field: str
+    # Whether a recording call claims the artifact for its project when it is unbound.
+    claims: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,22 @@ def _decided(request: Any) -> Iterator[Named]:
             yield from _ref(ref, "artifact")
     elif which == "source" and request.source.repository and request.source.commit:
         yield Named("alias", f"{request.source.repository}@{request.source.commit}", "source")
+    elif which == "manifest":
+        yield from _manifest_images(request.manifest)
+
+
+def _manifest_images(manifest: bytes) -> Iterator[Named]:
+    """The container images of a manifest's objects; none when it is malformed (the core refuses it)."""
+    from gate.decisions import container_images
+    from gate.pipeline import manifest_resources
+
+    try:
+        resources = manifest_resources(manifest)
+    except InvalidArgument:
+        return
+    for index, resource in enumerate(resources):
+        for image in container_images(resource):
+            yield Named("image", image, f"manifest[{index}]", claims=False)
 
 
 def _scan_id(request: Any) -> Iterator[Named]:
@@ -191,7 +213,7 @@ class ArtifactScope:
             if cached and (not scoped or any(identity.acts_for(p) for p in cached)):
                 continue
             bound = self._store.artifact_projects(digest)
-            if not bound and project:
+            if not bound and project and named.claims:
                 bound = self._store.claim_artifact(digest, project, bound_by=identity.name, now=self._clock())
             self._remember(digest, bound)
             if scoped and bound and not any(identity.acts_for(p) for p in bound):

@@ -96,6 +96,70 @@ def test_a_source_tree_is_checked_through_its_repository_at_commit_alias(store: 
     assert store.artifact_projects(COMMIT) == ("payments",)
 
 
+def decide_manifest(manifest: str, project: str) -> decision_pb2.DecideRequest:
+    return decision_pb2.DecideRequest(manifest=manifest.encode(), stage="deploy", project=project)
+
+
+SIDECAR = "sha256:" + "5d" * 32
+MANIFEST = f"""\
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings, namespace: pay}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: api, namespace: pay}}
+spec:
+  template:
+    spec:
+      initContainers: [{{name: init, image: "registry.example/mesh/init@{SIDECAR}"}}]
+      containers:
+      - {{name: api, image: "registry.example/pay/api@{DIGEST}"}}
+      - {{name: proxy, image: "registry.example/pay/api:1"}}
+"""
+
+
+def test_the_images_of_a_decide_manifest_are_checked_but_not_claimed(store: EvidenceStore) -> None:
+    store.bind_artifact(DIGEST, "payments", bound_by="cli:alice", now=NOW)
+    scope = ArtifactScope(store, lambda: NOW)
+    with pytest.raises(
+        PermissionDenied,
+        match=rf"^manifest\[1\]: artifact {DIGEST} belongs to other projects \(got payments;",
+    ):
+        scope.check(DECIDE, BILLING, True, decide_manifest(MANIFEST, "billing"))
+    scope.check(DECIDE, PAYMENTS, True, decide_manifest(MANIFEST, "payments"))
+    # A recording Decide does not claim the images it names: the mesh's init image stays
+    # free for every project's manifests.
+    assert store.artifact_projects(SIDECAR) == ()
+    scope.check(
+        DECIDE, BILLING, True, decide_manifest(MANIFEST.replace(DIGEST, "sha256:" + "11" * 32), "billing")
+    )
+
+
+def test_a_tag_in_a_manifest_that_gate_holds_is_checked_as_its_digest(store: EvidenceStore) -> None:
+    store.upsert_artifact(
+        Artifact(
+            DIGEST,
+            ArtifactKind.IMAGE,
+            NOW,
+            name="registry.example/pay/api",
+            aliases=("registry.example/pay/api:1",),
+        )
+    )
+    store.bind_artifact(DIGEST, "payments", bound_by="cli:alice", now=NOW)
+    scope = ArtifactScope(store, lambda: NOW)
+    tagged_only = MANIFEST.replace(f"registry.example/pay/api@{DIGEST}", "registry.example/other:2")
+    with pytest.raises(PermissionDenied, match=r"^manifest\[1\]: "):
+        scope.check(DECIDE, BILLING, True, decide_manifest(tagged_only, "billing"))
+
+
+def test_a_malformed_manifest_is_left_to_the_rpc(store: EvidenceStore) -> None:
+    store.bind_artifact(DIGEST, "payments", bound_by="cli:alice", now=NOW)
+    scope = ArtifactScope(store, lambda: NOW)
+    for manifest in ("kind: [unclosed", "just text", f"image: registry.example/pay/api@{DIGEST}"):
+        scope.check(DECIDE, BILLING, True, decide_manifest(manifest, "billing"))
+
+
 def test_malformed_and_unknown_names_are_left_to_the_rpc(store: EvidenceStore) -> None:
     scope = ArtifactScope(store, lambda: NOW)
     for request in (
