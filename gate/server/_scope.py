@@ -206,6 +206,8 @@ class ArtifactScope:
             return
         project = _recording_project(request) if access.records else ""
         for named in access.names(request):
+            if not scoped and not named.claims:
+                continue  # nothing to refuse and nothing to claim: no store look-up
             digest = self._digest(named)
             if digest is None:
                 continue

@@ -153,6 +153,15 @@ def test_a_tag_in_a_manifest_that_gate_holds_is_checked_as_its_digest(store: Evi
         scope.check(DECIDE, BILLING, True, decide_manifest(tagged_only, "billing"))
 
 
+def test_a_manifest_decided_by_an_unscoped_caller_reads_no_binding() -> None:
+    class NoStore:
+        def __getattr__(self, name: str) -> object:
+            raise AssertionError(f"the store was asked {name}")
+
+    scope = ArtifactScope(NoStore(), lambda: NOW)  # type: ignore[arg-type]
+    scope.check(DECIDE, PAYMENTS, False, decide_manifest(MANIFEST, "payments"))
+
+
 def test_a_malformed_manifest_is_left_to_the_rpc(store: EvidenceStore) -> None:
     store.bind_artifact(DIGEST, "payments", bound_by="cli:alice", now=NOW)
     scope = ArtifactScope(store, lambda: NOW)
