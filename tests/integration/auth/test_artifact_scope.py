@@ -61,7 +61,8 @@ def test_a_dry_run_is_checked_but_claims_nothing(store: EvidenceStore) -> None:
         scope.check(DECIDE, BILLING, True, decide_digest("billing", dry_run=True))
 
 
-def test_a_tag_gate_holds_as_an_alias_is_checked_as_its_digest(store: EvidenceStore) -> None:
+def hold_tag_of_payments(store: EvidenceStore) -> None:
+    """``registry.example/pay/api:1`` is an alias gate holds of DIGEST, which is bound to payments."""
     store.upsert_artifact(
         Artifact(
             DIGEST,
@@ -72,6 +73,10 @@ def test_a_tag_gate_holds_as_an_alias_is_checked_as_its_digest(store: EvidenceSt
         )
     )
     store.bind_artifact(DIGEST, "payments", bound_by="cli:alice", now=NOW)
+
+
+def test_a_tag_gate_holds_as_an_alias_is_checked_as_its_digest(store: EvidenceStore) -> None:
+    hold_tag_of_payments(store)
     scope = ArtifactScope(store, lambda: NOW)
     tagged = signature_pb2.VerifyImageRequest(image="registry.example/pay/api:1")
     with pytest.raises(PermissionDenied, match=r"image: .*got payments"):
@@ -137,16 +142,7 @@ def test_the_images_of_a_decide_manifest_are_checked_but_not_claimed(store: Evid
 
 
 def test_a_tag_in_a_manifest_that_gate_holds_is_checked_as_its_digest(store: EvidenceStore) -> None:
-    store.upsert_artifact(
-        Artifact(
-            DIGEST,
-            ArtifactKind.IMAGE,
-            NOW,
-            name="registry.example/pay/api",
-            aliases=("registry.example/pay/api:1",),
-        )
-    )
-    store.bind_artifact(DIGEST, "payments", bound_by="cli:alice", now=NOW)
+    hold_tag_of_payments(store)
     scope = ArtifactScope(store, lambda: NOW)
     tagged_only = MANIFEST.replace(f"registry.example/pay/api@{DIGEST}", "registry.example/other:2")
     with pytest.raises(PermissionDenied, match=r"^manifest\[1\]: "):
