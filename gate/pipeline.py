@@ -202,16 +202,10 @@ def canonical_json(value: Any) -> bytes:
 
 def images_of(resources: Sequence[Mapping[str, Any]]) -> list[str]:
     """Every container image the resources run, as written (what ``element.image`` is), in order."""
-    from policies._images import pod_spec
+    from policies._images import container_images
 
     seen: dict[str, None] = {}
     for resource in resources:
-        spec = pod_spec(resource)
-        if spec is None:
-            continue
-        for group in ("initContainers", "containers", "ephemeralContainers"):
-            for container in spec.get(group) or ():
-                image = container.get("image") if isinstance(container, Mapping) else None
-                if isinstance(image, str) and image:
-                    seen.setdefault(image, None)
+        for image in container_images(resource):
+            seen.setdefault(image, None)
     return list(seen)

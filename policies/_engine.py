@@ -163,7 +163,7 @@ class _Request:
     def images_and_digests(self) -> tuple[list[str], set[str]]:
         """The resource's container images and the digests it refers to (for waivers)."""
         if self.subject is None:
-            images = _exceptions.resource_images(self.resource)
+            images = _images.container_images(self.resource)
             digests = _exceptions.resource_digests(self.resource, images, self.values.image_digests)
             self.subject = (images, digests)
         return self.subject

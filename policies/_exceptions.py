@@ -23,7 +23,6 @@ KIND = "PolicyException"
 is_exception = _loader.is_exception
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _SPEC_FIELDS = frozenset({"background", "match", "conditions", "exceptions", "podSecurity"})
-_POD_GROUPS = ("initContainers", "containers", "ephemeralContainers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,22 +112,6 @@ class Waiver:
         """The skip message: the waiver, who owns it, until when, and why."""
         text = f"rule is skipped due to waiver {self.id} (owner {self.owner}, expires {self.expires})"
         return f"{text}: {self.reason}" if self.reason else text
-
-
-def resource_images(resource: Mapping[str, Any]) -> list[str]:
-    """The container images of a Pod or pod template, as written."""
-    from policies._images import pod_spec
-
-    spec = pod_spec(resource)
-    found: list[str] = []
-    if spec is None:
-        return found
-    for group in _POD_GROUPS:
-        for container in spec.get(group) or ():
-            image = container.get("image") if isinstance(container, Mapping) else None
-            if isinstance(image, str) and image:
-                found.append(image)
-    return found
 
 
 def resource_digests(

@@ -39,17 +39,47 @@ def pod_spec(resource: Mapping[str, Any]) -> Mapping[str, Any] | None:
     spec = resource.get("spec")
     if not isinstance(spec, dict):
         return None
-    kind = resource.get("kind")
-    if kind == "Pod":
+    if resource.get("kind") == "Pod":
         return spec
-    if kind == "CronJob":
-        spec = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template", {}).get("spec")
-        return spec if isinstance(spec, dict) else None
+    template = _template(resource, spec)
+    inner = template.get("spec") if template is not None else None
+    return inner if isinstance(inner, dict) else None
+
+
+def _template(resource: Mapping[str, Any], spec: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The pod template of a controller's ``spec`` (a CronJob's is inside its job template).
+
+    Every level is checked: objects come from outside, and a ``jobTemplate`` that is a
+    string must read as "no pod", not fail the evaluation.
+    """
+    if resource.get("kind") == "CronJob":
+        job = spec.get("jobTemplate")
+        job_spec = job.get("spec") if isinstance(job, dict) else None
+        if not isinstance(job_spec, dict):
+            return None
+        spec = job_spec
     template = spec.get("template")
-    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
-        result: Mapping[str, Any] = template["spec"]
-        return result
-    return None
+    return template if isinstance(template, dict) else None
+
+
+def container_images(resource: Mapping[str, Any]) -> list[str]:
+    """The container images of a Pod or pod template, as written, init containers first.
+
+    Entries that are not a container with a non-empty string image are skipped.
+    """
+    spec = pod_spec(resource)
+    if spec is None:
+        return []
+    found: list[str] = []
+    for group in ("initContainers", "containers", "ephemeralContainers"):
+        entries = spec.get(group)
+        if not isinstance(entries, list):
+            continue
+        for container in entries:
+            image = container.get("image") if isinstance(container, Mapping) else None
+            if isinstance(image, str) and image:
+                found.append(image)
+    return found
 
 
 def pod_object(resource: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -59,10 +89,7 @@ def pod_object(resource: Mapping[str, Any]) -> Mapping[str, Any] | None:
     spec = resource.get("spec")
     if not isinstance(spec, dict):
         return None
-    if resource.get("kind") == "CronJob":
-        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
-    template = spec.get("template") if isinstance(spec, dict) else None
-    return template if isinstance(template, dict) else None
+    return _template(resource, spec)
 
 
 def images(resource: Mapping[str, Any]) -> dict[str, dict[str, dict[str, str]]] | None:

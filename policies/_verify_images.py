@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from policies import _wildcard
 from policies._errors import EvaluationError
-from policies._images import parse_image, pod_spec
+from policies._images import container_images, parse_image
 from policies._yaml import FieldPath as Path
 
 LoadError = Callable[[Path, str], Exception]
@@ -369,16 +369,7 @@ class ImageResult:
 
 def resource_images(resource: Mapping[str, Any]) -> list[tuple[str, dict[str, str]]]:
     """``(image as written, parsed image)`` for every container of the resource's pod spec."""
-    spec = pod_spec(resource)
-    if spec is None:
-        return []
-    found: list[tuple[str, dict[str, str]]] = []
-    for section in ("initContainers", "containers", "ephemeralContainers"):
-        for container in spec.get(section) or ():
-            image = container.get("image") if isinstance(container, Mapping) else None
-            if isinstance(image, str) and image:
-                found.append((image, parse_image(image)))
-    return found
+    return [(image, parse_image(image)) for image in container_images(resource)]
 
 
 def _set_passes(

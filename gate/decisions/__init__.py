@@ -31,7 +31,6 @@ from gate.decisions._review import (
     MAX_REVIEW_DEPTH,
     AdmissionReview,
     canonical_json,
-    container_images,
     parse_review,
     request_digest,
 )
@@ -66,7 +65,6 @@ __all__ = [
     "ReplayGuard",
     "ReviewOutcome",
     "canonical_json",
-    "container_images",
     "decide",
     "deferred_acknowledgements",
     "enforces",

@@ -267,46 +267,11 @@ def _subject(request: Mapping[str, Any], resource: Mapping[str, Any]) -> str:
     return "/".join(str(part) for part in (kind, namespace, name) if part)
 
 
-def _pod_spec(resource: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    spec = resource.get("spec")
-    if not isinstance(spec, dict):
-        return None
-    if resource.get("kind") == "Pod":
-        return spec
-    if resource.get("kind") == "CronJob":
-        spec = spec.get("jobTemplate")
-        spec = spec.get("spec") if isinstance(spec, dict) else None
-        if not isinstance(spec, dict):
-            return None
-    template = spec.get("template")
-    inner = template.get("spec") if isinstance(template, dict) else None
-    return inner if isinstance(inner, dict) else None
-
-
-def container_images(resource: Mapping[str, Any]) -> list[str]:
-    """The container images of a Pod, a workload's pod template or a CronJob's, as written.
-
-    Anything that is not a well-formed container entry is skipped: the policies judge the
-    object; this only says which images it names.
-    """
-    spec = _pod_spec(resource)
-    if spec is None:
-        return []
-    found: list[str] = []
-    for section in ("initContainers", "containers", "ephemeralContainers"):
-        entries = spec.get(section)
-        if not isinstance(entries, list):
-            continue
-        for container in entries:
-            image = container.get("image") if isinstance(container, dict) else None
-            if isinstance(image, str) and image:
-                found.append(image)
-    return found
-
-
 def _image_digests(resource: Mapping[str, Any]) -> tuple[str, ...]:
+    from gate.pipeline import images_of
+
     found: dict[str, None] = {}
-    for image in container_images(resource):
+    for image in images_of([resource]):
         if _DIGEST_PREFIX in image:
             digest = image[image.index(_DIGEST_PREFIX) + 1 :]
             if _SHA256.fullmatch(digest):

@@ -112,15 +112,14 @@ def _decided(request: Any) -> Iterator[Named]:
 
 def _manifest_images(manifest: bytes) -> Iterator[Named]:
     """The container images of a manifest's objects; none when it is malformed (the core refuses it)."""
-    from gate.decisions import container_images
-    from gate.pipeline import manifest_resources
+    from gate.pipeline import images_of, manifest_resources
 
     try:
         resources = manifest_resources(manifest)
     except InvalidArgument:
         return
     for index, resource in enumerate(resources):
-        for image in container_images(resource):
+        for image in images_of([resource]):
             yield Named("image", image, f"manifest[{index}]", claims=False)
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from gate.model import EnforcementAction, RuleOutcome, RuleResult
 from policies import AdmissionRequest
-from policies._images import parse_image
+from policies._images import container_images, parse_image
 from policies._report import policy_reports
 from tests.unit.policies.conftest import pod, policy
 
@@ -137,3 +140,41 @@ def test_verdict_denies_on_enforced_failures_with_kyverno_message_and_warns_on_a
     )
     assert blocked.warnings == ("policy soft.a: noted",)
     assert verdict(audit.evaluate_resource(pod())).allowed
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [{"jobTemplate": "x"}, {"jobTemplate": {"spec": "y"}}, {"jobTemplate": {"spec": {"template": 7}}}],
+    ids=["job-template-string", "job-spec-string", "template-number"],
+)
+def test_a_cronjob_with_a_malformed_job_template_has_no_pod_and_is_still_evaluated(
+    spec: dict[str, Any],
+) -> None:
+    bundle = policy(
+        """
+        - name: registries
+          match: {any: [{resources: {kinds: [CronJob]}}]}
+          validate:
+            message: "images must come from registry.example.com"
+            deny:
+              conditions:
+                any:
+                - key: "{{ images.containers.*.registry || `[]` }}"
+                  operator: AnyNotIn
+                  value: [registry.example.com]
+        """,
+        annotations="pod-policies.kyverno.io/autogen-controllers: none",
+    )
+    cronjob = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"}, "spec": spec}
+    [response] = bundle.evaluate(AdmissionRequest(object=cronjob))
+    assert response.outcome is RuleOutcome.PASS
+    assert container_images(cronjob) == []
+
+
+def test_container_images_skips_entries_that_are_not_containers() -> None:
+    resource = pod(
+        initContainers=5,
+        containers=[{"name": "a", "image": "nginx:1"}, "b", {"name": "c", "image": ""}, {"name": "d"}],
+        ephemeralContainers={"name": "e", "image": "busybox"},
+    )
+    assert container_images(resource) == ["nginx:1"]
