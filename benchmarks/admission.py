@@ -209,6 +209,12 @@ def main() -> int:
     parser.add_argument(
         "--rate", type=float, default=0.0, help="requests/s over all connections (default: unpaced)"
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="gate's webhook.processes, and as many allow-all processes on one socket (default 1)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -245,6 +251,7 @@ def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
     env = gate_env(data_dir, ports)
     env["GATE_METRICS_ENABLED"] = "false"
     env["GATE_LOG_LEVEL"] = "warning"
+    env["GATE_WEBHOOK_PROCESSES"] = str(args.processes)
     env["GATE_POLICY_SOURCES"] = ":".join(str(p) for p in [*pss, supply])
     gate_log = work / "gate.log"
     started = time.perf_counter()
@@ -264,6 +271,7 @@ def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
                 str(floor_port),
                 str(cert),
                 str(key),
+                str(args.processes),
             ],
             None,
             work / "allow_all.log",
@@ -312,7 +320,8 @@ def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
     print(f"gate's answer to the sample: {check}")
     print(
         f"policies: {len(pss)} Pod Security Standards files + 1 supply-chain policy (4 rules, Enforce); "
-        f"{args.connections} connections, wrk 1 thread, {args.duration:g} s per run, {args.rounds} rounds"
+        f"{args.connections} connections, wrk 1 thread, {args.duration:g} s per run, {args.rounds} rounds, "
+        f"{args.processes} server process(es) each"
     )
     results: dict[str, list[dict[str, Any]]] = {"gate": [], "allow-all": []}
     gate_answered = 0

@@ -9,6 +9,7 @@ import os
 import random
 import re
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,6 +50,18 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class _FieldsFilter(logging.Filter):
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        super().__init__()
+        self._fields = dict(fields)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in self._fields.items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """Formats records as JSON with ``time``, ``level``, ``logger``, ``message`` and extras."""
 
@@ -67,10 +80,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure(level: str = "info", fmt: str = "json") -> None:
-    """Route every logger (gate's, grpc's, uvicorn's) to stderr in the chosen format."""
+def configure(level: str = "info", fmt: str = "json", *, fields: Mapping[str, Any] | None = None) -> None:
+    """Route every logger (gate's, grpc's, uvicorn's) to stderr in the chosen format.
+
+    ``fields`` are added to every record (a webhook worker process's ``worker`` index).
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
+    if fields:
+        handler.addFilter(_FieldsFilter(fields))
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

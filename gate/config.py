@@ -122,6 +122,10 @@ class WebhookSettings(_Section):
     replay_window: Annotated[float, Field(ge=0, le=3600)] = 300.0
     # Most uids remembered (the oldest are forgotten first; ~0.5 KB each).
     replay_capacity: Annotated[int, Field(ge=1, le=10_000_000)] = 65_536
+    # Processes accepting webhook connections on the one listening socket: this process and
+    # processes - 1 webhook workers. A review is CPU-bound Python, so one process uses about
+    # one core whatever the threads; set it to the cores the pod may use.
+    processes: Annotated[int, Field(ge=1, le=64)] = 1
 
 
 class MetricsSettings(_Section):
@@ -452,6 +456,7 @@ ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "GATE_WEBHOOK_CLIENT_CA_FILE": ("webhook.client_ca_file", "str"),
     "GATE_DECISIONS_ACKNOWLEDGE": ("decisions.acknowledge", "str"),
     "GATE_WEBHOOK_PROBE_LISTEN": ("webhook.probe_listen", "str"),
+    "GATE_WEBHOOK_PROCESSES": ("webhook.processes", "str"),
     # NAMESPACE/NAME entries joined by ':' (like a path list).
     "GATE_REGISTRY_PULL_SECRETS": ("registry.pull_secrets", "pathlist"),
 }

@@ -53,6 +53,10 @@ DECISION_SECONDS = Histogram(
     ["stage"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
 )
+WORKER_RESTARTS = Counter(
+    "gate_webhook_worker_restarts_total",
+    "Webhook worker processes (webhook.processes) started again after they exited unexpectedly.",
+)
 SCAN_FAILURES = Counter("gate_scan_failures_total", "Scans this gate ran that failed, by scanner.", ["tool"])
 POLICY_RELOADS = Counter(
     "gate_policy_reloads_total", "Policy bundles loaded after a change of the policy sources."

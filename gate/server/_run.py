@@ -8,6 +8,7 @@ import logging
 import signal
 import socket
 import ssl
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from gate.server._ratelimit import RateLimiter
 from gate.server._tls import ReloadingCertificate, ensure_self_signed
 from gate.server._tls_accept import tls_accepting
 from gate.server._webhook import WebhookApp, WebhookLimits
+from gate.server._workers import WebhookWorkers, WorkerRole, listen_to_main_process, metrics_app
 from gate.store import EvidenceStore, SqlStore, open_store
 
 if TYPE_CHECKING:
@@ -201,10 +203,15 @@ class GateServer:
         *,
         store: EvidenceStore | None = None,
         signer: DecisionSigner | None = None,
+        worker: WorkerRole | None = None,
     ) -> None:
         """Serve ``config``; with ``store`` given, use it (the caller closes it) instead of opening one.
 
-        ``signer`` signs every recorded decision; without one the records' signature stays empty.
+        ``signer`` signs every recorded decision; without one, decisions are signed with the
+        configured key. With ``webhook.processes`` > 1 the worker processes open the store of
+        ``config`` and sign with its key, whatever ``store`` and ``signer`` are given here.
+        ``worker`` makes this a webhook worker process (:mod:`gate.server._workers`): it
+        serves only the webhook, on the main process's socket.
 
         Raises:
             ConfigError: a setting needs an extra that is not installed.
@@ -215,15 +222,23 @@ class GateServer:
         self.config = config
         self._store = store
         self._signer = signer
+        self._worker = worker
+        self._workers: WebhookWorkers | None = None
         self._stop = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def request_stop(self) -> None:
-        """Begin a graceful shutdown (what SIGTERM does)."""
-        self._stop.set()
+        """Begin a graceful shutdown (what SIGTERM does); callable from any thread once running."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._stop.set()
+        else:
+            loop.call_soon_threadsafe(self._stop.set)
 
     async def run(self, on_ready: Callable[[BoundAddresses], None] | None = None) -> None:
         """Start, report SERVING, wait for a stop request, then shut down gracefully."""
         config = self.config
+        self._loop = asyncio.get_running_loop()
         config.data_dir.mkdir(parents=True, exist_ok=True)
         store = self._store
         if store is None:
@@ -252,7 +267,8 @@ class GateServer:
         # Called after the listeners stop (the webhook's evaluation threads).
         self._closers: list[Callable[[], None]] = []
         try:
-            scans = ScanJobs.from_config(config, store, utc_now, serving=True)
+            # Scan jobs run in the main process; a webhook worker's core only reads their results.
+            scans = ScanJobs.from_config(config, store, utc_now, serving=self._worker is None)
             watched = bool(config.policies.sources) and config.policies.poll_interval > 0
             # Stamped before the first load, so that a change made during it is not missed.
             stamp = sources_stamp(config.policies.sources) if watched else None
@@ -263,25 +279,10 @@ class GateServer:
             if stamp is not None:
                 watch = PolicyWatch(core, config.policies.poll_interval, initial=stamp)
                 self._policy_watch = asyncio.create_task(watch.run())
-            addresses, health = await self._start(core, executor)
-            self._install_signals()
-            log.info(
-                "gate serving",
-                extra={
-                    "version": gate.__version__,
-                    "grpc": addresses.grpc,
-                    "webhook": f"https://{addresses.webhook}",
-                    "probes": f"https://{addresses.probes}" if addresses.probes else "disabled",
-                    "metrics": f"http://{addresses.metrics}/metrics" if addresses.metrics else "disabled",
-                    "database": _redact_url(config.effective_database_url),
-                    "scanners": sorted(scans.providers),
-                },
-            )
-            if on_ready is not None:
-                on_ready(addresses)
-            await self._stop.wait()
-            log.info("shutting down: no new requests; finishing in-flight ones")
-            await health.enter_graceful_shutdown()
+            if self._worker is not None:
+                await self._serve_as_worker(core, executor, self._worker)
+            else:
+                await self._serve_as_main(core, executor, scans, on_ready)
         finally:
             await self._stop_listeners()
             executor.shutdown(wait=True, cancel_futures=True)
@@ -298,41 +299,51 @@ class GateServer:
                 store.close()
             log.info("gate stopped")
 
+    async def _serve_as_main(
+        self,
+        core: Gate,
+        executor: ThreadPoolExecutor,
+        scans: ScanJobs,
+        on_ready: Callable[[BoundAddresses], None] | None,
+    ) -> None:
+        config = self.config
+        addresses, health = await self._start(core, executor)
+        self._install_signals()
+        log.info(
+            "gate serving",
+            extra={
+                "version": gate.__version__,
+                "grpc": addresses.grpc,
+                "webhook": f"https://{addresses.webhook}",
+                "webhook_processes": config.webhook.processes,
+                "probes": f"https://{addresses.probes}" if addresses.probes else "disabled",
+                "metrics": f"http://{addresses.metrics}/metrics" if addresses.metrics else "disabled",
+                "database": _redact_url(config.effective_database_url),
+                "scanners": sorted(scans.providers),
+            },
+        )
+        if on_ready is not None:
+            on_ready(addresses)
+        await self._stop.wait()
+        log.info("shutting down: no new requests; finishing in-flight ones")
+        await health.enter_graceful_shutdown()
+
     async def _start(self, core: Gate, executor: ThreadPoolExecutor) -> tuple[BoundAddresses, HealthServicer]:
         config = self.config
         # Before the gRPC handlers are built: only with tracing on do they carry spans.
-        tracing = _tracing.enable(config.tracing)
-        if tracing is not None:
-            core.decision_listeners.append(_tracing.record_decision_spans)
-            self._closers.append(tracing.shutdown)
+        self._enable_tracing(core)
         self._grpc_server, health, bound_grpc = self._build_grpc(core, executor)
         webhook = config.webhook
         webhook_tls = webhook.tls
         if webhook_tls is None:
             cert, key = ensure_self_signed(config.data_dir / "tls")
             webhook_tls = TlsFiles(cert_file=cert, key_file=key)
-        client_ca = webhook.client_ca_file or webhook_tls.client_ca_file
-        certificate = ReloadingCertificate(
-            webhook_tls.cert_file, webhook_tls.key_file, client_ca_file=client_ca
-        )
-        self._tls_watch = asyncio.create_task(certificate.watch())
-        rates = self.config.auth.rate_limits
-        webhook_app = WebhookApp(
-            core,
-            executor,
-            WebhookLimits(webhook.max_body_bytes, webhook.body_timeout),
-            RateLimiter(rates) if "admission" in rates else None,
-        )
-        self._closers.append(webhook_app.close)
-        bound_webhook = self._start_http(
-            webhook_app,
-            webhook.listen,
-            "webhook",
-            webhook_tls,
-            webhook.grace_period,
-            ssl_context=certificate.context,
-            header_timeout=webhook.header_timeout,
-        )
+        webhook_sock = _bind(parse_listen(webhook.listen), "webhook")
+        webhook_app, certificate = self._serve_webhook(core, executor, webhook_sock, webhook_tls)
+        bound_webhook = _sock_name(webhook_sock)
+        if webhook.processes > 1:
+            self._workers = WebhookWorkers(config, webhook_sock, webhook_tls)
+            await self._workers.start()
         bound_probes = None
         if webhook.probe_listen is not None:
             bound_probes = self._start_http(
@@ -346,15 +357,66 @@ class GateServer:
             )
         bound_metrics = None
         if config.metrics.enabled:
-            bound_metrics = self._start_http(make_asgi_app(), config.metrics.listen, "metrics", None, 1.0)
+            metrics = make_asgi_app() if self._workers is None else metrics_app(self._workers)
+            bound_metrics = self._start_http(metrics, config.metrics.listen, "metrics", None, 1.0)
         await self._grpc_server.start()
+        await self._http_started()
+        for name in ("", *SERVICE_NAMES):
+            await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return BoundAddresses(bound_grpc, bound_webhook, bound_metrics, bound_probes), health
+
+    def _enable_tracing(self, core: Gate) -> None:
+        tracing = _tracing.enable(self.config.tracing)
+        if tracing is not None:
+            core.decision_listeners.append(_tracing.record_decision_spans)
+            self._closers.append(tracing.shutdown)
+
+    async def _http_started(self) -> None:
         while not all(server.started for server in self._http_servers):
             if any(task.done() for task in self._http_tasks):
                 raise InfrastructureError("an HTTP listener failed to start; see the log above")
             await asyncio.sleep(0.005)
-        for name in ("", *SERVICE_NAMES):
-            await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        return BoundAddresses(bound_grpc, bound_webhook, bound_metrics, bound_probes), health
+
+    def _serve_webhook(
+        self, core: Gate, executor: ThreadPoolExecutor, sock: socket.socket, tls: TlsFiles
+    ) -> tuple[WebhookApp, ReloadingCertificate]:
+        webhook = self.config.webhook
+        client_ca = webhook.client_ca_file or tls.client_ca_file
+        certificate = ReloadingCertificate(tls.cert_file, tls.key_file, client_ca_file=client_ca)
+        self._tls_watch = asyncio.create_task(certificate.watch())
+        rates = self.config.auth.rate_limits
+        webhook_app = WebhookApp(
+            core,
+            executor,
+            WebhookLimits(webhook.max_body_bytes, webhook.body_timeout),
+            RateLimiter(rates) if "admission" in rates else None,
+        )
+        self._closers.append(webhook_app.close)
+        self._start_http(
+            webhook_app,
+            sock,
+            "webhook",
+            tls,
+            webhook.grace_period,
+            ssl_context=certificate.context,
+            header_timeout=webhook.header_timeout,
+        )
+        return webhook_app, certificate
+
+    async def _serve_as_worker(self, core: Gate, executor: ThreadPoolExecutor, role: WorkerRole) -> None:
+        self._enable_tracing(core)
+        self._serve_webhook(core, executor, role.sock, role.tls)
+        await self._http_started()
+        self._install_signals()
+        role.control.send(("ready",))
+        threading.Thread(
+            target=listen_to_main_process,
+            args=(role.control, self.request_stop),
+            name="gate-main-process",
+            daemon=True,
+        ).start()
+        log.info("webhook worker %d serving", role.index)
+        await self._stop.wait()
 
     async def _stop_listeners(self) -> None:
         if self._tls_watch is not None:
@@ -363,10 +425,21 @@ class GateServer:
             self._policy_watch.cancel()
         for server in self._http_servers:
             server.should_exit = True
+        workers = self._workers
+        # The workers drain their requests and recorded decisions while this process drains its own.
+        stopping = (
+            asyncio.create_task(
+                workers.stop(self.config.webhook.grace_period + self.config.decisions.store_timeout + 30)
+            )
+            if workers is not None
+            else None
+        )
         if self._grpc_server is not None:
             await self._grpc_server.stop(self.config.grpc.grace_period)
         if self._http_tasks:
             await asyncio.wait(self._http_tasks, timeout=self.config.webhook.grace_period + 2)
+        if stopping is not None:
+            await stopping
 
     def _build_grpc(
         self, core: Gate, executor: ThreadPoolExecutor
@@ -412,7 +485,7 @@ class GateServer:
     def _start_http(
         self,
         app: Any,
-        listen: str,
+        listen: str | socket.socket,
         what: str,
         tls: TlsFiles | None,
         grace: float,
@@ -420,7 +493,7 @@ class GateServer:
         ssl_context: ssl.SSLContext | None = None,
         header_timeout: float | None = None,
     ) -> str:
-        sock = _bind(parse_listen(listen), what)
+        sock = _bind(parse_listen(listen), what) if isinstance(listen, str) else listen
         server = _http_server(
             app, tls, grace, ssl_context=ssl_context, header_timeout=header_timeout, what=what
         )

@@ -1,0 +1,330 @@
+"""Webhook worker processes (``webhook.processes``): reviews on more than one core.
+
+A review is CPU-bound Python: one process, whatever its threads, uses about one
+core. With ``webhook.processes`` N > 1 the main process starts N - 1 workers
+(spawned, not forked: gRPC and the store's pools are not fork-safe). Each
+inherits the webhook's listening socket, so the kernel hands every new
+connection to whichever process accepts first (a busy one accepts later), and
+each runs its own core over the same configuration: store, decision signer
+(the same key file), policy watch, certificate reload, notifications. The main
+process keeps gRPC, the probe listener and ``/metrics``.
+
+The main process talks to each worker over a pipe: the worker says ``ready``
+(or why it failed) once it accepts connections; later the main process asks it
+for its metrics at scrape time, and tells it to stop. A worker that exits
+unexpectedly is started again; one whose main process is gone stops by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import CollectorRegistry
+
+from gate.config import Config, TlsFiles
+from gate.errors import InfrastructureError
+from gate.server._metrics import WORKER_RESTARTS
+
+log = logging.getLogger("gate.serve")
+
+# Seconds a worker gets to import gate, open the store and load the policies.
+START_TIMEOUT = 120.0
+# Seconds a scrape waits for one worker's metrics; a worker that is late is left out of it.
+SCRAPE_TIMEOUT = 2.0
+# A worker that exits sooner than this after it became ready counts as crash-looping: the next
+# start waits (doubling up to the cap) instead of spawning a process per supervision tick.
+_QUICK_EXIT = 30.0
+_BACKOFF_CAP = 30.0
+_SUPERVISE_EVERY = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRole:
+    """What a webhook worker process gets from the main process."""
+
+    index: int
+    sock: socket.socket
+    tls: TlsFiles
+    control: Connection
+
+
+@dataclass(slots=True)
+class _Slot:
+    index: int
+    process: BaseProcess
+    control: Connection
+    ready_at: float = 0.0
+    # Scrape requests and replies are numbered, so that a reply that came too late for one
+    # scrape is not taken for the next one's.
+    asked: Iterator[int] = field(default_factory=itertools.count)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class WebhookWorkers:
+    """The main process's side: starts, supervises, scrapes and stops the workers."""
+
+    def __init__(self, config: Config, sock: socket.socket, tls: TlsFiles) -> None:
+        self._config = config
+        self._sock = sock
+        self._tls = tls
+        self._context = multiprocessing.get_context("spawn")
+        self._slots: dict[int, _Slot] = {}
+        self._stopping = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self._failures: dict[int, int] = {}
+
+    @property
+    def count(self) -> int:
+        """Worker processes (the main process not counted)."""
+        return self._config.webhook.processes - 1
+
+    async def start(self) -> None:
+        """Start every worker and wait until each accepts connections.
+
+        Raises:
+            InfrastructureError: a worker failed to start (its reason is given) or took too long.
+        """
+        try:
+            await asyncio.gather(*(self._start(index) for index in range(1, self.count + 1)))
+        except BaseException:
+            await self.stop(0.0)
+            raise
+        self._supervisor = asyncio.create_task(self._supervise())
+
+    async def _start(self, index: int) -> None:
+        ours, theirs = self._context.Pipe()
+        process = self._context.Process(
+            target=_worker_main,
+            args=(self._config, WorkerRole(index, self._sock, self._tls, theirs)),
+            name=f"gate-webhook-{index}",
+            # A worker must not outlive a main process that exits without stopping it.
+            daemon=True,
+        )
+        process.start()
+        theirs.close()
+        slot = self._slots[index] = _Slot(index, process, ours)
+        answered = await asyncio.to_thread(ours.poll, START_TIMEOUT)
+        message: Any = None
+        with contextlib.suppress(EOFError, OSError):
+            message = ours.recv() if answered else None
+        if not (isinstance(message, tuple) and message[:1] == ("ready",)):
+            del self._slots[index]
+            ours.close()
+            _end(process, 0.0)
+            if isinstance(message, tuple) and message[:1] == ("failed",):
+                reason = str(message[1])
+            elif answered:
+                reason = f"it exited with code {process.exitcode}; its log lines above say why"
+            else:
+                reason = f"it was not serving after {START_TIMEOUT:.0f} s"
+            raise InfrastructureError(f"webhook worker {index} did not start: {reason}")
+        slot.ready_at = time.monotonic()
+
+    async def _supervise(self) -> None:
+        not_before: dict[int, float] = {}
+        while not self._stopping:
+            await asyncio.sleep(_SUPERVISE_EVERY)
+            for index in range(1, self.count + 1):
+                slot = self._slots.get(index)
+                if slot is not None:
+                    if slot.process.is_alive():
+                        continue
+                    quick = time.monotonic() - slot.ready_at < _QUICK_EXIT
+                    delay = self._backoff(index) if quick else 0.0
+                    if not quick:
+                        self._failures[index] = 0
+                    log.error(
+                        "webhook worker %d exited unexpectedly (exit code %s); starting it again in %.0f s",
+                        index,
+                        slot.process.exitcode,
+                        delay,
+                    )
+                    WORKER_RESTARTS.inc()
+                    slot.control.close()
+                    del self._slots[index]
+                    not_before[index] = time.monotonic() + delay
+                if time.monotonic() < not_before.get(index, 0.0):
+                    continue
+                try:
+                    await self._start(index)
+                except InfrastructureError as error:
+                    delay = self._backoff(index)
+                    not_before[index] = time.monotonic() + delay
+                    log.error("%s; trying again in %.0f s", error.message, delay)
+
+    def _backoff(self, index: int) -> float:
+        failures = self._failures[index] = self._failures.get(index, 0) + 1
+        return min(_BACKOFF_CAP, 2.0 ** (failures - 1))
+
+    def expositions(self) -> list[tuple[str, bytes]]:
+        """Each serving worker's metrics in the text format, by worker index (for a scrape)."""
+        found = []
+        for index, slot in sorted(self._slots.items()):
+            if not slot.ready_at:
+                continue  # still starting: its pipe carries the "ready" that _start waits for
+            with slot.lock:
+                number = next(slot.asked)
+                try:
+                    slot.control.send(("metrics", number))
+                    deadline = time.monotonic() + SCRAPE_TIMEOUT
+                    while slot.control.poll(max(0.0, deadline - time.monotonic())):
+                        answer = slot.control.recv()
+                        if isinstance(answer, tuple) and len(answer) == 2 and answer[0] == number:
+                            found.append((str(index), answer[1]))
+                            break
+                    else:
+                        log.warning(
+                            "webhook worker %d did not send its metrics within %.0f s", index, SCRAPE_TIMEOUT
+                        )
+                except (EOFError, OSError):
+                    continue  # exited: the supervisor starts it again
+        return found
+
+    async def stop(self, timeout: float) -> None:
+        """Ask each worker to finish its requests and store its decisions; kill any left after ``timeout``."""
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+        for slot in self._slots.values():
+            with contextlib.suppress(OSError, ValueError):
+                slot.control.send(("stop",))
+        slots = list(self._slots.values())
+        self._slots.clear()
+        await asyncio.to_thread(_end_all, [slot.process for slot in slots], timeout)
+        for slot in slots:
+            slot.control.close()
+
+
+def _end_all(processes: Iterable[BaseProcess], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        _end(process, max(0.0, deadline - time.monotonic()))
+
+
+def _end(process: BaseProcess, timeout: float) -> None:
+    process.join(timeout)
+    if process.is_alive():
+        log.warning("webhook worker %s did not stop within its grace period; killing it", process.name)
+        process.kill()
+        process.join()
+
+
+def metrics_app(workers: WebhookWorkers) -> Callable[..., Awaitable[None]]:
+    """The ``/metrics`` ASGI app of a main process with workers (see :func:`merged_registry`).
+
+    Not prometheus_client's ``make_asgi_app``: that one encodes on the event loop, and asking
+    the workers for their metrics waits on pipes (up to ``SCRAPE_TIMEOUT`` for a stuck worker),
+    which must not hold up the gRPC and webhook requests this loop also serves.
+    """
+    registry = merged_registry(workers)
+
+    async def app(
+        scope: dict[str, Any], receive: Any, send: Callable[[dict[str, Any]], Awaitable[None]]
+    ) -> None:
+        if scope["type"] != "http":
+            return
+        accept = next((value for key, value in scope.get("headers", ()) if key == b"accept"), b"")
+        encoder, content_type = choose_encoder(accept.decode("latin-1"))
+        output = await asyncio.to_thread(encoder, registry)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", content_type.encode()),
+                    (b"content-length", str(len(output)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": output})
+
+    return app
+
+
+def merged_registry(workers: WebhookWorkers) -> CollectorRegistry:
+    """A registry whose exposition is this process's metrics and every worker's, labelled ``worker``.
+
+    Each process counts its own requests; the series of process N carry ``worker="N"`` (0 is
+    the main process), so ``sum without (worker)`` gives the pod's totals, as for any
+    multi-process exporter. prometheus_client's own multiprocess mode is not used: it must be
+    chosen before the first import, reports gauges differently, and cannot run gate's
+    scrape-time collectors (the caches).
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Merged(workers))
+    return registry
+
+
+class _Merged:
+    def __init__(self, workers: WebhookWorkers) -> None:
+        self._workers = workers
+
+    def collect(self) -> Iterable[Metric]:
+        families: dict[str, Metric] = {}
+        # This process's metrics take the same text round trip as the workers', so that each
+        # family has one name and type whichever process it came from.
+        for worker, text in [("0", generate_latest(REGISTRY)), *self._workers.expositions()]:
+            for family in text_string_to_metric_families(text.decode()):
+                merged = families.get(family.name)
+                if merged is None:
+                    merged = families[family.name] = Metric(
+                        family.name, family.documentation, family.type, family.unit
+                    )
+                merged.samples.extend(
+                    sample._replace(labels={**sample.labels, "worker": worker}) for sample in family.samples
+                )
+        return families.values()
+
+
+def listen_to_main_process(control: Connection, stop: Callable[[], None]) -> None:
+    """In a worker: answer the main process's requests until it says stop or is gone, then call ``stop``."""
+    while True:
+        try:
+            message = control.recv()
+        except (EOFError, OSError):
+            break
+        if not isinstance(message, tuple) or not message or message[0] == "stop":
+            break
+        if message[0] == "metrics":
+            try:
+                control.send((message[1], generate_latest(REGISTRY)))
+            except (OSError, ValueError):
+                break
+    stop()
+
+
+def _worker_main(config: Config, role: WorkerRole) -> None:
+    # Imported here: this runs in the spawned process, where the server module is loaded anew.
+    from gate import _logging
+    from gate.errors import GateError
+    from gate.server._run import GateServer
+
+    _logging.configure(config.log.level, config.log.format, fields={"worker": role.index})
+    try:
+        asyncio.run(GateServer(config, worker=role).run())
+    except GateError as error:
+        log.error("webhook worker %d failed: %s", role.index, error.message)
+        with contextlib.suppress(OSError, ValueError):
+            role.control.send(("failed", error.message))
+        raise SystemExit(1) from None
+    except Exception as error:
+        log.exception("webhook worker %d failed unexpectedly", role.index)
+        with contextlib.suppress(OSError, ValueError):
+            role.control.send(("failed", f"unexpected {type(error).__name__}; the log has details"))
+        raise SystemExit(1) from None

@@ -1,0 +1,126 @@
+"""``webhook.processes``: worker processes accepting on the webhook's socket, supervised by gate."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import ssl
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gate.errors import InfrastructureError
+from gate.server import GateServer
+from gate.store import DecisionQuery, open_store
+from tests.conftest import RunningGate, loopback_config
+from tests.unit.decisions.support import POLICIES, body, review
+
+
+def _insecure() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _validate_counts(gate: RunningGate) -> dict[str, float]:
+    """``/validate`` answers so far, by the ``worker`` label of the merged exposition."""
+    text = httpx.get(f"http://{gate.addresses.metrics}/metrics", timeout=10).text
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "gate_webhook_requests":
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.labels["path"] == "/validate" and sample.value:
+                    worker = sample.labels["worker"]
+                    counts[worker] = counts.get(worker, 0.0) + sample.value
+    return counts
+
+
+def _post_each_on_a_new_connection(url: str, uids: list[str]) -> list[int]:
+    def post(uid: str) -> int:
+        # A client per review: each is a new connection, so that the kernel can hand it to any process.
+        with httpx.Client(verify=_insecure(), timeout=20) as client:
+            return client.post(url, content=body(review(uid=uid))).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(post, uids))
+
+
+def _workers() -> list[multiprocessing.process.BaseProcess]:
+    return [child for child in multiprocessing.active_children() if child.name.startswith("gate-webhook-")]
+
+
+def test_reviews_are_answered_by_every_process_and_each_is_stored_once(
+    tmp_path: Path, serve_gate: Callable[..., RunningGate]
+) -> None:
+    config = loopback_config(tmp_path / "data", GATE_POLICY_SOURCES=str(POLICIES), GATE_WEBHOOK_PROCESSES="2")
+    gate = serve_gate(config)
+    assert [worker.name for worker in _workers()] == ["gate-webhook-1"]
+    url = f"https://{gate.addresses.webhook}/validate"
+    # The main process is this test process, whose counters earlier tests have moved.
+    before = _validate_counts(gate)
+    uids: list[str] = []
+    # Which process accepts a connection is the kernel's choice: send until both have answered.
+    for batch in range(10):
+        more = [f"batch-{batch}-{index}" for index in range(24)]
+        assert set(_post_each_on_a_new_connection(url, more)) == {200}
+        uids += more
+        counts = {worker: count - before.get(worker, 0.0) for worker, count in _validate_counts(gate).items()}
+        if counts.get("0") and counts.get("1"):
+            break
+    assert counts.get("0"), f"the main process answered no review: {counts}"
+    assert counts.get("1"), f"the worker answered no review: {counts}"
+    assert sum(counts.values()) == len(uids)
+
+    gate.stop()  # graceful: the worker stores its decisions before it exits
+    assert _workers() == []
+    store = open_store(config.effective_database_url)
+    try:
+        stored = store.list_decisions(DecisionQuery(page_size=1000)).items
+    finally:
+        store.close()
+    assert sorted(decision.request["uid"] for decision in stored) == sorted(uids)
+
+
+def test_a_worker_that_dies_is_started_again_and_the_webhook_keeps_answering(
+    tmp_path: Path, serve_gate: Callable[..., RunningGate]
+) -> None:
+    config = loopback_config(tmp_path / "data", GATE_POLICY_SOURCES=str(POLICIES), GATE_WEBHOOK_PROCESSES="2")
+    gate = serve_gate(config)
+    (first,) = _workers()
+    assert first.pid is not None
+    os.kill(first.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not [worker for worker in _workers() if worker.pid != first.pid and worker.is_alive()]:
+        assert time.monotonic() < deadline, "the killed worker was not started again within 30 s"
+        time.sleep(0.1)
+    metrics = httpx.get(f"http://{gate.addresses.metrics}/metrics", timeout=10).text
+    assert 'gate_webhook_worker_restarts_total{worker="0"} 1.0' in metrics
+    url = f"https://{gate.addresses.webhook}/validate"
+    assert set(_post_each_on_a_new_connection(url, [f"after-{index}" for index in range(12)])) == {200}
+
+
+def test_a_worker_that_cannot_start_stops_gate_from_starting_and_says_why(tmp_path: Path) -> None:
+    # The main process is handed a working store; the worker opens the configured one, which
+    # nothing listens for.
+    config = loopback_config(
+        tmp_path / "data",
+        GATE_WEBHOOK_PROCESSES="2",
+        GATE_DATABASE_URL="postgresql+psycopg://gate@127.0.0.1:9/gate",
+    )
+    store = open_store(f"sqlite:///{tmp_path / 'main.db'}")
+    try:
+        with pytest.raises(InfrastructureError) as raised:
+            asyncio.run(GateServer(config, store=store).run())
+    finally:
+        store.close()
+    assert raised.value.message.startswith("webhook worker 1 did not start: ")
+    assert "evidence store unavailable" in raised.value.message
+    assert _workers() == []
