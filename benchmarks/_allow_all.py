@@ -52,6 +52,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
+class _Server(uvicorn.Server):
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        for sock in sockets or ():
+            sock.listen(2048)  # asyncio set the queue to the backlog above
+
+
 def main() -> None:
     port, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     processes = int(sys.argv[4]) if len(sys.argv) > 4 else 1
@@ -79,9 +86,11 @@ def main() -> None:
         access_log=False,
         server_header=False,
         ssl_context_factory=lambda _config, _default: context,
+        # As gate's webhook on a shared socket: one accept per wake-up (gate/server/_run.py).
+        backlog=1 if processes > 1 else 2048,
     )
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        _Server(config).run(sockets=[sock])
     finally:
         for pid in children:
             with contextlib.suppress(OSError):

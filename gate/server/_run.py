@@ -70,12 +70,25 @@ class BoundAddresses:
     probes: str | None = None
 
 
+# Connections the kernel queues on a listening socket until a process accepts them.
+_LISTEN_BACKLOG = 2048
+
+
 class _QuietServer(uvicorn.Server):
+    # Set when uvicorn's backlog was lowered to bound the accepts per wake-up (see _http_server).
+    restore_backlog: int | None = None
+
     # gate owns signal handling for all three listeners; uvicorn must not
     # install its own handlers (it would swallow SIGTERM meant for gRPC).
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.restore_backlog is not None:
+            for sock in sockets or ():
+                sock.listen(self.restore_backlog)
 
 
 def _bind(address: ListenAddress, what: str) -> socket.socket:
@@ -90,7 +103,7 @@ def _bind(address: ListenAddress, what: str) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise InfrastructureError(f"{what}: cannot listen on {address}: {exc.strerror}") from exc
-    sock.listen(2048)
+    sock.listen(_LISTEN_BACKLOG)
     sock.setblocking(False)
     return sock
 
@@ -151,6 +164,7 @@ def _http_server(
     ssl_context: ssl.SSLContext | None = None,
     header_timeout: float | None = None,
     what: str = "webhook",
+    shared: bool = False,
 ) -> _QuietServer:
     http: Any = "auto"
     keep_alive = 5
@@ -176,8 +190,17 @@ def _http_server(
         timeout_graceful_shutdown=max(1, round(grace)),
         timeout_keep_alive=keep_alive,
         server_header=False,
+        # asyncio accepts up to ``backlog`` connections each time the socket is ready: on a socket
+        # shared by processes (webhook.processes), whichever woke first took a whole burst (all 64
+        # of a load test, or of an API server's restart) and served them alone. One per wake-up
+        # lets every woken process take its share; a busy process wakes later and takes fewer.
+        # asyncio also passes ``backlog`` to listen(): startup() gives the kernel queue its length back.
+        backlog=1 if shared else _LISTEN_BACKLOG,
     )
-    return _QuietServer(config)
+    server = _QuietServer(config)
+    if shared:
+        server.restore_backlog = _LISTEN_BACKLOG
+    return server
 
 
 def _grpc_credentials(tls: TlsFiles, *, require_client_cert: bool = True) -> grpc.ServerCredentials:
@@ -400,6 +423,7 @@ class GateServer:
             webhook.grace_period,
             ssl_context=certificate.context,
             header_timeout=webhook.header_timeout,
+            shared=webhook.processes > 1,
         )
         return webhook_app, certificate
 
@@ -492,10 +516,11 @@ class GateServer:
         *,
         ssl_context: ssl.SSLContext | None = None,
         header_timeout: float | None = None,
+        shared: bool = False,
     ) -> str:
         sock = _bind(parse_listen(listen), what) if isinstance(listen, str) else listen
         server = _http_server(
-            app, tls, grace, ssl_context=ssl_context, header_timeout=header_timeout, what=what
+            app, tls, grace, ssl_context=ssl_context, header_timeout=header_timeout, what=what, shared=shared
         )
         self._http_servers.append(server)
         self._http_tasks.append(asyncio.create_task(server.serve(sockets=[sock])))

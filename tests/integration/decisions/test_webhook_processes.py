@@ -6,6 +6,7 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -87,6 +88,34 @@ def test_reviews_are_answered_by_every_process_and_each_is_stored_once(
     finally:
         store.close()
     assert sorted(decision.request["uid"] for decision in stored) == sorted(uids)
+
+
+def test_a_burst_of_new_connections_is_shared_between_the_processes(
+    tmp_path: Path, serve_gate: Callable[..., RunningGate]
+) -> None:
+    # An API server that restarts opens its connections at once. asyncio accepts every queued
+    # connection on one wake-up, so the process that woke first took them all and served them
+    # alone while the other idled.
+    config = loopback_config(tmp_path / "data", GATE_POLICY_SOURCES=str(POLICIES), GATE_WEBHOOK_PROCESSES="2")
+    gate = serve_gate(config)
+    before = _validate_counts(gate)
+    host, port = gate.addresses.webhook.rsplit(":", 1)
+    # Connected (the kernel completes the handshake) before either process accepts any of them.
+    raw = [socket.create_connection((host, int(port)), timeout=20) for _ in range(32)]
+    request = body(review(uid="burst"))
+    head = f"POST /validate HTTP/1.1\r\nHost: gate\r\nContent-Length: {len(request)}\r\n\r\n".encode()
+
+    def post(sock: socket.socket) -> bytes:
+        with _insecure().wrap_socket(sock) as tls:
+            tls.sendall(head + request)
+            return tls.recv(64)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(post, raw))
+    assert all(answer.startswith(b"HTTP/1.1 200") for answer in answers)
+    counts = {worker: count - before.get(worker, 0.0) for worker, count in _validate_counts(gate).items()}
+    assert sum(counts.values()) == 32
+    assert min(counts.get("0", 0.0), counts.get("1", 0.0)) >= 4, f"one process took the burst: {counts}"
 
 
 def test_a_worker_that_dies_is_started_again_and_the_webhook_keeps_answering(
