@@ -149,6 +149,8 @@ class Gate:
         self.decision_listeners: list[Callable[[Decision], None]] = []
         # Why the last reload failed and when (the previous bundle stayed in force); None after a success.
         self.policy_reload_error: tuple[str, datetime] | None = None
+        # Called with every bundle reload_policies put in force (webhook workers reload with it).
+        self.policy_listeners: list[Callable[[PolicyBundle], None]] = []
         # What rules read about images: the store's records, and the registry for verifyImages.
         self.evidence: EvidenceSource = evidence or StoreEvidence(store, image_verifier=self.signatures)
         self.store = store
@@ -1237,6 +1239,8 @@ class Gate:
         # One attribute assignment: requests see the old bundle or the new one, never a mix.
         self._policies = bundle
         self.policy_reload_error = None
+        for listener in self.policy_listeners:
+            listener(bundle)
         return bundle
 
     def test_policies(self, files: Sequence[tuple[str, bytes]]) -> SuiteReport:

@@ -299,7 +299,8 @@ class GateServer:
                 config, store, scans, recorder=recorder, signatures=signatures, decision_signer=own_signer
             )
             hub = _observe(config, core, scans, store, self._closers)
-            if stamp is not None:
+            if stamp is not None and self._worker is None:
+                # Workers do not watch: the main process has them reload with it (WebhookWorkers.reload).
                 watch = PolicyWatch(core, config.policies.poll_interval, initial=stamp)
                 self._policy_watch = asyncio.create_task(watch.run())
             if self._worker is not None:
@@ -367,6 +368,7 @@ class GateServer:
         if webhook.processes > 1:
             self._workers = WebhookWorkers(config, webhook_sock, webhook_tls)
             await self._workers.start()
+            core.policy_listeners.append(self._workers.reload)
         bound_probes = None
         if webhook.probe_listen is not None:
             bound_probes = self._start_http(
@@ -433,9 +435,17 @@ class GateServer:
         await self._http_started()
         self._install_signals()
         role.control.send(("ready",))
+        watch = PolicyWatch(core, self.config.policies.poll_interval)
+
+        def reload() -> tuple[bool, str]:
+            if watch.reload():
+                return True, core.policies.digest
+            error = core.policy_reload_error
+            return False, error[0] if error else "the policy sources did not load"
+
         threading.Thread(
             target=listen_to_main_process,
-            args=(role.control, self.request_stop),
+            args=(role.control, self.request_stop, reload),
             name="gate-main-process",
             daemon=True,
         ).start()

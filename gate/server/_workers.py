@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import choose_encoder
@@ -41,12 +41,17 @@ from gate.config import Config, TlsFiles
 from gate.errors import InfrastructureError
 from gate.server._metrics import WORKER_RESTARTS
 
+if TYPE_CHECKING:
+    from policies import PolicyBundle
+
 log = logging.getLogger("gate.serve")
 
 # Seconds a worker gets to import gate, open the store and load the policies.
 START_TIMEOUT = 120.0
 # Seconds a scrape waits for one worker's metrics; a worker that is late is left out of it.
 SCRAPE_TIMEOUT = 2.0
+# Seconds a worker gets to load the policy sources when the main process has reloaded them.
+RELOAD_TIMEOUT = 60.0
 # A worker that exits sooner than this after it became ready counts as crash-looping: the next
 # start waits (doubling up to the cap) instead of spawning a process per supervision tick.
 _QUICK_EXIT = 30.0
@@ -176,25 +181,49 @@ class WebhookWorkers:
         """Each serving worker's metrics in the text format, by worker index (for a scrape)."""
         found = []
         for index, slot in sorted(self._slots.items()):
-            if not slot.ready_at:
-                continue  # still starting: its pipe carries the "ready" that _start waits for
-            with slot.lock:
-                number = next(slot.asked)
-                try:
-                    slot.control.send(("metrics", number))
-                    deadline = time.monotonic() + SCRAPE_TIMEOUT
-                    while slot.control.poll(max(0.0, deadline - time.monotonic())):
-                        answer = slot.control.recv()
-                        if isinstance(answer, tuple) and len(answer) == 2 and answer[0] == number:
-                            found.append((str(index), answer[1]))
-                            break
-                    else:
-                        log.warning(
-                            "webhook worker %d did not send its metrics within %.0f s", index, SCRAPE_TIMEOUT
-                        )
-                except (EOFError, OSError):
-                    continue  # exited: the supervisor starts it again
+            text = self._ask(index, slot, "metrics", SCRAPE_TIMEOUT)
+            if isinstance(text, bytes):
+                found.append((str(index), text))
         return found
+
+    def reload(self, bundle: PolicyBundle) -> None:
+        """Have every serving worker load the policy sources again, now that this process has.
+
+        Only the main process watches the sources: the workers follow it, so that the processes
+        of one pod change bundles together. A worker that is starting loads them anyway.
+        """
+        for index, slot in sorted(self._slots.items()):
+            answer = self._ask(index, slot, "reload", RELOAD_TIMEOUT)
+            if answer is None:
+                continue
+            loaded, detail = answer
+            if not loaded:
+                log.error("webhook worker %d kept its previous policies: %s", index, detail)
+            elif detail != bundle.digest:
+                log.warning(
+                    "webhook worker %d loaded bundle %s, this process %s: the sources changed in between",
+                    index,
+                    detail,
+                    bundle.digest,
+                )
+
+    def _ask(self, index: int, slot: _Slot, request: str, timeout: float) -> Any:
+        """``slot``'s answer to ``request``; None when it is starting, gone or late (logged)."""
+        if not slot.ready_at:
+            return None  # still starting: its pipe carries the "ready" that _start waits for
+        with slot.lock:
+            number = next(slot.asked)
+            try:
+                slot.control.send((request, number))
+                deadline = time.monotonic() + timeout
+                while slot.control.poll(max(0.0, deadline - time.monotonic())):
+                    answer = slot.control.recv()
+                    if isinstance(answer, tuple) and len(answer) == 2 and answer[0] == number:
+                        return answer[1]
+            except (EOFError, OSError):
+                return None  # exited: the supervisor starts it again
+        log.warning("webhook worker %d did not answer %r within %.0f s", index, request, timeout)
+        return None
 
     async def stop(self, timeout: float) -> None:
         """Ask each worker to finish its requests and store its decisions; kill any left after ``timeout``."""
@@ -292,20 +321,31 @@ class _Merged:
         return families.values()
 
 
-def listen_to_main_process(control: Connection, stop: Callable[[], None]) -> None:
-    """In a worker: answer the main process's requests until it says stop or is gone, then call ``stop``."""
+def listen_to_main_process(
+    control: Connection, stop: Callable[[], None], reload: Callable[[], tuple[bool, str]]
+) -> None:
+    """In a worker: answer the main process until it says stop or is gone, then call ``stop``.
+
+    ``reload`` loads the policy sources and says whether it worked, with the bundle digest or why not.
+    """
     while True:
         try:
             message = control.recv()
         except (EOFError, OSError):
             break
-        if not isinstance(message, tuple) or not message or message[0] == "stop":
+        if not isinstance(message, tuple) or len(message) != 2 or message[0] not in ("metrics", "reload"):
+            break  # ("stop",), or nothing this version knows
+        kind, number = message
+        answer: Any
+        try:
+            answer = generate_latest(REGISTRY) if kind == "metrics" else reload()
+        except Exception:
+            log.exception("answering the main process's %r failed", kind)
+            answer = None if kind == "metrics" else (False, "unexpected error; the worker's log has details")
+        try:
+            control.send((number, answer))
+        except (OSError, ValueError):
             break
-        if message[0] == "metrics":
-            try:
-                control.send((message[1], generate_latest(REGISTRY)))
-            except (OSError, ValueError):
-                break
     stop()
 
 

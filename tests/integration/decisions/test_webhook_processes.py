@@ -44,11 +44,14 @@ def _validate_counts(gate: RunningGate) -> dict[str, float]:
     return counts
 
 
-def _post_each_on_a_new_connection(url: str, uids: list[str]) -> list[int]:
-    def post(uid: str) -> int:
+def _post_each_on_a_new_connection(url: str, uids: list[str]) -> list[tuple[int, bool]]:
+    """The status and ``allowed`` of each review."""
+
+    def post(uid: str) -> tuple[int, bool]:
         # A client per review: each is a new connection, so that the kernel can hand it to any process.
         with httpx.Client(verify=_insecure(), timeout=20) as client:
-            return client.post(url, content=body(review(uid=uid))).status_code
+            answer = client.post(url, content=body(review(uid=uid)))
+            return answer.status_code, bool(answer.json()["response"]["allowed"])
 
     with ThreadPoolExecutor(8) as pool:
         return list(pool.map(post, uids))
@@ -71,7 +74,7 @@ def test_reviews_are_answered_by_every_process_and_each_is_stored_once(
     # Which process accepts a connection is the kernel's choice: send until both have answered.
     for batch in range(10):
         more = [f"batch-{batch}-{index}" for index in range(24)]
-        assert set(_post_each_on_a_new_connection(url, more)) == {200}
+        assert {status for status, _ in _post_each_on_a_new_connection(url, more)} == {200}
         uids += more
         counts = {worker: count - before.get(worker, 0.0) for worker, count in _validate_counts(gate).items()}
         if counts.get("0") and counts.get("1"):
@@ -118,6 +121,42 @@ def test_a_burst_of_new_connections_is_shared_between_the_processes(
     assert min(counts.get("0", 0.0), counts.get("1", 0.0)) >= 4, f"one process took the burst: {counts}"
 
 
+def test_a_policy_change_the_main_process_loads_is_in_force_in_the_workers_too(
+    tmp_path: Path, serve_gate: Callable[..., RunningGate]
+) -> None:
+    source = tmp_path / "policies.yaml"
+    source.write_text(POLICIES.read_text())
+    config = loopback_config(tmp_path / "data", GATE_POLICY_SOURCES=str(source), GATE_WEBHOOK_PROCESSES="2")
+    config = config.model_copy(update={"policies": config.policies.model_copy(update={"poll_interval": 0.2})})
+    gate = serve_gate(config)
+    url = f"https://{gate.addresses.webhook}/validate"
+    assert set(_post_each_on_a_new_connection(url, ["before-0", "before-1"])) == {(200, True)}
+    # The owner label becomes required: the sample review, which has none, is now denied.
+    source.write_text(
+        POLICIES.read_text().replace("validationFailureAction: Audit", "validationFailureAction: Enforce")
+    )
+    deadline = time.monotonic() + 30
+    while _reloads(gate).get("1", 0.0) < 1:
+        assert time.monotonic() < deadline, f"the worker did not reload within 30 s: {_reloads(gate)}"
+        time.sleep(0.1)
+    before = _validate_counts(gate)
+    answers = _post_each_on_a_new_connection(url, [f"after-{index}" for index in range(48)])
+    assert set(answers) == {(200, False)}
+    counts = {worker: count - before.get(worker, 0.0) for worker, count in _validate_counts(gate).items()}
+    assert counts.get("1"), f"the worker answered none of the reviews after the change: {counts}"
+
+
+def _reloads(gate: RunningGate) -> dict[str, float]:
+    text = httpx.get(f"http://{gate.addresses.metrics}/metrics", timeout=10).text
+    return {
+        sample.labels["worker"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "gate_policy_reloads"
+        for sample in family.samples
+        if sample.name == "gate_policy_reloads_total"
+    }
+
+
 def test_a_worker_that_dies_is_started_again_and_the_webhook_keeps_answering(
     tmp_path: Path, serve_gate: Callable[..., RunningGate]
 ) -> None:
@@ -133,7 +172,8 @@ def test_a_worker_that_dies_is_started_again_and_the_webhook_keeps_answering(
     metrics = httpx.get(f"http://{gate.addresses.metrics}/metrics", timeout=10).text
     assert 'gate_webhook_worker_restarts_total{worker="0"} 1.0' in metrics
     url = f"https://{gate.addresses.webhook}/validate"
-    assert set(_post_each_on_a_new_connection(url, [f"after-{index}" for index in range(12)])) == {200}
+    answers = _post_each_on_a_new_connection(url, [f"after-{index}" for index in range(12)])
+    assert {status for status, _ in answers} == {200}
 
 
 def test_a_worker_that_cannot_start_stops_gate_from_starting_and_says_why(tmp_path: Path) -> None:
