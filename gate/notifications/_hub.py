@@ -93,10 +93,12 @@ class NotificationHub:
         clock: Callable[[], datetime],
         observer: NotifierObserver | None = None,
         waivers: WaiverSource | None = None,
+        check_waivers: bool = True,
     ) -> NotificationHub | None:
         """The hub for ``notifications`` settings; None when no webhook is configured.
 
-        ``waivers`` defaults to the store's waiver records.
+        ``waivers`` defaults to the store's waiver records. ``check_waivers`` False: no waiver
+        check (a webhook worker process: its main process announces the waivers ending).
 
         Raises:
             ConfigError: a webhook's CA file cannot be loaded.
@@ -116,7 +118,7 @@ class NotificationHub:
             notifier,
             store,
             clock=clock,
-            waivers=waivers if waivers is not None else StoreWaivers(store),
+            waivers=(waivers if waivers is not None else StoreWaivers(store)) if check_waivers else None,
             waiver_window=timedelta(seconds=settings.waiver_window),
             waiver_interval=settings.waiver_check_interval,
         )

@@ -298,7 +298,7 @@ class GateServer:
             core = Gate.from_config(
                 config, store, scans, recorder=recorder, signatures=signatures, decision_signer=own_signer
             )
-            hub = _observe(config, core, scans, store, self._closers)
+            hub = _observe(config, core, scans, store, self._closers, main=self._worker is None)
             if stamp is not None and self._worker is None:
                 # Workers do not watch: the main process has them reload with it (WebhookWorkers.reload).
                 watch = PolicyWatch(core, config.policies.poll_interval, initial=stamp)
@@ -558,11 +558,19 @@ def _guard(config: Config, executor: ThreadPoolExecutor) -> Guard | None:
 
 
 def _observe(
-    config: Config, core: Gate, scans: ScanJobs, store: EvidenceStore, closers: list[Callable[[], None]]
+    config: Config,
+    core: Gate,
+    scans: ScanJobs,
+    store: EvidenceStore,
+    closers: list[Callable[[], None]],
+    *,
+    main: bool = True,
 ) -> NotificationHub | None:
     """Metrics of decisions, scans, the store and the caches; notifications to the configured webhooks.
 
     Returns the notification hub (None: no webhook). ``closers`` gets what to undo at stop.
+    ``main`` False (a webhook worker): its denials are announced, waivers ending are not (the
+    main process announces those, once per pod rather than once per process).
     """
     core.decision_listeners.append(DecisionMetrics())
     scans.finish_listeners.append(count_scan_failure)
@@ -570,7 +578,7 @@ def _observe(
         store.observe_statements(StatementMetrics())
     closers.append(CACHES.add(partial(_cache_stats, core)))
     hub = NotificationHub.from_settings(
-        config.notifications, store, clock=utc_now, observer=NotificationMetrics()
+        config.notifications, store, clock=utc_now, observer=NotificationMetrics(), check_waivers=main
     )
     if hub is None:
         return None

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
+from gate.config import NotificationSettings, NotificationWebhook
 from gate.config import ScannerProvider as ProviderSettings
 from gate.core import ArtifactSelector, Gate
 from gate.decisions import parse_review
@@ -199,24 +200,25 @@ def test_a_failed_scan_is_counted_by_scanner(world: tuple[Gate, NotificationHub]
     assert REGISTRY.get_sample_value("gate_scan_failures_total", {"tool": "waiting"}) == before + 1
 
 
-def test_waivers_ending_within_the_window_are_announced_once(store: EvidenceStore, hook: Receiver) -> None:
-    def waiver(waiver_id: str, owner: str, expires: timedelta, revoked: bool = False) -> Waiver:
-        return Waiver(
-            id=waiver_id,
-            policy="disallow-latest-tag",
-            rule="no-latest-tag",
-            namespace="shop",
-            image="",
-            digest="",
-            owner=owner,
-            reason="the fix ships next sprint",
-            created_at=NOW - timedelta(days=10),
-            created_by="alice",
-            expires_at=NOW + expires,
-            revoked_at=NOW - timedelta(days=1) if revoked else None,
-            revoked_by="bob" if revoked else "",
-        )
+def waiver(waiver_id: str, owner: str, expires: timedelta, revoked: bool = False) -> Waiver:
+    return Waiver(
+        id=waiver_id,
+        policy="disallow-latest-tag",
+        rule="no-latest-tag",
+        namespace="shop",
+        image="",
+        digest="",
+        owner=owner,
+        reason="the fix ships next sprint",
+        created_at=NOW - timedelta(days=10),
+        created_by="alice",
+        expires_at=NOW + expires,
+        revoked_at=NOW - timedelta(days=1) if revoked else None,
+        revoked_by="bob" if revoked else "",
+    )
 
+
+def test_waivers_ending_within_the_window_are_announced_once(store: EvidenceStore, hook: Receiver) -> None:
     soon = "0a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d"
     store.add_waiver(waiver(soon, "team-a", timedelta(days=2)))
     store.add_waiver(waiver("1b4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d", "team-b", timedelta(days=30)))
@@ -242,3 +244,25 @@ def test_waivers_ending_within_the_window_are_announced_once(store: EvidenceStor
     facts: Any = received.body["blocks"][1]["text"]["text"]
     assert "*owner:* team-a" in facts
     assert received.body["blocks"][2]["text"]["text"] == "• the fix ships next sprint"
+
+
+def test_a_webhook_worker_hub_leaves_waivers_ending_to_the_main_process(
+    store: EvidenceStore, hook: Receiver
+) -> None:
+    # Each process of a pod has a hub; only the main process's checks the waivers, so that a
+    # waiver ending is announced once per pod, not once per process.
+    store.add_waiver(waiver("0a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d", "team-a", timedelta(days=2)))
+    settings = NotificationSettings(
+        webhooks=(NotificationWebhook(url=hook.url, format="slack"),), waiver_check_interval=0.1
+    )
+    worker = NotificationHub.from_settings(settings, store, clock=lambda: NOW, check_waivers=False)
+    assert worker is not None
+    worker.start()
+    time.sleep(0.4)  # several intervals
+    worker.close()
+    assert hook.received == []
+    main = NotificationHub.from_settings(settings, store, clock=lambda: NOW)
+    assert main is not None
+    main.start()
+    hook.wait_for(1)
+    main.close()
