@@ -433,7 +433,11 @@ class GateServer:
         self._enable_tracing(core)
         self._serve_webhook(core, executor, role.sock, role.tls)
         await self._http_started()
-        self._install_signals()
+        # Ctrl-C reaches the whole process group; the main process then stops the workers itself
+        # (and a worker whose main process is gone stops when its pipe closes).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.request_stop)
         role.control.send(("ready",))
         watch = PolicyWatch(core, self.config.policies.poll_interval)
 

@@ -116,3 +116,61 @@ def test_two_servers_starting_at_once_share_a_fresh_database(
     for process in started:
         _, stderr = process.communicate(timeout=30)
         assert process.returncode == 0, stderr
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has exited: it only waits for its parent to collect it.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM to gate", "Ctrl-C to the process group"])
+def test_serve_with_webhook_workers_stops_them_all_and_leaves_no_process_behind(
+    tmp_path: Path, processes: list[subprocess.Popen[str]], stop: str
+) -> None:
+    port = free_port()
+    env = environment(tmp_path, port)
+    env["GATE_WEBHOOK_PROCESSES"] = "3"
+    process = subprocess.Popen(
+        [GATE, "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal gives it
+    )
+    processes.append(process)
+    wait_serving(port, process)
+    descendants = _children(process.pid)
+    spawned = [pid for pid in descendants if "multiprocessing.spawn" in _cmdline(pid)]
+    assert len(spawned) == 2, [_cmdline(pid) for pid in descendants]
+    if stop == "SIGTERM to gate":
+        process.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    records = [json.loads(line) for line in stderr.splitlines() if line.strip().startswith("{")]
+    stopped = sorted(
+        str(record.get("worker", "main")) for record in records if record["message"] == "gate stopped"
+    )
+    assert stopped == ["1", "2", "main"], stderr
+    assert not [r for r in records if r["level"] in ("error", "critical")], stderr
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in descendants):
+        assert time.monotonic() < deadline, "a child of gate outlived it"
+        time.sleep(0.1)
+
+
+def _cmdline(pid: int) -> str:
+    path = Path(f"/proc/{pid}/cmdline")
+    return path.read_bytes().replace(b"\0", b" ").decode(errors="replace") if path.exists() else ""
