@@ -10,9 +10,14 @@ Two servers run as separate processes for the whole benchmark:
   ``gate.v1.DecisionService/Decide`` for an image at stage ``publish`` with the
   repository's own policies (deployments/policies/kyverno: Pod Security
   baseline, allowed registries, no secrets, no fixable criticals), every answer
-  recorded and signed, evidence read through the per-replica cache. The two
-  verifyImages policies are left out: they need a registry holding signed
-  images (benchmarks/verify.py measures that path: ~11 us per cached lookup).
+  recorded and signed, evidence read through the per-replica cache. The images
+  are 8 pinned digests, each with a real Trivy report imported before the runs
+  (``ImportReport``), as a pipeline's scan stage leaves them; ``--unknown-images``
+  asks for 8 tags gate holds no evidence for instead (each Decide then asks the
+  store, since a tag not found is not cached: one recorded a moment later must
+  count at once). The two verifyImages policies are left out: they need a
+  registry holding signed images (benchmarks/verify.py measures that path: ~11 us
+  per cached lookup).
 
 The same client (``_load_client.py``, or h2load with ``--client h2load``) drives
 each in turn with the same channels and calls in flight; rounds alternate the
@@ -25,6 +30,7 @@ a report, not a test.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -121,9 +127,16 @@ class Server:
 DECIDE_METHOD = "/gate.v1.DecisionService/Decide"
 DECIDE_TARGET_RATIO = 0.50
 POLICY_DIR = REPO_ROOT / "deployments" / "policies" / "kyverno"
+# A real Trivy image report (3 KB, no critical finding with a fix) imported as each image's scan.
+TRIVY_REPORT = REPO_ROOT.parent / "shared" / "fixtures" / "scanners" / "trivy" / "issue_9092.json"
+DECIDE_IMAGES = 8
 
 
-def _gate_requests(count: int, rpc: str = "getscan") -> list[bytes]:
+def _image_digest(index: int) -> str:
+    return "sha256:" + hashlib.sha256(f"gate-benchmark-image-{index}".encode()).hexdigest()
+
+
+def _gate_requests(count: int, rpc: str = "getscan", *, unknown_images: bool = False) -> list[bytes]:
     # Imported here, not at the top: while gate's package is broken or half
     # written the benchmark should say so in one line, not with a traceback.
     import_checkout()
@@ -134,9 +147,14 @@ def _gate_requests(count: int, rpc: str = "getscan") -> list[bytes]:
 
     if rpc == "decide":
         # A handful of images, so that the evidence cache serves them as in a busy pipeline.
+        def reference(i: int) -> str:
+            n = i % DECIDE_IMAGES
+            repository = f"registry.example.com/shop/app-{n}"
+            return f"{repository}:1.{n}" if unknown_images else f"{repository}@{_image_digest(n)}"
+
         return [
             decision_pb2.DecideRequest(
-                artifact=common_pb2.ArtifactRef(reference=f"registry.example.com/shop/app-{i % 8}:1.{i % 8}"),
+                artifact=common_pb2.ArtifactRef(reference=reference(i)),
                 stage="publish",
                 project="shop",
             ).SerializeToString()
@@ -160,7 +178,39 @@ def start_echo(workdir: Path, children: Children) -> Server:
     return Server("echo", target, ECHO_METHOD, payloads, ("OK",), proc, log)
 
 
-def start_gate(workdir: Path, children: Children, database_url: str, rpc: str = "getscan") -> Server:
+def _import_evidence(target: str) -> None:
+    """One Trivy report per benchmark image, imported as a pipeline's scan stage would."""
+    from gate.v1 import common_pb2, scan_pb2
+
+    report = TRIVY_REPORT.read_bytes()
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary(
+            "/gate.v1.ScanService/ImportReport",
+            request_serializer=scan_pb2.ImportReportRequest.SerializeToString,
+            response_deserializer=scan_pb2.Scan.FromString,
+        )
+        for index in range(DECIDE_IMAGES):
+            call(
+                scan_pb2.ImportReportRequest(
+                    artifact=common_pb2.ArtifactRef(digest=_image_digest(index)),
+                    artifact_kind=common_pb2.ARTIFACT_KIND_IMAGE,
+                    artifact_name=f"registry.example.com/shop/app-{index}",
+                    scanner="trivy",
+                    report=report,
+                    project="shop",
+                ),
+                timeout=30,
+            )
+
+
+def start_gate(
+    workdir: Path,
+    children: Children,
+    database_url: str,
+    rpc: str = "getscan",
+    *,
+    unknown_images: bool = False,
+) -> Server:
     """Start ``gate serve`` on a fresh data dir and wait until Health/Check says SERVING."""
     ports = GatePorts.pick()
     log = workdir / "gate.log"
@@ -176,11 +226,13 @@ def start_gate(workdir: Path, children: Children, database_url: str, rpc: str = 
         method = DECIDE_METHOD
     proc = children.add(spawn(gate_command(), env, log))
     payloads = workdir / "gate.payloads"
-    write_payloads(payloads, _gate_requests(GATE_REQUESTS, rpc))
+    write_payloads(payloads, _gate_requests(GATE_REQUESTS, rpc, unknown_images=unknown_images))
     _wait_ready("gate", proc, log, serving_probe(ports.grpc_target))
+    if rpc == "decide" and not unknown_images:
+        _import_evidence(ports.grpc_target)
     # SERVING alone does not prove the measured RPC works: make one call first.
     answered = frozenset({grpc.StatusCode.NOT_FOUND, grpc.StatusCode.OK})
-    probe = _gate_requests(1, rpc)[0]
+    probe = _gate_requests(1, rpc, unknown_images=unknown_images)[0]
     if not unary_answers(ports.grpc_target, method, probe, answered, timeout=5.0):
         raise RuntimeError(f"gate does not answer {method}\n{log_tail(log)}")
     return Server("gate", ports.grpc_target, method, payloads, ("OK", "NOT_FOUND"), proc, log)
@@ -412,6 +464,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="getscan",
         help="gate's measured RPC: GetScan of unknown ids (default) or Decide with the repository's policies",
     )
+    parser.add_argument(
+        "--unknown-images",
+        action="store_true",
+        help="Decide on 8 tags gate holds no evidence for (default: 8 pinned digests with imported scans)",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     if args.client == "h2load" and shutil.which("h2load") is None:
@@ -446,7 +503,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             servers = {
                 "echo": start_echo(workdir, children),
-                "gate": start_gate(workdir, children, args.database_url, args.rpc),
+                "gate": start_gate(
+                    workdir, children, args.database_url, args.rpc, unknown_images=args.unknown_images
+                ),
             }
             print(
                 f"client={args.client} channels={args.channels} in-flight={args.concurrency} "
