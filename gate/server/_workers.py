@@ -129,7 +129,8 @@ class WebhookWorkers:
         with contextlib.suppress(EOFError, OSError):
             message = ours.recv() if answered else None
         if not (isinstance(message, tuple) and message[:1] == ("ready",)):
-            del self._slots[index]
+            # Already gone when stop() ended it meanwhile (a sibling failed to start).
+            self._slots.pop(index, None)
             ours.close()
             _end(process, 0.0)
             if isinstance(message, tuple) and message[:1] == ("failed",):
