@@ -231,20 +231,20 @@ class WebhookWorkers:
         self._stopping = True
         if self._supervisor is not None:
             self._supervisor.cancel()
-        for slot in self._slots.values():
-            with contextlib.suppress(OSError, ValueError):
-                slot.control.send(("stop",))
         slots = list(self._slots.values())
         self._slots.clear()
-        await asyncio.to_thread(_end_all, [slot.process for slot in slots], timeout)
-        for slot in slots:
-            slot.control.close()
+        await asyncio.to_thread(_stop_all, slots, timeout)
 
 
-def _end_all(processes: Iterable[BaseProcess], timeout: float) -> None:
+def _stop_all(slots: list[_Slot], timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    for process in processes:
-        _end(process, max(0.0, deadline - time.monotonic()))
+    for slot in slots:
+        # Under the slot's lock: a scrape or reload may be writing to the same pipe.
+        with slot.lock, contextlib.suppress(OSError, ValueError):
+            slot.control.send(("stop",))
+    for slot in slots:
+        _end(slot.process, max(0.0, deadline - time.monotonic()))
+        slot.control.close()
 
 
 def _end(process: BaseProcess, timeout: float) -> None:
