@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
+import os
 import socket
 import threading
 import time
@@ -105,6 +106,9 @@ class WebhookWorkers:
         Raises:
             InfrastructureError: a worker failed to start (its reason is given) or took too long.
         """
+        advice = processes_advice(self._config.webhook.processes, len(os.sched_getaffinity(0)))
+        if advice:
+            log.warning("%s", advice)
         try:
             await asyncio.gather(*(self._start(index) for index in range(1, self.count + 1)))
         except BaseException:
@@ -234,6 +238,16 @@ class WebhookWorkers:
         slots = list(self._slots.values())
         self._slots.clear()
         await asyncio.to_thread(_stop_all, slots, timeout)
+
+
+def processes_advice(processes: int, cpus: int) -> str | None:
+    """A warning when ``webhook.processes`` exceeds the CPUs this process may run on, else None."""
+    if processes <= cpus:
+        return None
+    return (
+        f"webhook.processes is {processes} but this process may run on {cpus} CPU(s): processes beyond "
+        f"the CPUs add memory and contention, not review throughput"
+    )
 
 
 def _stop_all(slots: list[_Slot], timeout: float) -> None:

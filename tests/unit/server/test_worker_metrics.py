@@ -1,4 +1,4 @@
-"""The main process's /metrics with webhook workers: every process's series, told apart by ``worker``."""
+"""Webhook worker processes: the merged /metrics, their log lines, and the advice on their number."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gate import _logging
-from gate.server._workers import merged_registry
+from gate.server._workers import merged_registry, processes_advice
 
 WORKER_EXPOSITION = b"""\
 # HELP gate_webhook_requests_total Webhook HTTP requests, by path and status.
@@ -96,3 +96,12 @@ def test_a_worker_process_log_lines_name_the_worker(
     first, second = (json.loads(line) for line in capsys.readouterr().err.splitlines())
     assert first["worker"] == "kept"  # a record's own value wins
     assert second["worker"] == 3
+
+
+def test_more_processes_than_cpus_gets_a_warning_that_says_both() -> None:
+    assert processes_advice(2, 2) is None
+    assert processes_advice(2, 8) is None
+    advice = processes_advice(4, 2)
+    assert advice is not None
+    assert "webhook.processes is 4" in advice
+    assert "2 CPU(s)" in advice
