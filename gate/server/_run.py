@@ -331,8 +331,10 @@ class GateServer:
         on_ready: Callable[[BoundAddresses], None] | None,
     ) -> None:
         config = self.config
-        addresses, health = await self._start(core, executor)
+        # Before the listeners and workers start: a SIGTERM meanwhile then stops them all
+        # gracefully once started, instead of killing this process under its workers.
         self._install_signals()
+        addresses, health = await self._start(core, executor)
         log.info(
             "gate serving",
             extra={
@@ -438,7 +440,12 @@ class GateServer:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.request_stop)
-        role.control.send(("ready",))
+        try:
+            role.control.send(("ready",))
+        except OSError:
+            # The main process ended while this one started (killed before it could stop us).
+            log.info("webhook worker %d: the main process is gone; stopping", role.index)
+            return
         watch = PolicyWatch(core, self.config.policies.poll_interval)
 
         def reload() -> tuple[bool, str]:

@@ -17,8 +17,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gate.config import TlsFiles
 from gate.errors import InfrastructureError
 from gate.server import GateServer
+from gate.server._tls import ensure_self_signed
+from gate.server._workers import WorkerRole
 from gate.store import DecisionQuery, open_store
 from tests.conftest import RunningGate, loopback_config
 from tests.unit.decisions.support import POLICIES, body, review
@@ -193,3 +196,21 @@ def test_a_worker_that_cannot_start_stops_gate_from_starting_and_says_why(tmp_pa
     assert raised.value.message.startswith("webhook worker 1 did not start: ")
     assert "evidence store unavailable" in raised.value.message
     assert _workers() == []
+
+
+def test_a_worker_whose_main_process_is_gone_when_it_is_ready_stops_quietly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = loopback_config(tmp_path / "data", GATE_WEBHOOK_PROCESSES="2")
+    cert, key = ensure_self_signed(tmp_path / "tls")
+    ours, theirs = multiprocessing.Pipe()
+    ours.close()  # the main process was killed while this worker started
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        role = WorkerRole(1, sock, TlsFiles(cert_file=cert, key_file=key), theirs)
+        with caplog.at_level("INFO", logger="gate.serve"):
+            asyncio.run(asyncio.wait_for(GateServer(config, worker=role).run(), 60))
+    messages = [record.getMessage() for record in caplog.records]
+    assert "webhook worker 1: the main process is gone; stopping" in messages
+    assert not [record for record in caplog.records if record.levelname in ("ERROR", "CRITICAL")]
