@@ -6,13 +6,15 @@ core. With ``webhook.processes`` N > 1 the main process starts N - 1 workers
 inherits the webhook's listening socket, so the kernel hands every new
 connection to whichever process accepts first (a busy one accepts later), and
 each runs its own core over the same configuration: store, decision signer
-(the same key file), policy watch, certificate reload, notifications. The main
-process keeps gRPC, the probe listener and ``/metrics``.
+(the same key file), certificate reload, notifications of its denials. The main
+process keeps gRPC, the probe listener, ``/metrics``, the policy watch and the
+waiver announcements.
 
 The main process talks to each worker over a pipe: the worker says ``ready``
 (or why it failed) once it accepts connections; later the main process asks it
-for its metrics at scrape time, and tells it to stop. A worker that exits
-unexpectedly is started again; one whose main process is gone stops by itself.
+for its metrics at scrape time, has it reload the policies when it has, and
+tells it to stop. A worker that exits unexpectedly is started again; one whose
+main process is gone stops by itself.
 """
 
 from __future__ import annotations
@@ -186,7 +188,7 @@ class WebhookWorkers:
         """Each serving worker's metrics in the text format, by worker index (for a scrape)."""
         found = []
         for index, slot in sorted(self._slots.items()):
-            text = self._ask(index, slot, "metrics", SCRAPE_TIMEOUT)
+            text = self._ask(slot, "metrics", SCRAPE_TIMEOUT)
             if isinstance(text, bytes):
                 found.append((str(index), text))
         return found
@@ -198,7 +200,7 @@ class WebhookWorkers:
         of one pod change bundles together. A worker that is starting loads them anyway.
         """
         for index, slot in sorted(self._slots.items()):
-            answer = self._ask(index, slot, "reload", RELOAD_TIMEOUT)
+            answer = self._ask(slot, "reload", RELOAD_TIMEOUT)
             if answer is None:
                 continue
             loaded, detail = answer
@@ -212,7 +214,7 @@ class WebhookWorkers:
                     bundle.digest,
                 )
 
-    def _ask(self, index: int, slot: _Slot, request: str, timeout: float) -> Any:
+    def _ask(self, slot: _Slot, request: str, timeout: float) -> Any:
         """``slot``'s answer to ``request``; None when it is starting, gone or late (logged)."""
         if not slot.ready_at:
             return None  # still starting: its pipe carries the "ready" that _start waits for
@@ -227,7 +229,7 @@ class WebhookWorkers:
                         return answer[1]
             except (EOFError, OSError):
                 return None  # exited: the supervisor starts it again
-        log.warning("webhook worker %d did not answer %r within %.0f s", index, request, timeout)
+        log.warning("webhook worker %d did not answer %r within %.0f s", slot.index, request, timeout)
         return None
 
     async def stop(self, timeout: float) -> None:
@@ -365,7 +367,7 @@ def listen_to_main_process(
 
 
 def _worker_main(config: Config, role: WorkerRole) -> None:
-    # Imported here: this runs in the spawned process, where the server module is loaded anew.
+    # Imported here: gate.server._run imports this module.
     from gate import _logging
     from gate.errors import GateError
     from gate.server._run import GateServer
