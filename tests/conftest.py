@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -110,6 +111,14 @@ def loopback_config(data_dir: Path, **env: str) -> Config:
         **env,
     }
     return load_config(None, environ)
+
+
+def unverified_tls() -> ssl.SSLContext:
+    """A client TLS context that accepts any certificate (gate's self-signed one in tests)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 @dataclass

@@ -14,15 +14,13 @@ import httpx
 from gate.config import load_config
 from gate.server._tls import ensure_self_signed
 from gate.store import DecisionQuery, open_store
-from tests.conftest import RunningGate, loopback_config
+from tests.conftest import RunningGate, loopback_config, unverified_tls
 from tests.unit.decisions.support import POLICIES, REVIEW, body, review
 
 
 def served_certificate(address: str) -> bytes:
     host, port = address.rsplit(":", 1)
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+    context = unverified_tls()
     with socket.create_connection((host, int(port)), timeout=5) as raw, context.wrap_socket(raw) as tls:
         certificate = tls.getpeercert(binary_form=True)
     assert certificate is not None
@@ -99,9 +97,7 @@ def test_a_client_sending_headers_slowly_is_disconnected(
     )
     gate = serve_gate(config)
     host, port = gate.addresses.webhook.rsplit(":", 1)
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+    context = unverified_tls()
     with socket.create_connection((host, int(port)), timeout=5) as raw, context.wrap_socket(raw) as tls:
         tls.sendall(b"POST /validate HTTP/1.1\r\nHost: gate\r\n")  # and never the end of the headers
         started = time.monotonic()
@@ -118,9 +114,7 @@ def test_answers_on_a_kept_alive_connection_do_not_wait_for_the_clients_delayed_
     config = loopback_config(tmp_path / "data", GATE_POLICY_SOURCES=str(POLICIES))
     gate = serve_gate(config)
     url = f"https://{gate.addresses.webhook}/validate"
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+    context = unverified_tls()
     with httpx.Client(verify=context) as client:
         client.post(url, content=body(review(uid="warm-up")))
         seconds = []

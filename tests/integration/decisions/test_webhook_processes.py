@@ -7,7 +7,6 @@ import multiprocessing
 import os
 import signal
 import socket
-import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,28 +22,25 @@ from gate.server import GateServer
 from gate.server._tls import ensure_self_signed
 from gate.server._workers import WorkerRole
 from gate.store import DecisionQuery, open_store
-from tests.conftest import RunningGate, loopback_config
+from tests.conftest import RunningGate, loopback_config, unverified_tls
 from tests.unit.decisions.support import POLICIES, body, review
 
 
-def _insecure() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def _validate_counts(gate: RunningGate) -> dict[str, float]:
-    """``/validate`` answers so far, by the ``worker`` label of the merged exposition."""
+def _by_worker(gate: RunningGate, sample_name: str, **labels: str) -> dict[str, float]:
+    """The non-zero samples ``sample_name`` with ``labels``, summed by the merged exposition's ``worker``."""
     text = httpx.get(f"http://{gate.addresses.metrics}/metrics", timeout=10).text
     counts: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
-        if family.name == "gate_webhook_requests":
-            for sample in family.samples:
-                if sample.name.endswith("_total") and sample.labels["path"] == "/validate" and sample.value:
-                    worker = sample.labels["worker"]
-                    counts[worker] = counts.get(worker, 0.0) + sample.value
+        for sample in family.samples:
+            if sample.name == sample_name and sample.value and labels.items() <= sample.labels.items():
+                worker = sample.labels["worker"]
+                counts[worker] = counts.get(worker, 0.0) + sample.value
     return counts
+
+
+def _validate_counts(gate: RunningGate) -> dict[str, float]:
+    """``/validate`` answers so far, by process."""
+    return _by_worker(gate, "gate_webhook_requests_total", path="/validate")
 
 
 def _post_each_on_a_new_connection(url: str, uids: list[str]) -> list[tuple[int, bool]]:
@@ -52,7 +48,7 @@ def _post_each_on_a_new_connection(url: str, uids: list[str]) -> list[tuple[int,
 
     def post(uid: str) -> tuple[int, bool]:
         # A client per review: each is a new connection, so that the kernel can hand it to any process.
-        with httpx.Client(verify=_insecure(), timeout=20) as client:
+        with httpx.Client(verify=unverified_tls(), timeout=20) as client:
             answer = client.post(url, content=body(review(uid=uid)))
             return answer.status_code, bool(answer.json()["response"]["allowed"])
 
@@ -112,7 +108,7 @@ def test_a_burst_of_new_connections_is_shared_between_the_processes(
     head = f"POST /validate HTTP/1.1\r\nHost: gate\r\nContent-Length: {len(request)}\r\n\r\n".encode()
 
     def post(sock: socket.socket) -> bytes:
-        with _insecure().wrap_socket(sock) as tls:
+        with unverified_tls().wrap_socket(sock) as tls:
             tls.sendall(head + request)
             return tls.recv(64)
 
@@ -150,14 +146,7 @@ def test_a_policy_change_the_main_process_loads_is_in_force_in_the_workers_too(
 
 
 def _reloads(gate: RunningGate) -> dict[str, float]:
-    text = httpx.get(f"http://{gate.addresses.metrics}/metrics", timeout=10).text
-    return {
-        sample.labels["worker"]: sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "gate_policy_reloads"
-        for sample in family.samples
-        if sample.name == "gate_policy_reloads_total"
-    }
+    return _by_worker(gate, "gate_policy_reloads_total")
 
 
 def test_a_worker_that_dies_is_started_again_and_the_webhook_keeps_answering(
