@@ -19,6 +19,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from gate._nonblocking import may_block
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -80,6 +82,8 @@ class SharedCache(Generic[K, V]):
             value = self._fresh(key)
             if value is not None:
                 return value
+            # Computing or waiting for another thread's computation: neither on an event loop.
+            may_block("a cached value")
             flight = self._flights.get(key)
             leader = flight is None
             if flight is None:

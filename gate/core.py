@@ -22,6 +22,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from gate._git import git_head
+from gate._nonblocking import WouldBlock, may_block
 from gate._signature_service import DecisionSigner, SignatureService
 from gate.config import Config, RegistrySettings, SbomSettings
 from gate.errors import ConfigError, EvidenceError, InvalidArgument, NotFound, Unsupported
@@ -514,6 +515,8 @@ class Gate:
 
         Raises:
             EvidenceError: the object is malformed (too deep, envelope fields of the wrong type).
+            WouldBlock: inside :func:`gate._nonblocking.nonblocking`, something the review needs
+                is not in memory; nothing was recorded, and the call can be made again elsewhere.
         """
 
         begin = perf_counter() if started is None else started
@@ -596,7 +599,7 @@ class Gate:
                 evidence_seconds=evidence_seconds,
                 started=begin,
             )
-        except EvidenceError:
+        except (EvidenceError, WouldBlock):
             raise
         except Exception as error:
             reference = uuid.uuid4().hex[:12]
@@ -955,6 +958,7 @@ class Gate:
         else:
             from gate.decisions import seal
 
+            may_block("the evidence store")
             self.store.add_decision(seal(decision, self.decision_signer))
         for listener in self.decision_listeners:
             try:

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from gate._nonblocking import may_block
 from gate.model import FindingKind, Sbom, Scan, Severity, Verification
 
 if TYPE_CHECKING:
@@ -299,6 +300,7 @@ class StoreEvidence:
         cached = self._aliases.get(image)
         if cached is not None:
             return cached
+        may_block("the digest of a tag")
         found = alias_digest(self._store, image)
         if found is not None:
             self._aliases.put(image, found)

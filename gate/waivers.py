@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gate._nonblocking import may_block
 from gate.errors import InvalidArgument
 from gate.model import check_digest
 
@@ -255,6 +256,7 @@ class WaiverCache:
     def in_force(self, now: datetime) -> list[EngineWaiver]:
         """The engine form of every waiver in force at ``now``."""
         if self._monotonic() - self._read_at >= self._ttl:
+            may_block("the waivers in force")
             with self._lock:
                 if self._monotonic() - self._read_at >= self._ttl:
                     read = self._store.list_waivers(active_at=now)

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 
+from gate._nonblocking import WouldBlock
 from gate.decisions._recorder import DecisionRecorder, DecisionSink
 from gate.decisions._statement import DecisionSigner
 from gate.errors import StoreUnavailable
@@ -61,6 +62,11 @@ class Acknowledgements:
             self._missing.append(decision_id)
             self._timeout = max(self._timeout, timeout)
             self._forget = forget
+
+    def _unexpect(self, decision_id: str) -> None:
+        with self._lock:
+            self._pending -= 1
+            self._missing.remove(decision_id)
 
     def _settle(self, decision_id: str) -> None:
         # On the loop (see _CommitNotices.add_decisions).
@@ -159,16 +165,22 @@ class AcknowledgedRecorder(DecisionRecorder):
         sink: Where decisions are stored.
         signer: Signs each record (None: unsigned).
         timeout: Seconds to wait for the commit before raising StoreUnavailable.
+        capacity: Decisions the queue holds before callers wait (see DecisionRecorder).
     """
 
     def __init__(
-        self, sink: DecisionSink, *, signer: DecisionSigner | None = None, timeout: float = 2.0
+        self,
+        sink: DecisionSink,
+        *,
+        signer: DecisionSigner | None = None,
+        timeout: float = 2.0,
+        capacity: int = 4096,
     ) -> None:
         self._notices = _CommitNotices(sink)
         self._timeout = timeout
         # No linger: callers wait for the commit, and the decisions that arrive while one
         # transaction commits form the next batch anyway.
-        super().__init__(self._notices, signer=signer, linger=0)
+        super().__init__(self._notices, signer=signer, linger=0, capacity=capacity)
 
     def record(self, decision: Decision) -> None:
         """Store ``decision`` (batched with concurrent ones); acknowledge it once committed.
@@ -179,12 +191,20 @@ class AcknowledgedRecorder(DecisionRecorder):
         Raises:
             StoreUnavailable: (blocking form) the decision was not committed within the
                 timeout. It may still be stored later; it was never acknowledged.
+            WouldBlock: inside :func:`gate._nonblocking.nonblocking`, when the decision could
+                not be queued at once (nothing was queued or expected).
         """
         deferred = _DEFERRED.get()
         if deferred is not None:
             deferred._expect(decision.id, self._timeout, self._notices.forget)
             self._notices.expect(decision.id, deferred)
-            super().record(decision)
+            try:
+                super().record(decision)
+            except WouldBlock:
+                # Nothing was queued: the caller runs the review again where it may wait.
+                self._notices.forget(decision.id)
+                deferred._unexpect(decision.id)
+                raise
             return
         stored = threading.Event()
         self._notices.expect(decision.id, stored)

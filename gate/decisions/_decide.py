@@ -127,8 +127,14 @@ class EvidenceSource(Protocol):
     def for_review(self, review: AdmissionReview) -> Evidence:
         """The evidence context for ``review`` (one batched look-up for all its images).
 
+        The webhook may call this, and the resolvers it returns, on its event loop inside
+        :func:`gate._nonblocking.nonblocking`: an implementation calls
+        :func:`gate._nonblocking.may_block` before anything that waits (a store or registry
+        read), so that a review whose evidence is not in memory moves to a review thread.
+
         Raises:
             InfrastructureError: the evidence could not be read (the failure mode answers).
+            WouldBlock: inside ``nonblocking()``, the evidence is not in memory.
         """
 
     def for_resources(self, resources: Sequence[Mapping[str, Any]]) -> Evidence:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+from gate._nonblocking import may_block
 from gate.decisions._statement import DecisionSigner, seal
 from gate.errors import EvidenceError, GateError
 from gate.model import Decision
@@ -80,14 +81,25 @@ class DecisionRecorder:
         return self._signer is not None
 
     def record(self, decision: Decision) -> None:
-        """Queue ``decision`` for storage; write it synchronously if the queue stays full."""
+        """Queue ``decision`` for storage; write it synchronously if the queue stays full.
+
+        Raises:
+            WouldBlock: inside :func:`gate._nonblocking.nonblocking`, when the queue is full
+                or closed (nothing was queued).
+        """
         if not self._closed:
+            try:
+                self._queue.put_nowait(decision)
+                return
+            except queue.Full:
+                may_block("room in the decision queue")
             try:
                 self._queue.put(decision, timeout=self._put_timeout)
                 return
             except queue.Full:
                 with self._lock:
                     self.synchronous += 1
+        may_block("the evidence store")
         self._store([decision], final=True)
 
     def flush(self) -> None:

@@ -42,6 +42,12 @@ ADMISSION_DECISIONS = Counter(
     "Admission reviews answered, by answer (allowed, denied) and whether the failure mode gave it.",
     ["answer", "failure_mode"],
 )
+ADMISSION_EVALUATIONS = Counter(
+    "gate_admission_evaluations_total",
+    "Admission reviews evaluated, by where: on the event loop (everything needed was in memory)"
+    " or on a review thread (a large body, or a store, registry or queue had to be waited for).",
+    ["where"],
+)
 DECISIONS = Counter(
     "gate_decisions_total",
     "Decisions recorded (admission reviews and pipeline Decide), by stage and result (allowed, denied).",

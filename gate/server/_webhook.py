@@ -6,10 +6,18 @@ fixed paths.
 
 ``POST /validate`` reads the body under a size limit and a deadline, parses
 and checks the AdmissionReview on the event loop (microseconds for the usual
-few KB; large bodies go to a worker thread), then evaluates it in a worker
-thread under the time budget. When the budget runs out first, the answer is
-the failure mode's, built on the loop at once; the evaluation still running
-in its thread is then not recorded (see :meth:`Gate.review`'s ``claim``).
+few KB; large bodies go to a worker thread), then evaluates it.
+
+A small review is evaluated on the event loop, inside
+:func:`gate._nonblocking.nonblocking`, when everything it needs is in memory (the
+evidence and waiver caches, room in the decision queue): the hand-offs to a review
+thread and back cost more CPU than the evaluation (``benchmarks/review_path.py``).
+When something would have to be waited for, the ports raise ``WouldBlock`` before
+anything is recorded, and the review runs again on a review thread under the time
+budget. There, when the budget runs out first, the answer is the failure mode's,
+built on the loop at once; the evaluation still running in its thread is then not
+recorded (see :meth:`Gate.review`'s ``claim``). Either way the answer waits for
+the decision's commit.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from typing import Any
 import orjson
 
 from gate._logging import REQUEST_ID, request_id
+from gate._nonblocking import WouldBlock, nonblocking
 from gate.auth import Identity
 from gate.core import Gate
 from gate.decisions import (
@@ -45,7 +54,13 @@ from gate.decisions import (
 from gate.errors import GateError, InvalidArgument, PayloadTooLarge, RequestTimeout, ResourceExhausted
 from gate.evidence import EVIDENCE_PATH, request_image
 from gate.server._authz import audit_refusal
-from gate.server._metrics import ADMISSION_DECISIONS, ADMISSION_SECONDS, HTTP_REQUESTS, STORE_UP
+from gate.server._metrics import (
+    ADMISSION_DECISIONS,
+    ADMISSION_EVALUATIONS,
+    ADMISSION_SECONDS,
+    HTTP_REQUESTS,
+    STORE_UP,
+)
 from gate.server._ratelimit import RateLimiter
 from gate.server._status import HTTP_STATUS, status_for
 from gate.server._tracing import review_span
@@ -199,6 +214,8 @@ class WebhookApp:
         self._counters: dict[tuple[str, int], Any] = {}
         self._histograms = tuple(ADMISSION_SECONDS.labels(part) for part in ("total", "policy", "evidence"))
         self._answers: dict[tuple[bool, bool], Any] = {}
+        self._inline = ADMISSION_EVALUATIONS.labels("loop")
+        self._threaded = ADMISSION_EVALUATIONS.labels("thread")
         # Fire-and-forget recordings of budget failures, kept referenced until done.
         self._background: set[asyncio.Future[None]] = set()
 
@@ -280,13 +297,14 @@ class WebhookApp:
             raise InvalidArgument("method", f"expected POST, got {scope['method']}")
         body = await self._read_body(scope, receive)
         loop = asyncio.get_running_loop()
-        if len(body) <= INLINE_PARSE_BYTES:
+        small = len(body) <= INLINE_PARSE_BYTES
+        if small:
             review = parse_review(body)
         else:
             review = await loop.run_in_executor(self._executor, parse_review, body)
         # Entered before the review is handed to a worker, whose copy of the context carries it.
         with review_span(scope.get("headers", ()), review.uid) as answered:
-            outcome = await self._decide(review, started)
+            outcome = await self._decide(review, started, inline=small)
             answered(outcome.decision.allowed)
         self._observe(outcome)
         return outcome.response
@@ -306,15 +324,26 @@ class WebhookApp:
             )
         counter.inc()
 
-    async def _decide(self, review: AdmissionReview, started: float) -> ReviewOutcome:
+    async def _decide(self, review: AdmissionReview, started: float, *, inline: bool) -> ReviewOutcome:
         gate = self._gate
         budget = gate.admission_settings.budget
-        claim = _Claim()
         loop = asyncio.get_running_loop()
-        # The commit of the review's record is awaited here, not in the worker (see
-        # gate.decisions.deferred_acknowledgements): the workers move on to the next review.
         remaining = budget - (perf_counter() - started)
         deadline = time.monotonic() + remaining
+        # The commit of the review's record is awaited here, not where it was evaluated (see
+        # gate.decisions.deferred_acknowledgements): the review workers move on to the next review.
+        if inline:
+            try:
+                with nonblocking(), deferred_acknowledgements(loop) as stored:
+                    outcome = gate.review(review, started=started)
+            except WouldBlock as reason:
+                log.debug("review %s goes to a review thread: %s", review.uid, reason)
+            else:
+                self._inline.inc()
+                await stored.wait(deadline)
+                return outcome
+        self._threaded.inc()
+        claim = _Claim()
         # Store round trips of the evaluation end with the budget (gate.store._budget): a stalled
         # database frees the review worker instead of holding it for the whole stall.
         with (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
+from gate._nonblocking import may_block
 from gate.core import Gate
-from gate.decisions import AdmissionReview, AdmissionSettings, Evidence, FailureMode
+from gate.decisions import AcknowledgedRecorder, AdmissionReview, AdmissionSettings, Evidence, FailureMode
 from gate.model import Decision
 from gate.server._webhook import WebhookApp, WebhookLimits
 from tests.unit.decisions.support import POLICIES, REVIEW, body, latest_review, review
@@ -53,6 +55,7 @@ class SlowEvidence:
         self.delay = delay
 
     def for_review(self, review: AdmissionReview) -> Evidence:
+        may_block("the slow store")  # as a real store read does: never on the event loop
         time.sleep(self.delay)
         return Evidence()
 
@@ -222,3 +225,68 @@ def test_no_admission_review_shape_gets_a_500(payload: bytes) -> None:
     assert response.status_code < 500, response.text
     if response.status_code == 200:
         assert response.json()["kind"] == "AdmissionReview"
+
+
+class WhereEvidence:
+    """Evidence that notes the thread each look-up ran on; ``in_memory`` says whether it needs a read."""
+
+    def __init__(self, *, in_memory: bool) -> None:
+        self.in_memory = in_memory
+        self.threads: list[str] = []
+
+    def for_review(self, review: AdmissionReview) -> Evidence:
+        self.threads.append(threading.current_thread().name)
+        if not self.in_memory:
+            may_block("the store")
+        return Evidence()
+
+
+def _evaluations(where: str) -> float:
+    return REGISTRY.get_sample_value("gate_admission_evaluations_total", {"where": where}) or 0.0
+
+
+def _recorded_app(store: DecisionStore, evidence: WhereEvidence) -> WebhookApp:
+    return make_app(store, evidence=evidence, recorder=AcknowledgedRecorder(store))
+
+
+def _two_reviews(app: WebhookApp, second: bytes) -> httpx.Response:
+    """A first review fills the caches (the waivers are read once per TTL), then ``second``."""
+
+    async def both() -> httpx.Response:
+        await post(app, body(REVIEW))
+        return await post(app, second)
+
+    return asyncio.run(both())
+
+
+def test_a_review_whose_evidence_is_in_memory_is_evaluated_on_the_event_loop() -> None:
+    store = DecisionStore()
+    evidence = WhereEvidence(in_memory=True)
+    app = _recorded_app(store, evidence)
+    evidence_threads = evidence.threads
+    before = (_evaluations("loop"), _evaluations("thread"))
+    response = _two_reviews(app, body(review(uid="second")))
+    app.close()
+    assert response.json()["response"]["allowed"] is True
+    # The first review read the waivers on a review thread; the second needed no read at all.
+    assert evidence_threads[-1] == threading.main_thread().name
+    assert evidence_threads[-2].startswith("gate-review")
+    assert (_evaluations("loop"), _evaluations("thread")) == (before[0] + 1, before[1] + 1)
+    assert len(store.decisions) == 2
+
+
+def test_a_review_whose_evidence_must_be_read_moves_to_a_review_thread_and_is_recorded_once() -> None:
+    store = DecisionStore()
+    evidence = WhereEvidence(in_memory=False)
+    app = _recorded_app(store, evidence)
+    before = (_evaluations("loop"), _evaluations("thread"))
+    denied = latest_review()
+    denied["request"]["uid"] = "second"
+    response = _two_reviews(app, body(denied))
+    app.close()
+    assert response.json()["response"]["allowed"] is False
+    # Tried on the loop, refused before anything was recorded, then evaluated on a review thread.
+    assert evidence.threads[2] == threading.main_thread().name
+    assert evidence.threads[3].startswith("gate-review")
+    assert (_evaluations("loop"), _evaluations("thread")) == (before[0], before[1] + 2)
+    assert [d.allowed for d in store.decisions] == [True, False]
