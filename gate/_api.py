@@ -142,6 +142,13 @@ class Api:
             if gate.store.inline_reads
             else frozenset()
         )
+        # Decisions: tried on the event loop first, inside gate._nonblocking.nonblocking(), and
+        # moved to a worker only when something they need is not in memory (the evidence or
+        # waivers caches, room in the decision queue). The hand-offs to a worker and back cost
+        # more CPU than evaluating the policies (benchmarks/README.md, "Evaluating on the loop").
+        self.inline_first: frozenset[str] = frozenset(
+            {"gate.v1.DecisionService/Decide", "gate.v1.DecisionService/Review"}
+        )
 
         # Server-streaming RPCs: blocking generators that yield a message per
         # event, or None when idle (so a transport can notice a gone client).

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gate._nonblocking import may_block
 from gate.config import KubernetesSettings, RegistrySettings, SignatureSettings
 from gate.errors import ConfigError, Unsupported
 
@@ -208,6 +209,8 @@ class DecisionSigner:
 
     def key(self) -> SigningKey:
         """The signing key (loaded, or created, on first use)."""
+        if self._key is None:
+            may_block("the decision signing key")  # a file to read, or a key to create
         with self._lock:
             if self._key is None:
                 if self._service.settings.signing_key_file is not None:

@@ -34,6 +34,7 @@ from google.protobuf.message import DecodeError, Message
 
 from gate._api import METHODS, UPLOAD_METHODS, Api, unavailable
 from gate._logging import REQUEST_ID, request_id
+from gate._nonblocking import WouldBlock, nonblocking
 from gate.auth import Identity, reset_identity, set_identity
 from gate.decisions import deferred_acknowledgements
 from gate.errors import GateError, InfrastructureError, ResourceExhausted, StoreUnavailable
@@ -114,15 +115,31 @@ def _deserializer(message_class: type[Message], limit: int, method: str) -> Call
 
 
 async def _answered(
-    implementation: Callable[[Any], Message], request: object, executor: Executor | None, budget: AnswerBudget
+    implementation: Callable[[Any], Message],
+    request: object,
+    executor: Executor | None,
+    budget: AnswerBudget,
+    *,
+    inline_first: bool = False,
 ) -> Message:
     """Run a unary implementation (in ``executor``, or on the loop when None) and await its records.
 
     Decisions the call records are acknowledged here once committed, so that the worker
     thread is free meanwhile (gate.decisions.deferred_acknowledgements); one not committed
     by the caller's deadline makes the call UNAVAILABLE, not DEADLINE_EXCEEDED.
+    ``inline_first`` tries the call on the loop first, where it may not wait for anything
+    (gate._nonblocking); it runs in ``executor`` only when it would have had to.
     """
     loop = asyncio.get_running_loop()
+    if inline_first and executor is not None:
+        try:
+            with nonblocking(), deferred_acknowledgements(loop) as stored:
+                answer = implementation(request)
+        except WouldBlock:
+            pass  # nothing was recorded: the call runs again in a worker, where it may wait
+        else:
+            await stored.wait(budget.deadline)
+            return answer
     with deferred_acknowledgements(loop) as stored:
         if executor is None:
             answer = implementation(request)
@@ -215,6 +232,7 @@ class GrpcApi:
         counters: dict[grpc.StatusCode, Any] = {}
         executor = self._executor
         inline = full in self._api.inline
+        inline_first = full in self._api.inline_first
         guard = self._guard
 
         def count(code: grpc.StatusCode) -> None:
@@ -242,6 +260,7 @@ class GrpcApi:
                     request,
                     None if inline else executor,
                     AnswerBudget(self._answer_timeout, call_deadline(context.time_remaining())),
+                    inline_first=inline_first,
                 )
             except GateError as error:
                 code = status_for(GRPC_STATUS, error)

@@ -38,6 +38,7 @@ from gate.scan_jobs import ScanJobs
 from gate.server import _tracing
 from gate.server._authz import Guard
 from gate.server._grpc import GrpcApi, RequestLimits
+from gate.server._heap import settle_after_startup
 from gate.server._metrics import CACHES, STORE_UP
 from gate.server._observe import DecisionMetrics, NotificationMetrics, StatementMetrics, count_scan_failure
 from gate.server._policy_watch import PolicyWatch, sources_stamp
@@ -227,6 +228,7 @@ class GateServer:
         store: EvidenceStore | None = None,
         signer: DecisionSigner | None = None,
         worker: WorkerRole | None = None,
+        own_process: bool = False,
     ) -> None:
         """Serve ``config``; with ``store`` given, use it (the caller closes it) instead of opening one.
 
@@ -234,7 +236,9 @@ class GateServer:
         configured key. With ``webhook.processes`` > 1 the worker processes open the store of
         ``config`` and sign with its key, whatever ``store`` and ``signer`` are given here.
         ``worker`` makes this a webhook worker process (:mod:`gate.server._workers`): it
-        serves only the webhook, on the main process's socket.
+        serves only the webhook, on the main process's socket. ``own_process`` says that
+        nothing else runs in this process (``gate serve``, a worker): the garbage collector
+        is then set for a server once start-up is over (:mod:`gate.server._heap`).
 
         Raises:
             ConfigError: a setting needs an extra that is not installed.
@@ -246,6 +250,7 @@ class GateServer:
         self._store = store
         self._signer = signer
         self._worker = worker
+        self._own_process = own_process
         self._workers: WebhookWorkers | None = None
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -335,6 +340,8 @@ class GateServer:
         # gracefully once started, instead of killing this process under its workers.
         self._install_signals()
         addresses, health = await self._start(core, executor)
+        if self._own_process:
+            settle_after_startup()
         log.info(
             "gate serving",
             extra={
@@ -440,6 +447,8 @@ class GateServer:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.request_stop)
+        if self._own_process:
+            settle_after_startup()
         try:
             role.control.send(("ready",))
         except OSError:
@@ -624,4 +633,4 @@ def _redact_url(url: str) -> str:
 
 def serve(config: Config) -> None:
     """Run ``gate serve`` in the foreground until SIGTERM or SIGINT."""
-    asyncio.run(GateServer(config).run())
+    asyncio.run(GateServer(config, own_process=True).run())

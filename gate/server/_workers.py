@@ -374,7 +374,7 @@ def _worker_main(config: Config, role: WorkerRole) -> None:
 
     _logging.configure(config.log.level, config.log.format, fields={"worker": role.index})
     try:
-        asyncio.run(GateServer(config, worker=role).run())
+        asyncio.run(GateServer(config, worker=role, own_process=True).run())
     except GateError as error:
         log.error("webhook worker %d failed: %s", role.index, error.message)
         with contextlib.suppress(OSError, ValueError):
