@@ -17,13 +17,19 @@ The ratio webhook/one-thread is what the event loop's own work and the hand-offs
 writer thread cost. Rounds alternate the order; medians are printed, with the share of
 reviews evaluated on the loop.
 
-    python benchmarks/review_path.py [--reviews 2000] [--rounds 3] [--concurrency 16]
+After the warm-up the garbage collector is set as ``gate serve`` sets it once started
+(``gate.server._heap``: start-up objects frozen, young objects collected every 10,000
+allocations); ``--default-gc`` keeps CPython's defaults instead. The collector's time per
+review is printed for each run (``gc.callbacks``), with its longest single pause.
+
+    python benchmarks/review_path.py [--reviews 2000] [--rounds 3] [--concurrency 16] [--default-gc]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import sys
 import tempfile
@@ -45,10 +51,34 @@ from gate.config import load_config  # noqa: E402
 from gate.core import Gate  # noqa: E402
 from gate.decisions import AcknowledgedRecorder, parse_review, seal  # noqa: E402
 from gate.model import Decision  # noqa: E402
+from gate.server._heap import settle_after_startup  # noqa: E402
 from gate.server._webhook import WebhookApp  # noqa: E402
 from gate.store import open_store  # noqa: E402
 
 SAMPLE_UID = b"705ab4f5-6393-11e8-b7cc-42010a800002"
+
+
+class _CollectorClock:
+    """Wall time the garbage collector spends (a gc.callbacks entry), read and reset per run."""
+
+    def __init__(self) -> None:
+        self._began = 0.0
+        self.total = 0.0
+        self.longest = 0.0
+
+    def __call__(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+            return
+        spent = time.perf_counter() - self._began
+        self.total += spent
+        self.longest = max(self.longest, spent)
+
+    def report(self, reviews: int) -> str:
+        per_review = self.total / reviews * 1e6
+        text = f"; collector {per_review:.0f} us/review, longest pause {self.longest * 1e3:.1f} ms"
+        self.total = self.longest = 0.0
+        return text
 
 
 def _evaluations(where: str) -> float:
@@ -123,6 +153,7 @@ def main() -> int:
     parser.add_argument("--reviews", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--default-gc", action="store_true", help="keep CPython's collector settings")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="gate-bench-review-path-"))
@@ -156,6 +187,11 @@ def main() -> int:
         # Warm-up: imports, compiled patterns, the first store pages.
         one_thread(core, store, signer, _bodies(review, uids, 200))
         loop.run_until_complete(_webhook(app, _bodies(review, uids, 200), args.concurrency))
+        if not args.default_gc:
+            settle_after_startup()
+        collector = _CollectorClock()
+        gc.callbacks.append(collector)
+        print(f"garbage collector: {'CPython defaults' if args.default_gc else 'as gate serve sets it'}")
         single: list[float] = []
         threaded: list[float] = []
         for index in range(args.rounds):
@@ -167,14 +203,20 @@ def main() -> int:
                     total = sum(stages.values())
                     single.append(total)
                     parts = "  ".join(f"{stage} {seconds * 1e6:.0f}" for stage, seconds in stages.items())
-                    print(f"round {index + 1} one thread {total * 1e6:6.0f} us CPU/review ({parts})")
+                    print(
+                        f"round {index + 1} one thread {total * 1e6:6.0f} us CPU/review ({parts})"
+                        f"{collector.report(len(bodies))}"
+                    )
                 else:
                     started = _cpu()
                     loop.run_until_complete(_webhook(app, bodies, args.concurrency))
                     recorder.flush()
                     total = (_cpu() - started) / len(bodies)
                     threaded.append(total)
-                    print(f"round {index + 1} webhook    {total * 1e6:6.0f} us CPU/review")
+                    print(
+                        f"round {index + 1} webhook    {total * 1e6:6.0f} us CPU/review"
+                        f"{collector.report(len(bodies))}"
+                    )
         on_loop, on_threads = (_evaluations(where) for where in ("loop", "thread"))
         print(f"webhook reviews evaluated on the event loop: {on_loop:.0f}, on a thread: {on_threads:.0f}")
         print(
