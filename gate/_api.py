@@ -145,7 +145,7 @@ class Api:
         # Decisions: tried on the event loop first, inside gate._nonblocking.nonblocking(), and
         # moved to a worker only when something they need is not in memory (the evidence or
         # waivers caches, room in the decision queue). The hand-offs to a worker and back cost
-        # more CPU than evaluating the policies (benchmarks/README.md, "Evaluating on the loop").
+        # more CPU than evaluating the policies (benchmarks/README.md, "Evaluating on the event loop").
         self.inline_first: frozenset[str] = frozenset(
             {"gate.v1.DecisionService/Decide", "gate.v1.DecisionService/Review"}
         )
