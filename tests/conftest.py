@@ -122,6 +122,22 @@ def unverified_tls() -> ssl.SSLContext:
 
 
 @dataclass
+class WhereItRan:
+    """Notes the thread of each call; with ``needs_io`` each call would wait (gate._nonblocking)."""
+
+    def __init__(self, *, needs_io: bool) -> None:
+        self.needs_io = needs_io
+        self.threads: list[str] = []
+
+    def note(self) -> None:
+        """Record this call's thread, then refuse on an event loop if the call would wait."""
+        from gate._nonblocking import may_block
+
+        self.threads.append(threading.current_thread().name)
+        if self.needs_io:
+            may_block("the store")
+
+
 class RunningGate:
     """A gate served in a background thread of the test process."""
 

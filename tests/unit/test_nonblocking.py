@@ -6,7 +6,6 @@ import asyncio
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,10 +13,8 @@ from gate._cache import SharedCache
 from gate._nonblocking import WouldBlock, may_block, nonblocking
 from gate.decisions import AcknowledgedRecorder, DecisionRecorder, deferred_acknowledgements
 from gate.model import Decision
-from gate.waivers import WaiverCache, new_waiver
-from tests.unit.test_waivers import CountingStore
-
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+from gate.waivers import WaiverCache
+from tests.unit.test_waivers import NOW, CountingStore, waiver
 
 
 def _decision(number: int) -> Decision:
@@ -58,20 +55,7 @@ def test_a_cache_miss_computes_nothing_inside_a_nonblocking_block_and_a_hit_is_s
 
 def test_stale_waivers_are_not_read_inside_a_nonblocking_block() -> None:
     ticks = [0.0]
-    store = CountingStore(
-        [
-            new_waiver(
-                waiver_id="w1",
-                policy="p",
-                namespace="delta",
-                owner="o",
-                reason="r",
-                expires_at=NOW + timedelta(days=1),
-                created_by="a",
-                now=NOW,
-            )
-        ]
-    )
+    store = CountingStore([waiver()])
     cache = WaiverCache(store, ttl=10.0, monotonic=lambda: ticks[0])
     with nonblocking(), pytest.raises(WouldBlock):
         cache.in_force(NOW)

@@ -20,6 +20,7 @@ from gate.core import Gate
 from gate.decisions import AcknowledgedRecorder, AdmissionReview, AdmissionSettings, Evidence, FailureMode
 from gate.model import Decision
 from gate.server._webhook import WebhookApp, WebhookLimits
+from tests.conftest import WhereItRan
 from tests.unit.decisions.support import POLICIES, REVIEW, body, latest_review, review
 
 
@@ -227,17 +228,11 @@ def test_no_admission_review_shape_gets_a_500(payload: bytes) -> None:
         assert response.json()["kind"] == "AdmissionReview"
 
 
-class WhereEvidence:
-    """Evidence that notes the thread each look-up ran on; ``in_memory`` says whether it needs a read."""
-
-    def __init__(self, *, in_memory: bool) -> None:
-        self.in_memory = in_memory
-        self.threads: list[str] = []
+class WhereEvidence(WhereItRan):
+    """Evidence that notes the thread each look-up ran on; ``needs_io`` says whether it needs a read."""
 
     def for_review(self, review: AdmissionReview) -> Evidence:
-        self.threads.append(threading.current_thread().name)
-        if not self.in_memory:
-            may_block("the store")
+        self.note()
         return Evidence()
 
 
@@ -261,7 +256,7 @@ def _two_reviews(app: WebhookApp, second: bytes) -> httpx.Response:
 
 def test_a_review_whose_evidence_is_in_memory_is_evaluated_on_the_event_loop() -> None:
     store = DecisionStore()
-    evidence = WhereEvidence(in_memory=True)
+    evidence = WhereEvidence(needs_io=False)
     app = _recorded_app(store, evidence)
     evidence_threads = evidence.threads
     before = (_evaluations("loop"), _evaluations("thread"))
@@ -277,7 +272,7 @@ def test_a_review_whose_evidence_is_in_memory_is_evaluated_on_the_event_loop() -
 
 def test_a_review_whose_evidence_must_be_read_moves_to_a_review_thread_and_is_recorded_once() -> None:
     store = DecisionStore()
-    evidence = WhereEvidence(in_memory=False)
+    evidence = WhereEvidence(needs_io=True)
     app = _recorded_app(store, evidence)
     before = (_evaluations("loop"), _evaluations("thread"))
     denied = latest_review()

@@ -7,22 +7,16 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from gate._nonblocking import may_block
 from gate.server._grpc import _answered
 from gate.store._budget import AnswerBudget
+from tests.conftest import WhereItRan
 
 
-class _Call:
-    """An RPC implementation that notes where it ran; ``needs_store`` makes it wait for a store."""
-
-    def __init__(self, *, needs_store: bool) -> None:
-        self.needs_store = needs_store
-        self.threads: list[str] = []
+class _Call(WhereItRan):
+    """An RPC implementation that answers with its request and notes where it ran."""
 
     def __call__(self, request: Any) -> Any:
-        self.threads.append(threading.current_thread().name)
-        if self.needs_store:
-            may_block("the evidence store")
+        self.note()
         return request
 
 
@@ -39,19 +33,19 @@ def _answer(call: _Call, *, inline_first: bool) -> Any:
 
 
 def test_a_call_that_needs_nothing_that_waits_is_answered_on_the_event_loop() -> None:
-    call = _Call(needs_store=False)
+    call = _Call(needs_io=False)
     assert _answer(call, inline_first=True) == "answer"
     assert call.threads == [threading.main_thread().name]
 
 
 def test_a_call_that_would_wait_is_answered_from_a_worker() -> None:
-    call = _Call(needs_store=True)
+    call = _Call(needs_io=True)
     assert _answer(call, inline_first=True) == "answer"
     assert call.threads[0] == threading.main_thread().name
     assert call.threads[1].startswith("gate-worker")
 
 
 def test_other_calls_go_straight_to_a_worker() -> None:
-    call = _Call(needs_store=False)
+    call = _Call(needs_io=False)
     assert _answer(call, inline_first=False) == "answer"
     assert [name.startswith("gate-worker") for name in call.threads] == [True]
