@@ -121,7 +121,6 @@ def unverified_tls() -> ssl.SSLContext:
     return context
 
 
-@dataclass
 class WhereItRan:
     """Notes the thread of each call; with ``needs_io`` each call would wait (gate._nonblocking)."""
 
@@ -138,6 +137,7 @@ class WhereItRan:
             may_block("the store")
 
 
+@dataclass
 class RunningGate:
     """A gate served in a background thread of the test process."""
 
