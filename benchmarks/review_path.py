@@ -22,7 +22,12 @@ After the warm-up the garbage collector is set as ``gate serve`` sets it once st
 allocations); ``--default-gc`` keeps CPython's defaults instead. The collector's time per
 review is printed for each run (``gc.callbacks``), with its longest single pause.
 
+The webhook runs also print the event loop thread's share of the CPU. ``--writer null``
+records into a sink that keeps nothing, unsigned: what the loop costs when no writer
+competes with it for the GIL (a diagnostic, not a configuration of gate).
+
     python benchmarks/review_path.py [--reviews 2000] [--rounds 3] [--concurrency 16] [--default-gc]
+        [--writer real|null]
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import itertools
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -56,6 +61,13 @@ from gate.server._webhook import WebhookApp  # noqa: E402
 from gate.store import open_store  # noqa: E402
 
 SAMPLE_UID = b"705ab4f5-6393-11e8-b7cc-42010a800002"
+
+
+class _NullSink:
+    """A decision sink that keeps nothing (``--writer null``)."""
+
+    def add_decisions(self, batch: Sequence[Decision]) -> None:
+        del batch
 
 
 class _CollectorClock:
@@ -154,6 +166,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--default-gc", action="store_true", help="keep CPython's collector settings")
+    parser.add_argument(
+        "--writer",
+        choices=("real", "null"),
+        default="real",
+        help="null: decisions unsigned, into a sink that keeps nothing",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="gate-bench-review-path-"))
@@ -170,7 +188,11 @@ def main() -> int:
     store = open_store(config.effective_database_url)
     signatures = SignatureService(config.signatures, config.registry)
     signer = signatures.decision_signer(config.data_dir)
-    recorder = AcknowledgedRecorder(store, signer=signer, timeout=config.decisions.store_timeout)
+    recorder = (
+        AcknowledgedRecorder(store, signer=signer, timeout=config.decisions.store_timeout)
+        if args.writer == "real"
+        else AcknowledgedRecorder(_NullSink(), timeout=config.decisions.store_timeout)
+    )
     core = Gate.from_config(
         config, store, None, recorder=recorder, signatures=signatures, decision_signer=signer
     )
@@ -208,14 +230,15 @@ def main() -> int:
                         f"{collector.report(len(bodies))}"
                     )
                 else:
-                    started = _cpu()
+                    started, loop_started = _cpu(), time.thread_time()
                     loop.run_until_complete(_webhook(app, bodies, args.concurrency))
+                    loop_cpu = (time.thread_time() - loop_started) / len(bodies)
                     recorder.flush()
                     total = (_cpu() - started) / len(bodies)
                     threaded.append(total)
                     print(
-                        f"round {index + 1} webhook    {total * 1e6:6.0f} us CPU/review"
-                        f"{collector.report(len(bodies))}"
+                        f"round {index + 1} webhook    {total * 1e6:6.0f} us CPU/review "
+                        f"(event loop {loop_cpu * 1e6:.0f}){collector.report(len(bodies))}"
                     )
         on_loop, on_threads = (_evaluations(where) for where in ("loop", "thread"))
         print(f"webhook reviews evaluated on the event loop: {on_loop:.0f}, on a thread: {on_threads:.0f}")
