@@ -22,7 +22,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from gate._git import git_head
-from gate._nonblocking import WouldBlock, may_block
+from gate._nonblocking import WouldBlock
 from gate._signature_service import DecisionSigner, SignatureService
 from gate.config import Config, RegistrySettings, SbomSettings
 from gate.errors import ConfigError, EvidenceError, InvalidArgument, NotFound, Unsupported
@@ -958,7 +958,6 @@ class Gate:
         else:
             from gate.decisions import seal
 
-            may_block("the evidence store")
             self.store.add_decision(seal(decision, self.decision_signer))
         for listener in self.decision_listeners:
             try:
