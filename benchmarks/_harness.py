@@ -50,20 +50,60 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def gate_command() -> list[str]:
+# A directory holding a compiled copy of gate and its policy engine (build_compiled_source):
+# import_checkout() puts it first on sys.path when this variable names one.
+SOURCE_ENV = "GATE_BENCH_SOURCE"
+
+
+def gate_command(source: Path | None = None) -> list[str]:
     """How to run ``gate serve`` with the interpreter running this script (the venv's).
 
     ``-c`` puts the working directory first on sys.path, and :func:`spawn`
     starts children in :data:`REPO_ROOT`: this checkout's gate is the one
-    measured, whether or not (or whichever) gate is installed.
+    measured, whether or not (or whichever) gate is installed. With ``source``
+    (see :func:`build_compiled_source`), the compiled copy there runs instead.
     """
-    return [sys.executable, "-c", "from gate.cli import main; raise SystemExit(main(['serve']))"]
+    first = f"import sys; sys.path.insert(0, {str(source)!r}); " if source is not None else ""
+    return [sys.executable, "-c", first + "from gate.cli import main; raise SystemExit(main(['serve']))"]
 
 
 def import_checkout() -> None:
-    """Make this checkout's gate importable here too (for its generated protobuf messages)."""
+    """Make this checkout's gate importable here too (for its generated protobuf messages).
+
+    When :data:`SOURCE_ENV` names a compiled copy, that copy comes first.
+    """
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
+    source = os.environ.get(SOURCE_ENV)
+    if source and source not in sys.path:
+        sys.path.insert(0, source)
+
+
+def build_compiled_source(work: Path) -> Path:
+    """Compile the policy engine as the wheel's mypyc hook does, into a copy under ``work`` (~40 s).
+
+    Raises:
+        RuntimeError: mypyc failed, or the copy does not load its compiled modules.
+    """
+    import_checkout()
+    from policies._native import compile_copy
+
+    target = work / "compiled"
+    target.mkdir()
+    print(
+        "compiling the policy engine with mypyc (pyproject.toml's hook list) ...", file=sys.stderr, flush=True
+    )
+    compile_copy(REPO_ROOT, target)
+    check = subprocess.run(
+        [sys.executable, "-c", "from policies import engine_compiled; print(engine_compiled())"],
+        cwd=target,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check.stdout.strip() != "True":
+        raise RuntimeError(f"the compiled copy in {target} runs interpreted: {check.stdout}{check.stderr}")
+    return target
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from _harness import (
     REPO_ROOT,
     Children,
     GatePorts,
+    build_compiled_source,
     free_port,
     gate_command,
     gate_env,
@@ -215,6 +216,11 @@ def main() -> int:
         default=1,
         help="gate's webhook.processes, and as many allow-all processes on one socket (default 1)",
     )
+    parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="gate with its policy engine compiled by mypyc, as the image builds it (the floor is unchanged)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -255,7 +261,8 @@ def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
     env["GATE_POLICY_SOURCES"] = ":".join(str(p) for p in [*pss, supply])
     gate_log = work / "gate.log"
     started = time.perf_counter()
-    gate = children.add(spawn(gate_command(), env, gate_log))
+    source = build_compiled_source(work) if args.compiled else None
+    gate = children.add(spawn(gate_command(source), env, gate_log))
     try:
         wait_until(serving_probe(ports.grpc_target), gate, started=started, limit=60)
     except RuntimeError as error:
@@ -321,7 +328,8 @@ def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
     print(
         f"policies: {len(pss)} Pod Security Standards files + 1 supply-chain policy (4 rules, Enforce); "
         f"{args.connections} connections, wrk 1 thread, {args.duration:g} s per run, {args.rounds} rounds, "
-        f"{args.processes} server process(es) each"
+        f"{args.processes} server process(es) each; gate's policy engine "
+        f"{'compiled (mypyc)' if args.compiled else 'interpreted'}"
     )
     results: dict[str, list[dict[str, Any]]] = {"gate": [], "allow-all": []}
     gate_answered = 0

@@ -56,6 +56,7 @@ from _harness import (
     REPO_ROOT,
     Children,
     GatePorts,
+    build_compiled_source,
     fmt_num,
     free_port,
     gate_command,
@@ -210,8 +211,12 @@ def start_gate(
     rpc: str = "getscan",
     *,
     unknown_images: bool = False,
+    source: Path | None = None,
 ) -> Server:
-    """Start ``gate serve`` on a fresh data dir and wait until Health/Check says SERVING."""
+    """Start ``gate serve`` on a fresh data dir and wait until Health/Check says SERVING.
+
+    ``source``: a compiled copy of gate (``_harness.build_compiled_source``) to run instead.
+    """
     ports = GatePorts.pick()
     log = workdir / "gate.log"
     env = gate_env(workdir / "gate-data", ports, database_url)
@@ -224,7 +229,7 @@ def start_gate(
         ]
         env["GATE_POLICY_SOURCES"] = os.pathsep.join(str(path) for path in chosen)
         method = DECIDE_METHOD
-    proc = children.add(spawn(gate_command(), env, log))
+    proc = children.add(spawn(gate_command(source), env, log))
     payloads = workdir / "gate.payloads"
     write_payloads(payloads, _gate_requests(GATE_REQUESTS, rpc, unknown_images=unknown_images))
     _wait_ready("gate", proc, log, serving_probe(ports.grpc_target))
@@ -469,6 +474,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="Decide on 8 tags gate holds no evidence for (default: 8 pinned digests with imported scans)",
     )
+    parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="gate's policy engine compiled by mypyc, as the image builds it (the echo floor is unchanged)",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     if args.client == "h2load" and shutil.which("h2load") is None:
@@ -504,14 +514,19 @@ def main(argv: list[str] | None = None) -> int:
             servers = {
                 "echo": start_echo(workdir, children),
                 "gate": start_gate(
-                    workdir, children, args.database_url, args.rpc, unknown_images=args.unknown_images
+                    workdir,
+                    children,
+                    args.database_url,
+                    args.rpc,
+                    unknown_images=args.unknown_images,
+                    source=build_compiled_source(workdir) if args.compiled else None,
                 ),
             }
             print(
                 f"client={args.client} channels={args.channels} in-flight={args.concurrency} "
                 f"warm-up={args.warmup:g}s duration={args.duration:g}s rounds={args.rounds} "
                 f"database={'PostgreSQL' if args.database_url else 'SQLite'} rpc={args.rpc} "
-                f"cores={os.cpu_count()}"
+                f"cores={os.cpu_count()} engine={'compiled' if args.compiled else 'interpreted'}"
             )
             result = run_rounds(servers, args, workdir)
             target = DECIDE_TARGET_RATIO if args.rpc == "decide" else TARGET_RATIO

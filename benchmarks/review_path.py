@@ -26,8 +26,12 @@ The webhook runs also print the event loop thread's share of the CPU. ``--writer
 records into a sink that keeps nothing, unsigned: what the loop costs when no writer
 competes with it for the GIL (a diagnostic, not a configuration of gate).
 
+``--compare-compiled`` compiles the policy engine as the image's wheel is built (mypyc, the
+modules pyproject.toml's hook lists) into a temp copy, then runs this script once per round in
+a child process with each engine, alternating, and prints the compiled/interpreted ratios.
+
     python benchmarks/review_path.py [--reviews 2000] [--rounds 3] [--concurrency 16] [--default-gc]
-        [--writer real|null]
+        [--writer real|null] [--compare-compiled]
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ import argparse
 import asyncio
 import gc
 import itertools
+import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +51,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _harness import import_checkout, median
+from _harness import SOURCE_ENV, build_compiled_source, import_checkout, median
 
 import_checkout()
 
@@ -59,6 +66,7 @@ from gate.model import Decision  # noqa: E402
 from gate.server._heap import settle_after_startup  # noqa: E402
 from gate.server._webhook import WebhookApp  # noqa: E402
 from gate.store import open_store  # noqa: E402
+from policies import engine_compiled  # noqa: E402
 
 SAMPLE_UID = b"705ab4f5-6393-11e8-b7cc-42010a800002"
 
@@ -160,6 +168,49 @@ async def _webhook(app: WebhookApp, bodies: list[bytes], concurrency: int) -> No
     await asyncio.gather(*(one(body) for body in bodies))
 
 
+_MEDIANS = re.compile(r"median CPU per review: one thread (\d+) us, webhook (\d+) us")
+
+
+def compare_compiled(args: argparse.Namespace) -> int:
+    """Rounds of one child per engine, in alternating order; the ratios compiled/interpreted."""
+    with tempfile.TemporaryDirectory(prefix="gate-bench-compiled-") as tmp:
+        try:
+            source = build_compiled_source(Path(tmp))
+        except RuntimeError as error:
+            print(error, file=sys.stderr)
+            return 1
+        child = [sys.executable, __file__, "--rounds", "1", "--reviews", str(args.reviews)]
+        child += ["--concurrency", str(args.concurrency), "--writer", args.writer]
+        child += ["--default-gc"] if args.default_gc else []
+        plain = {k: v for k, v in os.environ.items() if k != SOURCE_ENV}
+        environments = {"interpreted": plain, "compiled": {**plain, SOURCE_ENV: str(source)}}
+        figures: dict[str, list[tuple[float, float]]] = {"interpreted": [], "compiled": []}
+        for index in range(args.rounds):
+            order = ("interpreted", "compiled") if index % 2 == 0 else ("compiled", "interpreted")
+            for engine in order:
+                done = subprocess.run(
+                    child, env=environments[engine], capture_output=True, text=True, check=False
+                )
+                found = _MEDIANS.search(done.stdout)
+                if done.returncode != 0 or found is None or engine not in done.stdout.splitlines()[0]:
+                    print(
+                        f"the {engine} run failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}",
+                        file=sys.stderr,
+                    )
+                    return 1
+                single, webhook = float(found.group(1)), float(found.group(2))
+                figures[engine].append((single, webhook))
+                print(f"round {index + 1} {engine:11s} one thread {single:5.0f} webhook {webhook:5.0f} us")
+    for name, column in (("one thread", 0), ("webhook", 1)):
+        interpreted = median([f[column] for f in figures["interpreted"]])
+        compiled = median([f[column] for f in figures["compiled"]])
+        print(
+            f"median {name}: interpreted {interpreted:.0f} us, compiled {compiled:.0f} us per review; "
+            f"ratio compiled/interpreted {compiled / interpreted:.2f}"
+        )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reviews", type=int, default=2000)
@@ -172,7 +223,14 @@ def main() -> int:
         default="real",
         help="null: decisions unsigned, into a sink that keeps nothing",
     )
+    parser.add_argument(
+        "--compare-compiled",
+        action="store_true",
+        help="each round twice, in child processes: the interpreted engine and the mypyc-compiled one",
+    )
     args = parser.parse_args()
+    if args.compare_compiled:
+        return compare_compiled(args)
 
     work = Path(tempfile.mkdtemp(prefix="gate-bench-review-path-"))
     pss, supply = policy_sources(work)
@@ -203,7 +261,8 @@ def main() -> int:
     loop = asyncio.new_event_loop()
     print(
         f"{len(pss)} Pod Security Standards files + 4 supply-chain rules; {args.reviews} reviews per run, "
-        f"webhook concurrency {args.concurrency}, {args.rounds} rounds"
+        f"webhook concurrency {args.concurrency}, {args.rounds} rounds; policy engine "
+        f"{'compiled (mypyc)' if engine_compiled() else 'interpreted'}"
     )
     try:
         # Warm-up: imports, compiled patterns, the first store pages.

@@ -27,6 +27,7 @@ from policies._errors import EvaluationError, PolicyLoadError, ResourceLimitErro
 from policies._exceptions import PolicyException, Waiver
 from policies._match import UserInfo
 from policies._model import AdmissionRequest, Policy, ResourceRef, RuleResponse
+from policies._native import compiled as engine_compiled
 from policies._verify_images import (
     AttestationOutcome,
     Attestor,
@@ -67,6 +68,7 @@ __all__ = [
     "Verdict",
     "Waiver",
     "check_depth",
+    "engine_compiled",
     "load_policies",
     "parse_policies",
     "verdict",

@@ -878,8 +878,8 @@ def _pod_security(
     try:
         violations = state.pss.check(pod, level=level, version=version)
         violations = pss.apply_exclusions(violations, block.get("exclude") or [], pod)
-    except EvidenceError as exc:
-        return _Outcome(RuleOutcome.ERROR, f"rule {rule.name}: podSecurity check failed: {exc.message}")
+    except EvidenceError as bad:
+        return _Outcome(RuleOutcome.ERROR, f"rule {rule.name}: podSecurity check failed: {bad.message}")
     except (ValueError, TypeError, KeyError) as exc:
         return _Outcome(RuleOutcome.ERROR, f"rule {rule.name}: podSecurity check failed: {exc}")
     if not violations:

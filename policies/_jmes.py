@@ -373,14 +373,14 @@ def search(expression: str, data: Any) -> Any:
     """Evaluate ``expression`` on ``data``; failures raise :class:`EvaluationError`."""
     try:
         function = _compiled(expression)
-    except CompileError as exc:
-        raise EvaluationError(str(exc)) from None
+    except CompileError as bad:
+        raise EvaluationError(str(bad)) from None
     try:
         return function(data)
-    except NotFoundKey as exc:
-        raise EvaluationError(f"failed to evaluate {expression!r}: {exc}") from None
-    except jmespath.exceptions.JMESPathError as exc:
-        raise EvaluationError(f"failed to evaluate {expression!r}: {_reason(exc)}") from None
+    except NotFoundKey as missing:
+        raise EvaluationError(f"failed to evaluate {expression!r}: {missing}") from None
+    except jmespath.exceptions.JMESPathError as failed:
+        raise EvaluationError(f"failed to evaluate {expression!r}: {_reason(failed)}") from None
     except (ValueError, TypeError, ArithmeticError, KeyError, IndexError, LookupError, re.error) as exc:
         raise EvaluationError(f"failed to evaluate {expression!r}: {exc}") from None
     except RecursionError:

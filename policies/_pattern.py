@@ -92,12 +92,12 @@ def run(check: Check, resource: Any) -> PatternResult:
     """Apply a pattern compiled by :func:`compile_pattern` (or :func:`compiled`) to ``resource``."""
     try:
         check(resource, "/")
-    except _Skip as exc:
-        return PatternResult("skip", exc.path, exc.message)
-    except _Fail as exc:
-        return PatternResult("fail", exc.path, exc.message)
-    except _Structure as exc:
-        return PatternResult("error", "", str(exc))
+    except _Skip as skipped:
+        return PatternResult("skip", skipped.path, skipped.message)
+    except _Fail as failed:
+        return PatternResult("fail", failed.path, failed.message)
+    except _Structure as malformed:
+        return PatternResult("error", "", str(malformed))
     except RecursionError:
         return PatternResult("error", "", "pattern or resource nested too deeply")
     return _PASS

@@ -146,8 +146,11 @@ def cli(
 
 @cli.command()
 def version() -> None:
-    """Print gate's version."""
+    """Print gate's version and which build of the policy engine runs."""
+    from policies import engine_compiled
+
     click.echo(f"gate {gate.__version__}")
+    click.echo(f"policy engine: {'compiled (mypyc)' if engine_compiled() else 'interpreted'}")
 
 
 @cli.command()

@@ -49,6 +49,7 @@ from gate.server._tls_accept import tls_accepting
 from gate.server._webhook import WebhookApp, WebhookLimits
 from gate.server._workers import WebhookWorkers, WorkerRole, listen_to_main_process, metrics_app
 from gate.store import EvidenceStore, SqlStore, open_store
+from policies import engine_compiled
 
 if TYPE_CHECKING:
     from gate._cache import CacheStats
@@ -346,6 +347,7 @@ class GateServer:
             "gate serving",
             extra={
                 "version": gate.__version__,
+                "policy_engine": "compiled" if engine_compiled() else "interpreted",
                 "grpc": addresses.grpc,
                 "webhook": f"https://{addresses.webhook}",
                 "webhook_processes": config.webhook.processes,

@@ -30,7 +30,7 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
 
 
 def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "version") == (0, f"gate {gate.__version__}\n", "")
+    assert run(capsys, "version") == (0, f"gate {gate.__version__}\npolicy engine: interpreted\n", "")
 
 
 def test_local_mode_answers_from_the_local_store(

@@ -42,7 +42,7 @@ def test_scanner_pins_are_one_set_across_image_ci_templates_and_test_extra() -> 
 
 def test_build_context_holds_everything_pip_install_needs() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    packages = set(project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"])
     dockerignore = (ROOT / ".dockerignore").read_text().splitlines()
     copied = set(re.findall(r"^COPY (?!--from)(.+) \S+$", DOCKERFILE.read_text(), flags=re.M))
     copied_paths = {path for line in copied for path in line.split()}
