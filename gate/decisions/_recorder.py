@@ -17,10 +17,11 @@ graceful shutdown loses nothing.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from gate._nonblocking import may_block
@@ -29,6 +30,10 @@ from gate.errors import EvidenceError, GateError
 from gate.model import Decision
 
 log = logging.getLogger("gate.decisions")
+
+# The longest gap between two records the arrival estimate counts: after an idle minute, a
+# burst makes the writer batch again within a few dozen decisions.
+_IDLE_GAP = 1.0
 
 
 class DecisionSink(Protocol):
@@ -57,7 +62,15 @@ class DecisionRecorder:
         put_timeout: float = 0.05,
         retry_delays: Sequence[float] = (0.1, 0.5, 1.0, 2.0, 5.0),
         linger: float = 0.05,
+        busy_gap: float = math.inf,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """Start the writer thread.
+
+        ``linger`` is how long the writer waits for a batch to fill after its first decision;
+        it waits only while decisions arrive less than ``busy_gap`` seconds apart on average
+        (the default: always).
+        """
         self._sink = sink
         self._signer = signer
         self._queue: queue.Queue[Decision | None] = queue.Queue(capacity)
@@ -67,6 +80,11 @@ class DecisionRecorder:
         # How long the writer waits for a batch to fill: every transaction costs a commit,
         # and one per decision cost more than the decisions' rows.
         self._linger = linger
+        self._busy_gap = busy_gap
+        self._clock = clock
+        self._last_arrival = clock()
+        # Moving average of the time between two records, seconds; starts idle.
+        self._arrival_gap = _IDLE_GAP
         self._closed = False
         self._lock = threading.Lock()
         self.recorded = 0
@@ -87,6 +105,7 @@ class DecisionRecorder:
             WouldBlock: inside :func:`gate._nonblocking.nonblocking`, when the queue is full
                 or closed (nothing was queued).
         """
+        self._note_arrival()
         if not self._closed:
             try:
                 self._queue.put_nowait(decision)
@@ -101,6 +120,18 @@ class DecisionRecorder:
                     self.synchronous += 1
         may_block("the evidence store")
         self._store([decision], final=True)
+
+    @property
+    def busy(self) -> bool:
+        """Whether decisions arrive often enough that the writer lingers to batch them."""
+        return self._arrival_gap < self._busy_gap
+
+    def _note_arrival(self) -> None:
+        now = self._clock()
+        # Read and written without a lock: a concurrent record may lose one update of this
+        # estimate, which shifts it slightly; nothing else depends on it.
+        self._arrival_gap += (min(now - self._last_arrival, _IDLE_GAP) - self._arrival_gap) / 4
+        self._last_arrival = now
 
     def flush(self) -> None:
         """Return once every decision queued so far is stored (or given up on and logged)."""
@@ -122,7 +153,7 @@ class DecisionRecorder:
             stop = first is None
             if first is not None:
                 batch.append(first)
-                if self._linger and not self._closed and self._queue.qsize() < self._max_batch:
+                if self._linger and self.busy and not self._closed and self._queue.qsize() < self._max_batch:
                     time.sleep(self._linger)
             while not stop and len(batch) < self._max_batch:
                 try:

@@ -110,3 +110,44 @@ def test_a_signer_signs_the_statement_of_each_record() -> None:
     assert statement["subject"][0]["digest"]["sha256"] == stored.request_digest.removeprefix("sha256:")
     assert statement["predicate"]["id"] == stored.id
     assert stored.signature == b'{"payloadType":"application/vnd.in-toto+json"}'
+
+
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_writer_lingers_to_batch_only_while_decisions_arrive_close_together() -> None:
+    clock = Clock()
+    held = threading.Event()  # nothing reaches the sink: only the arrival estimate is watched
+    recorder = DecisionRecorder(Sink(gate=held), linger=0.001, busy_gap=0.002, clock=clock)
+    assert not recorder.busy, "a recorder that has seen nothing is idle"
+    for n in range(60):
+        clock.now += 0.0005  # 2,000 decisions per second
+        recorder.record(decision(n))
+    assert recorder.busy
+    for n in range(60, 120):
+        clock.now += 0.01  # 100 per second
+        recorder.record(decision(n))
+    assert not recorder.busy
+    held.set()
+    recorder.close()
+
+
+def test_after_an_idle_hour_a_burst_is_batched_again_within_a_few_dozen_decisions() -> None:
+    clock = Clock()
+    recorder = DecisionRecorder(Sink(), linger=0.001, busy_gap=0.002, clock=clock)
+    clock.now += 3600
+    recorder.record(decision(0))
+    burst = 0
+    while not recorder.busy:
+        burst += 1
+        clock.now += 0.0002
+        recorder.record(decision(burst))
+    assert burst <= 30
+    recorder.close()
