@@ -121,6 +121,16 @@ def unverified_tls() -> ssl.SSLContext:
     return context
 
 
+class ManualClock:
+    """A clock (``time.monotonic``'s shape) that moves only when a test sets ``now``."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class WhereItRan:
     """Notes the thread of each call; with ``needs_io`` each call would wait (gate._nonblocking)."""
 

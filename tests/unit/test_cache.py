@@ -7,18 +7,11 @@ import threading
 import pytest
 
 from gate._cache import SharedCache
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.conftest import ManualClock
 
 
 def test_a_cached_value_is_served_until_its_ttl_then_recomputed() -> None:
-    clock = _Clock()
+    clock = ManualClock(0.0)
     cache: SharedCache[str, int] = SharedCache(max_entries=4, ttl=10, clock=clock)
     calls: list[int] = []
 

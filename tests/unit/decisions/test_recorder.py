@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from gate.decisions import PAYLOAD_TYPE, DecisionRecorder, request_digest, statement_payload
 from gate.errors import StoreUnavailable
 from gate.model import Decision
+from tests.conftest import ManualClock
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -112,18 +113,8 @@ def test_a_signer_signs_the_statement_of_each_record() -> None:
     assert stored.signature == b'{"payloadType":"application/vnd.in-toto+json"}'
 
 
-class Clock:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_the_writer_lingers_to_batch_only_while_decisions_arrive_close_together() -> None:
-    clock = Clock()
+    clock = ManualClock()
     held = threading.Event()  # nothing reaches the sink: only the arrival estimate is watched
     recorder = DecisionRecorder(Sink(gate=held), linger=0.001, busy_gap=0.002, clock=clock)
     assert not recorder.busy, "a recorder that has seen nothing is idle"
@@ -140,7 +131,7 @@ def test_the_writer_lingers_to_batch_only_while_decisions_arrive_close_together(
 
 
 def test_after_an_idle_hour_a_burst_is_batched_again_within_a_few_dozen_decisions() -> None:
-    clock = Clock()
+    clock = ManualClock()
     recorder = DecisionRecorder(Sink(), linger=0.001, busy_gap=0.002, clock=clock)
     clock.now += 3600
     recorder.record(decision(0))

@@ -11,18 +11,11 @@ import pytest
 from gate.core import Gate
 from gate.decisions import Answered, ReplayGuard, parse_review
 from gate.errors import Conflict
+from tests.conftest import ManualClock
 from tests.unit.decisions.support import POLICIES, body, latest_review, review
 from tests.unit.decisions.test_webhook_validate import DecisionStore, make_app, post
 
 ANSWER = Answered("d-1", True, 200, "", (), b'{"response":{}}')
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_new_uid_is_evaluated_and_its_retry_gets_the_kept_answer() -> None:
@@ -45,7 +38,7 @@ def test_a_uid_back_with_other_content_is_refused_and_logged(caplog: pytest.LogC
 
 
 def test_uids_are_forgotten_after_the_window_and_beyond_the_capacity() -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     guard = ReplayGuard(window=60, capacity=2, clock=clock)
     guard.check("old", b"a")
     clock.now += 61

@@ -11,6 +11,7 @@ from gate.oci import ImageRef, RegistryError
 from gate.signatures import SignaturePolicy, TrustRoot
 from gate.signatures._image import ImagePolicy
 from gate.verification import ImageVerifierService
+from tests.conftest import ManualClock
 
 
 class _DownRegistry:
@@ -22,14 +23,6 @@ class _DownRegistry:
     def resolve(self, ref: ImageRef) -> Any:
         self.calls += 1
         raise RegistryError(f"{ref.registry}: connection refused")
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _policy() -> ImagePolicy:
@@ -45,7 +38,7 @@ def _policy() -> ImagePolicy:
 
 def test_a_failed_registry_is_not_asked_again_until_the_outage_ttl_passes() -> None:
     source = _DownRegistry()
-    clock = _Clock()
+    clock = ManualClock(100.0)
     service = ImageVerifierService(source, TrustRoot(), outage_ttl=5.0, clock=clock)  # type: ignore[arg-type]
     ref = ImageRef.parse("registry.example.com/shop/app:1")
     with pytest.raises(InfrastructureError, match="connection refused"):
