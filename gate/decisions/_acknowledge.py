@@ -181,8 +181,8 @@ class AcknowledgedRecorder(DecisionRecorder):
         # Callers wait for the commit, so the writer lingers only when busy: 1 ms, once decisions
         # arrive 2 ms apart or closer (500/s). Without it, every review that released the GIL
         # (hashing its body does) let the writer commit alone: batches of one or two, and a
-        # transaction's fixed cost (~150 us) on each decision; with it, ~20 % less CPU per
-        # review at saturation (benchmarks/README.md, "Group commit").
+        # transaction's fixed cost (~150 us) on each decision; with it, ~15 % less CPU per
+        # review at saturation (benchmarks/README.md, "Group commit for acknowledged decisions").
         super().__init__(self._notices, signer=signer, linger=0.001, busy_gap=0.002, capacity=capacity)
 
     def record(self, decision: Decision) -> None:

@@ -32,7 +32,7 @@ from gate.model import Decision
 log = logging.getLogger("gate.decisions")
 
 # The longest gap between two records the arrival estimate counts: after an idle minute, a
-# burst makes the writer batch again within a few dozen decisions.
+# burst makes the writer batch again within about twenty decisions.
 _IDLE_GAP = 1.0
 
 
