@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -377,13 +377,19 @@ def open_docker_archive(path: Path, *, limits: Limits) -> Iterator[ImageContent]
             raise InvalidArgument(_FIELD, f"{path}: damaged tar archive: {exc}") from None
 
 
+def _repo_tags(entry: Mapping[str, Any]) -> list[str]:
+    """An entry's ``RepoTags``: the names that are strings (the field is optional, and untrusted)."""
+    tags = entry.get("RepoTags")
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+
+
 def _docker_image(archive: _Archive, path: Path) -> ImageContent:
     label = archive.label
     manifest = archive.json("manifest.json")
     if not isinstance(manifest, list) or not manifest or not all(isinstance(m, dict) for m in manifest):
         raise InvalidArgument(_FIELD, f"{label}: manifest.json is not a non-empty list of images")
     if len(manifest) > 1:
-        tags = [", ".join(m.get("RepoTags") or ["<untagged>"]) for m in manifest]
+        tags = [", ".join(_repo_tags(m) or ["<untagged>"]) for m in manifest]
         raise InvalidArgument(
             _FIELD, f"{label}: holds {len(manifest)} images ({'; '.join(tags)}); save one image per archive"
         )
@@ -401,7 +407,7 @@ def _docker_image(archive: _Archive, path: Path) -> ImageContent:
             _FIELD, f"{label}: {config_name} does not hash to its name (got {config_digest})"
         )
     diff_ids = _diff_ids(config, label, len(layer_names))
-    tags = [t for t in entry.get("RepoTags") or [] if isinstance(t, str)]
+    tags = _repo_tags(entry)
     repository, tag = _split_name(tags[0]) if tags else ("", "")
     digest, warnings = _archive_manifest_digest(archive, config_digest)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import shutil
 import tempfile
@@ -209,6 +210,12 @@ def test_decompression_bomb_in_an_image_stops_at_the_cap(tmp_path: Path) -> None
             tar(file("manifest.json", json.dumps([{"Config": "c.json", "Layers": []}] * 2))),
             "holds 2 images",
         ),
+        (
+            tar(
+                file("manifest.json", json.dumps([{"Config": "c.json", "Layers": [], "RepoTags": True}] * 2))
+            ),
+            r"holds 2 images \(<untagged>; <untagged>\)",
+        ),
     ],
 )
 def test_malformed_docker_archive_is_rejected(tmp_path: Path, content: bytes, problem: str) -> None:
@@ -216,6 +223,20 @@ def test_malformed_docker_archive_is_rejected(tmp_path: Path, content: bytes, pr
     archive.write_bytes(content)
     with pytest.raises(InvalidArgument, match=problem), open_docker_archive(archive, limits=Limits()):
         pass
+
+
+def test_repo_tags_that_are_not_a_list_of_names_are_ignored_as_missing_ones(tmp_path: Path) -> None:
+    layer = tar(file("etc/x", "x"))
+    config = image_config([layer])
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    layer_name = hashlib.sha256(layer).hexdigest() + "/layer.tar"
+    manifest = [{"Config": config_name, "RepoTags": True, "Layers": [layer_name]}]
+    archive = tmp_path / "image.tar"
+    archive.write_bytes(
+        tar(file(config_name, config), file(layer_name, layer), file("manifest.json", json.dumps(manifest)))
+    )
+    with open_docker_archive(archive, limits=Limits()) as image:
+        assert (image.name, image.tag) == ("image", "")  # named after the file, as an untagged save
 
 
 @pytest.mark.parametrize(
