@@ -10,10 +10,6 @@ of the ``.py`` files).
 from __future__ import annotations
 
 import importlib.machinery
-import shutil
-import subprocess
-import sys
-import tomllib
 from pathlib import Path
 
 # What the compiled copy needs: the engine and the gate modules it imports (mypy follows them).
@@ -29,6 +25,10 @@ def compiled() -> bool:
 
 def hook_modules(project: Path) -> tuple[list[str], list[str]]:
     """The source files the mypyc hook compiles, and the mypy arguments it passes."""
+    # Imported here, as in compile_copy: every `import policies` loads this module (for
+    # compiled()), and these two functions are for tests and benchmarks only (~10 ms of imports).
+    import tomllib
+
     data = tomllib.loads((project / "pyproject.toml").read_text())
     hook = data["tool"]["hatch"]["build"]["targets"]["wheel"]["hooks"]["mypyc"]
     return list(hook["include"]), list(hook.get("mypy-args", []))
@@ -43,6 +43,10 @@ def compile_copy(project: Path, target: Path, *, timeout: float = 900) -> None:
     Raises:
         RuntimeError: mypyc failed (its output is in the message).
     """
+    import shutil
+    import subprocess
+    import sys
+
     for name in _COPIED:
         shutil.copytree(
             project / name, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyd")
