@@ -10,6 +10,7 @@ children again. Nothing in here imports gate: the scripts must keep working
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
@@ -79,6 +80,12 @@ def import_checkout() -> None:
         sys.path.insert(0, source)
 
 
+def compiled_source(work: Path) -> Path:
+    """The compiled copy ``$GATE_BENCH_SOURCE`` names (an earlier run's), else a new one under ``work``."""
+    named = os.environ.get(SOURCE_ENV)
+    return Path(named) if named else build_compiled_source(work)
+
+
 def build_compiled_source(work: Path) -> Path:
     """Compile the policy engine as the wheel's mypyc hook does, into a copy under ``work`` (~40 s).
 
@@ -129,7 +136,19 @@ class GatePorts:
         return f"{LOOPBACK}:{self.grpc}"
 
 
-def gate_env(data_dir: Path, ports: GatePorts, database_url: str = "") -> dict[str, str]:
+def add_writer_option(parser: argparse.ArgumentParser) -> None:
+    """``--writer``: gate's ``decisions.writer`` (pass ``args.writer`` to :func:`gate_env`)."""
+    parser.add_argument(
+        "--writer",
+        choices=("process", "thread"),
+        default="process",
+        help="gate's decisions.writer: decisions signed and stored by a child process (default) or a thread",
+    )
+
+
+def gate_env(
+    data_dir: Path, ports: GatePorts, database_url: str = "", writer: str = "process"
+) -> dict[str, str]:
     """The environment of a ``gate serve`` isolated in ``data_dir`` on loopback ports.
 
     Inherited ``GATE_*`` variables are dropped: a developer's ``GATE_CONFIG``
@@ -142,6 +161,7 @@ def gate_env(data_dir: Path, ports: GatePorts, database_url: str = "") -> dict[s
         GATE_WEBHOOK_LISTEN=f"{LOOPBACK}:{ports.webhook}",
         GATE_METRICS_LISTEN=f"{LOOPBACK}:{ports.metrics}",
         GATE_LOG_FORMAT="json",
+        GATE_DECISIONS_WRITER=writer,
     )
     if database_url:
         env["GATE_DATABASE_URL"] = database_url

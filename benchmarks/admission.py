@@ -41,9 +41,11 @@ from typing import Any
 from _harness import (
     LOOPBACK,
     REPO_ROOT,
+    SOURCE_ENV,
     Children,
     GatePorts,
-    build_compiled_source,
+    add_writer_option,
+    compiled_source,
     free_port,
     gate_command,
     gate_env,
@@ -216,10 +218,12 @@ def main() -> int:
         default=1,
         help="gate's webhook.processes, and as many allow-all processes on one socket (default 1)",
     )
+    add_writer_option(parser)
     parser.add_argument(
         "--compiled",
         action="store_true",
-        help="gate with its policy engine compiled by mypyc, as the image builds it (the floor is unchanged)",
+        help="gate with its policy engine compiled by mypyc, as the image builds it (the floor is "
+        f"unchanged); ${SOURCE_ENV} may name the compiled copy of an earlier run",
     )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -254,14 +258,14 @@ def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
     pss, supply = policy_sources(work)
     data_dir = work / "data"
     ports = GatePorts.pick()
-    env = gate_env(data_dir, ports)
+    env = gate_env(data_dir, ports, writer=args.writer)
     env["GATE_METRICS_ENABLED"] = "false"
     env["GATE_LOG_LEVEL"] = "warning"
     env["GATE_WEBHOOK_PROCESSES"] = str(args.processes)
     env["GATE_POLICY_SOURCES"] = ":".join(str(p) for p in [*pss, supply])
     gate_log = work / "gate.log"
     started = time.perf_counter()
-    source = build_compiled_source(work) if args.compiled else None
+    source = compiled_source(work) if args.compiled else None
     gate = children.add(spawn(gate_command(source), env, gate_log))
     try:
         wait_until(serving_probe(ports.grpc_target), gate, started=started, limit=60)
@@ -328,7 +332,7 @@ def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
     print(
         f"policies: {len(pss)} Pod Security Standards files + 1 supply-chain policy (4 rules, Enforce); "
         f"{args.connections} connections, wrk 1 thread, {args.duration:g} s per run, {args.rounds} rounds, "
-        f"{args.processes} server process(es) each; gate's policy engine "
+        f"{args.processes} server process(es) each; decision writer: {args.writer}; gate's policy engine "
         f"{'compiled (mypyc)' if args.compiled else 'interpreted'}"
     )
     results: dict[str, list[dict[str, Any]]] = {"gate": [], "allow-all": []}

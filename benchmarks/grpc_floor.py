@@ -56,7 +56,8 @@ from _harness import (
     REPO_ROOT,
     Children,
     GatePorts,
-    build_compiled_source,
+    add_writer_option,
+    compiled_source,
     fmt_num,
     free_port,
     gate_command,
@@ -212,14 +213,16 @@ def start_gate(
     *,
     unknown_images: bool = False,
     source: Path | None = None,
+    writer: str = "process",
 ) -> Server:
     """Start ``gate serve`` on a fresh data dir and wait until Health/Check says SERVING.
 
     ``source``: a compiled copy of gate (``_harness.build_compiled_source``) to run instead.
+    ``writer``: its ``decisions.writer``.
     """
     ports = GatePorts.pick()
     log = workdir / "gate.log"
-    env = gate_env(workdir / "gate-data", ports, database_url)
+    env = gate_env(workdir / "gate-data", ports, database_url, writer)
     method = GATE_METHOD
     if rpc == "decide":
         chosen = [
@@ -474,10 +477,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="Decide on 8 tags gate holds no evidence for (default: 8 pinned digests with imported scans)",
     )
+    add_writer_option(parser)
     parser.add_argument(
         "--compiled",
         action="store_true",
-        help="gate's policy engine compiled by mypyc, as the image builds it (the echo floor is unchanged)",
+        help="gate's policy engine compiled by mypyc, as the image builds it (the echo floor is "
+        "unchanged); $GATE_BENCH_SOURCE may name the compiled copy of an earlier run",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON here")
     args = parser.parse_args(argv)
@@ -519,7 +524,8 @@ def main(argv: list[str] | None = None) -> int:
                     args.database_url,
                     args.rpc,
                     unknown_images=args.unknown_images,
-                    source=build_compiled_source(workdir) if args.compiled else None,
+                    source=compiled_source(workdir) if args.compiled else None,
+                    writer=args.writer,
                 ),
             }
             print(

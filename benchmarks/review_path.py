@@ -22,7 +22,10 @@ After the warm-up the garbage collector is set as ``gate serve`` sets it once st
 allocations); ``--default-gc`` keeps CPython's defaults instead. The collector's time per
 review is printed for each run (``gc.callbacks``), with its longest single pause.
 
-The webhook runs also print the event loop thread's share of the CPU. ``--writer null``
+The webhook runs also print the event loop thread's share of the CPU. ``--writer process`` records
+through the decision writer process (``decisions.writer: process``, what ``gate serve`` runs) and
+splits the CPU between this process and the writer; ``--writer real`` (the default here) uses the
+writer thread, as ``decisions.writer: thread``. ``--writer null``
 records into a sink that keeps nothing, unsigned: what the loop costs when no writer
 competes with it for the GIL (a diagnostic, not a configuration of gate).
 
@@ -31,7 +34,7 @@ modules pyproject.toml's hook lists) into a temp copy, then runs this script onc
 a child process with each engine, alternating, and prints the compiled/interpreted ratios.
 
     python benchmarks/review_path.py [--reviews 2000] [--rounds 3] [--concurrency 16] [--default-gc]
-        [--writer real|null] [--compare-compiled]
+        [--writer real|process|null] [--compare-compiled]
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _harness import SOURCE_ENV, build_compiled_source, import_checkout, median
+from _harness import SOURCE_ENV, build_compiled_source, import_checkout, median, tree_cpu_seconds
 
 import_checkout()
 
@@ -61,7 +64,7 @@ from prometheus_client import REGISTRY  # noqa: E402
 from gate._signature_service import SignatureService  # noqa: E402
 from gate.config import load_config  # noqa: E402
 from gate.core import Gate  # noqa: E402
-from gate.decisions import AcknowledgedRecorder, parse_review, seal  # noqa: E402
+from gate.decisions import AcknowledgedRecorder, WriterProcess, parse_review, seal  # noqa: E402
 from gate.model import Decision  # noqa: E402
 from gate.server._heap import settle_after_startup  # noqa: E402
 from gate.server._webhook import WebhookApp  # noqa: E402
@@ -219,9 +222,10 @@ def main() -> int:
     parser.add_argument("--default-gc", action="store_true", help="keep CPython's collector settings")
     parser.add_argument(
         "--writer",
-        choices=("real", "null"),
+        choices=("real", "process", "null"),
         default="real",
-        help="null: decisions unsigned, into a sink that keeps nothing",
+        help="real: the decision writer thread; process: the writer process (decisions.writer: process); "
+        "null: decisions unsigned, into a sink that keeps nothing",
     )
     parser.add_argument(
         "--compare-compiled",
@@ -246,11 +250,15 @@ def main() -> int:
     store = open_store(config.effective_database_url)
     signatures = SignatureService(config.signatures, config.registry)
     signer = signatures.decision_signer(config.data_dir)
-    recorder = (
-        AcknowledgedRecorder(store, signer=signer, timeout=config.decisions.store_timeout)
-        if args.writer == "real"
-        else AcknowledgedRecorder(_NullSink(), timeout=config.decisions.store_timeout)
-    )
+    writer = WriterProcess(config) if args.writer == "process" else None
+    if writer is not None:
+        writer.start()
+        writer.wait_ready()
+        recorder = AcknowledgedRecorder(writer, timeout=config.decisions.store_timeout, sealed_by_sink=True)
+    elif args.writer == "real":
+        recorder = AcknowledgedRecorder(store, signer=signer, timeout=config.decisions.store_timeout)
+    else:
+        recorder = AcknowledgedRecorder(_NullSink(), timeout=config.decisions.store_timeout)
     core = Gate.from_config(
         config, store, None, recorder=recorder, signatures=signatures, decision_signer=signer
     )
@@ -290,14 +298,21 @@ def main() -> int:
                     )
                 else:
                     started, loop_started = _cpu(), time.thread_time()
+                    child_started = tree_cpu_seconds(os.getpid())
                     loop.run_until_complete(_webhook(app, bodies, args.concurrency))
                     loop_cpu = (time.thread_time() - loop_started) / len(bodies)
                     recorder.flush()
-                    total = (_cpu() - started) / len(bodies)
+                    own = (_cpu() - started) / len(bodies)
+                    # The writer process's CPU: the process tree's, less this process's.
+                    child = (tree_cpu_seconds(os.getpid()) - child_started) / len(bodies) - own
+                    total = own + max(child, 0.0) if writer is not None else own
                     threaded.append(total)
+                    split = (
+                        f"; this process {own * 1e6:.0f}, writer process {child * 1e6:.0f}" if writer else ""
+                    )
                     print(
                         f"round {index + 1} webhook    {total * 1e6:6.0f} us CPU/review "
-                        f"(event loop {loop_cpu * 1e6:.0f}){collector.report(len(bodies))}"
+                        f"(event loop {loop_cpu * 1e6:.0f}{split}){collector.report(len(bodies))}"
                     )
         on_loop, on_threads = (_evaluations(where) for where in ("loop", "thread"))
         print(f"webhook reviews evaluated on the event loop: {on_loop:.0f}, on a thread: {on_threads:.0f}")
@@ -310,6 +325,8 @@ def main() -> int:
         app.close()
         executor.shutdown()
         recorder.close()
+        if writer is not None:
+            writer.close()
         store.close()
         loop.close()
     return 0

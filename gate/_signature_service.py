@@ -11,6 +11,7 @@ or a ``verifyImages`` rule needs them; it is also the policy engine's
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -183,13 +184,19 @@ def load_or_create_signing_key(path: Path) -> bytes:
     pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+    # Written aside, then linked into place: link fails when the name exists, so when two
+    # processes start at once one key wins and both use it, and no process ever reads a key
+    # file that is still being written (as it could after an O_EXCL create).
+    fd, staged = tempfile.mkstemp(prefix=".decisions-", dir=path.parent)
     try:
-        # O_EXCL: when two processes start at once, one creates and both use its key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+        try:
+            os.link(staged, path)
+        except FileExistsError:
+            return path.read_bytes()
+    finally:
+        os.unlink(staged)
     return pem
 
 

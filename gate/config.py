@@ -322,6 +322,11 @@ class DecisionSettings(_Section):
     acknowledge: Literal["queued", "stored"] = "stored"
     # Seconds a ``stored`` acknowledgement waits for the commit.
     store_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
+    # Where decisions are signed and stored. ``process`` (default): a child process of each
+    # serving process, so that sealing and storing do not take the GIL the answers need.
+    # ``thread``: a thread of the serving process (one process fewer, ~30 % more CPU per review
+    # on the serving process). An in-memory SQLite database always uses ``thread``.
+    writer: Literal["process", "thread"] = "process"
 
 
 class KubernetesSettings(_Section):
@@ -455,6 +460,7 @@ ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "GATE_AUTH_TOKENS_FILE": ("auth.tokens_file", "str"),
     "GATE_WEBHOOK_CLIENT_CA_FILE": ("webhook.client_ca_file", "str"),
     "GATE_DECISIONS_ACKNOWLEDGE": ("decisions.acknowledge", "str"),
+    "GATE_DECISIONS_WRITER": ("decisions.writer", "str"),
     "GATE_WEBHOOK_PROBE_LISTEN": ("webhook.probe_listen", "str"),
     "GATE_WEBHOOK_PROCESSES": ("webhook.processes", "str"),
     # NAMESPACE/NAME entries joined by ':' (like a path list).

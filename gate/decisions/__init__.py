@@ -42,6 +42,7 @@ from gate.decisions._statement import (
     statement,
     statement_payload,
 )
+from gate.decisions._writer_process import WriterProcess
 
 __all__ = [
     "API_VERSIONS",
@@ -64,6 +65,7 @@ __all__ = [
     "FailureMode",
     "ReplayGuard",
     "ReviewOutcome",
+    "WriterProcess",
     "canonical_json",
     "decide",
     "deferred_acknowledgements",

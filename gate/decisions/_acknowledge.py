@@ -166,6 +166,7 @@ class AcknowledgedRecorder(DecisionRecorder):
         signer: Signs each record (None: unsigned).
         timeout: Seconds to wait for the commit before raising StoreUnavailable.
         capacity: Decisions the queue holds before callers wait (see DecisionRecorder).
+        sealed_by_sink: The sink digests and signs what it stores (see DecisionRecorder).
     """
 
     def __init__(
@@ -175,6 +176,7 @@ class AcknowledgedRecorder(DecisionRecorder):
         signer: DecisionSigner | None = None,
         timeout: float = 2.0,
         capacity: int = 4096,
+        sealed_by_sink: bool = False,
     ) -> None:
         self._notices = _CommitNotices(sink)
         self._timeout = timeout
@@ -183,7 +185,14 @@ class AcknowledgedRecorder(DecisionRecorder):
         # (hashing its body does) let the writer commit alone: batches of one or two, and a
         # transaction's fixed cost (~150 us) on each decision; with it, ~15 % less CPU per
         # review at saturation (benchmarks/README.md, "Group commit for acknowledged decisions").
-        super().__init__(self._notices, signer=signer, linger=0.001, busy_gap=0.002, capacity=capacity)
+        super().__init__(
+            self._notices,
+            signer=signer,
+            linger=0.001,
+            busy_gap=0.002,
+            capacity=capacity,
+            sealed_by_sink=sealed_by_sink,
+        )
 
     def record(self, decision: Decision) -> None:
         """Store ``decision`` (batched with concurrent ones); acknowledge it once committed.

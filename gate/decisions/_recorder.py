@@ -43,6 +43,16 @@ class DecisionSink(Protocol):
         """Record several decisions in one transaction (all or none)."""
 
 
+def seal_or_unsigned(decision: Decision, signer: DecisionSigner | None) -> Decision:
+    """:func:`seal`; when signing fails, the decision with its digest and no signature (logged)."""
+    try:
+        return seal(decision, signer)
+    except Exception:
+        # An unsigned record is visibly unsigned; a lost one is invisible.
+        log.exception("signing decision %s failed; it is recorded unsigned", decision.id)
+        return seal(decision, None)
+
+
 class DecisionRecorder:
     """Writes decisions in batches from a background thread; see the module docstring.
 
@@ -64,15 +74,18 @@ class DecisionRecorder:
         linger: float = 0.05,
         busy_gap: float = math.inf,
         clock: Callable[[], float] = time.monotonic,
+        sealed_by_sink: bool = False,
     ) -> None:
         """Start the writer thread.
 
         ``linger`` is how long the writer waits for a batch to fill after its first decision;
         it waits only while decisions arrive less than ``busy_gap`` seconds apart on average
-        (the default: always).
+        (the default: always). ``sealed_by_sink``: the sink digests and signs what it stores
+        (the writer process), so this recorder passes decisions on as they are.
         """
         self._sink = sink
         self._signer = signer
+        self._sealed_by_sink = sealed_by_sink
         self._queue: queue.Queue[Decision | None] = queue.Queue(capacity)
         self._max_batch = max_batch
         self._put_timeout = put_timeout
@@ -95,8 +108,8 @@ class DecisionRecorder:
 
     @property
     def signing(self) -> bool:
-        """Whether decisions are signed (a signer was configured)."""
-        return self._signer is not None
+        """Whether decisions are signed (a signer was configured, or the sink signs)."""
+        return self._signer is not None or self._sealed_by_sink
 
     def record(self, decision: Decision) -> None:
         """Queue ``decision`` for storage; write it synchronously if the queue stays full.
@@ -216,12 +229,7 @@ class DecisionRecorder:
                 self.recorded += 1
 
     def _seal(self, decision: Decision) -> Decision:
-        try:
-            return seal(decision, self._signer)
-        except Exception:
-            # An unsigned record is visibly unsigned; a lost one is invisible.
-            log.exception("signing decision %s failed; it is recorded unsigned", decision.id)
-            return seal(decision, None)
+        return decision if self._sealed_by_sink else seal_or_unsigned(decision, self._signer)
 
     def _give_up(self, batch: Sequence[Decision], reason: str) -> None:
         with self._lock:

@@ -31,7 +31,7 @@ from gate.auth import authenticator_from_config
 from gate.config import Config, ListenAddress, TlsFiles, parse_listen
 from gate.core import Gate, utc_now
 from gate.credentials import credentials_from_settings
-from gate.decisions import AcknowledgedRecorder, DecisionRecorder, DecisionSigner
+from gate.decisions import AcknowledgedRecorder, DecisionRecorder, DecisionSigner, DecisionSink, WriterProcess
 from gate.errors import InfrastructureError
 from gate.notifications import NotificationHub
 from gate.scan_jobs import ScanJobs
@@ -48,7 +48,7 @@ from gate.server._tls import ReloadingCertificate, ensure_self_signed
 from gate.server._tls_accept import tls_accepting
 from gate.server._webhook import WebhookApp, WebhookLimits
 from gate.server._workers import WebhookWorkers, WorkerRole, listen_to_main_process, metrics_app
-from gate.store import EvidenceStore, SqlStore, open_store
+from gate.store import EvidenceStore, SqlStore, open_store, shared_between_processes
 from policies import engine_compiled
 
 if TYPE_CHECKING:
@@ -236,6 +236,9 @@ class GateServer:
         ``signer`` signs every recorded decision; without one, decisions are signed with the
         configured key. With ``webhook.processes`` > 1 the worker processes open the store of
         ``config`` and sign with its key, whatever ``store`` and ``signer`` are given here.
+        With ``decisions.writer: process`` decisions are signed and stored by a child process
+        (:class:`~gate.decisions.WriterProcess`), except when ``store`` or ``signer`` is given
+        (they live in this process) or the database is in memory: a thread does it then.
         ``worker`` makes this a webhook worker process (:mod:`gate.server._workers`): it
         serves only the webhook, on the main process's socket. ``own_process`` says that
         nothing else runs in this process (``gate serve``, a worker): the garbage collector
@@ -255,6 +258,13 @@ class GateServer:
         self._workers: WebhookWorkers | None = None
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._http_servers: list[_QuietServer] = []
+        self._http_tasks: list[asyncio.Task[None]] = []
+        self._grpc_server: grpc.aio.Server | None = None
+        self._tls_watch: asyncio.Task[None] | None = None
+        self._policy_watch: asyncio.Task[None] | None = None
+        # Called after the listeners stop (the webhook's evaluation threads).
+        self._closers: list[Callable[[], None]] = []
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown (what SIGTERM does); callable from any thread once running."""
@@ -263,6 +273,17 @@ class GateServer:
             self._stop.set()
         else:
             loop.call_soon_threadsafe(self._stop.set)
+
+    def _writer_process(self) -> WriterProcess | None:
+        """The decision writer process (``decisions.writer: process``), unless it cannot serve here."""
+        config = self.config
+        if config.decisions.writer != "process" or self._store is not None or self._signer is not None:
+            # A store or signer handed in lives in this process only.
+            return None
+        if not shared_between_processes(config.effective_database_url):
+            log.info("the database is in memory, private to this process: decisions are written by a thread")
+            return None
+        return WriterProcess(config, observe=StatementMetrics())
 
     async def run(self, on_ready: Callable[[BoundAddresses], None] | None = None) -> None:
         """Start, report SERVING, wait for a stop request, then shut down gracefully."""
@@ -282,20 +303,16 @@ class GateServer:
         signatures = SignatureService(config.signatures, config.registry, kubernetes=config.kubernetes)
         own_signer = signatures.decision_signer(config.data_dir)
         signer = self._signer or own_signer
-        recorder = (
-            AcknowledgedRecorder(store, signer=signer, timeout=config.decisions.store_timeout)
-            if config.decisions.acknowledge == "stored"
-            else DecisionRecorder(store, signer=signer, retry_delays=_OUTAGE_RETRIES)
-        )
-        self._http_servers: list[_QuietServer] = []
-        self._http_tasks: list[asyncio.Task[None]] = []
-        self._grpc_server: grpc.aio.Server | None = None
-        self._tls_watch: asyncio.Task[None] | None = None
-        self._policy_watch: asyncio.Task[None] | None = None
+        writer = self._writer_process()
+        recorder = _recorder(config, store if writer is None else writer, signer, sealed=writer is not None)
         hub: NotificationHub | None = None
-        # Called after the listeners stop (the webhook's evaluation threads).
-        self._closers: list[Callable[[], None]] = []
         try:
+            if writer is not None:
+                # Started now, waited for before serving: it opens the store and loads the key
+                # while this process loads the policies. The key is loaded here first, so that a
+                # bad one is reported once and a new one is created by this process.
+                own_signer.key()
+                writer.start()
             # Scan jobs run in the main process; a webhook worker's core only reads their results.
             scans = ScanJobs.from_config(config, store, utc_now, serving=self._worker is None)
             watched = bool(config.policies.sources) and config.policies.poll_interval > 0
@@ -309,6 +326,8 @@ class GateServer:
                 # Workers do not watch: the main process has them reload with it (WebhookWorkers.reload).
                 watch = PolicyWatch(core, config.policies.poll_interval, initial=stamp)
                 self._policy_watch = asyncio.create_task(watch.run())
+            if writer is not None:
+                await asyncio.to_thread(writer.wait_ready)
             if self._worker is not None:
                 await self._serve_as_worker(core, executor, self._worker)
             else:
@@ -320,6 +339,8 @@ class GateServer:
                 close()
             # After the listeners and workers: every decision made so far is queued; store them all.
             recorder.close()
+            if writer is not None:
+                writer.close()
             if scans is not None:
                 scans.close()
             # Last: the decisions and scans just finished may still have something to announce.
@@ -577,6 +598,17 @@ def _guard(config: Config, executor: ThreadPoolExecutor) -> Guard | None:
         log.warning("auth.mode is required but grpc.tls is not set: bearer tokens travel in clear text")
     limiter = RateLimiter(config.auth.rate_limits) if config.auth.rate_limits else None
     return Guard(authenticator_from_config(config), executor, limiter)
+
+
+def _recorder(
+    config: Config, sink: DecisionSink, signer: DecisionSigner, *, sealed: bool
+) -> DecisionRecorder:
+    """The decision recorder ``decisions.acknowledge`` asks for; ``sealed``: the sink signs."""
+    if config.decisions.acknowledge == "stored":
+        return AcknowledgedRecorder(
+            sink, signer=signer, timeout=config.decisions.store_timeout, sealed_by_sink=sealed
+        )
+    return DecisionRecorder(sink, signer=signer, retry_delays=_OUTAGE_RETRIES, sealed_by_sink=sealed)
 
 
 def _observe(

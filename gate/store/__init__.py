@@ -43,7 +43,18 @@ __all__ = [
     "ScanReport",
     "SqlStore",
     "open_store",
+    "shared_between_processes",
 ]
+
+
+def shared_between_processes(url: str) -> bool:
+    """Whether another process opening ``url`` reaches the same database (not so in-memory SQLite).
+
+    Raises:
+        InvalidArgument: the URL is not a store URL (see :func:`open_store`).
+    """
+    target = parse_store_url(url)
+    return target.backend == "postgresql" or target.sqlite_path is not None
 
 
 def open_store(url: str, *, pool_size: int = 8, max_overflow: int = 8, timeout: float = 5.0) -> EvidenceStore:

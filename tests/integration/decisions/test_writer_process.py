@@ -1,0 +1,189 @@
+"""The decision writer process: it signs and stores, survives being killed, and refuses a bad key."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gate._signature_service import SignatureService
+from gate.audit import verify_decision
+from gate.config import Config
+from gate.decisions import AcknowledgedRecorder, DecisionRecorder, WriterProcess
+from gate.errors import ConfigError, StoreUnavailable
+from gate.model import Decision, DecodedJson, EnforcementAction, RuleOutcome, RuleResult
+from gate.store import DecisionQuery, open_store
+from tests.conftest import loopback_config
+
+NOW = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
+
+
+def decision(n: int) -> Decision:
+    return Decision(
+        id=f"01a22032-0000-7000-8000-{n:012d}",
+        allowed=n % 2 == 0,
+        message="allowed" if n % 2 == 0 else "denied",
+        stage="admission",
+        decided_at=NOW,
+        results=(RuleResult("p", "r", RuleOutcome.PASS, "", "", EnforcementAction.ENFORCE, "Pod/ns/x"),),
+        request=DecodedJson({"uid": str(n), "object": {"kind": "Pod"}}),
+        subject="Pod/ns/x",
+    )
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return loopback_config(tmp_path / "data")
+
+
+@pytest.fixture
+def writer(config: Config) -> Iterator[WriterProcess]:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    process = WriterProcess(config)
+    process.start()
+    process.wait_ready()
+    yield process
+    process.close()
+
+
+def stored_ids(config: Config) -> list[str]:
+    store = open_store(config.effective_database_url)
+    try:
+        ids: list[str] = []
+        token = ""
+        while True:
+            page = store.list_decisions(DecisionQuery(page_size=500, page_token=token))
+            ids += [d.id for d in page.items]
+            token = page.next_token
+            if not token:
+                return ids
+    finally:
+        store.close()
+
+
+def test_decisions_stored_by_the_child_carry_signatures_that_verify(config: Config) -> None:
+    statements: list[str] = []
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    writer = WriterProcess(config, observe=lambda kind, seconds: statements.append(kind))
+    writer.start()
+    recorder = AcknowledgedRecorder(writer, timeout=30, sealed_by_sink=True)
+    threads = [threading.Thread(target=recorder.record, args=(decision(n),)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    recorder.close()
+    writer.close()
+
+    public_key = (
+        SignatureService(config.signatures, config.registry).decision_signer(config.data_dir).public_key_pem()
+    )
+    store = open_store(config.effective_database_url)
+    try:
+        for n in range(40):
+            stored = store.get_decision(decision(n).id)
+            assert stored is not None
+            assert stored.request_digest.startswith("sha256:")
+            check = verify_decision(stored, public_key)
+            assert check.verified, check.reason
+    finally:
+        store.close()
+    # The child's statements are timed in this process (the store's statement metrics).
+    assert "insert" in statements
+
+
+def test_a_killed_child_is_replaced_and_every_decision_is_stored_once(
+    config: Config, writer: WriterProcess
+) -> None:
+    recorder = DecisionRecorder(writer, sealed_by_sink=True, linger=0.0, retry_delays=(0.05, 0.1, 0.5, 1.0))
+    for n in range(150):
+        recorder.record(decision(n))
+    first = writer.pid
+    assert first is not None
+    # Killed while it may be storing a batch: it either committed it before dying or not, and
+    # the batch is sent again to the next child, which stores what is missing.
+    os.kill(first, signal.SIGKILL)
+    for n in range(150, 300):
+        recorder.record(decision(n))
+    recorder.close()
+
+    ids = stored_ids(config)
+    assert sorted(ids) == sorted(decision(n).id for n in range(300))
+    assert recorder.lost == 0
+    assert writer.pid != first
+    assert writer.restarts == 1
+
+
+def test_a_batch_resent_after_its_child_died_skips_what_that_child_had_committed(config: Config) -> None:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    writer = WriterProcess(config, reply_timeout=0.5)
+    writer.start()
+    writer.wait_ready()
+    try:
+        batch = [decision(n) for n in range(10)]
+        frozen = writer.pid
+        assert frozen is not None
+        os.kill(frozen, signal.SIGSTOP)
+        # The frozen child does not answer in time: it is killed with the batch in flight...
+        with pytest.raises(StoreUnavailable, match=r"did not store 10 decisions within 0\.5 s"):
+            writer.add_decisions(batch)
+        # ...having committed half of it before it stopped answering (as a child killed between
+        # its commit and its answer has).
+        store = open_store(config.effective_database_url)
+        try:
+            store.add_decisions(batch[:5])
+        finally:
+            store.close()
+        writer.add_decisions(batch)  # the next child stores the other half instead of refusing all
+    finally:
+        writer.close()
+
+    assert sorted(stored_ids(config)) == sorted(d.id for d in batch)
+    assert writer.restarts == 1
+
+
+def test_a_record_the_store_refuses_is_lost_alone(config: Config, writer: WriterProcess) -> None:
+    writer.add_decisions([decision(0)])
+    recorder = DecisionRecorder(writer, sealed_by_sink=True, linger=0.05)
+    for n in (1, 0, 2):  # decision 0 is stored already: its id is refused as a duplicate
+        recorder.record(decision(n))
+    recorder.close()
+
+    assert sorted(stored_ids(config)) == sorted(decision(n).id for n in range(3))
+    assert recorder.lost == 1
+    assert recorder.recorded == 2
+
+
+def test_the_child_ignores_sigterm_and_stores_what_the_parent_drains_after_it(
+    config: Config, writer: WriterProcess
+) -> None:
+    recorder = DecisionRecorder(writer, sealed_by_sink=True)
+    pid = writer.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGINT)
+    for n in range(20):
+        recorder.record(decision(n))
+    recorder.close()
+
+    assert len(stored_ids(config)) == 20
+    assert writer.restarts == 0
+
+
+def test_a_key_that_does_not_load_stops_the_start_naming_the_setting(tmp_path: Path) -> None:
+    key = tmp_path / "key.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
+    config = loopback_config(tmp_path / "data", GATE_SIGNING_KEY_FILE=str(key))
+    config.data_dir.mkdir(parents=True)
+    writer = WriterProcess(config)
+    writer.start()
+    try:
+        with pytest.raises(ConfigError, match=r"signatures\.signing_key_file"):
+            writer.wait_ready()
+    finally:
+        writer.close()
