@@ -140,14 +140,15 @@ def add_writer_option(parser: argparse.ArgumentParser) -> None:
     """``--writer``: gate's ``decisions.writer`` (pass ``args.writer`` to :func:`gate_env`)."""
     parser.add_argument(
         "--writer",
-        choices=("process", "thread"),
-        default="process",
-        help="gate's decisions.writer: decisions signed and stored by a child process (default) or a thread",
+        choices=("auto", "process", "thread"),
+        default="auto",
+        help="gate's decisions.writer: decisions signed and stored by a child process or a thread; "
+        "auto (gate's default): a process while webhook.processes leaves a CPU free",
     )
 
 
 def gate_env(
-    data_dir: Path, ports: GatePorts, database_url: str = "", writer: str = "process"
+    data_dir: Path, ports: GatePorts, database_url: str = "", writer: str = "auto"
 ) -> dict[str, str]:
     """The environment of a ``gate serve`` isolated in ``data_dir`` on loopback ports.
 

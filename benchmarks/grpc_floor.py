@@ -213,7 +213,7 @@ def start_gate(
     *,
     unknown_images: bool = False,
     source: Path | None = None,
-    writer: str = "process",
+    writer: str = "auto",
 ) -> Server:
     """Start ``gate serve`` on a fresh data dir and wait until Health/Check says SERVING.
 

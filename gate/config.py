@@ -322,11 +322,13 @@ class DecisionSettings(_Section):
     acknowledge: Literal["queued", "stored"] = "stored"
     # Seconds a ``stored`` acknowledgement waits for the commit.
     store_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
-    # Where decisions are signed and stored. ``process`` (default): a child process of each
-    # serving process, so that sealing and storing do not take the GIL the answers need.
-    # ``thread``: a thread of the serving process (one process fewer, ~30 % more CPU per review
-    # on the serving process). An in-memory SQLite database always uses ``thread``.
-    writer: Literal["process", "thread"] = "process"
+    # Where decisions are signed and stored: ``process``, a child process of each serving process
+    # (sealing and storing then do not take the GIL the answers need), started with it;
+    # ``thread``, a thread of it (less CPU in all, one process fewer); ``auto`` (default): while
+    # ``webhook.processes`` leaves a CPU free, a thread until decisions first come at 100 a second
+    # or more, then a child process; else ``thread``. An in-memory SQLite database always uses
+    # ``thread``.
+    writer: Literal["auto", "process", "thread"] = "auto"
 
 
 class KubernetesSettings(_Section):

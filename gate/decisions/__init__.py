@@ -42,7 +42,7 @@ from gate.decisions._statement import (
     statement,
     statement_payload,
 )
-from gate.decisions._writer_process import WriterProcess
+from gate.decisions._writer_process import LocalWriter, WriterProcess
 
 __all__ = [
     "API_VERSIONS",
@@ -63,6 +63,7 @@ __all__ = [
     "EvidenceSource",
     "Failure",
     "FailureMode",
+    "LocalWriter",
     "ReplayGuard",
     "ReviewOutcome",
     "WriterProcess",

@@ -166,6 +166,7 @@ class AcknowledgedRecorder(DecisionRecorder):
         signer: Signs each record (None: unsigned).
         timeout: Seconds to wait for the commit before raising StoreUnavailable.
         capacity: Decisions the queue holds before callers wait (see DecisionRecorder).
+        max_batch: Decisions per transaction at most (see DecisionRecorder).
         sealed_by_sink: The sink digests and signs what it stores (see DecisionRecorder).
     """
 
@@ -176,6 +177,7 @@ class AcknowledgedRecorder(DecisionRecorder):
         signer: DecisionSigner | None = None,
         timeout: float = 2.0,
         capacity: int = 4096,
+        max_batch: int = 256,
         sealed_by_sink: bool = False,
     ) -> None:
         self._notices = _CommitNotices(sink)
@@ -191,6 +193,7 @@ class AcknowledgedRecorder(DecisionRecorder):
             linger=0.001,
             busy_gap=0.002,
             capacity=capacity,
+            max_batch=max_batch,
             sealed_by_sink=sealed_by_sink,
         )
 

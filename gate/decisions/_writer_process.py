@@ -1,13 +1,19 @@
 """The decision writer in a process of its own (``decisions.writer: process``).
 
 Sealing a decision (the canonical JSON of its statement and an ECDSA signature) and storing
-it (the row, the insert, the commit) hold the GIL for ~200 us per decision. With the writer a
+it (the row, the insert, the commit) hold the GIL for ~250 us per decision. With the writer a
 thread of the serving process, that time came out of the same GIL the event loop answers
-on: ~30 % of a review's CPU at saturation (``benchmarks/README.md``, "The decision writer in
-a process of its own"). :class:`WriterProcess` is a :class:`~gate.decisions.DecisionSink`
-that hands each batch to a child process instead, which seals and stores it on another core
-and says when the transaction has committed. The parent's share is turning each decision
-into a tuple of plain values and pickling the batch through a pipe (~15 us per decision).
+on: about a third of a review's CPU at saturation (``benchmarks/README.md``, "The decision
+writer in a process of its own"). :class:`WriterProcess` is a
+:class:`~gate.decisions.DecisionSink` that hands each batch to a child process instead, which
+seals and stores it on another core and says when the transaction has committed. What stays
+in the serving process is turning each decision into a tuple of plain values, pickling the
+batch through a socket and waking the waiters: ~40-50 us per decision.
+
+A child costs ~70 MB and its share of the CPU is only worth it under load. With
+``until_busy`` (``decisions.writer: auto``) batches are sealed and stored in this process, as by
+the writer thread, until decisions come at :data:`BUSY_RATE` a second; the child is then started
+in the background and takes every batch once it is ready.
 
 The recorder in front of it is unchanged (queue, group commit, retries, acknowledgements);
 it is built with ``sealed_by_sink=True``. Failures keep the recorder's meaning:
@@ -34,13 +40,16 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from gate.decisions._recorder import seal_or_unsigned
+from gate.decisions._statement import DecisionSigner
 from gate.errors import (
     ConfigError,
     EvidenceError,
@@ -53,7 +62,6 @@ from gate.model import Decision, DecisionTimings, DecodedJson, EnforcementAction
 
 if TYPE_CHECKING:
     from gate.config import Config
-    from gate.decisions._statement import DecisionSigner
     from gate.store import EvidenceStore
 
 log = logging.getLogger("gate.decisions")
@@ -65,6 +73,20 @@ START_TIMEOUT = 60.0
 REPLY_TIMEOUT = 120.0
 # Seconds the child gets to finish after it is told to stop.
 _STOP_TIMEOUT = 10.0
+# With ``until_busy``: decisions within one second that start the child (a pipeline gate's few
+# decisions a minute never do; an admission webhook under load does within its first second).
+BUSY_RATE = 100
+# Seconds before a child that failed to start in the background is tried again.
+_RETRY_START = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class LocalWriter:
+    """Where :class:`WriterProcess` stores until it is busy: this process's store and signer."""
+
+    store: Callable[[Sequence[Decision]], None]
+    signer: DecisionSigner | None
+
 
 _OUTCOME_VALUES = {outcome: outcome.value for outcome in RuleOutcome}
 _ACTION_VALUES = {action: action.value for action in EnforcementAction}
@@ -152,6 +174,10 @@ class WriterProcess:
         observe: Called in this process with ``(statement kind, seconds)`` for each of the
             child's database statements (the store's statement metrics).
         reply_timeout: Seconds a batch may take before the child is replaced.
+        until_busy: Where batches go, sealed here, until decisions come at ``busy_rate`` a
+            second or more: the child is then started in the background and takes every batch
+            once ready (``decisions.writer: auto``: an idle gate keeps one process, ~70 MB
+            less). Without it, :meth:`start` and :meth:`wait_ready` start the child up front.
 
     Attributes:
         restarts: children started after the first (one exited or was stuck).
@@ -164,8 +190,18 @@ class WriterProcess:
         observe: Callable[[str, float], None] | None = None,
         reply_timeout: float = REPLY_TIMEOUT,
         start_timeout: float = START_TIMEOUT,
+        until_busy: LocalWriter | None = None,
+        busy_rate: int = BUSY_RATE,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
+        self._local = until_busy
+        self._busy_rate = busy_rate
+        self._clock = clock
+        self._counting = threading.Lock()
+        self._window = (clock(), 0)
+        self._starting = False
+        self._next_start = 0.0
         self._observe = observe
         self._reply_timeout = reply_timeout
         self._start_timeout = start_timeout
@@ -180,6 +216,11 @@ class WriterProcess:
         self.restarts = 0
 
     @property
+    def ready(self) -> bool:
+        """Whether batches go to the child (it has started and opened the store)."""
+        return self._ready
+
+    @property
     def pid(self) -> int | None:
         """The child's process id (None before it starts)."""
         process = self._process
@@ -188,7 +229,7 @@ class WriterProcess:
     def start(self) -> None:
         """Start the child without waiting for it (see :meth:`wait_ready`)."""
         with self._lock:
-            if self._process is None:
+            if self._process is None and not self._closed:
                 self._spawn()
 
     def wait_ready(self) -> None:
@@ -212,6 +253,11 @@ class WriterProcess:
         """
         if not batch:
             return
+        local = self._local
+        if local is not None and not self._ready:
+            self._count(len(batch))
+            local.store([seal_or_unsigned(decision, local.signer) for decision in batch])
+            return
         try:
             payload = pickle.dumps(("store", [to_wire(d) for d in batch]), protocol=pickle.HIGHEST_PROTOCOL)
         except (TypeError, ValueError, AttributeError, pickle.PicklingError) as error:
@@ -229,6 +275,36 @@ class WriterProcess:
         if status == "bad record":
             raise _RefusedRecord(detail)
         raise StoreUnavailable(detail)
+
+    def _count(self, decisions: int) -> None:
+        """Start the child in the background once decisions come at the busy rate."""
+        now = self._clock()
+        with self._counting:
+            began, seen = self._window
+            if now - began >= 1.0:
+                began, seen = now, 0
+            self._window = (began, seen + decisions)
+            if self._starting or seen + decisions < self._busy_rate or now < self._next_start:
+                return
+            self._starting = True
+        threading.Thread(target=self._start_when_busy, name="gate-decision-writer-start", daemon=True).start()
+
+    def _start_when_busy(self) -> None:
+        try:
+            self.start()
+            self.wait_ready()
+        except GateError as error:
+            with self._counting:
+                self._next_start = self._clock() + _RETRY_START
+            log.error(
+                "the decision writer process could not start (%s); decisions are written by a thread "
+                "meanwhile, and the process is tried again in %g s",
+                error.message,
+                _RETRY_START,
+            )
+        finally:
+            with self._counting:
+                self._starting = False
 
     def close(self) -> None:
         """Tell the child to stop once the batch in flight is stored, and wait for it."""

@@ -174,3 +174,66 @@ def test_serve_with_webhook_workers_stops_them_all_and_leaves_no_process_behind(
 def _cmdline(pid: int) -> str:
     path = Path(f"/proc/{pid}/cmdline")
     return path.read_bytes().replace(b"\0", b" ").decode(errors="replace") if path.exists() else ""
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for child in _children(pid):
+        found += [child, *_descendants(child)]
+    return found
+
+
+def test_each_serving_process_records_through_its_writer_process_and_ctrl_c_stops_them_all(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    port = free_port()
+    env = environment(tmp_path / "data", port)
+    env.update(GATE_WEBHOOK_PROCESSES="2", GATE_DECISIONS_WRITER="process")
+    process = subprocess.Popen(
+        [GATE, "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    processes.append(process)
+    wait_serving(port, process)
+    descendants = _descendants(process.pid)
+    writers = [pid for pid in descendants if "gate.decisions._writer_process" in _cmdline(pid)]
+    assert len(writers) == 2, [_cmdline(pid) for pid in descendants]  # gate serve's and the worker's
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: api, namespace: shop}\n"
+        "spec: {containers: [{name: api, image: 'registry.example/shop/api:1.0'}]}\n"
+    )
+    client_env = {k: v for k, v in env.items() if k != "GATE_WEBHOOK_PROCESSES"}
+    server = ["--server", f"127.0.0.1:{port}"]
+    decided = subprocess.run(
+        [GATE, *server, "decide", "--stage", "deploy", "--manifest", str(manifest), "-o", "json"],
+        env=client_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert decided.returncode in (0, 1), decided.stderr  # allowed or denied: either is recorded
+    # Answered once committed (decisions.acknowledge: stored): signed by the writer process.
+    verified = subprocess.run(
+        [GATE, *server, "audit", "verify", json.loads(decided.stdout)["id"]],
+        env=client_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    os.killpg(process.pid, signal.SIGINT)  # the writers ignore it; gate drains through them, then stops them
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    records = [json.loads(line) for line in stderr.splitlines() if line.strip().startswith("{")]
+    assert not [r for r in records if r["level"] in ("error", "critical")], stderr
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in descendants):
+        assert time.monotonic() < deadline, "a child of gate outlived it"
+        time.sleep(0.1)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,11 +15,11 @@ import pytest
 from gate._signature_service import SignatureService
 from gate.audit import verify_decision
 from gate.config import Config
-from gate.decisions import AcknowledgedRecorder, DecisionRecorder, WriterProcess
+from gate.decisions import AcknowledgedRecorder, DecisionRecorder, LocalWriter, WriterProcess
 from gate.errors import ConfigError, StoreUnavailable
 from gate.model import Decision, DecodedJson, EnforcementAction, RuleOutcome, RuleResult
 from gate.store import DecisionQuery, open_store
-from tests.conftest import loopback_config
+from tests.conftest import ManualClock, loopback_config
 
 NOW = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
 
@@ -187,3 +188,65 @@ def test_a_key_that_does_not_load_stops_the_start_naming_the_setting(tmp_path: P
             writer.wait_ready()
     finally:
         writer.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_until_busy_this_process_writes_and_the_first_busy_second_starts_the_child(config: Config) -> None:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(config.effective_database_url)
+    signer = SignatureService(config.signatures, config.registry).decision_signer(config.data_dir)
+    clock = ManualClock()
+    writer = WriterProcess(
+        config, until_busy=LocalWriter(store.add_decisions, signer), busy_rate=10, clock=clock
+    )
+    try:
+        for n in range(9):  # 9 in one second: below the busy rate
+            writer.add_decisions([decision(n)])
+        clock.now += 1.5
+        writer.add_decisions([decision(n) for n in range(9, 14)])  # a new second: 5 so far
+        assert writer.pid is None
+        writer.add_decisions([decision(n) for n in range(14, 20)])  # 11 in this second: busy
+        wait_for(lambda: writer.ready)
+        child = writer.pid
+        writer.add_decisions([decision(n) for n in range(20, 30)])
+    finally:
+        writer.close()
+    public_key = signer.public_key_pem()
+    try:
+        for n in range(30):
+            stored = store.get_decision(decision(n).id)
+            assert stored is not None
+            assert verify_decision(stored, public_key).verified
+    finally:
+        store.close()
+    assert child is not None
+    assert writer.restarts == 0
+
+
+def test_a_child_that_cannot_start_leaves_this_process_writing(
+    config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(config.effective_database_url)
+    signer = SignatureService(config.signatures, config.registry).decision_signer(config.data_dir)
+    # No child imports gate and opens the store in a millisecond.
+    writer = WriterProcess(
+        config, until_busy=LocalWriter(store.add_decisions, signer), busy_rate=1, start_timeout=0.001
+    )
+    try:
+        writer.add_decisions([decision(0)])
+        wait_for(lambda: "could not start" in caplog.text)
+        writer.add_decisions([decision(1)])
+        assert not writer.ready
+        assert writer.pid is None
+        assert store.get_decision(decision(1).id) is not None
+    finally:
+        writer.close()
+        store.close()
+    assert "tried again in 60 s" in caplog.text
