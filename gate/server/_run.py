@@ -254,9 +254,10 @@ class GateServer:
         ``signer`` signs every recorded decision; without one, decisions are signed with the
         configured key. With ``webhook.processes`` > 1 the worker processes open the store of
         ``config`` and sign with its key, whatever ``store`` and ``signer`` are given here.
-        With ``decisions.writer: process`` decisions are signed and stored by a child process
-        (:class:`~gate.decisions.WriterProcess`), except when ``store`` or ``signer`` is given
-        (they live in this process) or the database is in memory: a thread does it then.
+        With ``decisions.writer`` ``process`` (or ``auto`` under load), decisions are signed and
+        stored by a child process (:class:`~gate.decisions.WriterProcess`), except when ``store``
+        or ``signer`` is given (they live in this process) or the database is in memory: a
+        thread does it then.
         ``worker`` makes this a webhook worker process (:mod:`gate.server._workers`): it
         serves only the webhook, on the main process's socket. ``own_process`` says that
         nothing else runs in this process (``gate serve``, a worker): the garbage collector

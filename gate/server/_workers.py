@@ -259,10 +259,10 @@ def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
 def writer_in_process(setting: str, processes: int, cpus: int) -> bool:
     """Whether decisions get a writer process (``decisions.writer``) rather than a thread.
 
-    ``auto``: while the serving processes leave a CPU free. A writer process takes ~250 us per
-    decision off the serving process's GIL but costs ~60-90 us more CPU in all (the batch
+    ``auto``: while the serving processes leave a CPU free. A writer process takes ~150-250 us per
+    decision off the serving process's GIL but costs ~60-110 us more CPU in all (the batch
     pickled, sent and rebuilt), so on CPUs the serving processes already fill it loses: on two
-    cores, one serving process answered 20-28 % more reviews with it, two answered 17 % fewer
+    cores, one serving process answered 20-46 % more reviews with it, two answered 17 % fewer
     (``benchmarks/README.md``, "The decision writer in a process of its own").
     """
     if setting == "auto":

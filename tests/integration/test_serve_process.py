@@ -63,9 +63,17 @@ def processes() -> Iterator[list[subprocess.Popen[str]]]:
             process.wait(10)
 
 
-def spawn(processes: list[subprocess.Popen[str]], env: dict[str, str]) -> subprocess.Popen[str]:
+def spawn(
+    processes: list[subprocess.Popen[str]], env: dict[str, str], *, own_group: bool = False
+) -> subprocess.Popen[str]:
+    """``gate serve``; ``own_group``: in a process group of its own, as a terminal gives it."""
     process = subprocess.Popen(
-        [GATE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [GATE, "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=own_group,
     )
     processes.append(process)
     return process
@@ -140,15 +148,7 @@ def test_serve_with_webhook_workers_stops_them_all_and_leaves_no_process_behind(
     port = free_port()
     env = environment(tmp_path, port)
     env["GATE_WEBHOOK_PROCESSES"] = "3"
-    process = subprocess.Popen(
-        [GATE, "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, as a terminal gives it
-    )
-    processes.append(process)
+    process = spawn(processes, env, own_group=True)
     wait_serving(port, process)
     descendants = _children(process.pid)
     spawned = [pid for pid in descendants if "multiprocessing.spawn" in _cmdline(pid)]
@@ -189,15 +189,7 @@ def test_each_serving_process_records_through_its_writer_process_and_ctrl_c_stop
     port = free_port()
     env = environment(tmp_path / "data", port)
     env.update(GATE_WEBHOOK_PROCESSES="2", GATE_DECISIONS_WRITER="process")
-    process = subprocess.Popen(
-        [GATE, "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    processes.append(process)
+    process = spawn(processes, env, own_group=True)
     wait_serving(port, process)
     descendants = _descendants(process.pid)
     writers = [pid for pid in descendants if "gate.decisions._writer_process" in _cmdline(pid)]
