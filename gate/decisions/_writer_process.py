@@ -173,6 +173,7 @@ class WriterProcess:
             decision key (``signatures.signing_key_file``, else the key in the data directory).
         observe: Called in this process with ``(statement kind, seconds)`` for each of the
             child's database statements (the store's statement metrics).
+        on_restart: Called when a child is started to replace one that exited or was stuck.
         reply_timeout: Seconds a batch may take before the child is replaced.
         until_busy: Where batches go, sealed here, until decisions come at ``busy_rate`` a
             second or more: the child is then started in the background and takes every batch
@@ -188,6 +189,7 @@ class WriterProcess:
         config: Config,
         *,
         observe: Callable[[str, float], None] | None = None,
+        on_restart: Callable[[], None] | None = None,
         reply_timeout: float = REPLY_TIMEOUT,
         start_timeout: float = START_TIMEOUT,
         until_busy: LocalWriter | None = None,
@@ -203,6 +205,7 @@ class WriterProcess:
         self._starting = False
         self._next_start = 0.0
         self._observe = observe
+        self._on_restart = on_restart
         self._reply_timeout = reply_timeout
         self._start_timeout = start_timeout
         self._lock = threading.Lock()
@@ -352,6 +355,10 @@ class WriterProcess:
         self._process, self._conn, self._ready = process, conn, False
         self._spawned += 1
         self.restarts = self._spawned - 1
+        if self.restarts:
+            log.warning("decision writer process started again (restart %d)", self.restarts)
+            if self._on_restart is not None:
+                self._on_restart()
 
     def _connection(self) -> Connection:
         if self._process is not None and self._ready and self._process.poll() is not None:

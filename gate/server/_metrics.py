@@ -63,6 +63,10 @@ WORKER_RESTARTS = Counter(
     "gate_webhook_worker_restarts_total",
     "Webhook worker processes (webhook.processes) started again after they exited unexpectedly.",
 )
+DECISION_WRITER_RESTARTS = Counter(
+    "gate_decision_writer_restarts_total",
+    "Decision writer processes (decisions.writer) started again after one exited or stopped answering.",
+)
 SCAN_FAILURES = Counter("gate_scan_failures_total", "Scans this gate ran that failed, by scanner.", ["tool"])
 POLICY_RELOADS = Counter(
     "gate_policy_reloads_total", "Policy bundles loaded after a change of the policy sources."

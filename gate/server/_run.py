@@ -47,7 +47,7 @@ from gate.server import _tracing
 from gate.server._authz import Guard
 from gate.server._grpc import GrpcApi, RequestLimits
 from gate.server._heap import settle_after_startup
-from gate.server._metrics import CACHES, STORE_UP
+from gate.server._metrics import CACHES, DECISION_WRITER_RESTARTS, STORE_UP
 from gate.server._observe import DecisionMetrics, NotificationMetrics, StatementMetrics, count_scan_failure
 from gate.server._policy_watch import PolicyWatch, sources_stamp
 from gate.server._probe_paths import PathAllowList
@@ -308,7 +308,9 @@ class GateServer:
             log.info("the database is in memory, private to this process: decisions are written by a thread")
             return None
         local = LocalWriter(store.add_decisions, signer) if setting == "auto" else None
-        return WriterProcess(config, observe=StatementMetrics(), until_busy=local)
+        return WriterProcess(
+            config, observe=StatementMetrics(), on_restart=DECISION_WRITER_RESTARTS.inc, until_busy=local
+        )
 
     def _begin_writer(self, writer: WriterProcess | None, own_signer: KeySigner) -> None:
         if writer is None:

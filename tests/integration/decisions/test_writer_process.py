@@ -122,7 +122,8 @@ def test_a_killed_child_is_replaced_and_every_decision_is_stored_once(
 
 def test_a_batch_resent_after_its_child_died_skips_what_that_child_had_committed(config: Config) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    writer = WriterProcess(config, reply_timeout=0.5)
+    restarted: list[None] = []
+    writer = WriterProcess(config, reply_timeout=0.5, on_restart=lambda: restarted.append(None))
     writer.start()
     writer.wait_ready()
     try:
@@ -146,6 +147,7 @@ def test_a_batch_resent_after_its_child_died_skips_what_that_child_had_committed
 
     assert sorted(stored_ids(config)) == sorted(d.id for d in batch)
     assert writer.restarts == 1
+    assert len(restarted) == 1  # what gate_decision_writer_restarts_total counts
 
 
 def test_a_record_the_store_refuses_is_lost_alone(config: Config, writer: WriterProcess) -> None:
