@@ -37,8 +37,11 @@ def decision(n: int) -> Decision:
     )
 
 
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def config(request: pytest.FixtureRequest, tmp_path: Path) -> Config:
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+        return loopback_config(tmp_path / "data", GATE_DATABASE_URL=url)
     return loopback_config(tmp_path / "data")
 
 
