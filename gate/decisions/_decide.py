@@ -10,7 +10,6 @@ import enum
 import os
 import random
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -52,7 +51,9 @@ def new_decision_id() -> str:
         | 0b10 << 62  # the RFC variant
         | _ids.getrandbits(62)
     )
-    return str(uuid.UUID(int=value))
+    # What str(uuid.UUID(int=value)) gives, without building the object (a third of the cost).
+    digits = f"{value:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 # One per rule of every review (see gate._slots): fields in RuleResult's order.
