@@ -257,6 +257,11 @@ class WriterProcess:
         if not batch:
             return
         local = self._local
+        if local is not None and self._ready and not self._alive():
+            # Gone between two batches (nothing in flight): this process writes until a new
+            # child, started in the background like the first, is ready.
+            with self._lock:
+                self._reap()
         if local is not None and not self._ready:
             self._count(len(batch))
             local.store([seal_or_unsigned(decision, local.signer) for decision in batch])
@@ -278,6 +283,10 @@ class WriterProcess:
         if status == "bad record":
             raise _RefusedRecord(detail)
         raise StoreUnavailable(detail)
+
+    def _alive(self) -> bool:
+        process = self._process
+        return process is not None and process.poll() is None
 
     def _count(self, decisions: int) -> None:
         """Start the child in the background once decisions come at the busy rate."""
@@ -380,6 +389,7 @@ class WriterProcess:
             self._ready = True
             log.info("decision writer process started", extra={"pid": self.pid})
             return
+        late = message is None and self._process is not None and self._process.poll() is None
         code = self._reap()
         if isinstance(message, tuple) and len(message) == 4 and message[0] == "failed":
             _, kind, where, problem = message
@@ -387,11 +397,7 @@ class WriterProcess:
                 source, key = where
                 raise ConfigError(source, key, problem)
             raise StoreUnavailable(f"the decision writer process could not start: {problem}")
-        why = (
-            f"exited with code {code}"
-            if code is not None
-            else f"was not ready within {self._start_timeout:g} s"
-        )
+        why = f"was not ready within {self._start_timeout:g} s" if late else f"exited with code {code}"
         raise InfrastructureError(f"the decision writer process {why}; its log has details")
 
     def _call(self, payload: bytes, count: int) -> tuple[str, str, list[tuple[str, float]]]:

@@ -202,7 +202,9 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
         time.sleep(0.02)
 
 
-def test_until_busy_this_process_writes_and_the_first_busy_second_starts_the_child(config: Config) -> None:
+def test_until_busy_this_process_writes_and_a_busy_second_starts_the_child_first_and_after_it_died(
+    config: Config,
+) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config.effective_database_url)
     signer = SignatureService(config.signatures, config.registry).decision_signer(config.data_dir)
@@ -219,19 +221,36 @@ def test_until_busy_this_process_writes_and_the_first_busy_second_starts_the_chi
         writer.add_decisions([decision(n) for n in range(14, 20)])  # 11 in this second: busy
         wait_for(lambda: writer.ready)
         child = writer.pid
+        assert child is not None
         writer.add_decisions([decision(n) for n in range(20, 30)])
+        # Gone between two batches: this process writes again, and the next busy second
+        # starts a new child.
+        os.kill(child, signal.SIGKILL)
+        wait_for(lambda: not Path(f"/proc/{child}").exists() or "Z" in _state(child))
+        clock.now += 1.5
+        writer.add_decisions([decision(n) for n in range(30, 41)])
+        assert store.get_decision(decision(40).id) is not None
+        wait_for(lambda: writer.ready)
+        assert writer.pid != child
+        writer.add_decisions([decision(n) for n in range(41, 45)])
     finally:
         writer.close()
     public_key = signer.public_key_pem()
     try:
-        for n in range(30):
+        for n in range(45):
             stored = store.get_decision(decision(n).id)
             assert stored is not None
             assert verify_decision(stored, public_key).verified
     finally:
         store.close()
-    assert child is not None
-    assert writer.restarts == 0
+    assert writer.restarts == 1
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
 
 
 def test_a_child_that_cannot_start_leaves_this_process_writing(
@@ -254,4 +273,5 @@ def test_a_child_that_cannot_start_leaves_this_process_writing(
     finally:
         writer.close()
         store.close()
+    assert "was not ready within 0.001 s" in caplog.text
     assert "tried again in 60 s" in caplog.text
