@@ -284,6 +284,8 @@ class GateServer:
         self._policy_watch: asyncio.Task[None] | None = None
         # Called after the listeners stop (the webhook's evaluation threads).
         self._closers: list[Callable[[], None]] = []
+        # What the "gate serving" line reports (see _writer_process).
+        self._writer_mode = "thread"
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown (what SIGTERM does); callable from any thread once running."""
@@ -299,6 +301,7 @@ class GateServer:
         With ``auto`` it starts at the first busy second; until then this process writes.
         """
         config = self.config
+        self._writer_mode = "thread"
         if self._store is not None or self._signer is not None:
             return None  # a store or signer handed in lives in this process only
         setting = config.decisions.writer
@@ -307,6 +310,7 @@ class GateServer:
         if not shared_between_processes(config.effective_database_url):
             log.info("the database is in memory, private to this process: decisions are written by a thread")
             return None
+        self._writer_mode = "process once busy" if setting == "auto" else "process"
         local = LocalWriter(store.add_decisions, signer) if setting == "auto" else None
         return WriterProcess(
             config, observe=StatementMetrics(), on_restart=DECISION_WRITER_RESTARTS.inc, until_busy=local
@@ -408,6 +412,7 @@ class GateServer:
                 "grpc": addresses.grpc,
                 "webhook": f"https://{addresses.webhook}",
                 "webhook_processes": config.webhook.processes,
+                "decision_writer": self._writer_mode,
                 "probes": f"https://{addresses.probes}" if addresses.probes else "disabled",
                 "metrics": f"http://{addresses.metrics}/metrics" if addresses.metrics else "disabled",
                 "database": _redact_url(config.effective_database_url),
