@@ -219,6 +219,11 @@ class WriterProcess:
         self.restarts = 0
 
     @property
+    def starts_when_busy(self) -> bool:
+        """Whether the child starts at the first busy second (``until_busy``), not up front."""
+        return self._local is not None
+
+    @property
     def ready(self) -> bool:
         """Whether batches go to the child (it has started and opened the store)."""
         return self._ready

@@ -284,8 +284,8 @@ class GateServer:
         self._policy_watch: asyncio.Task[None] | None = None
         # Called after the listeners stop (the webhook's evaluation threads).
         self._closers: list[Callable[[], None]] = []
-        # What the "gate serving" line reports (see _writer_process).
-        self._writer_mode = "thread"
+        # The decision writer process, when there is one (see _writer_process).
+        self._writer: WriterProcess | None = None
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown (what SIGTERM does); callable from any thread once running."""
@@ -301,7 +301,6 @@ class GateServer:
         With ``auto`` it starts at the first busy second; until then this process writes.
         """
         config = self.config
-        self._writer_mode = "thread"
         if self._store is not None or self._signer is not None:
             return None  # a store or signer handed in lives in this process only
         setting = config.decisions.writer
@@ -310,7 +309,6 @@ class GateServer:
         if not shared_between_processes(config.effective_database_url):
             log.info("the database is in memory, private to this process: decisions are written by a thread")
             return None
-        self._writer_mode = "process once busy" if setting == "auto" else "process"
         local = LocalWriter(store.add_decisions, signer) if setting == "auto" else None
         return WriterProcess(
             config, observe=StatementMetrics(), on_restart=DECISION_WRITER_RESTARTS.inc, until_busy=local
@@ -324,11 +322,11 @@ class GateServer:
         # for before serving: it opens the store and loads the key while this process loads the
         # policies); with auto, at the first busy second.
         own_signer.key()
-        if self.config.decisions.writer == "process":
+        if not writer.starts_when_busy:
             writer.start()
 
     async def _writer_ready(self, writer: WriterProcess | None) -> None:
-        if writer is not None and self.config.decisions.writer == "process":
+        if writer is not None and not writer.starts_when_busy:
             await asyncio.to_thread(writer.wait_ready)
 
     async def run(self, on_ready: Callable[[BoundAddresses], None] | None = None) -> None:
@@ -349,7 +347,7 @@ class GateServer:
         signatures = SignatureService(config.signatures, config.registry, kubernetes=config.kubernetes)
         own_signer = signatures.decision_signer(config.data_dir)
         signer = self._signer or own_signer
-        writer = self._writer_process(store, signer)
+        writer = self._writer = self._writer_process(store, signer)
         recorder = _recorder(config, store if writer is None else writer, signer, sealed=writer is not None)
         hub: NotificationHub | None = None
         try:
@@ -412,7 +410,7 @@ class GateServer:
                 "grpc": addresses.grpc,
                 "webhook": f"https://{addresses.webhook}",
                 "webhook_processes": config.webhook.processes,
-                "decision_writer": self._writer_mode,
+                "decision_writer": _writer_mode(self._writer),
                 "probes": f"https://{addresses.probes}" if addresses.probes else "disabled",
                 "metrics": f"http://{addresses.metrics}/metrics" if addresses.metrics else "disabled",
                 "database": _redact_url(config.effective_database_url),
@@ -639,6 +637,13 @@ def _guard(config: Config, executor: ThreadPoolExecutor) -> Guard | None:
         log.warning("auth.mode is required but grpc.tls is not set: bearer tokens travel in clear text")
     limiter = RateLimiter(config.auth.rate_limits) if config.auth.rate_limits else None
     return Guard(authenticator_from_config(config), executor, limiter)
+
+
+def _writer_mode(writer: WriterProcess | None) -> str:
+    """How decisions are written, as the "gate serving" line says it."""
+    if writer is None:
+        return "thread"
+    return "process once busy" if writer.starts_when_busy else "process"
 
 
 def _recorder(
