@@ -23,7 +23,7 @@ from gate._waiver_api import WaiverApi
 from gate.auth import current_caller
 from gate.core import ArtifactSelector, Gate
 from gate.errors import InvalidArgument, Unsupported
-from gate.model import Sbom, SbomFormat, ScanEvent, ScanTarget, Severity, check_digest, check_id
+from gate.model import Decision, Sbom, SbomFormat, ScanEvent, ScanTarget, Severity, check_digest, check_id
 from gate.store import ComponentQuery, DecisionQuery, FindingQuery
 from gate.v1 import (
     audit_pb2,
@@ -83,6 +83,20 @@ def unavailable(method: str, pending: Mapping[str, str] = PENDING_FEATURES) -> U
     if feature is None:
         return InvalidArgument("method", f"no such RPC: {method}")
     return Unsupported(method, f"not implemented yet; it arrives with {feature}")
+
+
+def _seal_on_commit(answer: decision_pb2.Decision, decision: Decision) -> None:
+    """A decision recorded but not sealed yet gets its seal into ``answer`` with the commit."""
+    if decision.id and not decision.request_digest:
+        # Signed by the decision writer, off the request path (gate.decisions.after_commit).
+        from gate.decisions import after_commit
+
+        after_commit(lambda acks: _add_seal(answer, acks.seal(decision.id)))
+
+
+def _add_seal(answer: decision_pb2.Decision, seal: tuple[str, bytes] | None) -> None:
+    if seal is not None:
+        answer.request_digest, answer.signature = seal
 
 
 def _selector(ref: common_pb2.ArtifactRef, field: str) -> ArtifactSelector:
@@ -536,7 +550,9 @@ class Api:
         decision = self._gate.decide(
             subject, request.stage, project=request.project, dry_run=request.dry_run, caller=current_caller()
         )
-        return cv.decision_to_proto(decision)
+        answer = cv.decision_to_proto(decision)
+        _seal_on_commit(answer, decision)
+        return answer
 
     def _review(self, request: decision_pb2.ReviewRequest) -> decision_pb2.ReviewResponse:
         # The same path as the webhook's /validate: parse and check, decide, record.
@@ -547,9 +563,11 @@ class Api:
         started = time.perf_counter()
         review = parse_review(request.admission_review)
         outcome = self._gate.review(review, started=started)
-        return decision_pb2.ReviewResponse(
+        answer = decision_pb2.ReviewResponse(
             admission_review=outcome.response, decision=cv.decision_to_proto(outcome.decision)
         )
+        _seal_on_commit(answer.decision, outcome.decision)
+        return answer
 
     def _verify_decision(self, request: audit_pb2.VerifyDecisionRequest) -> audit_pb2.DecisionCheck:
         check = self._gate.verify_decision(request.id, request.public_key.encode())

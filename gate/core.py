@@ -629,6 +629,9 @@ class Gate:
         The subject becomes the resources a cluster would see (:mod:`gate.pipeline`); rules
         reach evidence through gate's evidence apiCall and verifyImages. Recorded (and signed)
         unless ``dry_run``; the record keeps the resources so that it can be replayed.
+        Returned sealed (request digest and signature), except inside
+        :func:`gate.decisions.deferred_acknowledgements` with an acknowledged recorder: the
+        seal then comes with the commit (:func:`gate.decisions.after_commit`).
 
         Raises:
             InvalidArgument: a bad stage, subject or manifest.
@@ -660,13 +663,21 @@ class Gate:
             new_id="" if dry_run else new_decision_id(),
             caller=caller,
         )
-        if decision.id:
+        if decision.id and not self._sealed_on_commit():
             from gate.decisions import seal
 
-            # Sealed here, not in the recorder: the pipeline gets the signed record back.
+            # Sealed here: the pipeline gets the signed record back.
             decision = seal(decision, self.decision_signer)
         self.record_decision(decision)
         return decision
+
+    def _sealed_on_commit(self) -> bool:
+        # A transport that awaits the commit gets the seal with it (gate.decisions.after_commit):
+        # the writer signs, off the request path, and the decision is returned unsealed.
+        from gate.decisions import AcknowledgedRecorder
+
+        recorder = self.recorder
+        return isinstance(recorder, AcknowledgedRecorder) and recorder.seals_on_commit
 
     def _pipeline_decision(
         self,

@@ -7,7 +7,12 @@ computes request digests and, when a :class:`DecisionSigner` is configured,
 signs each record as an in-toto Statement (:func:`statement_payload`).
 """
 
-from gate.decisions._acknowledge import AcknowledgedRecorder, Acknowledgements, deferred_acknowledgements
+from gate.decisions._acknowledge import (
+    AcknowledgedRecorder,
+    Acknowledgements,
+    after_commit,
+    deferred_acknowledgements,
+)
 from gate.decisions._decide import (
     STAGE,
     AdmissionSettings,
@@ -23,7 +28,7 @@ from gate.decisions._decide import (
     response_json,
     with_waivers,
 )
-from gate.decisions._recorder import DecisionRecorder, DecisionSink
+from gate.decisions._recorder import DecisionRecorder, DecisionSink, Seal, SealingSink
 from gate.decisions._replay import Answered, ReplayGuard
 from gate.decisions._review import (
     API_VERSIONS,
@@ -66,7 +71,10 @@ __all__ = [
     "LocalWriter",
     "ReplayGuard",
     "ReviewOutcome",
+    "Seal",
+    "SealingSink",
     "WriterProcess",
+    "after_commit",
     "canonical_json",
     "decide",
     "deferred_acknowledgements",

@@ -15,6 +15,13 @@ transport awaits :meth:`Acknowledgements.wait` before it answers. Blocking worke
 on commits capped the decisions per transaction at the number of workers (two review
 threads gave batches of two); deferred, every decision that arrives while one
 transaction commits joins the next, and the writer wakes each event loop once per batch.
+
+A commit also brings back each decision's seal (request digest and signed envelope), made
+by the writer thread or the writer process. A call that answers with the signed record (a
+pipeline Decide) leaves the signing to the writer and registers :func:`after_commit` to put
+the seal into its answer: the statement and its signature (~100 us) are then made with the
+rest of the batch, and with the writer a process of its own (``decisions.writer``), off the
+GIL the event loop answers on.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 
 from gate._nonblocking import WouldBlock
-from gate.decisions._recorder import DecisionRecorder, DecisionSink
+from gate.decisions._recorder import DecisionRecorder, DecisionSink, Seal, SealingSink
 from gate.decisions._statement import DecisionSigner
 from gate.errors import StoreUnavailable
 from gate.model import Decision
@@ -40,7 +47,17 @@ class Acknowledgements:
     thread settles it through the loop, and the transport awaits :meth:`wait`.
     """
 
-    __slots__ = ("_forget", "_future", "_lock", "_missing", "_pending", "_timeout", "loop")
+    __slots__ = (
+        "_finishers",
+        "_forget",
+        "_future",
+        "_lock",
+        "_missing",
+        "_pending",
+        "_seals",
+        "_timeout",
+        "loop",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -50,6 +67,8 @@ class Acknowledgements:
         self._timeout = 0.0
         self._future: asyncio.Future[None] | None = None
         self._forget: Callable[[str], None] | None = None
+        self._seals: dict[str, Seal] = {}
+        self._finishers: list[Callable[[Acknowledgements], None]] = []
 
     @property
     def pending(self) -> int:
@@ -68,9 +87,15 @@ class Acknowledgements:
             self._pending -= 1
             self._missing.remove(decision_id)
 
-    def _settle(self, decision_id: str) -> None:
+    def seal(self, decision_id: str) -> Seal | None:
+        """The request digest and signed envelope of a decision of this call, once committed."""
+        return self._seals.get(decision_id)
+
+    def _settle(self, decision_id: str, seal: Seal | None) -> None:
         # On the loop (see _CommitNotices.add_decisions).
         with self._lock:
+            if seal is not None:
+                self._seals[decision_id] = seal
             self._pending -= 1
             with contextlib.suppress(ValueError):
                 self._missing.remove(decision_id)
@@ -84,20 +109,24 @@ class Acknowledgements:
         ``deadline`` (a :func:`time.monotonic` reading: the caller's own deadline) shortens
         the recorder's timeout when it comes first.
 
+        Then the :func:`after_commit` callbacks of the call run, in order.
+
         Raises:
             StoreUnavailable: some decision was not committed in time (it may still be
                 stored later; it was never acknowledged).
         """
         with self._lock:
-            if self._pending == 0:
-                return
-            self._future = self.loop.create_future()
+            future = None if self._pending == 0 else self.loop.create_future()
+            self._future = future
+        if future is None:
+            self._finish()
+            return
         timeout = self._timeout
         if deadline is not None:
             timeout = max(0.0, min(timeout, deadline - time.monotonic()))
         try:
             async with asyncio.timeout(timeout):
-                await self._future
+                await future
         except TimeoutError:
             if self._forget is not None:
                 for decision_id in self._missing:
@@ -105,6 +134,12 @@ class Acknowledgements:
             raise StoreUnavailable(
                 f"decision {', '.join(self._missing)} was not stored within {timeout:g} s; not acknowledged"
             ) from None
+        self._finish()
+
+    def _finish(self) -> None:
+        finishers, self._finishers = self._finishers, []
+        for finisher in finishers:
+            finisher(self)
 
 
 _DEFERRED: ContextVar[Acknowledgements | None] = ContextVar("gate_deferred_acknowledgements", default=None)
@@ -121,10 +156,24 @@ def deferred_acknowledgements(loop: asyncio.AbstractEventLoop) -> Iterator[Ackno
         _DEFERRED.reset(token)
 
 
+def after_commit(finisher: Callable[[Acknowledgements], None]) -> bool:
+    """Within :func:`deferred_acknowledgements`, run ``finisher`` once the call's decisions are committed.
+
+    It runs on the event loop, after the call returned and before the transport answers, with
+    the call's :class:`Acknowledgements` (whose :meth:`~Acknowledgements.seal` then has each
+    decision's seal). Returns False, and registers nothing, outside such a block.
+    """
+    deferred = _DEFERRED.get()
+    if deferred is None:
+        return False
+    deferred._finishers.append(finisher)
+    return True
+
+
 class _CommitNotices:
     """A sink that passes batches on and then wakes whoever waits for their decisions."""
 
-    def __init__(self, sink: DecisionSink) -> None:
+    def __init__(self, sink: DecisionSink | SealingSink) -> None:
         self._sink = sink
         self._lock = threading.Lock()
         self._waiting: dict[str, threading.Event | Acknowledgements] = {}
@@ -138,24 +187,31 @@ class _CommitNotices:
             self._waiting.pop(decision_id, None)
 
     def add_decisions(self, batch: Sequence[Decision]) -> None:
-        self._sink.add_decisions(batch)
+        seals = self._sink.add_decisions(batch)
         with self._lock:
-            woken = [(decision.id, self._waiting.pop(decision.id, None)) for decision in batch]
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Acknowledgements, str]]] = {}
-        for decision_id, waiter in woken:
+            woken = [(index, self._waiting.pop(decision.id, None)) for index, decision in enumerate(batch)]
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Acknowledgements, str, Seal | None]]] = {}
+        for index, waiter in woken:
             if isinstance(waiter, threading.Event):
                 waiter.set()
             elif waiter is not None:
-                by_loop.setdefault(waiter.loop, []).append((waiter, decision_id))
+                decision = batch[index]
+                # The sink sealed the batch (the writer process), or the recorder did before it.
+                seal = seals[index] if seals is not None else _seal_of(decision)
+                by_loop.setdefault(waiter.loop, []).append((waiter, decision.id, seal))
         for loop, settled in by_loop.items():
             # One wake-up per loop and batch; a closed loop has nobody left waiting.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle_all, settled)
 
 
-def _settle_all(settled: list[tuple[Acknowledgements, str]]) -> None:
-    for acks, decision_id in settled:
-        acks._settle(decision_id)  # the module's own protocol
+def _seal_of(decision: Decision) -> Seal | None:
+    return (decision.request_digest, decision.signature) if decision.request_digest else None
+
+
+def _settle_all(settled: list[tuple[Acknowledgements, str, Seal | None]]) -> None:
+    for acks, decision_id, seal in settled:
+        acks._settle(decision_id, seal)  # the module's own protocol
 
 
 class AcknowledgedRecorder(DecisionRecorder):
@@ -172,7 +228,7 @@ class AcknowledgedRecorder(DecisionRecorder):
 
     def __init__(
         self,
-        sink: DecisionSink,
+        sink: DecisionSink | SealingSink,
         *,
         signer: DecisionSigner | None = None,
         timeout: float = 2.0,
@@ -196,6 +252,11 @@ class AcknowledgedRecorder(DecisionRecorder):
             max_batch=max_batch,
             sealed_by_sink=sealed_by_sink,
         )
+
+    @property
+    def seals_on_commit(self) -> bool:
+        """Whether a decision recorded now comes back sealed with its commit (see :func:`after_commit`)."""
+        return _DEFERRED.get() is not None
 
     def record(self, decision: Decision) -> None:
         """Store ``decision`` (batched with concurrent ones); acknowledge it once committed.

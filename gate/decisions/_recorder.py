@@ -43,6 +43,17 @@ class DecisionSink(Protocol):
         """Record several decisions in one transaction (all or none)."""
 
 
+# What a commit brings back of each decision: its request digest and signed envelope (b"": unsigned).
+Seal = tuple[str, bytes]
+
+
+class SealingSink(Protocol):
+    """A sink that seals what it stores (the writer process) and returns the seals."""
+
+    def add_decisions(self, batch: Sequence[Decision]) -> Sequence[Seal]:
+        """Seal and store ``batch`` in one transaction (all or none); the seals, in batch order."""
+
+
 def seal_or_unsigned(decision: Decision, signer: DecisionSigner | None) -> Decision:
     """:func:`seal`; when signing fails, the decision with its digest and no signature (logged)."""
     try:
@@ -64,7 +75,7 @@ class DecisionRecorder:
 
     def __init__(
         self,
-        sink: DecisionSink,
+        sink: DecisionSink | SealingSink,
         *,
         signer: DecisionSigner | None = None,
         capacity: int = 4096,

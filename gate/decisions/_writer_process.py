@@ -18,7 +18,8 @@ in the background and takes every batch once it is ready.
 The recorder in front of it is unchanged (queue, group commit, retries, acknowledgements);
 it is built with ``sealed_by_sink=True``. Failures keep the recorder's meaning:
 
-* the child answers each batch with "stored", "a record is bad" (an
+* the child answers each batch with "stored" and each decision's seal (request digest and
+  signed envelope, for a caller that answers with the signed record), "a record is bad" (an
   :class:`~gate.errors.EvidenceError`: the recorder then stores the batch one by one) or
   "the store is unavailable" (an :class:`~gate.errors.InfrastructureError`: it retries);
 * a child that exits (killed, crashed) or does not answer within ``reply_timeout`` fails the
@@ -48,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gate.decisions._recorder import seal_or_unsigned
+from gate.decisions._recorder import Seal, seal_or_unsigned
 from gate.decisions._statement import DecisionSigner
 from gate.errors import (
     ConfigError,
@@ -251,8 +252,8 @@ class WriterProcess:
         with self._lock:
             self._connection()
 
-    def add_decisions(self, batch: Sequence[Decision]) -> None:
-        """Seal and store ``batch`` in one transaction in the child (all or none).
+    def add_decisions(self, batch: Sequence[Decision]) -> list[Seal]:
+        """Seal and store ``batch`` in one transaction in the child (all or none); the seals, in order.
 
         Raises:
             InvalidArgument: a decision's request cannot be sent (not JSON-compatible).
@@ -260,7 +261,7 @@ class WriterProcess:
             StoreUnavailable: the store failed, or the child exited or was stuck.
         """
         if not batch:
-            return
+            return []
         local = self._local
         if local is not None and self._ready and not self._alive():
             # Gone between two batches (nothing in flight): this process writes until a new
@@ -269,8 +270,9 @@ class WriterProcess:
                 self._reap()
         if local is not None and not self._ready:
             self._count(len(batch))
-            local.store([seal_or_unsigned(decision, local.signer) for decision in batch])
-            return
+            sealed = [seal_or_unsigned(decision, local.signer) for decision in batch]
+            local.store(sealed)
+            return [(decision.request_digest, decision.signature) for decision in sealed]
         try:
             payload = pickle.dumps(("store", [to_wire(d) for d in batch]), protocol=pickle.HIGHEST_PROTOCOL)
         except (TypeError, ValueError, AttributeError, pickle.PicklingError) as error:
@@ -279,12 +281,12 @@ class WriterProcess:
             if self._closed:
                 raise StoreUnavailable("the decision writer process has been stopped")
             reply = self._call(payload, len(batch))
-        status, detail, timings = reply
+        status, detail, timings, seals = reply
         if self._observe is not None:
             for kind, seconds in timings:
                 self._observe(kind, seconds)
         if status == "stored":
-            return
+            return seals
         if status == "bad record":
             raise _RefusedRecord(detail)
         raise StoreUnavailable(detail)
@@ -405,7 +407,7 @@ class WriterProcess:
         why = f"was not ready within {self._start_timeout:g} s" if late else f"exited with code {code}"
         raise InfrastructureError(f"the decision writer process {why}; its log has details")
 
-    def _call(self, payload: bytes, count: int) -> tuple[str, str, list[tuple[str, float]]]:
+    def _call(self, payload: bytes, count: int) -> _Reply:
         conn = self._connection()
         resend, self._resend = self._resend, True
         try:
@@ -418,7 +420,7 @@ class WriterProcess:
                     f"{self._reply_timeout:g} s; it was stopped and a new one takes the batch"
                 )
             # S301: the pipe joins this process and the child it spawned, nothing else.
-            reply: tuple[str, str, list[tuple[str, float]]] = pickle.loads(conn.recv_bytes())  # noqa: S301
+            reply: _Reply = pickle.loads(conn.recv_bytes())  # noqa: S301
         except (EOFError, OSError):
             code = self._reap()
             raise StoreUnavailable(
@@ -442,6 +444,10 @@ class WriterProcess:
             return process.wait(_STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             return None
+
+
+# status, detail, the child's statement timings, the seals of the batch (when stored)
+_Reply = tuple[str, str, list[tuple[str, float]], list[tuple[str, bytes]]]
 
 
 class _RefusedRecord(EvidenceError):
@@ -503,34 +509,41 @@ def _serve(
             return  # the parent is gone
         command, wires = pickle.loads(message[1:])  # noqa: S301 (from the parent that spawned us)
         if command == "stop":
-            conn.send_bytes(pickle.dumps(("stopped", "", [])))
+            conn.send_bytes(pickle.dumps(("stopped", "", [], [])))
             return
         timings.clear()
-        status, detail = _store(store, signer, wires, resend=message[:1] == b"R")
+        status, detail, seals = _store(store, signer, wires, resend=message[:1] == b"R")
         try:
-            conn.send_bytes(pickle.dumps((status, detail, timings)))
+            conn.send_bytes(pickle.dumps((status, detail, timings, seals), protocol=pickle.HIGHEST_PROTOCOL))
         except (OSError, ValueError):
             return
 
 
 def _store(
     store: EvidenceStore, signer: DecisionSigner, wires: list[tuple[Any, ...]], *, resend: bool
-) -> tuple[str, str]:
+) -> tuple[str, str, list[Seal]]:
     try:
         decisions = [from_wire(wire) for wire in wires]
+        stored: dict[str, Decision] = {}
         if resend:
             # The child before this one may have committed the batch and died before it said so.
-            decisions = [d for d in decisions if store.get_decision(d.id) is None]
-        if decisions:
-            store.add_decisions([seal_or_unsigned(d, signer) for d in decisions])
+            for decision in decisions:
+                earlier = store.get_decision(decision.id)
+                if earlier is not None:
+                    stored[decision.id] = earlier
+        sealed = [stored.get(d.id) or seal_or_unsigned(d, signer) for d in decisions]
+        fresh = [decision for decision in sealed if decision.id not in stored]
+        if fresh:
+            store.add_decisions(fresh)
     except EvidenceError as error:
-        return "bad record", error.message
+        return "bad record", error.message, []
     except GateError as error:
-        return "unavailable", error.message
+        return "unavailable", error.message, []
     except Exception as error:  # the writer must answer whatever happens, or the parent waits
         log.exception("storing %d decisions failed", len(wires))
         return (
             "unavailable",
             f"unexpected {type(error).__name__} in the decision writer process; its log has details",
+            [],
         )
-    return "stored", ""
+    return "stored", "", [(decision.request_digest, decision.signature) for decision in sealed]

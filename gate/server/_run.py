@@ -38,6 +38,7 @@ from gate.decisions import (
     DecisionSigner,
     DecisionSink,
     LocalWriter,
+    SealingSink,
     WriterProcess,
 )
 from gate.errors import InfrastructureError
@@ -647,7 +648,7 @@ def _writer_mode(writer: WriterProcess | None) -> str:
 
 
 def _recorder(
-    config: Config, sink: DecisionSink, signer: DecisionSigner, *, sealed: bool
+    config: Config, sink: DecisionSink | SealingSink, signer: DecisionSigner, *, sealed: bool
 ) -> DecisionRecorder:
     """The decision recorder ``decisions.acknowledge`` asks for; ``sealed``: the sink signs."""
     # The writer process answers for a batch once all of it is committed (~0.25 ms per decision

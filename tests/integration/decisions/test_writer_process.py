@@ -19,7 +19,8 @@ from gate.decisions import AcknowledgedRecorder, DecisionRecorder, LocalWriter, 
 from gate.errors import ConfigError, StoreUnavailable
 from gate.model import Decision, DecodedJson, EnforcementAction, RuleOutcome, RuleResult
 from gate.store import DecisionQuery, open_store
-from tests.conftest import ManualClock, loopback_config
+from gate.v1 import audit_pb2, decision_pb2
+from tests.conftest import ManualClock, RunningGate, loopback_config
 
 NOW = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
 
@@ -275,3 +276,72 @@ def test_a_child_that_cannot_start_leaves_this_process_writing(
         store.close()
     assert "was not ready within 0.001 s" in caplog.text
     assert "tried again in 60 s" in caplog.text
+
+
+POD = b"""apiVersion: v1
+kind: Pod
+metadata: {name: api, namespace: shop}
+spec: {containers: [{name: api, image: 'registry.example/shop/api:1.0'}]}
+"""
+
+
+@pytest.mark.parametrize("writer_kind", ["process", "thread"])
+def test_a_pipeline_decide_answers_with_the_signed_record_the_writer_stored(
+    tmp_path: Path, serve_gate: Callable[..., RunningGate], writer_kind: str
+) -> None:
+    # The writer signs (in its process, or its thread); the answer waits for the commit and
+    # carries that signature: the same bytes the audit trail holds, verifying with gate's key.
+    config = loopback_config(tmp_path / "data", GATE_DECISIONS_WRITER=writer_kind)
+    served = serve_gate(config)
+    answers = [
+        served.call(
+            "gate.v1.DecisionService/Decide",
+            decision_pb2.DecideRequest(manifest=POD, stage="deploy", project="shop"),
+            decision_pb2.Decision,
+        )
+        for _ in range(3)
+    ]
+    key = served.call(
+        "gate.v1.AuditService/GetDecisionKey", audit_pb2.GetDecisionKeyRequest(), audit_pb2.DecisionKey
+    )
+    assert isinstance(key, audit_pb2.DecisionKey)
+    for answer in answers:
+        assert isinstance(answer, decision_pb2.Decision)
+        assert answer.signature, answer
+        assert answer.request_digest.startswith("sha256:"), answer
+        asked = audit_pb2.GetDecisionRequest(id=answer.id)
+        stored = served.call("gate.v1.AuditService/GetDecision", asked, decision_pb2.Decision)
+        assert isinstance(stored, decision_pb2.Decision)
+        assert (stored.request_digest, stored.signature) == (answer.request_digest, answer.signature)
+        record = open_store(config.effective_database_url)
+        try:
+            kept = record.get_decision(answer.id)
+            assert kept is not None
+            check = verify_decision(kept, key.public_key.encode())
+        finally:
+            record.close()
+        assert check.verified, check.reason
+    # A dry run is neither recorded nor sealed.
+    dry = served.call(
+        "gate.v1.DecisionService/Decide",
+        decision_pb2.DecideRequest(manifest=POD, stage="deploy", dry_run=True),
+        decision_pb2.Decision,
+    )
+    assert isinstance(dry, decision_pb2.Decision)
+    assert (dry.id, dry.signature) == ("", b"")
+
+
+def test_a_resent_batch_returns_the_seals_of_what_the_dead_child_had_stored(config: Config) -> None:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    first = WriterProcess(config)
+    seals = first.add_decisions([decision(n) for n in range(3)])
+    first.close()
+    second = WriterProcess(config)
+    try:
+        # As after a child that committed and died before it answered: the batch comes again.
+        second._resend = True
+        again = second.add_decisions([decision(n) for n in range(5)])
+    finally:
+        second.close()
+    assert again[:3] == seals
+    assert all(digest.startswith("sha256:") and envelope for digest, envelope in again)

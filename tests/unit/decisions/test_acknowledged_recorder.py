@@ -6,12 +6,20 @@ import asyncio
 import contextvars
 import threading
 import time
+from collections.abc import Sequence
 
 import pytest
 
-from gate.decisions import AcknowledgedRecorder, deferred_acknowledgements
+from gate.decisions import (
+    AcknowledgedRecorder,
+    Acknowledgements,
+    Seal,
+    after_commit,
+    deferred_acknowledgements,
+)
 from gate.errors import StoreUnavailable
-from tests.unit.decisions.test_recorder import Sink, decision
+from gate.model import Decision
+from tests.unit.decisions.test_recorder import Signer, Sink, decision
 
 
 def test_record_returns_only_after_the_batch_holding_the_decision_committed() -> None:
@@ -122,3 +130,79 @@ async def _a_deferred_decision_the_store_never_takes_is_not_acknowledged() -> No
     sink.down = 0
     recorder.close()
     assert [d.id for d in sink.stored] == [decision(8).id]
+
+
+def test_the_seal_the_writer_made_reaches_the_call_with_the_commit() -> None:
+    asyncio.run(_the_seal_the_writer_made_reaches_the_call_with_the_commit())
+
+
+async def _the_seal_the_writer_made_reaches_the_call_with_the_commit() -> None:
+    sink = Sink()
+    recorder = AcknowledgedRecorder(sink, signer=Signer(), timeout=5)
+    seen: list[Seal | None] = []
+    with deferred_acknowledgements(asyncio.get_running_loop()) as stored:
+        assert recorder.seals_on_commit
+        recorder.record(decision(4))
+        assert after_commit(lambda acks: seen.append(acks.seal(decision(4).id)))
+    assert seen == [], "the call's answer was finished before the commit"
+    await asyncio.wait_for(stored.wait(), 5)
+    [kept] = sink.stored
+    assert kept.signature
+    assert seen == [(kept.request_digest, kept.signature)]
+    recorder.close()
+
+
+class SealingSink:
+    """A sink that seals what it stores, as the decision writer process does, and says how."""
+
+    def __init__(self) -> None:
+        self.stored: list[Decision] = []
+
+    def add_decisions(self, batch: Sequence[Decision]) -> list[Seal]:
+        self.stored += batch
+        return [(f"sha256:{d.id}", f"envelope of {d.id}".encode()) for d in batch]
+
+
+def test_seals_made_by_the_sink_reach_each_call_of_the_batch() -> None:
+    asyncio.run(_seals_made_by_the_sink_reach_each_call_of_the_batch())
+
+
+async def _seals_made_by_the_sink_reach_each_call_of_the_batch() -> None:
+    sink = SealingSink()
+    recorder = AcknowledgedRecorder(sink, timeout=5, sealed_by_sink=True)
+    calls: list[Acknowledgements] = []
+    for number in range(5):
+        with deferred_acknowledgements(asyncio.get_running_loop()) as stored:
+            recorder.record(decision(number))
+        calls.append(stored)
+    await asyncio.wait_for(asyncio.gather(*(call.wait() for call in calls)), 5)
+    assert not any(d.signature for d in sink.stored), "the recorder signed what the sink seals"
+    for number, call in enumerate(calls):
+        ident = decision(number).id
+        assert call.seal(ident) == (f"sha256:{ident}", f"envelope of {ident}".encode())
+    recorder.close()
+
+
+def test_outside_a_deferred_call_nothing_waits_for_a_seal() -> None:
+    recorder = AcknowledgedRecorder(Sink(), timeout=5)
+    assert not recorder.seals_on_commit
+    assert after_commit(lambda acks: None) is False
+    recorder.close()
+
+
+def test_a_call_whose_decision_is_not_stored_is_not_finished() -> None:
+    asyncio.run(_a_call_whose_decision_is_not_stored_is_not_finished())
+
+
+async def _a_call_whose_decision_is_not_stored_is_not_finished() -> None:
+    sink = Sink(down=1000)
+    recorder = AcknowledgedRecorder(sink, timeout=0.3)
+    finished: list[Acknowledgements] = []
+    with deferred_acknowledgements(asyncio.get_running_loop()) as stored:
+        recorder.record(decision(9))
+        after_commit(finished.append)
+    with pytest.raises(StoreUnavailable):
+        await stored.wait()
+    assert finished == []
+    sink.down = 0
+    recorder.close()
