@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any, Protocol
 
 from gate.decisions._review import canonical_json, request_digest
-from gate.model import Decision, DecisionTimings
+from gate.model import ACTION_TEXT, OUTCOME_TEXT, Decision, DecisionTimings
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -60,8 +60,8 @@ def _statement(decision: Decision, digest: str) -> dict[str, Any]:
                 {
                     "policy": r.policy,
                     "rule": r.rule,
-                    "outcome": r.outcome.value,
-                    "action": r.action.value,
+                    "outcome": OUTCOME_TEXT[r.outcome],
+                    "action": ACTION_TEXT[r.action],
                     "message": r.message,
                     "remediation": r.remediation,
                     "resource": r.resource,

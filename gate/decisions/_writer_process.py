@@ -59,7 +59,16 @@ from gate.errors import (
     InvalidArgument,
     StoreUnavailable,
 )
-from gate.model import Decision, DecisionTimings, DecodedJson, EnforcementAction, RuleOutcome, RuleResult
+from gate.model import (
+    ACTION_TEXT,
+    OUTCOME_TEXT,
+    Decision,
+    DecisionTimings,
+    DecodedJson,
+    EnforcementAction,
+    RuleOutcome,
+    RuleResult,
+)
 
 if TYPE_CHECKING:
     from gate.config import Config
@@ -89,8 +98,6 @@ class LocalWriter:
     signer: DecisionSigner | None
 
 
-_OUTCOME_VALUES = {outcome: outcome.value for outcome in RuleOutcome}
-_ACTION_VALUES = {action: action.value for action in EnforcementAction}
 _OUTCOMES = {outcome.value: outcome for outcome in RuleOutcome}
 _ACTIONS = {action.value: action for action in EnforcementAction}
 
@@ -112,8 +119,8 @@ def to_wire(decision: Decision) -> tuple[Any, ...]:
             (
                 r.policy,
                 r.rule,
-                _OUTCOME_VALUES[r.outcome],
-                _ACTION_VALUES[r.action],
+                OUTCOME_TEXT[r.outcome],
+                ACTION_TEXT[r.action],
                 r.message,
                 r.remediation,
                 r.resource,

@@ -36,6 +36,8 @@ from sqlalchemy.pool import StaticPool
 from gate._nonblocking import may_block
 from gate.errors import Conflict, GateError, InvalidArgument, NotFound
 from gate.model import (
+    ACTION_TEXT,
+    OUTCOME_TEXT,
     Artifact,
     ArtifactKind,
     AttestationResult,
@@ -1710,10 +1712,6 @@ _STRICT_JSON = (
 )
 
 
-_OUTCOME_VALUES = {outcome: outcome.value for outcome in RuleOutcome}
-_ACTION_VALUES = {action: action.value for action in EnforcementAction}
-
-
 def _unchanged(value: Any) -> Any:
     return value
 
@@ -1761,11 +1759,10 @@ def _decision_values(decision: Decision) -> dict[str, Any]:
                 {
                     "policy": r.policy,
                     "rule": r.rule,
-                    # Enum.value is a descriptor call; decisions carry ~20 results each.
-                    "outcome": _OUTCOME_VALUES[r.outcome],
+                    "outcome": OUTCOME_TEXT[r.outcome],
                     "message": r.message,
                     "remediation": r.remediation,
-                    "action": _ACTION_VALUES[r.action],
+                    "action": ACTION_TEXT[r.action],
                     "resource": r.resource,
                 }
                 for r in decision.results
