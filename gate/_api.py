@@ -86,7 +86,7 @@ def unavailable(method: str, pending: Mapping[str, str] = PENDING_FEATURES) -> U
 
 
 def _seal_on_commit(answer: decision_pb2.Decision, decision: Decision) -> None:
-    """A decision recorded but not sealed yet gets its seal into ``answer`` with the commit."""
+    """A decision recorded but not sealed yet (:meth:`Gate.decide`) gets its seal with the commit."""
     if decision.id and not decision.request_digest:
         # Signed by the decision writer, off the request path (gate.decisions.after_commit).
         from gate.decisions import after_commit
@@ -563,11 +563,9 @@ class Api:
         started = time.perf_counter()
         review = parse_review(request.admission_review)
         outcome = self._gate.review(review, started=started)
-        answer = decision_pb2.ReviewResponse(
+        return decision_pb2.ReviewResponse(
             admission_review=outcome.response, decision=cv.decision_to_proto(outcome.decision)
         )
-        _seal_on_commit(answer.decision, outcome.decision)
-        return answer
 
     def _verify_decision(self, request: audit_pb2.VerifyDecisionRequest) -> audit_pb2.DecisionCheck:
         check = self._gate.verify_decision(request.id, request.public_key.encode())

@@ -663,12 +663,13 @@ class Gate:
             new_id="" if dry_run else new_decision_id(),
             caller=caller,
         )
-        if decision.id and not self._sealed_on_commit():
+        sealed_later = bool(decision.id) and self._sealed_on_commit()
+        if decision.id and not sealed_later:
             from gate.decisions import seal
 
             # Sealed here: the pipeline gets the signed record back.
             decision = seal(decision, self.decision_signer)
-        self.record_decision(decision)
+        self.record_decision(decision, seal_back=sealed_later)
         return decision
 
     def _sealed_on_commit(self) -> bool:
@@ -960,12 +961,15 @@ class Gate:
             self.admission = AdmissionSettings()
         return self.admission
 
-    def record_decision(self, decision: Decision) -> None:
-        """Record a decision (through the recorder when there is one); dry runs (no id) are not recorded."""
+    def record_decision(self, decision: Decision, *, seal_back: bool = False) -> None:
+        """Record a decision (through the recorder when there is one); dry runs (no id) are not recorded.
+
+        ``seal_back``: the transport awaiting the commit gets the seal with it (see :meth:`decide`).
+        """
         if not decision.id:
             return
         if self.recorder is not None:
-            self.recorder.record(decision)
+            self.recorder.record(decision, seal_back=seal_back)
         else:
             from gate.decisions import seal
 

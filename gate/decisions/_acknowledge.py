@@ -30,8 +30,9 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
+from typing import cast
 
 from gate._nonblocking import WouldBlock
 from gate.decisions._recorder import DecisionRecorder, DecisionSink, Seal, SealingSink
@@ -173,23 +174,40 @@ def after_commit(finisher: Callable[[Acknowledgements], None]) -> bool:
 class _CommitNotices:
     """A sink that passes batches on and then wakes whoever waits for their decisions."""
 
-    def __init__(self, sink: DecisionSink | SealingSink) -> None:
+    def __init__(self, sink: DecisionSink | SealingSink, *, sealing: bool) -> None:
         self._sink = sink
+        self._sealing = sealing
         self._lock = threading.Lock()
         self._waiting: dict[str, threading.Event | Acknowledgements] = {}
+        self._seal_back: set[str] = set()
 
-    def expect(self, decision_id: str, waiter: threading.Event | Acknowledgements) -> None:
+    def expect(
+        self, decision_id: str, waiter: threading.Event | Acknowledgements, *, seal_back: bool
+    ) -> None:
         with self._lock:
             self._waiting[decision_id] = waiter
+            if seal_back:
+                self._seal_back.add(decision_id)
 
     def forget(self, decision_id: str) -> None:
         with self._lock:
             self._waiting.pop(decision_id, None)
+            self._seal_back.discard(decision_id)
 
     def add_decisions(self, batch: Sequence[Decision]) -> None:
-        seals = self._sink.add_decisions(batch)
+        seals: Mapping[str, Seal] | None = None
+        if self._sealing:
+            # Only the seals someone waits for come back: an envelope is ~7 KB, and a review's
+            # answer does not carry it.
+            with self._lock:
+                wanted = [decision.id for decision in batch if decision.id in self._seal_back]
+            seals = cast("SealingSink", self._sink).add_decisions(batch, wanted)
+        else:
+            self._sink.add_decisions(batch)
         with self._lock:
             woken = [(index, self._waiting.pop(decision.id, None)) for index, decision in enumerate(batch)]
+            if self._seal_back:
+                self._seal_back.difference_update(decision.id for decision in batch)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Acknowledgements, str, Seal | None]]] = {}
         for index, waiter in woken:
             if isinstance(waiter, threading.Event):
@@ -197,7 +215,7 @@ class _CommitNotices:
             elif waiter is not None:
                 decision = batch[index]
                 # The sink sealed the batch (the writer process), or the recorder did before it.
-                seal = seals[index] if seals is not None else _seal_of(decision)
+                seal = seals.get(decision.id) if seals is not None else _seal_of(decision)
                 by_loop.setdefault(waiter.loop, []).append((waiter, decision.id, seal))
         for loop, settled in by_loop.items():
             # One wake-up per loop and batch; a closed loop has nobody left waiting.
@@ -236,7 +254,7 @@ class AcknowledgedRecorder(DecisionRecorder):
         max_batch: int = 256,
         sealed_by_sink: bool = False,
     ) -> None:
-        self._notices = _CommitNotices(sink)
+        self._notices = _CommitNotices(sink, sealing=sealed_by_sink)
         self._timeout = timeout
         # Callers wait for the commit, so the writer lingers only when busy: 1 ms, once decisions
         # arrive 2 ms apart or closer (500/s). Without it, every review that released the GIL
@@ -255,11 +273,14 @@ class AcknowledgedRecorder(DecisionRecorder):
 
     @property
     def seals_on_commit(self) -> bool:
-        """Whether a decision recorded now comes back sealed with its commit (see :func:`after_commit`)."""
+        """Whether a decision recorded now with ``seal_back`` gets its seal with the commit."""
         return _DEFERRED.get() is not None
 
-    def record(self, decision: Decision) -> None:
+    def record(self, decision: Decision, *, seal_back: bool = False) -> None:
         """Store ``decision`` (batched with concurrent ones); acknowledge it once committed.
+
+        ``seal_back`` (inside :func:`deferred_acknowledgements`): the call's
+        :meth:`Acknowledgements.seal` gets the decision's seal with the commit.
 
         Inside :func:`deferred_acknowledgements` this only enqueues; the transport awaits
         the commit. Otherwise it returns once the decision is committed.
@@ -273,7 +294,7 @@ class AcknowledgedRecorder(DecisionRecorder):
         deferred = _DEFERRED.get()
         if deferred is not None:
             deferred._expect(decision.id, self._timeout, self._notices.forget)
-            self._notices.expect(decision.id, deferred)
+            self._notices.expect(decision.id, deferred, seal_back=seal_back)
             try:
                 super().record(decision)
             except WouldBlock:
@@ -283,7 +304,7 @@ class AcknowledgedRecorder(DecisionRecorder):
                 raise
             return
         stored = threading.Event()
-        self._notices.expect(decision.id, stored)
+        self._notices.expect(decision.id, stored, seal_back=False)
         try:
             super().record(decision)
             if not stored.wait(self._timeout):

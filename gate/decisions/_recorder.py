@@ -21,7 +21,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from gate._nonblocking import may_block
@@ -48,10 +48,10 @@ Seal = tuple[str, bytes]
 
 
 class SealingSink(Protocol):
-    """A sink that seals what it stores (the writer process) and returns the seals."""
+    """A sink that seals what it stores (the writer process) and can return the seals."""
 
-    def add_decisions(self, batch: Sequence[Decision]) -> Sequence[Seal]:
-        """Seal and store ``batch`` in one transaction (all or none); the seals, in batch order."""
+    def add_decisions(self, batch: Sequence[Decision], seals_for: Collection[str] = ()) -> Mapping[str, Seal]:
+        """Seal and store ``batch`` in one transaction (all or none); the seals of ``seals_for``, by id."""
 
 
 def seal_or_unsigned(decision: Decision, signer: DecisionSigner | None) -> Decision:
@@ -122,8 +122,11 @@ class DecisionRecorder:
         """Whether decisions are signed (a signer was configured, or the sink signs)."""
         return self._signer is not None or self._sealed_by_sink
 
-    def record(self, decision: Decision) -> None:
+    def record(self, decision: Decision, *, seal_back: bool = False) -> None:
         """Queue ``decision`` for storage; write it synchronously if the queue stays full.
+
+        ``seal_back`` asks for the seal with the acknowledgement (:class:`AcknowledgedRecorder`);
+        this recorder acknowledges nothing, so it has no way to hand one back.
 
         Raises:
             WouldBlock: inside :func:`gate._nonblocking.nonblocking`, when the queue is full

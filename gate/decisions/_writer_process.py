@@ -18,8 +18,8 @@ in the background and takes every batch once it is ready.
 The recorder in front of it is unchanged (queue, group commit, retries, acknowledgements);
 it is built with ``sealed_by_sink=True``. Failures keep the recorder's meaning:
 
-* the child answers each batch with "stored" and each decision's seal (request digest and
-  signed envelope, for a caller that answers with the signed record), "a record is bad" (an
+* the child answers each batch with "stored" and the seals (request digest and signed
+  envelope) of the decisions whose caller answers with the signed record, "a record is bad" (an
   :class:`~gate.errors.EvidenceError`: the recorder then stores the batch one by one) or
   "the store is unavailable" (an :class:`~gate.errors.InfrastructureError`: it retries);
 * a child that exits (killed, crashed) or does not answer within ``reply_timeout`` fails the
@@ -42,7 +42,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
@@ -259,8 +259,11 @@ class WriterProcess:
         with self._lock:
             self._connection()
 
-    def add_decisions(self, batch: Sequence[Decision]) -> list[Seal]:
-        """Seal and store ``batch`` in one transaction in the child (all or none); the seals, in order.
+    def add_decisions(self, batch: Sequence[Decision], seals_for: Collection[str] = ()) -> dict[str, Seal]:
+        """Seal and store ``batch`` in one transaction in the child (all or none).
+
+        Returns the seals of the decisions ``seals_for`` names, by id (the other envelopes,
+        ~7 KB each, stay in the child).
 
         Raises:
             InvalidArgument: a decision's request cannot be sent (not JSON-compatible).
@@ -268,7 +271,7 @@ class WriterProcess:
             StoreUnavailable: the store failed, or the child exited or was stuck.
         """
         if not batch:
-            return []
+            return {}
         local = self._local
         if local is not None and self._ready and not self._alive():
             # Gone between two batches (nothing in flight): this process writes until a new
@@ -279,9 +282,10 @@ class WriterProcess:
             self._count(len(batch))
             sealed = [seal_or_unsigned(decision, local.signer) for decision in batch]
             local.store(sealed)
-            return [(decision.request_digest, decision.signature) for decision in sealed]
+            return {d.id: (d.request_digest, d.signature) for d in sealed if d.id in seals_for}
         try:
-            payload = pickle.dumps(("store", [to_wire(d) for d in batch]), protocol=pickle.HIGHEST_PROTOCOL)
+            wires = [to_wire(d) for d in batch]
+            payload = pickle.dumps(("store", (wires, list(seals_for))), protocol=pickle.HIGHEST_PROTOCOL)
         except (TypeError, ValueError, AttributeError, pickle.PicklingError) as error:
             raise InvalidArgument("request", f"expected JSON-compatible values, got {error}") from None
         with self._lock:
@@ -453,8 +457,8 @@ class WriterProcess:
             return None
 
 
-# status, detail, the child's statement timings, the seals of the batch (when stored)
-_Reply = tuple[str, str, list[tuple[str, float]], list[tuple[str, bytes]]]
+# status, detail, the child's statement timings, the seals asked for (when stored)
+_Reply = tuple[str, str, list[tuple[str, float]], dict[str, Seal]]
 
 
 class _RefusedRecord(EvidenceError):
@@ -514,12 +518,13 @@ def _serve(
             message = conn.recv_bytes()
         except (EOFError, OSError):
             return  # the parent is gone
-        command, wires = pickle.loads(message[1:])  # noqa: S301 (from the parent that spawned us)
+        command, batch = pickle.loads(message[1:])  # noqa: S301 (from the parent that spawned us)
         if command == "stop":
-            conn.send_bytes(pickle.dumps(("stopped", "", [], [])))
+            conn.send_bytes(pickle.dumps(("stopped", "", [], {})))
             return
         timings.clear()
-        status, detail, seals = _store(store, signer, wires, resend=message[:1] == b"R")
+        wires, wanted = batch
+        status, detail, seals = _store(store, signer, wires, set(wanted), resend=message[:1] == b"R")
         try:
             conn.send_bytes(pickle.dumps((status, detail, timings, seals), protocol=pickle.HIGHEST_PROTOCOL))
         except (OSError, ValueError):
@@ -527,8 +532,13 @@ def _serve(
 
 
 def _store(
-    store: EvidenceStore, signer: DecisionSigner, wires: list[tuple[Any, ...]], *, resend: bool
-) -> tuple[str, str, list[Seal]]:
+    store: EvidenceStore,
+    signer: DecisionSigner,
+    wires: list[tuple[Any, ...]],
+    wanted: set[str],
+    *,
+    resend: bool,
+) -> tuple[str, str, dict[str, Seal]]:
     try:
         decisions = [from_wire(wire) for wire in wires]
         stored: dict[str, Decision] = {}
@@ -543,14 +553,14 @@ def _store(
         if fresh:
             store.add_decisions(fresh)
     except EvidenceError as error:
-        return "bad record", error.message, []
+        return "bad record", error.message, {}
     except GateError as error:
-        return "unavailable", error.message, []
+        return "unavailable", error.message, {}
     except Exception as error:  # the writer must answer whatever happens, or the parent waits
         log.exception("storing %d decisions failed", len(wires))
         return (
             "unavailable",
             f"unexpected {type(error).__name__} in the decision writer process; its log has details",
-            [],
+            {},
         )
-    return "stored", "", [(decision.request_digest, decision.signature) for decision in sealed]
+    return "stored", "", {d.id: (d.request_digest, d.signature) for d in sealed if d.id in wanted}

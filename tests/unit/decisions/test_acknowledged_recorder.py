@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import pytest
 
@@ -142,7 +142,7 @@ async def _the_seal_the_writer_made_reaches_the_call_with_the_commit() -> None:
     seen: list[Seal | None] = []
     with deferred_acknowledgements(asyncio.get_running_loop()) as stored:
         assert recorder.seals_on_commit
-        recorder.record(decision(4))
+        recorder.record(decision(4), seal_back=True)
         assert after_commit(lambda acks: seen.append(acks.seal(decision(4).id)))
     assert seen == [], "the call's answer was finished before the commit"
     await asyncio.wait_for(stored.wait(), 5)
@@ -157,29 +157,34 @@ class SealingSink:
 
     def __init__(self) -> None:
         self.stored: list[Decision] = []
+        self.asked: list[list[str]] = []
 
-    def add_decisions(self, batch: Sequence[Decision]) -> list[Seal]:
+    def add_decisions(self, batch: Sequence[Decision], seals_for: Collection[str] = ()) -> dict[str, Seal]:
         self.stored += batch
-        return [(f"sha256:{d.id}", f"envelope of {d.id}".encode()) for d in batch]
+        self.asked.append(sorted(seals_for))
+        return {d.id: (f"sha256:{d.id}", f"envelope of {d.id}".encode()) for d in batch if d.id in seals_for}
 
 
-def test_seals_made_by_the_sink_reach_each_call_of_the_batch() -> None:
-    asyncio.run(_seals_made_by_the_sink_reach_each_call_of_the_batch())
+def test_only_the_seals_a_call_asked_for_come_back_from_the_sink() -> None:
+    asyncio.run(_only_the_seals_a_call_asked_for_come_back_from_the_sink())
 
 
-async def _seals_made_by_the_sink_reach_each_call_of_the_batch() -> None:
+async def _only_the_seals_a_call_asked_for_come_back_from_the_sink() -> None:
     sink = SealingSink()
     recorder = AcknowledgedRecorder(sink, timeout=5, sealed_by_sink=True)
     calls: list[Acknowledgements] = []
-    for number in range(5):
+    for number in range(6):
         with deferred_acknowledgements(asyncio.get_running_loop()) as stored:
-            recorder.record(decision(number))
+            # Odd ones answer with the signed record (a pipeline Decide); even ones do not (a review).
+            recorder.record(decision(number), seal_back=number % 2 == 1)
         calls.append(stored)
     await asyncio.wait_for(asyncio.gather(*(call.wait() for call in calls)), 5)
     assert not any(d.signature for d in sink.stored), "the recorder signed what the sink seals"
+    assert sorted(i for asked in sink.asked for i in asked) == [decision(n).id for n in (1, 3, 5)]
     for number, call in enumerate(calls):
         ident = decision(number).id
-        assert call.seal(ident) == (f"sha256:{ident}", f"envelope of {ident}".encode())
+        expected = (f"sha256:{ident}", f"envelope of {ident}".encode()) if number % 2 else None
+        assert call.seal(ident) == expected
     recorder.close()
 
 
