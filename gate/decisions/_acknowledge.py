@@ -16,12 +16,11 @@ on commits capped the decisions per transaction at the number of workers (two re
 threads gave batches of two); deferred, every decision that arrives while one
 transaction commits joins the next, and the writer wakes each event loop once per batch.
 
-A commit also brings back each decision's seal (request digest and signed envelope), made
-by the writer thread or the writer process. A call that answers with the signed record (a
-pipeline Decide) leaves the signing to the writer and registers :func:`after_commit` to put
-the seal into its answer: the statement and its signature (~100 us) are then made with the
-rest of the batch, and with the writer a process of its own (``decisions.writer``), off the
-GIL the event loop answers on.
+A call that answers with the signed record (a pipeline Decide) records its decision with
+``seal_back`` and leaves the signing to the writer: the commit brings the seal (request digest
+and signed envelope) back, and :func:`after_commit` puts it into the answer. The statement and
+its signature (~100 us) are then made with the rest of the batch and, with the writer a process
+of its own (``decisions.writer``), off the GIL the event loop answers on.
 """
 
 from __future__ import annotations
