@@ -282,7 +282,7 @@ class WriterProcess:
             self._count(len(batch))
             sealed = [seal_or_unsigned(decision, local.signer) for decision in batch]
             local.store(sealed)
-            return {d.id: (d.request_digest, d.signature) for d in sealed if d.id in seals_for}
+            return _seals(sealed, seals_for)
         try:
             wires = [to_wire(d) for d in batch]
             payload = pickle.dumps(("store", (wires, list(seals_for))), protocol=pickle.HIGHEST_PROTOCOL)
@@ -457,6 +457,11 @@ class WriterProcess:
             return None
 
 
+def _seals(sealed: Sequence[Decision], wanted: Collection[str]) -> dict[str, Seal]:
+    """The seals of the sealed decisions ``wanted`` names, by id (here or in the child)."""
+    return {d.id: (d.request_digest, d.signature) for d in sealed if d.id in wanted}
+
+
 # status, detail, the child's statement timings, the seals asked for (when stored)
 _Reply = tuple[str, str, list[tuple[str, float]], dict[str, Seal]]
 
@@ -563,4 +568,4 @@ def _store(
             f"unexpected {type(error).__name__} in the decision writer process; its log has details",
             {},
         )
-    return "stored", "", {d.id: (d.request_digest, d.signature) for d in sealed if d.id in wanted}
+    return "stored", "", _seals(sealed, wanted)
