@@ -247,7 +247,7 @@ def verification_to_proto(verification: m.Verification) -> signature_pb2.Verific
 
 def decision_to_proto(decision: m.Decision) -> decision_pb2.Decision:
     """Convert a Decision (its replay request is not part of the wire form)."""
-    message = decision_pb2.Decision(
+    proto = decision_pb2.Decision(
         id=decision.id,
         allowed=decision.allowed,
         message=decision.message,
@@ -269,7 +269,7 @@ def decision_to_proto(decision: m.Decision) -> decision_pb2.Decision:
     # Added in place: with each RuleResult built apart and copied into the list, converting a
     # decision of 20 results took 31 us instead of 24 (a Decide answers one; a ListDecisions
     # page holds up to 100).
-    add = message.results.add
+    add = proto.results.add
     for r in decision.results:
         add(
             policy=r.policy,
@@ -280,7 +280,7 @@ def decision_to_proto(decision: m.Decision) -> decision_pb2.Decision:
             action=ENFORCEMENT[r.action],
             resource=r.resource,
         )
-    return message
+    return proto
 
 
 def _reverse(table: Mapping[E, int], value: int, field: str) -> E:
