@@ -17,6 +17,17 @@ latency below saturation, as an API server with that much admission traffic sees
 instead of the closed loop's queueing at full load. Both servers then answer the same
 rate, so the ratio says nothing; p50 and p99 do.
 
+The report ends with a bound on the ratio (unpaced runs only). Whatever the design, each
+review costs at least the floor's own work per request (TLS, HTTP, parsing, the answer) plus
+gate's review stage, the record's signature and its insert, and wrk's CPU per request shares
+the same cores. The three gate stages are measured in process, one after the other in one
+thread, after the wrk rounds (``review_path.py --stages-only``, the same engine as the gate
+run); wrk's CPU is read from its rusage. With every core of this machine busy all the time
+and nothing else spent, gate could answer at most ``cores / (floor + review + seal + store +
+wrk)`` reviews a second: that over the floor's requests/s is the highest ratio this machine
+allows gate's current stages, whatever the server around them. A second line gives the same
+bound at what gate spent per review in the wrk runs: below it, gate leaves CPU unused.
+
     python benchmarks/admission.py [--rounds 3] [--duration 10] [--connections 64] [--rate R] [--json PATH]
 """
 
@@ -28,6 +39,7 @@ import itertools
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 import sqlite3
@@ -135,6 +147,7 @@ delay = function()
 end
 """
 
+_STAGES = re.compile(r"^stages us: parse ([\d.]+) review ([\d.]+) seal ([\d.]+) store ([\d.]+)$", re.M)
 _RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
 _REQUESTS = re.compile(r"(\d+) requests in ")
 _P99 = re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", re.M)
@@ -171,12 +184,16 @@ def run_wrk(url: str, script: Path, connections: int, duration: float, server_pi
     """
     cpu_before = tree_cpu_seconds(server_pid) if server_pid else 0.0
     threads_before = thread_cpu_seconds(server_pid) if server_pid else {}
+    # wrk is the only child that ends during the run: the children's rusage grows by its CPU.
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = (wrk_after.ru_utime - wrk_before.ru_utime) + (wrk_after.ru_stime - wrk_before.ru_stime)
     rps = _RPS.search(out)
     p99 = _P99.search(out)
     if rps is None or p99 is None:
@@ -198,8 +215,55 @@ def run_wrk(url: str, script: Path, connections: int, duration: float, server_pi
         "p50_ms": _ms(*_P50.search(out).groups()) if _P50.search(out) else 0.0,
         "errors": errors,
         "server_cpu_us_per_request": cpu * per_request,
+        "wrk_cpu_us_per_request": wrk_cpu * per_request,
         "loop_cpu_us_per_request": spent.get(server_pid, 0.0) * per_request,
         "other_threads_cpu_us_per_request": [s * per_request for s in others[:6]],
+    }
+
+
+def review_stages(source: Path | None) -> dict[str, float] | None:
+    """gate's CPU µs per review by stage, in process (``review_path.py --stages-only``); None if it failed."""
+    env = {key: value for key, value in os.environ.items() if key != SOURCE_ENV}
+    if source is not None:
+        env[SOURCE_ENV] = str(source)
+    command = [sys.executable, str(Path(__file__).parent / "review_path.py"), "--stages-only"]
+    done = subprocess.run(
+        [*command, "--rounds", "3", "--reviews", "1000"], env=env, capture_output=True, text=True, check=False
+    )
+    found = _STAGES.search(done.stdout)
+    if done.returncode != 0 or found is None:
+        print(
+            f"review_path.py --stages-only failed:\n{done.stdout[-1500:]}{done.stderr[-1500:]}",
+            file=sys.stderr,
+        )
+        return None
+    return dict(zip(("parse", "review", "seal", "store"), (float(g) for g in found.groups()), strict=True))
+
+
+def ratio_bound(
+    results: dict[str, list[dict[str, Any]]], stages: dict[str, float], cores: int
+) -> dict[str, float]:
+    """The highest gate/allow-all ratio the measured costs allow on ``cores`` (see the module's text).
+
+    gate's parse stage is left out (the floor parses the review too), so the bound is generous.
+    """
+    floor_cpu = median([r["server_cpu_us_per_request"] for r in results["allow-all"]])
+    wrk_cpu = median([r["wrk_cpu_us_per_request"] for r in results["gate"]])
+    needed = floor_cpu + stages["review"] + stages["seal"] + stages["store"] + wrk_cpu
+    most = cores * 1e6 / needed
+    floor_rps = median([r["rps"] for r in results["allow-all"]])
+    gate_cpu = median([r["server_cpu_us_per_request"] for r in results["gate"]])
+    return {
+        "floor_cpu_us": floor_cpu,
+        "wrk_cpu_us": wrk_cpu,
+        **{f"{stage}_cpu_us": stages[stage] for stage in ("review", "seal", "store")},
+        "needed_cpu_us": needed,
+        "cores": cores,
+        "max_rps": most,
+        "max_ratio": most / floor_rps,
+        # The same bound at what gate spent per review in the wrk runs, all of its processes.
+        "gate_cpu_us": gate_cpu,
+        "max_ratio_at_gate_cost": cores * 1e6 / (gate_cpu + wrk_cpu) / floor_rps,
     }
 
 
@@ -395,6 +459,23 @@ def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
         f"answered by the failure mode: {failures}"
     )
     summary["stored_decisions"] = {"answered": gate_answered, "count": stored, "failure_mode": failures}
+    if args.rate <= 0:
+        stages = review_stages(source)
+        if stages is not None:
+            bound = ratio_bound(results, stages, len(os.sched_getaffinity(0)))
+            summary["ratio_bound"] = bound
+            print(
+                f"bound: per review the floor's {bound['floor_cpu_us']:.0f} us + gate's review "
+                f"{bound['review_cpu_us']:.0f}, seal {bound['seal_cpu_us']:.0f} and store "
+                f"{bound['store_cpu_us']:.0f} us (in process, review_path.py --stages-only) + wrk's "
+                f"{bound['wrk_cpu_us']:.0f} us = {bound['needed_cpu_us']:.0f} us of CPU; with all "
+                f"{bound['cores']} cores busy, at most {bound['max_rps']:.0f} req/s: a ratio of at most "
+                f"{bound['max_ratio']:.2f} on this machine"
+            )
+            print(
+                f"bound at gate's measured cost ({bound['gate_cpu_us']:.0f} us per review, all processes): "
+                f"a ratio of at most {bound['max_ratio_at_gate_cost']:.2f} with all cores busy"
+            )
     if args.json:
         args.json.write_text(json.dumps({"runs": results, "summary": summary}, indent=2))
     return 0

@@ -427,6 +427,20 @@ def run_rounds(servers: dict[str, Server], args: argparse.Namespace, workdir: Pa
     return result
 
 
+def cost_bound(result: Result, cores: int) -> float:
+    """The highest ratio gate/echo at gate's measured CPU per RPC, were every core busy; NaN if unmeasured.
+
+    The client's CPU per RPC (its share of a core over its run, per RPC answered) shares the cores.
+    """
+    gate, echo = result.gate, result.echo
+    if not (gate.rps > 0 and echo.rps > 0 and gate.server_cpu_us_per_rpc > 0) or math.isnan(
+        gate.client_cpu_share
+    ):
+        return math.nan
+    client_us = gate.client_cpu_share * 1e6 / gate.rps
+    return cores * 1e6 / (gate.server_cpu_us_per_rpc + client_us) / echo.rps
+
+
 def report(result: Result, gate_log: Path, target: float = TARGET_RATIO) -> list[str]:
     """Print the caveats and the final ratio line; return gate's logged problems."""
     echo, gate = result.echo, result.gate
@@ -441,6 +455,14 @@ def report(result: Result, gate_log: Path, target: float = TARGET_RATIO) -> list
             f"echo {echo.server_cpu_us_per_rpc:.0f} µs "
             f"({gate.server_cpu_us_per_rpc / echo.server_cpu_us_per_rpc:.2f}x the floor)"
         )
+        cores = len(os.sched_getaffinity(0))
+        bound = cost_bound(result, cores)
+        if not math.isnan(bound):
+            print(
+                f"bound at gate's measured cost: with all {cores} cores busy on gate's "
+                f"{gate.server_cpu_us_per_rpc:.0f} µs and the client's share per RPC, a ratio of at most "
+                f"{bound:.2f}; below it, gate leaves CPU unused (one event loop serves every call)"
+            )
     problems = log_problems(gate_log)
     if problems:
         print(f"gate logged {len(problems)} warning/error lines, e.g.: {sorted(set(problems))[:3]}")
@@ -502,6 +524,7 @@ def _write_json(path: Path, args: argparse.Namespace, result: Result, problems: 
         "args": settings,
         "target_ratio": TARGET_RATIO,
         "ratio": result.ratio,
+        "cost_bound_ratio": cost_bound(result, len(os.sched_getaffinity(0))),
         "median": {"echo": asdict(result.echo), "gate": asdict(result.gate)},
         "rounds": result.rounds,
         "gate_log_problems": problems,

@@ -29,12 +29,16 @@ writer thread, as ``decisions.writer: thread``. ``--writer null``
 records into a sink that keeps nothing, unsigned: what the loop costs when no writer
 competes with it for the GIL (a diagnostic, not a configuration of gate).
 
+``--stages-only`` runs the one-thread rounds alone and ends with a line of medians per stage
+(``stages us: parse P review R seal S store T``): what ``admission.py`` reads to bound the
+ratio any webhook doing this work could reach on this machine.
+
 ``--compare-compiled`` compiles the policy engine as the image's wheel is built (mypyc, the
 modules pyproject.toml's hook lists) into a temp copy, then runs this script once per round in
 a child process with each engine, alternating, and prints the compiled/interpreted ratios.
 
     python benchmarks/review_path.py [--reviews 2000] [--rounds 3] [--concurrency 16] [--default-gc]
-        [--writer real|process|null] [--compare-compiled]
+        [--writer real|process|null] [--compare-compiled] [--stages-only]
 """
 
 from __future__ import annotations
@@ -232,6 +236,11 @@ def main() -> int:
         action="store_true",
         help="each round twice, in child processes: the interpreted engine and the mypyc-compiled one",
     )
+    parser.add_argument(
+        "--stages-only",
+        action="store_true",
+        help="only the one-thread rounds, then the median CPU of each stage (read by admission.py)",
+    )
     args = parser.parse_args()
     if args.compare_compiled:
         return compare_compiled(args)
@@ -283,14 +292,17 @@ def main() -> int:
         print(f"garbage collector: {'CPython defaults' if args.default_gc else 'as gate serve sets it'}")
         single: list[float] = []
         threaded: list[float] = []
+        per_stage: dict[str, list[float]] = {}
         for index in range(args.rounds):
             order = ("one thread", "webhook") if index % 2 == 0 else ("webhook", "one thread")
-            for name in order:
+            for name in ("one thread",) if args.stages_only else order:
                 bodies = _bodies(review, uids, args.reviews)
                 if name == "one thread":
                     stages = one_thread(core, store, signer, bodies)
                     total = sum(stages.values())
                     single.append(total)
+                    for stage, seconds in stages.items():
+                        per_stage.setdefault(stage, []).append(seconds)
                     parts = "  ".join(f"{stage} {seconds * 1e6:.0f}" for stage, seconds in stages.items())
                     print(
                         f"round {index + 1} one thread {total * 1e6:6.0f} us CPU/review ({parts})"
@@ -314,6 +326,10 @@ def main() -> int:
                         f"round {index + 1} webhook    {total * 1e6:6.0f} us CPU/review "
                         f"(event loop {loop_cpu * 1e6:.0f}{split}){collector.report(len(bodies))}"
                     )
+        if args.stages_only:
+            parts = " ".join(f"{stage} {median(values) * 1e6:.1f}" for stage, values in per_stage.items())
+            print(f"stages us: {parts}")
+            return 0
         on_loop, on_threads = (_evaluations(where) for where in ("loop", "thread"))
         print(f"webhook reviews evaluated on the event loop: {on_loop:.0f}, on a thread: {on_threads:.0f}")
         print(
