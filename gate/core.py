@@ -662,6 +662,9 @@ class Gate:
             self._with_waivers(self.evidence.for_resources(resources), *resources),
             new_id="" if dry_run else new_decision_id(),
             caller=caller,
+            # Built by gate (an image's or a source tree's stand-in) or bounded by
+            # manifest_resources: the engine need not walk them again.
+            depth_checked=True,
         )
         sealed_later = bool(decision.id) and self._sealed_on_commit()
         if decision.id and not sealed_later:
@@ -691,6 +694,7 @@ class Gate:
         *,
         new_id: str,
         caller: str,
+        depth_checked: bool = False,
     ) -> Decision:
         from gate.decisions import with_waivers
         from gate.pipeline import images_of, policies_for_stage, remediation
@@ -703,7 +707,11 @@ class Gate:
         for resource in resources:
             namespace = str((resource.get("metadata") or {}).get("namespace") or "")
             request = AdmissionRequest(operation="CREATE", object=resource, namespace=namespace)
-            responses.extend(bundle.evaluate(request, values=evidence.context(), policies=chosen))
+            responses.extend(
+                bundle.evaluate(
+                    request, values=evidence.context(), policies=chosen, depth_checked=depth_checked
+                )
+            )
         policy_seconds = perf_counter() - begin
         answer = verdict(responses)
         failing = (RuleOutcome.FAIL, RuleOutcome.ERROR)
