@@ -25,6 +25,16 @@ order (echo first, then gate first) so that drift on a noisy machine hits both.
 The figure that matters is the per-round ratio gate/echo: absolute RPC/s mean
 little on a shared 2-core machine. Exit status is 0 whatever the ratio: this is
 a report, not a test.
+
+Two bounds follow the ratio. The cost's bound: the highest ratio at the CPU gate
+spent per call (all of its processes) plus the client's, were every core busy;
+below it, gate left CPU unused. With ``--rpc decide`` (pinned images) also the
+work's bound: once gate has stopped, ``_decide_stages.py`` answers the same
+Decide requests in process over the data gate left, one after the other, and
+times gate's own stages (the request parsed, the decision and its protobuf
+answer; the signature; the insert). Echo's CPU per call plus those stages plus
+the client's cheapest CPU per call, over every core, is the most any server
+doing this work could answer on this machine.
 """
 
 from __future__ import annotations
@@ -54,6 +64,7 @@ from _harness import (
     BENCH_DIR,
     LOOPBACK,
     REPO_ROOT,
+    SOURCE_ENV,
     Children,
     GatePorts,
     add_writer_option,
@@ -70,6 +81,7 @@ from _harness import (
     serving_probe,
     sigterm_as_exit,
     spawn,
+    stop,
     tree_cpu_seconds,
     unary_answers,
     wait_until,
@@ -205,6 +217,16 @@ def _import_evidence(target: str) -> None:
             )
 
 
+def decide_policy_sources() -> str:
+    """``GATE_POLICY_SOURCES`` for Decide: the repository's policies but the two that need a registry."""
+    chosen = [
+        path
+        for path in sorted(POLICY_DIR.glob("*/*.yaml"))
+        if path.parent.name not in ("verify-image-signatures", "require-attestations")
+    ]
+    return os.pathsep.join(str(path) for path in chosen)
+
+
 def start_gate(
     workdir: Path,
     children: Children,
@@ -225,12 +247,7 @@ def start_gate(
     env = gate_env(workdir / "gate-data", ports, database_url, writer)
     method = GATE_METHOD
     if rpc == "decide":
-        chosen = [
-            path
-            for path in sorted(POLICY_DIR.glob("*/*.yaml"))
-            if path.parent.name not in ("verify-image-signatures", "require-attestations")
-        ]
-        env["GATE_POLICY_SOURCES"] = os.pathsep.join(str(path) for path in chosen)
+        env["GATE_POLICY_SOURCES"] = decide_policy_sources()
         method = DECIDE_METHOD
     proc = children.add(spawn(gate_command(source), env, log))
     payloads = workdir / "gate.payloads"
@@ -441,6 +458,45 @@ def cost_bound(result: Result, cores: int) -> float:
     return cores * 1e6 / (gate.server_cpu_us_per_rpc + client_us) / echo.rps
 
 
+_STAGES = re.compile(r"^stages us: decide ([\d.]+) seal ([\d.]+) store ([\d.]+)$", re.M)
+
+
+def decide_stages(data_dir: Path, database_url: str, source: Path | None) -> dict[str, float] | None:
+    """gate's CPU µs per Decide by stage, in process over the stopped gate's data (``_decide_stages.py``)."""
+    env = {key: value for key, value in os.environ.items() if key != SOURCE_ENV}
+    env["GATE_POLICY_SOURCES"] = decide_policy_sources()
+    if source is not None:
+        env[SOURCE_ENV] = str(source)
+    command = [sys.executable, str(BENCH_DIR / "_decide_stages.py"), str(data_dir)]
+    command += ["--database-url", database_url] if database_url else []
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, cwd=REPO_ROOT)
+    found = _STAGES.search(done.stdout)
+    if done.returncode != 0 or found is None:
+        print(f"_decide_stages.py failed:\n{done.stdout[-1500:]}{done.stderr[-1500:]}", file=sys.stderr)
+        return None
+    return dict(zip(("decide", "seal", "store"), (float(g) for g in found.groups()), strict=True))
+
+
+def work_bound(result: Result, stages: dict[str, float], cores: int) -> dict[str, float]:
+    """The highest ratio gate/echo the work of a Decide allows on ``cores``, were every core busy.
+
+    Per call: the echo floor's own CPU (gRPC, HTTP/2, the call), gate's stages measured in
+    process, and the client's CPU per call against echo (its cheapest, so the bound errs generous).
+    """
+    echo = result.echo
+    client_us = echo.client_cpu_share * 1e6 / echo.rps
+    needed = echo.server_cpu_us_per_rpc + stages["decide"] + stages["seal"] + stages["store"] + client_us
+    return {
+        "echo_cpu_us": echo.server_cpu_us_per_rpc,
+        "client_cpu_us": client_us,
+        **{f"{stage}_cpu_us": value for stage, value in stages.items()},
+        "needed_cpu_us": needed,
+        "cores": cores,
+        "max_rps": cores * 1e6 / needed,
+        "max_ratio": cores * 1e6 / needed / echo.rps,
+    }
+
+
 def report(result: Result, gate_log: Path, target: float = TARGET_RATIO) -> list[str]:
     """Print the caveats and the final ratio line; return gate's logged problems."""
     echo, gate = result.echo, result.gate
@@ -515,7 +571,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _write_json(path: Path, args: argparse.Namespace, result: Result, problems: list[str]) -> None:
+def _write_json(
+    path: Path, args: argparse.Namespace, result: Result, problems: list[str], bound: dict[str, float] | None
+) -> None:
     settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
     document = {
         "benchmark": "grpc_floor",
@@ -525,6 +583,7 @@ def _write_json(path: Path, args: argparse.Namespace, result: Result, problems: 
         "target_ratio": TARGET_RATIO,
         "ratio": result.ratio,
         "cost_bound_ratio": cost_bound(result, len(os.sched_getaffinity(0))),
+        "work_bound": bound,
         "median": {"echo": asdict(result.echo), "gate": asdict(result.gate)},
         "rounds": result.rounds,
         "gate_log_problems": problems,
@@ -538,7 +597,9 @@ def main(argv: list[str] | None = None) -> int:
     children = Children()
     with sigterm_as_exit(), tempfile.TemporaryDirectory(prefix="gate-bench-") as tmp:
         workdir = Path(tmp)
+        bound: dict[str, float] | None = None
         try:
+            source = compiled_source(workdir) if args.compiled else None
             servers = {
                 "echo": start_echo(workdir, children),
                 "gate": start_gate(
@@ -547,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.database_url,
                     args.rpc,
                     unknown_images=args.unknown_images,
-                    source=compiled_source(workdir) if args.compiled else None,
+                    source=source,
                     writer=args.writer,
                 ),
             }
@@ -560,6 +621,20 @@ def main(argv: list[str] | None = None) -> int:
             result = run_rounds(servers, args, workdir)
             target = DECIDE_TARGET_RATIO if args.rpc == "decide" else TARGET_RATIO
             problems = report(result, servers["gate"].log, target)
+            if args.rpc == "decide" and not args.unknown_images:
+                # The same work in process, over what the gate left (stopped first: one writer).
+                stop(servers["gate"].proc)
+                stages = decide_stages(workdir / "gate-data", args.database_url, source)
+                if stages is not None:
+                    bound = work_bound(result, stages, len(os.sched_getaffinity(0)))
+                    print(
+                        f"bound: per call echo's {bound['echo_cpu_us']:.0f} µs + gate's decide "
+                        f"{bound['decide_cpu_us']:.0f}, seal {bound['seal_cpu_us']:.0f} and store "
+                        f"{bound['store_cpu_us']:.0f} µs (in process, _decide_stages.py) + the client's "
+                        f"{bound['client_cpu_us']:.0f} µs = {bound['needed_cpu_us']:.0f} µs of CPU; with all "
+                        f"{bound['cores']} cores busy, at most {bound['max_rps']:.0f} RPC/s: a ratio of at "
+                        f"most {bound['max_ratio']:.2f} on this machine"
+                    )
         except RuntimeError as exc:
             # Could not measure at all (a server did not start or died): that is a failure.
             sys.stdout.flush()  # keep the table above the error
@@ -568,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             children.stop_all()
         if args.json:
-            _write_json(args.json, args, result, problems)
+            _write_json(args.json, args, result, problems, bound)
     return 0
 
 
