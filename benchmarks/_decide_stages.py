@@ -90,6 +90,9 @@ def main() -> int:
     requests = _gate_requests(args.requests, "decide")
     try:
         _stages(api, core, store, signer, requests[:200])  # warm-up: imports, caches, first pages
+        # What these requests are answered here (recorded nowhere), to compare with the served answers.
+        sample = api._decide(decision_pb2.DecideRequest.FromString(requests[0]))
+        print(f"answer to the first request: allowed={sample.allowed}, {len(sample.results)} rule results")
         rounds = [_stages(api, core, store, signer, requests) for _ in range(args.rounds)]
     finally:
         store.close()

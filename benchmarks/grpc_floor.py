@@ -471,6 +471,9 @@ def decide_stages(data_dir: Path, database_url: str, source: Path | None) -> dic
     command += ["--database-url", database_url] if database_url else []
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, cwd=REPO_ROOT)
     found = _STAGES.search(done.stdout)
+    sample = next((line for line in done.stdout.splitlines() if line.startswith("answer to the first")), "")
+    if sample:
+        print(f"in process, {sample}")
     if done.returncode != 0 or found is None:
         print(f"_decide_stages.py failed:\n{done.stdout[-1500:]}{done.stderr[-1500:]}", file=sys.stderr)
         return None
