@@ -35,6 +35,8 @@ from gate.v1 import common_pb2, decision_pb2
 IMAGE = "registry.example/team/app:2.0"
 DIGEST = "sha256:" + "7" * 64
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+# A Pod as JSON, open at its spec: the tests close it.
+POD_HEAD = b'{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},"spec":'
 
 POLICIES = """
 apiVersion: kyverno.io/v1
@@ -207,6 +209,9 @@ def test_dry_runs_are_not_recorded(world: Any) -> None:
             "artifact.digest",
         ),
         ({"stage": "publish", "manifest": b"kind: Pod\n"}, "manifest[0].apiVersion"),
+        # Bounded before any policy runs (the engine is told the objects are checked).
+        ({"stage": "publish", "manifest": POD_HEAD + b'{"a":' * 70 + b"1" + b"}" * 71}, "manifest"),
+        ({"stage": "publish", "manifest": POD_HEAD + b'{"v":[' + b"1," * 200_000 + b"1]}}"}, "manifest"),
         (
             {"stage": "publish", "source": decision_pb2.SourceTree(repository="https://git.example/a")},
             "source",
