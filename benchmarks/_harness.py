@@ -136,8 +136,11 @@ class GatePorts:
         return f"{LOOPBACK}:{self.grpc}"
 
 
-def add_writer_option(parser: argparse.ArgumentParser) -> None:
-    """``--writer``: gate's ``decisions.writer`` (pass ``args.writer`` to :func:`gate_env`)."""
+def add_decision_options(parser: argparse.ArgumentParser) -> None:
+    """``--writer`` and ``--acknowledge``: gate's ``decisions.writer`` and ``decisions.acknowledge``.
+
+    Pass ``args.writer`` and ``args.acknowledge`` to :func:`gate_env`.
+    """
     parser.add_argument(
         "--writer",
         choices=("auto", "process", "thread"),
@@ -145,10 +148,21 @@ def add_writer_option(parser: argparse.ArgumentParser) -> None:
         help="gate's decisions.writer: decisions signed and stored by a child process or a thread; "
         "auto (gate's default): a process while webhook.processes leaves a CPU free",
     )
+    parser.add_argument(
+        "--acknowledge",
+        choices=("stored", "queued"),
+        default="stored",
+        help="gate's decisions.acknowledge: answer once the decision is committed (gate's default) "
+        "or once the writer has it",
+    )
 
 
 def gate_env(
-    data_dir: Path, ports: GatePorts, database_url: str = "", writer: str = "auto"
+    data_dir: Path,
+    ports: GatePorts,
+    database_url: str = "",
+    writer: str = "auto",
+    acknowledge: str = "stored",
 ) -> dict[str, str]:
     """The environment of a ``gate serve`` isolated in ``data_dir`` on loopback ports.
 
@@ -163,6 +177,7 @@ def gate_env(
         GATE_METRICS_LISTEN=f"{LOOPBACK}:{ports.metrics}",
         GATE_LOG_FORMAT="json",
         GATE_DECISIONS_WRITER=writer,
+        GATE_DECISIONS_ACKNOWLEDGE=acknowledge,
     )
     if database_url:
         env["GATE_DATABASE_URL"] = database_url

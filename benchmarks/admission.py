@@ -57,7 +57,7 @@ from _harness import (
     SOURCE_ENV,
     Children,
     GatePorts,
-    add_writer_option,
+    add_decision_options,
     compiled_source,
     free_port,
     gate_command,
@@ -285,7 +285,7 @@ def main() -> int:
         default=1,
         help="gate's webhook.processes, and as many allow-all processes on one socket (default 1)",
     )
-    add_writer_option(parser)
+    add_decision_options(parser)
     parser.add_argument(
         "--compiled",
         action="store_true",
@@ -325,7 +325,7 @@ def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
     pss, supply = policy_sources(work)
     data_dir = work / "data"
     ports = GatePorts.pick()
-    env = gate_env(data_dir, ports, writer=args.writer)
+    env = gate_env(data_dir, ports, writer=args.writer, acknowledge=args.acknowledge)
     env["GATE_METRICS_ENABLED"] = "false"
     env["GATE_LOG_LEVEL"] = "warning"
     env["GATE_WEBHOOK_PROCESSES"] = str(args.processes)
@@ -399,8 +399,8 @@ def _run(args: argparse.Namespace, children: Children, work: Path) -> int:
     print(
         f"policies: {len(pss)} Pod Security Standards files + 1 supply-chain policy (4 rules, Enforce); "
         f"{args.connections} connections, wrk 1 thread, {args.duration:g} s per run, {args.rounds} rounds, "
-        f"{args.processes} server process(es) each; decision writer: {args.writer}; gate's policy engine "
-        f"{'compiled (mypyc)' if args.compiled else 'interpreted'}"
+        f"{args.processes} server process(es) each; decision writer: {args.writer}, acknowledged once "
+        f"{args.acknowledge}; gate's policy engine {'compiled (mypyc)' if args.compiled else 'interpreted'}"
     )
     results: dict[str, list[dict[str, Any]]] = {"gate": [], "allow-all": []}
     gate_answered = 0

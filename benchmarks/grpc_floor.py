@@ -67,7 +67,7 @@ from _harness import (
     SOURCE_ENV,
     Children,
     GatePorts,
-    add_writer_option,
+    add_decision_options,
     compiled_source,
     fmt_num,
     free_port,
@@ -236,15 +236,16 @@ def start_gate(
     unknown_images: bool = False,
     source: Path | None = None,
     writer: str = "auto",
+    acknowledge: str = "stored",
 ) -> Server:
     """Start ``gate serve`` on a fresh data dir and wait until Health/Check says SERVING.
 
     ``source``: a compiled copy of gate (``_harness.build_compiled_source``) to run instead.
-    ``writer``: its ``decisions.writer``.
+    ``writer``, ``acknowledge``: its ``decisions.writer`` and ``decisions.acknowledge``.
     """
     ports = GatePorts.pick()
     log = workdir / "gate.log"
-    env = gate_env(workdir / "gate-data", ports, database_url, writer)
+    env = gate_env(workdir / "gate-data", ports, database_url, writer, acknowledge)
     method = GATE_METHOD
     if rpc == "decide":
         env["GATE_POLICY_SOURCES"] = decide_policy_sources()
@@ -558,7 +559,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="Decide on 8 tags gate holds no evidence for (default: 8 pinned digests with imported scans)",
     )
-    add_writer_option(parser)
+    add_decision_options(parser)
     parser.add_argument(
         "--compiled",
         action="store_true",
@@ -613,13 +614,15 @@ def main(argv: list[str] | None = None) -> int:
                     unknown_images=args.unknown_images,
                     source=source,
                     writer=args.writer,
+                    acknowledge=args.acknowledge,
                 ),
             }
             print(
                 f"client={args.client} channels={args.channels} in-flight={args.concurrency} "
                 f"warm-up={args.warmup:g}s duration={args.duration:g}s rounds={args.rounds} "
                 f"database={'PostgreSQL' if args.database_url else 'SQLite'} rpc={args.rpc} "
-                f"cores={os.cpu_count()} engine={'compiled' if args.compiled else 'interpreted'}"
+                f"cores={os.cpu_count()} engine={'compiled' if args.compiled else 'interpreted'} "
+                f"writer={args.writer} acknowledge={args.acknowledge}"
             )
             result = run_rounds(servers, args, workdir)
             target = DECIDE_TARGET_RATIO if args.rpc == "decide" else TARGET_RATIO
