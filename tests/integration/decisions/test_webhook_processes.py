@@ -7,6 +7,8 @@ import multiprocessing
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +26,10 @@ from gate.server._workers import WorkerRole
 from gate.store import DecisionQuery, open_store
 from tests.conftest import RunningGate, loopback_config, unverified_tls
 from tests.unit.decisions.support import POLICIES, body, review
+
+BURST_CLIENT = Path(__file__).parents[2] / "assets" / "decisions" / "burst_client.py"
+# New connections in the burst test: enough that a fair share is well above chance.
+BURST = 64
 
 
 def _by_worker(gate: RunningGate, sample_name: str, **labels: str) -> dict[str, float]:
@@ -102,22 +108,26 @@ def test_a_burst_of_new_connections_is_shared_between_the_processes(
     gate = serve_gate(config)
     before = _validate_counts(gate)
     host, port = gate.addresses.webhook.rsplit(":", 1)
-    # Connected (the kernel completes the handshake) before either process accepts any of them.
-    raw = [socket.create_connection((host, int(port)), timeout=20) for _ in range(32)]
-    request = body(review(uid="burst"))
-    head = f"POST /validate HTTP/1.1\r\nHost: gate\r\nContent-Length: {len(request)}\r\n\r\n".encode()
-
-    def post(sock: socket.socket) -> bytes:
-        with unverified_tls().wrap_socket(sock) as tls:
-            tls.sendall(head + request)
-            return tls.recv(64)
-
-    with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(post, raw))
-    assert all(answer.startswith(b"HTTP/1.1 200") for answer in answers)
+    # The client is a process of its own: the main gate process is this test's, and client
+    # threads here took its GIL often enough that it accepted 3 of 32 (the worker 29).
+    sent = subprocess.run(
+        [sys.executable, str(BURST_CLIENT), host, port, str(BURST)],
+        input=body(review(uid="burst")),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert sent.returncode == 0, sent.stderr.decode(errors="replace")
+    answers = sent.stdout.decode().splitlines()
+    assert len(answers) == BURST
+    assert all(answer.startswith("HTTP/1.1 200") for answer in answers), answers
     counts = {worker: count - before.get(worker, 0.0) for worker, count in _validate_counts(gate).items()}
-    assert sum(counts.values()) == 32
-    assert min(counts.get("0", 0.0), counts.get("1", 0.0)) >= 4, f"one process took the burst: {counts}"
+    assert sum(counts.values()) == BURST
+    # Even shares are not the point (the main process also serves gRPC, and the kernel picks):
+    # each process takes a fair part, not none or a few.
+    assert min(counts.get("0", 0.0), counts.get("1", 0.0)) >= BURST / 8, (
+        f"one process took the burst: {counts}"
+    )
 
 
 def test_a_policy_change_the_main_process_loads_is_in_force_in_the_workers_too(
