@@ -3,7 +3,10 @@
 One generic handler for ``/bench.Echo/Echo`` with identity serializers (no
 protobuf, no executor, no interceptors): whatever gate does per RPC on top of
 this is gate's own cost. Run as ``python benchmarks/_echo_server.py --port N``;
-SIGTERM stops it gracefully.
+SIGTERM stops it gracefully. ``--processes M`` serves from M processes on the one
+port (SO_REUSEPORT, grpc's default on Linux), as gate's ``grpc.processes`` does:
+this process starts M - 1 copies of itself as its children and stops them when
+it stops.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import subprocess
+import sys
 
 import grpc
 
@@ -47,8 +52,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--processes", type=int, default=1)
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port))
+    copies = [
+        subprocess.Popen([sys.executable, __file__, "--host", args.host, "--port", str(args.port)])
+        for _ in range(args.processes - 1)
+    ]
+    try:
+        asyncio.run(serve(args.host, args.port))
+    finally:
+        for copy in copies:
+            copy.terminate()
+        for copy in copies:
+            copy.wait(10)
 
 
 if __name__ == "__main__":

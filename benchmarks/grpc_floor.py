@@ -177,13 +177,13 @@ def _gate_requests(count: int, rpc: str = "getscan", *, unknown_images: bool = F
     return [scan_pb2.GetScanRequest(id=str(uuid.uuid4())).SerializeToString() for _ in range(count)]
 
 
-def start_echo(workdir: Path, children: Children) -> Server:
-    """Start the echo floor and wait until it answers."""
+def start_echo(workdir: Path, children: Children, processes: int = 1) -> Server:
+    """Start the echo floor (``processes`` on one port) and wait until it answers."""
     port = free_port()
     log = workdir / "echo.log"
-    proc = children.add(
-        spawn([sys.executable, str(BENCH_DIR / "_echo_server.py"), "--port", str(port)], None, log)
-    )
+    script = str(BENCH_DIR / "_echo_server.py")
+    command = [sys.executable, script, f"--port={port}", f"--processes={processes}"]
+    proc = children.add(spawn(command, None, log))
     payloads = workdir / "echo.payloads"
     payload = os.urandom(ECHO_PAYLOAD_BYTES)
     write_payloads(payloads, [payload])
@@ -237,15 +237,18 @@ def start_gate(
     source: Path | None = None,
     writer: str = "auto",
     acknowledge: str = "stored",
+    processes: int = 1,
 ) -> Server:
     """Start ``gate serve`` on a fresh data dir and wait until Health/Check says SERVING.
 
     ``source``: a compiled copy of gate (``_harness.build_compiled_source``) to run instead.
-    ``writer``, ``acknowledge``: its ``decisions.writer`` and ``decisions.acknowledge``.
+    ``writer``, ``acknowledge``, ``processes``: its ``decisions.writer``,
+    ``decisions.acknowledge`` and ``grpc.processes``.
     """
     ports = GatePorts.pick()
     log = workdir / "gate.log"
     env = gate_env(workdir / "gate-data", ports, database_url, writer, acknowledge)
+    env["GATE_GRPC_PROCESSES"] = str(processes)
     method = GATE_METHOD
     if rpc == "decide":
         env["GATE_POLICY_SOURCES"] = decide_policy_sources()
@@ -561,6 +564,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add_decision_options(parser)
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="gate's grpc.processes: processes answering on one port (default 1)",
+    )
+    parser.add_argument(
+        "--echo-processes",
+        type=int,
+        help="echo servers on one port (default: as --processes; 1 is the issue's bare echo server)",
+    )
+    parser.add_argument(
         "--compiled",
         action="store_true",
         help="gate's policy engine compiled by mypyc, as the image builds it (the echo floor is "
@@ -572,6 +586,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("h2load is not on PATH (Debian package nghttp2-client)")
     if args.concurrency < args.channels:
         parser.error("--concurrency must be at least --channels")
+    if args.processes < 1 or (args.echo_processes is not None and args.echo_processes < 1):
+        parser.error("--processes and --echo-processes must be at least 1")
+    if args.echo_processes is None:
+        args.echo_processes = args.processes
     return args
 
 
@@ -605,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             source = compiled_source(workdir) if args.compiled else None
             servers = {
-                "echo": start_echo(workdir, children),
+                "echo": start_echo(workdir, children, args.echo_processes),
                 "gate": start_gate(
                     workdir,
                     children,
@@ -615,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
                     source=source,
                     writer=args.writer,
                     acknowledge=args.acknowledge,
+                    processes=args.processes,
                 ),
             }
             print(
@@ -622,7 +641,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"warm-up={args.warmup:g}s duration={args.duration:g}s rounds={args.rounds} "
                 f"database={'PostgreSQL' if args.database_url else 'SQLite'} rpc={args.rpc} "
                 f"cores={os.cpu_count()} engine={'compiled' if args.compiled else 'interpreted'} "
-                f"writer={args.writer} acknowledge={args.acknowledge}"
+                f"writer={args.writer} acknowledge={args.acknowledge} "
+                f"processes: gate {args.processes}, echo {args.echo_processes}"
             )
             result = run_rounds(servers, args, workdir)
             target = DECIDE_TARGET_RATIO if args.rpc == "decide" else TARGET_RATIO

@@ -83,7 +83,7 @@ class JsonFormatter(logging.Formatter):
 def configure(level: str = "info", fmt: str = "json", *, fields: Mapping[str, Any] | None = None) -> None:
     """Route every logger (gate's, grpc's, uvicorn's) to stderr in the chosen format.
 
-    ``fields`` are added to every record (a webhook worker process's ``worker`` index).
+    ``fields`` are added to every record (a worker process's ``worker`` index).
     """
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())

@@ -93,6 +93,11 @@ class GrpcSettings(_Section):
     # that CA signed; ``off`` does not ask for one (callers use bearer tokens). gRPC's Python
     # server cannot ask for a certificate without requiring it, so there is no middle mode.
     client_certificates: Literal["required", "off"] = "required"
+    # Processes answering gRPC on the one port (SO_REUSEPORT): this process and processes - 1
+    # workers, the same workers as webhook.processes. The kernel spreads new connections over
+    # them; an HTTP/2 connection stays with the process that took it, so a client with one
+    # channel is served by one process.
+    processes: Annotated[int, Field(ge=1, le=64)] = 1
 
 
 class WebhookSettings(_Section):
@@ -123,8 +128,8 @@ class WebhookSettings(_Section):
     # Most uids remembered (the oldest are forgotten first; ~0.5 KB each).
     replay_capacity: Annotated[int, Field(ge=1, le=10_000_000)] = 65_536
     # Processes accepting webhook connections on the one listening socket: this process and
-    # processes - 1 webhook workers. A review is CPU-bound Python, so one process uses about
-    # one core whatever the threads; set it to the cores the pod may use.
+    # processes - 1 workers (shared with grpc.processes). A review is CPU-bound Python, so one
+    # process uses about one core whatever the threads; set it to the cores the pod may use.
     processes: Annotated[int, Field(ge=1, le=64)] = 1
 
 
@@ -325,9 +330,9 @@ class DecisionSettings(_Section):
     # Where decisions are signed and stored: ``process``, a child process of each serving process
     # (sealing and storing then do not take the GIL the answers need), started with it;
     # ``thread``, a thread of it (less CPU in all, one process fewer); ``auto`` (default): while
-    # ``webhook.processes`` leaves a CPU free, a thread until decisions first come at 100 a second
-    # or more, then a child process; else ``thread``. An in-memory SQLite database always uses
-    # ``thread``.
+    # the serving processes (``webhook.processes``, ``grpc.processes``) leave a CPU free, a
+    # thread until decisions first come at 100 a second or more, then a child process; else
+    # ``thread``. An in-memory SQLite database always uses ``thread``.
     writer: Literal["auto", "process", "thread"] = "auto"
 
 
@@ -429,6 +434,11 @@ class Config(_Section):
     store: StoreSettings = StoreSettings()
     tracing: TracingSettings = TracingSettings()
 
+    @property
+    def serving_processes(self) -> int:
+        """Processes serving requests: ``gate serve`` itself and its workers (webhook, gRPC or both)."""
+        return max(self.webhook.processes, self.grpc.processes)
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
@@ -448,6 +458,7 @@ ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "GATE_DATA_DIR": ("data_dir", "str"),
     "GATE_DATABASE_URL": ("database_url", "str"),
     "GATE_GRPC_LISTEN": ("grpc.listen", "str"),
+    "GATE_GRPC_PROCESSES": ("grpc.processes", "str"),
     "GATE_WEBHOOK_LISTEN": ("webhook.listen", "str"),
     "GATE_WEBHOOK_TLS_CERT_FILE": ("webhook.tls.cert_file", "str"),
     "GATE_WEBHOOK_TLS_KEY_FILE": ("webhook.tls.key_file", "str"),

@@ -150,7 +150,7 @@ class Gate:
         self.decision_listeners: list[Callable[[Decision], None]] = []
         # Why the last reload failed and when (the previous bundle stayed in force); None after a success.
         self.policy_reload_error: tuple[str, datetime] | None = None
-        # Called with every bundle reload_policies put in force (webhook workers reload with it).
+        # Called with every bundle reload_policies put in force (worker processes reload with it).
         self.policy_listeners: list[Callable[[PolicyBundle], None]] = []
         # What rules read about images: the store's records, and the registry for verifyImages.
         self.evidence: EvidenceSource = evidence or StoreEvidence(store, image_verifier=self.signatures)

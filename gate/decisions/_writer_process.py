@@ -361,7 +361,7 @@ class WriterProcess:
     # Called with the lock held.
 
     def _spawn(self) -> None:
-        # A plain subprocess rather than multiprocessing: a webhook worker is a daemonic
+        # A plain subprocess rather than multiprocessing: a worker is a daemonic
         # multiprocessing process, and those may not start multiprocessing children.
         ours, theirs = socket.socketpair()
         try:

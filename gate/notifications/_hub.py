@@ -98,7 +98,7 @@ class NotificationHub:
         """The hub for ``notifications`` settings; None when no webhook is configured.
 
         ``waivers`` defaults to the store's waiver records. ``check_waivers`` False: no waiver
-        check (a webhook worker process: its main process announces the waivers ending).
+        check (a worker process: its main process announces the waivers ending).
 
         Raises:
             ConfigError: a webhook's CA file cannot be loaded.

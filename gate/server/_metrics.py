@@ -59,9 +59,10 @@ DECISION_SECONDS = Histogram(
     ["stage"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
 )
+# The name predates grpc.processes; kept so that dashboards and alerts keep working.
 WORKER_RESTARTS = Counter(
     "gate_webhook_worker_restarts_total",
-    "Webhook worker processes (webhook.processes) started again after they exited unexpectedly.",
+    "Worker processes (webhook.processes, grpc.processes) started again after they exited unexpectedly.",
 )
 DECISION_WRITER_RESTARTS = Counter(
     "gate_decision_writer_restarts_total",

@@ -57,8 +57,8 @@ from gate.server._tls import ReloadingCertificate, ensure_self_signed
 from gate.server._tls_accept import tls_accepting
 from gate.server._webhook import WebhookApp, WebhookLimits
 from gate.server._workers import (
-    WebhookWorkers,
     WorkerRole,
+    Workers,
     listen_to_main_process,
     metrics_app,
     usable_cpus,
@@ -69,6 +69,7 @@ from policies import engine_compiled
 
 if TYPE_CHECKING:
     from gate._cache import CacheStats
+    from policies import PolicyBundle
 
 log = logging.getLogger("gate.serve")
 
@@ -127,6 +128,27 @@ def _bind(address: ListenAddress, what: str) -> socket.socket:
     sock.listen(_LISTEN_BACKLOG)
     sock.setblocking(False)
     return sock
+
+
+def _check_free(address: ListenAddress, what: str) -> None:
+    """Raise unless ``address`` can be bound (nothing listens on it); port 0 always can."""
+    if address.port == 0:
+        return
+    try:
+        found = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise InfrastructureError(f"{what}: cannot listen on {address}: {exc.strerror}") from exc
+    for family, kind, proto, _, where in found:
+        with socket.socket(family, kind, proto) as probe:
+            # SO_REUSEADDR and not SO_REUSEPORT: a connection of a previous gate in TIME_WAIT
+            # does not count, a listening socket does.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(where)
+            except OSError as exc:
+                raise InfrastructureError(
+                    f"{what}: cannot listen on {address}: {exc.strerror} (another process listens there)"
+                ) from exc
 
 
 # Seconds an idle webhook connection stays open (uvicorn's default is 5).
@@ -253,14 +275,15 @@ class GateServer:
         """Serve ``config``; with ``store`` given, use it (the caller closes it) instead of opening one.
 
         ``signer`` signs every recorded decision; without one, decisions are signed with the
-        configured key. With ``webhook.processes`` > 1 the worker processes open the store of
-        ``config`` and sign with its key, whatever ``store`` and ``signer`` are given here.
+        configured key. With ``webhook.processes`` or ``grpc.processes`` > 1 the worker processes
+        open the store of ``config`` and sign with its key, whatever ``store`` and ``signer`` are
+        given here.
         With ``decisions.writer`` ``process`` (or ``auto`` under load), decisions are signed and
         stored by a child process (:class:`~gate.decisions.WriterProcess`), except when ``store``
         or ``signer`` is given (they live in this process) or the database is in memory: a
         thread does it then.
-        ``worker`` makes this a webhook worker process (:mod:`gate.server._workers`): it
-        serves only the webhook, on the main process's socket. ``own_process`` says that
+        ``worker`` makes this a worker process (:mod:`gate.server._workers`): it serves the
+        webhook on the main process's socket, gRPC on its port, or both. ``own_process`` says that
         nothing else runs in this process (``gate serve``, a worker): the garbage collector
         is then set for a server once start-up is over (:mod:`gate.server._heap`).
 
@@ -275,7 +298,7 @@ class GateServer:
         self._signer = signer
         self._worker = worker
         self._own_process = own_process
-        self._workers: WebhookWorkers | None = None
+        self._workers: Workers | None = None
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http_servers: list[_QuietServer] = []
@@ -305,7 +328,7 @@ class GateServer:
         if self._store is not None or self._signer is not None:
             return None  # a store or signer handed in lives in this process only
         setting = config.decisions.writer
-        if not writer_in_process(setting, config.webhook.processes, usable_cpus()):
+        if not writer_in_process(setting, config.serving_processes, usable_cpus()):
             return None
         if not shared_between_processes(config.effective_database_url):
             log.info("the database is in memory, private to this process: decisions are written by a thread")
@@ -353,8 +376,10 @@ class GateServer:
         hub: NotificationHub | None = None
         try:
             self._begin_writer(writer, own_signer)
-            # Scan jobs run in the main process; a webhook worker's core only reads their results.
-            scans = ScanJobs.from_config(config, store, utc_now, serving=self._worker is None)
+            # Scan jobs run in the processes that answer gRPC; a webhook-only worker's core only
+            # reads their results.
+            answers_grpc = self._worker is None or self._worker.grpc_listen is not None
+            scans = ScanJobs.from_config(config, store, utc_now, serving=answers_grpc)
             watched = bool(config.policies.sources) and config.policies.poll_interval > 0
             # Stamped before the first load, so that a change made during it is not missed.
             stamp = sources_stamp(config.policies.sources) if watched else None
@@ -363,7 +388,7 @@ class GateServer:
             )
             hub = _observe(config, core, scans, store, self._closers, main=self._worker is None)
             if stamp is not None and self._worker is None:
-                # Workers do not watch: the main process has them reload with it (WebhookWorkers.reload).
+                # Workers do not watch: the main process has them reload with it (Workers.reload).
                 watch = PolicyWatch(core, config.policies.poll_interval, initial=stamp)
                 self._policy_watch = asyncio.create_task(watch.run())
             await self._writer_ready(writer)
@@ -411,6 +436,7 @@ class GateServer:
                 "grpc": addresses.grpc,
                 "webhook": f"https://{addresses.webhook}",
                 "webhook_processes": config.webhook.processes,
+                "grpc_processes": config.grpc.processes,
                 "decision_writer": _writer_mode(self._writer),
                 "probes": f"https://{addresses.probes}" if addresses.probes else "disabled",
                 "metrics": f"http://{addresses.metrics}/metrics" if addresses.metrics else "disabled",
@@ -428,7 +454,10 @@ class GateServer:
         config = self.config
         # Before the gRPC handlers are built: only with tracing on do they carry spans.
         self._enable_tracing(core)
-        self._grpc_server, health, bound_grpc = self._build_grpc(core, executor)
+        shared_grpc = config.grpc.processes > 1
+        self._grpc_server, health, bound_grpc = self._build_grpc(
+            core, executor, config.grpc.listen, shared=shared_grpc
+        )
         webhook = config.webhook
         webhook_tls = webhook.tls
         if webhook_tls is None:
@@ -437,8 +466,14 @@ class GateServer:
         webhook_sock = _bind(parse_listen(webhook.listen), "webhook")
         webhook_app, certificate = self._serve_webhook(core, executor, webhook_sock, webhook_tls)
         bound_webhook = _sock_name(webhook_sock)
-        if webhook.processes > 1:
-            self._workers = WebhookWorkers(config, webhook_sock, webhook_tls)
+        if config.serving_processes > 1:
+            self._workers = Workers(
+                config,
+                (webhook_sock, webhook_tls) if webhook.processes > 1 else None,
+                bound_grpc if shared_grpc else None,
+                # A failed load is logged and the bundle in force stays, as for a change of the sources.
+                reload_pod=PolicyWatch(core, config.policies.poll_interval).reload,
+            )
             await self._workers.start()
             core.policy_listeners.append(self._workers.reload)
         bound_probes = None
@@ -503,7 +538,13 @@ class GateServer:
 
     async def _serve_as_worker(self, core: Gate, executor: ThreadPoolExecutor, role: WorkerRole) -> None:
         self._enable_tracing(core)
-        self._serve_webhook(core, executor, role.sock, role.tls)
+        if role.webhook is not None:
+            self._serve_webhook(core, executor, *role.webhook)
+        if role.grpc_listen is not None:
+            self._grpc_server, health, _ = self._build_grpc(core, executor, role.grpc_listen, shared=True)
+            await self._grpc_server.start()
+            for name in ("", *SERVICE_NAMES):
+                await health.set(name, health_pb2.HealthCheckResponse.SERVING)
         await self._http_started()
         # Ctrl-C reaches the whole process group; the main process then stops the workers itself
         # (and a worker whose main process is gone stops when its pipe closes).
@@ -516,15 +557,34 @@ class GateServer:
             role.control.send(("ready",))
         except OSError:
             # The main process ended while this one started (killed before it could stop us).
-            log.info("webhook worker %d: the main process is gone; stopping", role.index)
+            log.info("worker %d: the main process is gone; stopping", role.index)
             return
         watch = PolicyWatch(core, self.config.policies.poll_interval)
+        # Set while the main process has this worker reload: that reload must not be passed back.
+        following = threading.local()
 
         def reload() -> tuple[bool, str]:
-            if watch.reload():
+            following.main = True
+            try:
+                loaded = watch.reload()
+            finally:
+                following.main = False
+            if loaded:
                 return True, core.policies.digest
             error = core.policy_reload_error
             return False, error[0] if error else "the policy sources did not load"
+
+        requests = role.requests
+        if requests is not None:
+            sending = threading.Lock()  # two ReloadPolicies at once must not interleave their bytes
+
+            def ask_main_process(_bundle: PolicyBundle) -> None:
+                # This worker answered ReloadPolicies: the main process reloads every process.
+                if not getattr(following, "main", False):
+                    with sending, contextlib.suppress(OSError, ValueError):
+                        requests.send(("reload",))
+
+            core.policy_listeners.append(ask_main_process)
 
         threading.Thread(
             target=listen_to_main_process,
@@ -532,7 +592,11 @@ class GateServer:
             name="gate-main-process",
             daemon=True,
         ).start()
-        log.info("webhook worker %d serving", role.index)
+        log.info(
+            "worker %d serving: %s",
+            role.index,
+            " and ".join(name for name, on in (("webhook", role.webhook), ("gRPC", role.grpc_listen)) if on),
+        )
         await self._stop.wait()
 
     async def _stop_listeners(self) -> None:
@@ -559,17 +623,24 @@ class GateServer:
             await stopping
 
     def _build_grpc(
-        self, core: Gate, executor: ThreadPoolExecutor
+        self, core: Gate, executor: ThreadPoolExecutor, listen: str, *, shared: bool
     ) -> tuple[grpc.aio.Server, HealthServicer, str]:
+        """The gRPC server on ``listen``; ``shared``: every process of ``grpc.processes`` binds the port."""
         settings = self.config.grpc
+        address = parse_listen(listen)
+        if shared and self._worker is None:
+            # SO_REUSEPORT would let a second gate join this port unnoticed: first make sure
+            # that nothing listens on it (the workers, binding after this process, join it).
+            _check_free(address, "grpc")
         limits = RequestLimits(settings.max_request_bytes, settings.max_upload_bytes)
         largest = max(limits.default, limits.upload)
         server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", largest),
                 ("grpc.max_send_message_length", largest),
-                # Without this a second gate could silently share the port.
-                ("grpc.so_reuseport", 0),
+                # Without this a second gate could silently share the port; with several
+                # processes it is how they share it (checked free above).
+                ("grpc.so_reuseport", 1 if shared else 0),
             ],
         )
         api = Api(core, credentials=credentials_from_settings(self.config.kubernetes))
@@ -584,7 +655,6 @@ class GateServer:
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
         reflection.enable_server_reflection((*SERVICE_NAMES, health_name, reflection.SERVICE_NAME), server)
-        address = parse_listen(settings.listen)
         try:
             if settings.tls:
                 credentials = _grpc_credentials(
@@ -680,7 +750,7 @@ def _observe(
     """Metrics of decisions, scans, the store and the caches; notifications to the configured webhooks.
 
     Returns the notification hub (None: no webhook). ``closers`` gets what to undo at stop.
-    ``main`` False (a webhook worker): its denials are announced, waivers ending are not (the
+    ``main`` False (a worker process): its denials are announced, waivers ending are not (the
     main process announces those, once per pod rather than once per process).
     """
     core.decision_listeners.append(DecisionMetrics())

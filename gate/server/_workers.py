@@ -1,14 +1,22 @@
-"""Webhook worker processes (``webhook.processes``): reviews on more than one core.
+"""Worker processes (``webhook.processes``, ``grpc.processes``): requests on more than one core.
 
-A review is CPU-bound Python: one process, whatever its threads, uses about one
-core. With ``webhook.processes`` N > 1 the main process starts N - 1 workers
-(spawned, not forked: gRPC and the store's pools are not fork-safe). Each
-inherits the webhook's listening socket, so the kernel hands every new
-connection to whichever process accepts first (a busy one accepts later), and
-each runs its own core over the same configuration: store, decision signer
-(the same key file), certificate reload, notifications of its denials. The main
-process keeps gRPC, the probe listener, ``/metrics``, the policy watch and the
-waiver announcements.
+A review or a Decide is CPU-bound Python: one process, whatever its threads, uses
+about one core. With N = max(``webhook.processes``, ``grpc.processes``) > 1 the
+main process starts N - 1 workers (spawned, not forked: gRPC and the store's
+pools are not fork-safe); worker i serves the webhook when i < ``webhook.processes``
+and gRPC when i < ``grpc.processes``.
+
+* The webhook: a worker inherits the listening socket, so the kernel hands every
+  new connection to whichever process accepts first (a busy one accepts later).
+* gRPC: grpc.aio cannot serve on an inherited socket, so every process binds
+  the main process's address with SO_REUSEPORT and the kernel spreads new
+  connections over them by their address hash. A worker then runs scans it is
+  asked for, as another gate sharing the store would (leases, watch by polling).
+
+Each worker runs its own core over the same configuration: store, decision
+signer (the same key file), certificate reload, notifications of its denials.
+The main process keeps the probe listener, ``/metrics``, the policy watch and
+the waiver announcements.
 
 The main process talks to each worker over a pipe: the worker says ``ready``
 (or why it failed) once it accepts connections; later the main process asks it
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import math
@@ -66,12 +75,17 @@ _SUPERVISE_EVERY = 0.5
 
 @dataclass(frozen=True, slots=True)
 class WorkerRole:
-    """What a webhook worker process gets from the main process."""
+    """What a worker process gets from the main process."""
 
     index: int
-    sock: socket.socket
-    tls: TlsFiles
     control: Connection
+    # The webhook's listening socket and certificate files, when this worker serves the webhook.
+    webhook: tuple[socket.socket, TlsFiles] | None = None
+    # The main process's gRPC address (bound with SO_REUSEPORT), when this worker answers gRPC.
+    grpc_listen: str | None = None
+    # Where a gRPC worker asks the main process to reload the pod's policies (a ReloadPolicies
+    # it answered), so that every process changes bundles, not only the one the caller reached.
+    requests: Connection | None = None
 
 
 @dataclass(slots=True)
@@ -86,13 +100,25 @@ class _Slot:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class WebhookWorkers:
+class Workers:
     """The main process's side: starts, supervises, scrapes and stops the workers."""
 
-    def __init__(self, config: Config, sock: socket.socket, tls: TlsFiles) -> None:
+    def __init__(
+        self,
+        config: Config,
+        webhook: tuple[socket.socket, TlsFiles] | None,
+        grpc_listen: str | None,
+        reload_pod: Callable[[], object] | None = None,
+    ) -> None:
+        """``webhook``: the socket and certificate of the webhook; ``grpc_listen``: the bound gRPC address.
+
+        ``reload_pod`` loads the policies in this process (and so, through :meth:`reload`, in
+        every worker) when a gRPC worker asks for it.
+        """
         self._config = config
-        self._sock = sock
-        self._tls = tls
+        self._webhook = webhook
+        self._grpc_listen = grpc_listen
+        self._reload_pod = reload_pod
         self._context = multiprocessing.get_context("spawn")
         self._slots: dict[int, _Slot] = {}
         self._stopping = False
@@ -102,7 +128,17 @@ class WebhookWorkers:
     @property
     def count(self) -> int:
         """Worker processes (the main process not counted)."""
-        return self._config.webhook.processes - 1
+        return self._config.serving_processes - 1
+
+    def role(self, index: int, control: Connection) -> WorkerRole:
+        """What worker ``index`` serves: the webhook and gRPC up to their ``processes`` each."""
+        config = self._config
+        return WorkerRole(
+            index,
+            control,
+            webhook=self._webhook if index < config.webhook.processes else None,
+            grpc_listen=self._grpc_listen if index < config.grpc.processes else None,
+        )
 
     async def start(self) -> None:
         """Start every worker and wait until each accepts connections.
@@ -110,7 +146,7 @@ class WebhookWorkers:
         Raises:
             InfrastructureError: a worker failed to start (its reason is given) or took too long.
         """
-        advice = processes_advice(self._config.webhook.processes, usable_cpus())
+        advice = processes_advice(self._config.serving_processes, usable_cpus())
         if advice:
             log.warning("%s", advice)
         try:
@@ -122,15 +158,25 @@ class WebhookWorkers:
 
     async def _start(self, index: int) -> None:
         ours, theirs = self._context.Pipe()
+        role = self.role(index, theirs)
+        asks: Connection | None = None
+        if role.grpc_listen is not None and self._reload_pod is not None:
+            asks, their_asks = self._context.Pipe(duplex=False)
+            role = dataclasses.replace(role, requests=their_asks)
         process = self._context.Process(
             target=_worker_main,
-            args=(self._config, WorkerRole(index, self._sock, self._tls, theirs)),
-            name=f"gate-webhook-{index}",
+            args=(self._config, role),
+            name=f"gate-worker-{index}",
             # A worker must not outlive a main process that exits without stopping it.
             daemon=True,
         )
         process.start()
         theirs.close()
+        if asks is not None and role.requests is not None:
+            role.requests.close()
+            threading.Thread(
+                target=self._follow, args=(index, asks), name=f"gate-worker-{index}-asks", daemon=True
+            ).start()
         slot = self._slots[index] = _Slot(index, process, ours)
         answered = await asyncio.to_thread(ours.poll, START_TIMEOUT)
         message: Any = None
@@ -147,7 +193,7 @@ class WebhookWorkers:
                 reason = f"it exited with code {process.exitcode}; its log lines above say why"
             else:
                 reason = f"it was not serving after {START_TIMEOUT:.0f} s"
-            raise InfrastructureError(f"webhook worker {index} did not start: {reason}")
+            raise InfrastructureError(f"worker {index} did not start: {reason}")
         slot.ready_at = time.monotonic()
 
     async def _supervise(self) -> None:
@@ -164,7 +210,7 @@ class WebhookWorkers:
                     if not quick:
                         self._failures[index] = 0
                     log.error(
-                        "webhook worker %d exited unexpectedly (exit code %s); starting it again in %.0f s",
+                        "worker %d exited unexpectedly (exit code %s); starting it again in %.0f s",
                         index,
                         slot.process.exitcode,
                         delay,
@@ -181,6 +227,22 @@ class WebhookWorkers:
                     delay = self._backoff(index)
                     not_before[index] = time.monotonic() + delay
                     log.error("%s; trying again in %.0f s", error.message, delay)
+
+    def _follow(self, index: int, asks: Connection) -> None:
+        """Reload the pod's policies whenever worker ``index`` asks, until its pipe closes."""
+        with asks:
+            while True:
+                try:
+                    message = asks.recv()
+                except (EOFError, OSError):
+                    return  # the worker exited; a new one gets a new pipe
+                if message != ("reload",) or self._reload_pod is None or self._stopping:
+                    continue
+                log.info("worker %d answered ReloadPolicies: reloading the policies of every process", index)
+                try:
+                    self._reload_pod()
+                except Exception:
+                    log.exception("the policy reload worker %d asked for failed", index)
 
     def _backoff(self, index: int) -> float:
         failures = self._failures[index] = self._failures.get(index, 0) + 1
@@ -207,10 +269,10 @@ class WebhookWorkers:
                 continue
             loaded, detail = answer
             if not loaded:
-                log.error("webhook worker %d kept its previous policies: %s", index, detail)
+                log.error("worker %d kept its previous policies: %s", index, detail)
             elif detail != bundle.digest:
                 log.warning(
-                    "webhook worker %d loaded bundle %s, this process %s: the sources changed in between",
+                    "worker %d loaded bundle %s, this process %s: the sources changed in between",
                     index,
                     detail,
                     bundle.digest,
@@ -231,7 +293,7 @@ class WebhookWorkers:
                         return answer[1]
             except (EOFError, OSError):
                 return None  # exited: the supervisor starts it again
-        log.warning("webhook worker %d did not answer %r within %.0f s", slot.index, request, timeout)
+        log.warning("worker %d did not answer %r within %.0f s", slot.index, request, timeout)
         return None
 
     async def stop(self, timeout: float) -> None:
@@ -271,12 +333,12 @@ def writer_in_process(setting: str, processes: int, cpus: int) -> bool:
 
 
 def processes_advice(processes: int, cpus: int) -> str | None:
-    """A warning when ``webhook.processes`` exceeds the CPUs this process may run on, else None."""
+    """A warning when the serving processes exceed the CPUs this process may run on, else None."""
     if processes <= cpus:
         return None
     return (
-        f"webhook.processes is {processes} but this process may run on {cpus} CPU(s): processes beyond "
-        f"the CPUs add memory and contention, not review throughput"
+        f"gate serves from {processes} processes (the larger of webhook.processes and grpc.processes) "
+        f"but may run on {cpus} CPU(s): processes beyond the CPUs add memory and contention, not throughput"
     )
 
 
@@ -294,12 +356,12 @@ def _stop_all(slots: list[_Slot], timeout: float) -> None:
 def _end(process: BaseProcess, timeout: float) -> None:
     process.join(timeout)
     if process.is_alive():
-        log.warning("webhook worker %s did not stop within its grace period; killing it", process.name)
+        log.warning("worker %s did not stop within its grace period; killing it", process.name)
         process.kill()
         process.join()
 
 
-def metrics_app(workers: WebhookWorkers) -> Callable[..., Awaitable[None]]:
+def metrics_app(workers: Workers) -> Callable[..., Awaitable[None]]:
     """The ``/metrics`` ASGI app of a main process with workers (see :func:`merged_registry`).
 
     Not prometheus_client's ``make_asgi_app``: that one encodes on the event loop, and asking
@@ -331,7 +393,7 @@ def metrics_app(workers: WebhookWorkers) -> Callable[..., Awaitable[None]]:
     return app
 
 
-def merged_registry(workers: WebhookWorkers) -> CollectorRegistry:
+def merged_registry(workers: Workers) -> CollectorRegistry:
     """A registry whose exposition is this process's metrics and every worker's, labelled ``worker``.
 
     Each process counts its own requests; the series of process N carry ``worker="N"`` (0 is
@@ -346,7 +408,7 @@ def merged_registry(workers: WebhookWorkers) -> CollectorRegistry:
 
 
 class _Merged:
-    def __init__(self, workers: WebhookWorkers) -> None:
+    def __init__(self, workers: Workers) -> None:
         self._workers = workers
 
     def collect(self) -> Iterable[Metric]:
@@ -404,12 +466,12 @@ def _worker_main(config: Config, role: WorkerRole) -> None:
     try:
         asyncio.run(GateServer(config, worker=role, own_process=True).run())
     except GateError as error:
-        log.error("webhook worker %d failed: %s", role.index, error.message)
+        log.error("worker %d failed: %s", role.index, error.message)
         with contextlib.suppress(OSError, ValueError):
             role.control.send(("failed", error.message))
         raise SystemExit(1) from None
     except Exception as error:
-        log.exception("webhook worker %d failed unexpectedly", role.index)
+        log.exception("worker %d failed unexpectedly", role.index)
         with contextlib.suppress(OSError, ValueError):
             role.control.send(("failed", f"unexpected {type(error).__name__}; the log has details"))
         raise SystemExit(1) from None

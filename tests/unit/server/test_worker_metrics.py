@@ -1,17 +1,21 @@
-"""Webhook worker processes: the merged /metrics, their log lines, and the advice on their number."""
+"""Worker processes: the merged /metrics, log lines, what each serves, and the advice on their number."""
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gate import _logging
-from gate.server._workers import merged_registry, processes_advice
+from gate.config import TlsFiles, load_config
+from gate.server._workers import Workers, merged_registry, processes_advice
 
 WORKER_EXPOSITION = b"""\
 # HELP gate_webhook_requests_total Webhook HTTP requests, by path and status.
@@ -103,5 +107,38 @@ def test_more_processes_than_cpus_gets_a_warning_that_says_both() -> None:
     assert processes_advice(2, 8) is None
     advice = processes_advice(4, 2)
     assert advice is not None
-    assert "webhook.processes is 4" in advice
+    assert "serves from 4 processes" in advice
     assert "2 CPU(s)" in advice
+
+
+@pytest.mark.parametrize(
+    ("webhook", "grpc", "expected"),
+    [
+        (2, 1, {1: (True, False)}),
+        (1, 2, {1: (False, True)}),
+        (3, 2, {1: (True, True), 2: (True, False)}),
+        (2, 4, {1: (True, True), 2: (False, True), 3: (False, True)}),
+    ],
+)
+def test_each_worker_serves_the_listeners_whose_processes_reach_its_index(
+    tmp_path: Path, webhook: int, grpc: int, expected: dict[int, tuple[bool, bool]]
+) -> None:
+    config = load_config(
+        None,
+        {
+            "GATE_DATA_DIR": str(tmp_path),
+            "GATE_WEBHOOK_PROCESSES": str(webhook),
+            "GATE_GRPC_PROCESSES": str(grpc),
+        },
+    )
+    assert config.serving_processes == max(webhook, grpc)
+    tls = TlsFiles(cert_file=tmp_path / "c.pem", key_file=tmp_path / "k.pem")
+    with socket.socket() as sock:
+        workers = Workers(config, (sock, tls), "127.0.0.1:50051")
+        assert workers.count == len(expected)
+        ours, theirs = multiprocessing.Pipe()
+        with ours, theirs:
+            roles = {index: workers.role(index, theirs) for index in expected}
+    served = {i: (role.webhook is not None, role.grpc_listen is not None) for i, role in roles.items()}
+    assert {role.grpc_listen for role in roles.values()} <= {"127.0.0.1:50051", None}
+    assert served == expected

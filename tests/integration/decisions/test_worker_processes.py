@@ -1,4 +1,4 @@
-"""``webhook.processes``: worker processes accepting on the webhook's socket, supervised by gate."""
+"""``webhook.processes``, ``grpc.processes``: worker processes serving beside the main one, supervised."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,6 +25,7 @@ from gate.server import GateServer
 from gate.server._tls import ensure_self_signed
 from gate.server._workers import WorkerRole
 from gate.store import DecisionQuery, open_store
+from gate.v1 import decision_pb2, policy_pb2
 from tests.conftest import RunningGate, loopback_config, unverified_tls
 from tests.unit.decisions.support import POLICIES, body, review
 
@@ -63,7 +65,7 @@ def _post_each_on_a_new_connection(url: str, uids: list[str]) -> list[tuple[int,
 
 
 def _workers() -> list[multiprocessing.process.BaseProcess]:
-    return [child for child in multiprocessing.active_children() if child.name.startswith("gate-webhook-")]
+    return [child for child in multiprocessing.active_children() if child.name.startswith("gate-worker-")]
 
 
 def test_reviews_are_answered_by_every_process_and_each_is_stored_once(
@@ -71,7 +73,7 @@ def test_reviews_are_answered_by_every_process_and_each_is_stored_once(
 ) -> None:
     config = loopback_config(tmp_path / "data", GATE_POLICY_SOURCES=str(POLICIES), GATE_WEBHOOK_PROCESSES="2")
     gate = serve_gate(config)
-    assert [worker.name for worker in _workers()] == ["gate-webhook-1"]
+    assert [worker.name for worker in _workers()] == ["gate-worker-1"]
     url = f"https://{gate.addresses.webhook}/validate"
     # The main process is this test process, whose counters earlier tests have moved.
     before = _validate_counts(gate)
@@ -192,7 +194,7 @@ def test_a_worker_that_cannot_start_stops_gate_from_starting_and_says_why(tmp_pa
             asyncio.run(GateServer(config, store=store).run())
     finally:
         store.close()
-    assert raised.value.message.startswith("webhook worker 1 did not start: ")
+    assert raised.value.message.startswith("worker 1 did not start: ")
     assert "evidence store unavailable" in raised.value.message
     assert _workers() == []
 
@@ -207,9 +209,136 @@ def test_a_worker_whose_main_process_is_gone_when_it_is_ready_stops_quietly(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen(8)
-        role = WorkerRole(1, sock, TlsFiles(cert_file=cert, key_file=key), theirs)
+        role = WorkerRole(1, theirs, webhook=(sock, TlsFiles(cert_file=cert, key_file=key)))
         with caplog.at_level("INFO", logger="gate.serve"):
             asyncio.run(asyncio.wait_for(GateServer(config, worker=role).run(), 60))
     messages = [record.getMessage() for record in caplog.records]
-    assert "webhook worker 1: the main process is gone; stopping" in messages
+    assert "worker 1: the main process is gone; stopping" in messages
     assert not [record for record in caplog.records if record.levelname in ("ERROR", "CRITICAL")]
+
+
+DECIDE = "gate.v1.DecisionService/Decide"
+
+
+def _decide_each_on_a_new_channel(target: str, names: list[str]) -> list[bool]:
+    """``allowed`` of a deploy Decide of the sample Pod named each of ``names``."""
+
+    def decide(name: str) -> bool:
+        pod = {**review()["request"]["object"], "metadata": {"name": name, "namespace": "team"}}
+        request = decision_pb2.DecideRequest(stage="deploy", project="team", manifest=body(pod))
+        # A channel per call: each is a new connection, which the kernel may give to any process.
+        with grpc.insecure_channel(target) as channel:
+            call = channel.unary_unary(
+                f"/{DECIDE}",
+                request_serializer=decision_pb2.DecideRequest.SerializeToString,
+                response_deserializer=decision_pb2.Decision.FromString,
+            )
+            answer: decision_pb2.Decision = call(request, timeout=20)
+        assert answer.id, "the decision was not recorded"
+        return answer.allowed
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(decide, names))
+
+
+def _decide_counts(gate: RunningGate) -> dict[str, float]:
+    """Decide answers so far, by process."""
+    return _by_worker(gate, "gate_grpc_requests_total", method=DECIDE)
+
+
+def test_decides_are_answered_by_every_grpc_process_and_each_is_stored_once(
+    tmp_path: Path, serve_gate: Callable[..., RunningGate]
+) -> None:
+    config = loopback_config(tmp_path / "data", GATE_POLICY_SOURCES=str(POLICIES), GATE_GRPC_PROCESSES="2")
+    gate = serve_gate(config)
+    assert [worker.name for worker in _workers()] == ["gate-worker-1"]
+    target = gate.addresses.grpc
+    before = _decide_counts(gate)
+    names: list[str] = []
+    for batch in range(10):
+        more = [f"pod-{batch}-{index}" for index in range(24)]
+        assert set(_decide_each_on_a_new_channel(target, more)) == {True}
+        names += more
+        counts = {worker: count - before.get(worker, 0.0) for worker, count in _decide_counts(gate).items()}
+        if counts.get("0") and counts.get("1"):
+            break
+    assert counts.get("0"), f"the main process answered no Decide: {counts}"
+    assert counts.get("1"), f"the worker answered no Decide: {counts}"
+    assert sum(counts.values()) == len(names)
+    # webhook.processes is 1: the worker answers gRPC only, and every review is the main process's.
+    before = _validate_counts(gate)
+    url = f"https://{gate.addresses.webhook}/validate"
+    assert {status for status, _ in _post_each_on_a_new_connection(url, ["r-0", "r-1", "r-2"])} == {200}
+    reviews = {worker: count - before.get(worker, 0.0) for worker, count in _validate_counts(gate).items()}
+    assert {worker: count for worker, count in reviews.items() if count} == {"0": 3.0}
+
+    gate.stop()  # graceful: the worker stores its decisions before it exits
+    assert _workers() == []
+    store = open_store(config.effective_database_url)
+    try:
+        stored = store.list_decisions(DecisionQuery(page_size=1000)).items
+    finally:
+        store.close()
+    manifests = [decision for decision in stored if decision.stage == "deploy"]
+    stored_names = [decision.request["resources"][0]["metadata"]["name"] for decision in manifests]
+    assert sorted(stored_names) == sorted(names)
+
+
+def test_a_second_gate_cannot_join_the_grpc_port_of_a_gate_with_several_grpc_processes(
+    tmp_path: Path, serve_gate: Callable[..., RunningGate]
+) -> None:
+    first = serve_gate(loopback_config(tmp_path / "first", GATE_GRPC_PROCESSES="2"))
+    for processes in ("2", "1"):
+        second = loopback_config(
+            tmp_path / f"second-{processes}",
+            GATE_GRPC_LISTEN=first.addresses.grpc,
+            GATE_GRPC_PROCESSES=processes,
+        )
+        with pytest.raises(InfrastructureError) as raised:
+            asyncio.run(GateServer(second).run())
+        assert raised.value.message.startswith(f"grpc: cannot listen on {first.addresses.grpc}"), processes
+    assert [worker.name for worker in _workers()] == ["gate-worker-1"]
+
+
+RELOAD = "gate.v1.PolicyService/ReloadPolicies"
+
+
+def test_a_reload_policies_that_a_grpc_worker_answers_reloads_every_process(
+    tmp_path: Path, serve_gate: Callable[..., RunningGate]
+) -> None:
+    source = tmp_path / "policies.yaml"
+    source.write_text(POLICIES.read_text())
+    processes = {"GATE_GRPC_PROCESSES": "2", "GATE_WEBHOOK_PROCESSES": "2"}
+    config = loopback_config(tmp_path / "data", GATE_POLICY_SOURCES=str(source), **processes)
+    # No watch of the sources: only the worker's request can bring the change to the main process.
+    config = config.model_copy(update={"policies": config.policies.model_copy(update={"poll_interval": 0.0})})
+    gate = serve_gate(config)
+    # The owner label becomes required: the sample review, which has none, is now denied.
+    source.write_text(
+        POLICIES.read_text().replace("validationFailureAction: Audit", "validationFailureAction: Enforce")
+    )
+    reloads_before = _reloads(gate)
+    for _ in range(40):
+        before = _by_worker(gate, "gate_grpc_requests_total", method=RELOAD)
+        with grpc.insecure_channel(gate.addresses.grpc) as channel:
+            channel.unary_unary(
+                f"/{RELOAD}",
+                request_serializer=policy_pb2.ReloadPoliciesRequest.SerializeToString,
+                response_deserializer=policy_pb2.ReloadPoliciesResponse.FromString,
+            )(policy_pb2.ReloadPoliciesRequest(), timeout=20)
+        after = _by_worker(gate, "gate_grpc_requests_total", method=RELOAD)
+        if after.get("1", 0.0) > before.get("1", 0.0):
+            break
+        # The main process answered: it reloads the workers itself; wait for a new connection.
+    else:
+        pytest.fail(f"the worker answered none of 40 ReloadPolicies: {after}")
+    deadline = time.monotonic() + 30
+    while _reloads(gate).get("0", 0.0) <= reloads_before.get("0", 0.0):
+        assert time.monotonic() < deadline, f"the main process did not reload within 30 s: {_reloads(gate)}"
+        time.sleep(0.1)
+    before = _validate_counts(gate)
+    url = f"https://{gate.addresses.webhook}/validate"
+    answers = _post_each_on_a_new_connection(url, [f"after-{index}" for index in range(48)])
+    assert set(answers) == {(200, False)}
+    counts = {worker: count - before.get(worker, 0.0) for worker, count in _validate_counts(gate).items()}
+    assert counts.get("0"), f"the main process answered none of the reviews after the reload: {counts}"
