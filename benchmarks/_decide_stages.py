@@ -12,7 +12,8 @@ other in this thread, as ``Api`` does behind gRPC, timing three stages apart:
 No gRPC, no threads and no writer process: what a Decide costs at the least, beside the echo
 floor's cost per call. Ends with ``stages us: decide D seal S store T`` (medians over rounds).
 
-    python benchmarks/_decide_stages.py DATA_DIR [--database-url URL] [--requests 2000] [--rounds 3]
+    python benchmarks/_decide_stages.py DATA_DIR [--database-url URL] [--requests N] [--rounds N]
+        [--by-digest]
 
 The policy sources come from ``$GATE_POLICY_SOURCES``, as for the gate that made ``DATA_DIR``.
 """
@@ -71,6 +72,7 @@ def main() -> int:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--by-digest", action="store_true", help="the images by artifact.digest")
     args = parser.parse_args()
     settings = {
         "GATE_DATA_DIR": str(args.data_dir),
@@ -87,7 +89,7 @@ def main() -> int:
     # Decide then only sets the request digest; the signature is the seal stage's.
     core.decision_signer = None
     api = Api(core)
-    requests = _gate_requests(args.requests, "decide")
+    requests = _gate_requests(args.requests, "decide", by_digest=args.by_digest)
     try:
         _stages(api, core, store, signer, requests[:200])  # warm-up: imports, caches, first pages
         # What these requests are answered here (recorded nowhere), to compare with the served answers.

@@ -150,7 +150,9 @@ def _image_digest(index: int) -> str:
     return "sha256:" + hashlib.sha256(f"gate-benchmark-image-{index}".encode()).hexdigest()
 
 
-def _gate_requests(count: int, rpc: str = "getscan", *, unknown_images: bool = False) -> list[bytes]:
+def _gate_requests(
+    count: int, rpc: str = "getscan", *, unknown_images: bool = False, by_digest: bool = False
+) -> list[bytes]:
     # Imported here, not at the top: while gate's package is broken or half
     # written the benchmark should say so in one line, not with a traceback.
     import_checkout()
@@ -166,11 +168,14 @@ def _gate_requests(count: int, rpc: str = "getscan", *, unknown_images: bool = F
             repository = f"registry.example.com/shop/app-{n}"
             return f"{repository}:1.{n}" if unknown_images else f"{repository}@{_image_digest(n)}"
 
+        def artifact(i: int) -> Any:
+            if by_digest:  # as `gate decide sha256:...` sends it: gate names the image itself
+                return common_pb2.ArtifactRef(digest=_image_digest(i % DECIDE_IMAGES))
+            return common_pb2.ArtifactRef(reference=reference(i))
+
         return [
             decision_pb2.DecideRequest(
-                artifact=common_pb2.ArtifactRef(reference=reference(i)),
-                stage="publish",
-                project="shop",
+                artifact=artifact(i), stage="publish", project="shop"
             ).SerializeToString()
             for i in range(count)
         ]
@@ -234,6 +239,7 @@ def start_gate(
     rpc: str = "getscan",
     *,
     unknown_images: bool = False,
+    by_digest: bool = False,
     source: Path | None = None,
     writer: str = "auto",
     acknowledge: str = "stored",
@@ -255,13 +261,15 @@ def start_gate(
         method = DECIDE_METHOD
     proc = children.add(spawn(gate_command(source), env, log))
     payloads = workdir / "gate.payloads"
-    write_payloads(payloads, _gate_requests(GATE_REQUESTS, rpc, unknown_images=unknown_images))
+    write_payloads(
+        payloads, _gate_requests(GATE_REQUESTS, rpc, unknown_images=unknown_images, by_digest=by_digest)
+    )
     _wait_ready("gate", proc, log, serving_probe(ports.grpc_target))
     if rpc == "decide" and not unknown_images:
         _import_evidence(ports.grpc_target)
     # SERVING alone does not prove the measured RPC works: make one call first.
     answered = frozenset({grpc.StatusCode.NOT_FOUND, grpc.StatusCode.OK})
-    probe = _gate_requests(1, rpc, unknown_images=unknown_images)[0]
+    probe = _gate_requests(1, rpc, unknown_images=unknown_images, by_digest=by_digest)[0]
     if not unary_answers(ports.grpc_target, method, probe, answered, timeout=5.0):
         raise RuntimeError(f"gate does not answer {method}\n{log_tail(log)}")
     return Server("gate", ports.grpc_target, method, payloads, ("OK", "NOT_FOUND"), proc, log)
@@ -465,7 +473,9 @@ def cost_bound(result: Result, cores: int) -> float:
 _STAGES = re.compile(r"^stages us: decide ([\d.]+) seal ([\d.]+) store ([\d.]+)$", re.M)
 
 
-def decide_stages(data_dir: Path, database_url: str, source: Path | None) -> dict[str, float] | None:
+def decide_stages(
+    data_dir: Path, database_url: str, source: Path | None, *, by_digest: bool = False
+) -> dict[str, float] | None:
     """gate's CPU µs per Decide by stage, in process over the stopped gate's data (``_decide_stages.py``)."""
     env = {key: value for key, value in os.environ.items() if key != SOURCE_ENV}
     env["GATE_POLICY_SOURCES"] = decide_policy_sources()
@@ -473,6 +483,7 @@ def decide_stages(data_dir: Path, database_url: str, source: Path | None) -> dic
         env[SOURCE_ENV] = str(source)
     command = [sys.executable, str(BENCH_DIR / "_decide_stages.py"), str(data_dir)]
     command += ["--database-url", database_url] if database_url else []
+    command += ["--by-digest"] if by_digest else []
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, cwd=REPO_ROOT)
     found = _STAGES.search(done.stdout)
     sample = next((line for line in done.stdout.splitlines() if line.startswith("answer to the first")), "")
@@ -562,6 +573,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="Decide on 8 tags gate holds no evidence for (default: 8 pinned digests with imported scans)",
     )
+    parser.add_argument(
+        "--by-digest",
+        action="store_true",
+        help="Decide on the 8 images by artifact.digest, as `gate decide sha256:...` asks (default: "
+        "by reference, repo@digest)",
+    )
     add_decision_options(parser)
     parser.add_argument(
         "--processes",
@@ -630,6 +647,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.database_url,
                     args.rpc,
                     unknown_images=args.unknown_images,
+                    by_digest=args.by_digest,
                     source=source,
                     writer=args.writer,
                     acknowledge=args.acknowledge,
@@ -650,7 +668,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.rpc == "decide" and not args.unknown_images:
                 # The same work in process, over what the gate left (stopped first: one writer).
                 stop(servers["gate"].proc)
-                stages = decide_stages(workdir / "gate-data", args.database_url, source)
+                stages = decide_stages(
+                    workdir / "gate-data", args.database_url, source, by_digest=args.by_digest
+                )
                 if stages is not None:
                     bound = work_bound(result, stages, len(os.sched_getaffinity(0)))
                     print(

@@ -533,12 +533,12 @@ class Api:
                 subject = DecideSubject(image=ref.reference)
             elif ref.WhichOneof("ref") == "digest":
                 digest = check_digest(ref.digest, "artifact.digest")
-                artifact = self._gate.store.get_artifact(digest)
-                if artifact is None or not artifact.name:
+                name = self._gate.artifact_name(digest)
+                if not name:
                     raise InvalidArgument(
                         "artifact.digest", f"gate knows no image {digest}; name it by reference (repo@digest)"
                     )
-                subject = DecideSubject(image=f"{artifact.name}@{digest}")
+                subject = DecideSubject(image=f"{name}@{digest}")
             else:
                 raise InvalidArgument("artifact", "required: set digest or reference")
         elif which == "manifest":

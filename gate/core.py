@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from gate._cache import SharedCache
 from gate._git import git_head
 from gate._nonblocking import WouldBlock
 from gate._signature_service import DecisionSigner, SignatureService
@@ -120,6 +121,7 @@ class Gate:
         waiver_max_days: int = DEFAULT_MAX_DAYS,
         waiver_ttl: float = 10.0,
         replays: ReplayGuard | None = None,
+        artifact_ttl: float = 10.0,
     ) -> None:
         """Build the core; loads the policies of ``policy_sources``.
 
@@ -129,6 +131,7 @@ class Gate:
         context admission rules read (without one they see none); ``replays``
         remembers answered review uids (retries get the same answer, changed
         replays are refused; without one every review is evaluated).
+        ``artifact_ttl``: seconds an artifact's name, looked up by digest, is reused.
 
         Raises:
             PolicyLoadError: a policy file is malformed (file, line and field path named).
@@ -160,6 +163,10 @@ class Gate:
         self.policy_sources = tuple(policy_sources)
         # Waivers in force, read from the store at most once per waiver_ttl seconds.
         self.waivers = WaiverCache(store, ttl=waiver_ttl)
+        # Names of artifacts asked for by digest (a pipeline's Decide of sha256:...). Cached so
+        # that such a Decide answers on the event loop instead of moving to a worker thread for
+        # one store read; only found names, so that an artifact recorded a moment ago counts.
+        self._artifact_names: SharedCache[str, str] = SharedCache(max_entries=10_000, ttl=artifact_ttl)
         self.waiver_max_days = waiver_max_days
         # Local targets (scans, SBOM generation) must lie under this directory when set.
         self.local_root = local_root
@@ -219,6 +226,7 @@ class Gate:
                 decision_signer=decision_signer or signatures.decision_signer(config.data_dir),
                 waiver_max_days=config.policies.waiver_max_days,
                 waiver_ttl=config.policies.waiver_ttl,
+                artifact_ttl=config.policies.evidence_ttl,
             )
         except EvidenceError as error:
             # Only a loaded engine can raise this, so importing it here costs nothing.
@@ -229,6 +237,20 @@ class Gate:
             raise ConfigError("configuration", "policies.sources", error.message) from None
 
     # --- artifacts ---------------------------------------------------------
+
+    def artifact_name(self, digest: str) -> str:
+        """The name gate recorded for the artifact ``digest`` ("" when it holds none or no name).
+
+        Served from a per-replica cache for ``policies.evidence_ttl`` seconds once found.
+        """
+        cached = self._artifact_names.get(digest)
+        if cached is not None:
+            return cached
+        artifact = self.store.get_artifact(digest)
+        if artifact is None or not artifact.name:
+            return ""
+        self._artifact_names.put(digest, artifact.name)
+        return artifact.name
 
     def resolve(self, selector: ArtifactSelector, field: str) -> str:
         """Return the digest an artifact selector names.

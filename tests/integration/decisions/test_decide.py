@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gate._api import Api
+from gate._nonblocking import WouldBlock, nonblocking
 from gate.cli import main
 from gate.core import Gate
 from gate.errors import InvalidArgument
@@ -167,6 +168,24 @@ def test_a_clean_rescan_allows_and_stage_annotations_choose_the_policies(world: 
     assert pinned.allowed is True, pinned.message
     # A stage no policy names runs the policies without a stage annotation: here none.
     assert list(_decide(api, "build", artifact=common_pb2.ArtifactRef(reference=IMAGE)).results) == []
+
+
+def test_an_image_named_by_digest_is_named_from_memory_once_found(world: Any) -> None:
+    api, store, _ = world
+    core = api._gate
+    other = "sha256:" + "8" * 64
+    # Not yet looked up: the store must be read, which may not happen on an event loop.
+    with pytest.raises(WouldBlock), nonblocking():
+        core.artifact_name(DIGEST)
+    assert core.artifact_name(DIGEST) == "registry.example/team/app"
+    with nonblocking():
+        assert core.artifact_name(DIGEST) == "registry.example/team/app"
+    # An unknown digest is not remembered as unknown: recorded a moment later, it counts at once.
+    assert core.artifact_name(other) == ""
+    store.upsert_artifact(Artifact(other, ArtifactKind.IMAGE, NOW, "registry.example/team/other", ()))
+    assert core.artifact_name(other) == "registry.example/team/other"
+    decision = _decide(api, "publish", artifact=common_pb2.ArtifactRef(digest=other))
+    assert list(decision.artifact_digests) == [other]
 
 
 def test_manifests_are_decided_object_by_object(world: Any) -> None:
