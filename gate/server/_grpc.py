@@ -40,7 +40,7 @@ from gate.decisions import deferred_acknowledgements
 from gate.errors import GateError, InfrastructureError, ResourceExhausted, StoreUnavailable
 from gate.server import _tracing
 from gate.server._authz import Guard
-from gate.server._metrics import GRPC_LATENCY, GRPC_REQUESTS
+from gate.server._metrics import GRPC_EVALUATIONS, GRPC_LATENCY, GRPC_REQUESTS
 from gate.server._status import GRPC_STATUS, status_for
 from gate.store._budget import BUDGET, AnswerBudget, call_deadline
 
@@ -121,6 +121,7 @@ async def _answered(
     budget: AnswerBudget,
     *,
     inline_first: bool = False,
+    method: str = "",
 ) -> Message:
     """Run a unary implementation (in ``executor``, or on the loop when None) and await its records.
 
@@ -128,16 +129,21 @@ async def _answered(
     thread is free meanwhile (gate.decisions.deferred_acknowledgements); one not committed
     by the caller's deadline makes the call UNAVAILABLE, not DEADLINE_EXCEEDED.
     ``inline_first`` tries the call on the loop first, where it may not wait for anything
-    (gate._nonblocking); it runs in ``executor`` only when it would have had to.
+    (gate._nonblocking); it runs in ``executor`` only when it would have had to. Where such
+    a call ran is counted under ``method`` (``gate_grpc_evaluations_total``): a call that keeps
+    moving to a worker pays a thread hand-off each time, which the count makes visible.
     """
     loop = asyncio.get_running_loop()
     if inline_first and executor is not None:
         try:
             with nonblocking(), deferred_acknowledgements(loop) as stored:
                 answer = implementation(request)
-        except WouldBlock:
-            pass  # nothing was recorded: the call runs again in a worker, where it may wait
+        except WouldBlock as reason:
+            # Nothing was recorded: the call runs again in a worker, where it may wait.
+            log.debug("%s goes to a worker thread: %s", method, reason)
+            GRPC_EVALUATIONS.labels(method, "thread").inc()
         else:
+            GRPC_EVALUATIONS.labels(method, "loop").inc()
             await stored.wait(budget.deadline)
             return answer
     with deferred_acknowledgements(loop) as stored:
@@ -261,6 +267,7 @@ class GrpcApi:
                     None if inline else executor,
                     AnswerBudget(self._answer_timeout, call_deadline(context.time_remaining())),
                     inline_first=inline_first,
+                    method=full,
                 )
             except GateError as error:
                 code = status_for(GRPC_STATUS, error)

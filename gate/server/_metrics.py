@@ -48,6 +48,12 @@ ADMISSION_EVALUATIONS = Counter(
     " or on a review thread (a large body, or a store, registry or queue had to be waited for).",
     ["where"],
 )
+GRPC_EVALUATIONS = Counter(
+    "gate_grpc_evaluations_total",
+    "Decide and Review calls answered, by method and where: on the event loop (everything needed"
+    " was in memory) or on a worker thread (a store, registry or queue had to be waited for).",
+    ["method", "where"],
+)
 DECISIONS = Counter(
     "gate_decisions_total",
     "Decisions recorded (admission reviews and pipeline Decide), by stage and result (allowed, denied).",
