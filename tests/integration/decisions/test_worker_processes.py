@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -21,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gate.config import TlsFiles
 from gate.errors import InfrastructureError
+from gate.model import Decision
 from gate.server import GateServer
 from gate.server._tls import ensure_self_signed
 from gate.server._workers import WorkerRole
@@ -64,6 +66,41 @@ def _post_each_on_a_new_connection(url: str, uids: list[str]) -> list[tuple[int,
         return list(pool.map(post, uids))
 
 
+def _since(before: dict[str, float], now: dict[str, float]) -> dict[str, float]:
+    return {worker: count - before.get(worker, 0.0) for worker, count in now.items()}
+
+
+def _until_both_processes_answered(
+    send: Callable[[list[str]], None], counts: Callable[[], dict[str, float]], what: str
+) -> list[str]:
+    """Names sent in batches (each on new connections) until the main process and the worker answered."""
+    # The main process is this test process, whose counters earlier tests have moved.
+    before = counts()
+    sent: list[str] = []
+    # Which process gets a connection is the kernel's choice: send until both have answered.
+    for batch in range(10):
+        more = [f"{what.lower()}-{batch}-{index}" for index in range(24)]
+        send(more)
+        sent += more
+        answered = _since(before, counts())
+        if answered.get("0") and answered.get("1"):
+            break
+    assert answered.get("0"), f"the main process answered no {what}: {answered}"
+    assert answered.get("1"), f"the worker answered no {what}: {answered}"
+    assert sum(answered.values()) == len(sent)
+    return sent
+
+
+def _stored_after_a_graceful_stop(gate: RunningGate) -> tuple[Decision, ...]:
+    gate.stop()  # graceful: the worker stores its decisions before it exits
+    assert _workers() == []
+    store = open_store(gate.config.effective_database_url)
+    try:
+        return store.list_decisions(DecisionQuery(page_size=1000)).items
+    finally:
+        store.close()
+
+
 def _workers() -> list[multiprocessing.process.BaseProcess]:
     return [child for child in multiprocessing.active_children() if child.name.startswith("gate-worker-")]
 
@@ -75,28 +112,12 @@ def test_reviews_are_answered_by_every_process_and_each_is_stored_once(
     gate = serve_gate(config)
     assert [worker.name for worker in _workers()] == ["gate-worker-1"]
     url = f"https://{gate.addresses.webhook}/validate"
-    # The main process is this test process, whose counters earlier tests have moved.
-    before = _validate_counts(gate)
-    uids: list[str] = []
-    # Which process accepts a connection is the kernel's choice: send until both have answered.
-    for batch in range(10):
-        more = [f"batch-{batch}-{index}" for index in range(24)]
-        assert {status for status, _ in _post_each_on_a_new_connection(url, more)} == {200}
-        uids += more
-        counts = {worker: count - before.get(worker, 0.0) for worker, count in _validate_counts(gate).items()}
-        if counts.get("0") and counts.get("1"):
-            break
-    assert counts.get("0"), f"the main process answered no review: {counts}"
-    assert counts.get("1"), f"the worker answered no review: {counts}"
-    assert sum(counts.values()) == len(uids)
 
-    gate.stop()  # graceful: the worker stores its decisions before it exits
-    assert _workers() == []
-    store = open_store(config.effective_database_url)
-    try:
-        stored = store.list_decisions(DecisionQuery(page_size=1000)).items
-    finally:
-        store.close()
+    def post(uids: list[str]) -> None:
+        assert {status for status, _ in _post_each_on_a_new_connection(url, uids)} == {200}
+
+    uids = _until_both_processes_answered(post, partial(_validate_counts, gate), "review")
+    stored = _stored_after_a_graceful_stop(gate)
     assert sorted(decision.request["uid"] for decision in stored) == sorted(uids)
 
 
@@ -123,7 +144,7 @@ def test_a_burst_of_new_connections_is_shared_between_the_processes(
     answers = sent.stdout.decode().splitlines()
     assert len(answers) == BURST
     assert all(answer.startswith("HTTP/1.1 200") for answer in answers), answers
-    counts = {worker: count - before.get(worker, 0.0) for worker, count in _validate_counts(gate).items()}
+    counts = _since(before, _validate_counts(gate))
     assert sum(counts.values()) == BURST
     # Even shares are not the point (the main process also serves gRPC, and the kernel picks):
     # each process takes a fair part, not none or a few.
@@ -153,7 +174,7 @@ def test_a_policy_change_the_main_process_loads_is_in_force_in_the_workers_too(
     before = _validate_counts(gate)
     answers = _post_each_on_a_new_connection(url, [f"after-{index}" for index in range(48)])
     assert set(answers) == {(200, False)}
-    counts = {worker: count - before.get(worker, 0.0) for worker, count in _validate_counts(gate).items()}
+    counts = _since(before, _validate_counts(gate))
     assert counts.get("1"), f"the worker answered none of the reviews after the change: {counts}"
 
 
@@ -252,33 +273,19 @@ def test_decides_are_answered_by_every_grpc_process_and_each_is_stored_once(
     config = loopback_config(tmp_path / "data", GATE_POLICY_SOURCES=str(POLICIES), GATE_GRPC_PROCESSES="2")
     gate = serve_gate(config)
     assert [worker.name for worker in _workers()] == ["gate-worker-1"]
-    target = gate.addresses.grpc
-    before = _decide_counts(gate)
-    names: list[str] = []
-    for batch in range(10):
-        more = [f"pod-{batch}-{index}" for index in range(24)]
-        assert set(_decide_each_on_a_new_channel(target, more)) == {True}
-        names += more
-        counts = {worker: count - before.get(worker, 0.0) for worker, count in _decide_counts(gate).items()}
-        if counts.get("0") and counts.get("1"):
-            break
-    assert counts.get("0"), f"the main process answered no Decide: {counts}"
-    assert counts.get("1"), f"the worker answered no Decide: {counts}"
-    assert sum(counts.values()) == len(names)
+
+    def decide(names: list[str]) -> None:
+        assert set(_decide_each_on_a_new_channel(gate.addresses.grpc, names)) == {True}
+
+    names = _until_both_processes_answered(decide, partial(_decide_counts, gate), "Decide")
     # webhook.processes is 1: the worker answers gRPC only, and every review is the main process's.
     before = _validate_counts(gate)
     url = f"https://{gate.addresses.webhook}/validate"
     assert {status for status, _ in _post_each_on_a_new_connection(url, ["r-0", "r-1", "r-2"])} == {200}
-    reviews = {worker: count - before.get(worker, 0.0) for worker, count in _validate_counts(gate).items()}
+    reviews = _since(before, _validate_counts(gate))
     assert {worker: count for worker, count in reviews.items() if count} == {"0": 3.0}
 
-    gate.stop()  # graceful: the worker stores its decisions before it exits
-    assert _workers() == []
-    store = open_store(config.effective_database_url)
-    try:
-        stored = store.list_decisions(DecisionQuery(page_size=1000)).items
-    finally:
-        store.close()
+    stored = _stored_after_a_graceful_stop(gate)
     manifests = [decision for decision in stored if decision.stage == "deploy"]
     stored_names = [decision.request["resources"][0]["metadata"]["name"] for decision in manifests]
     assert sorted(stored_names) == sorted(names)
@@ -340,5 +347,5 @@ def test_a_reload_policies_that_a_grpc_worker_answers_reloads_every_process(
     url = f"https://{gate.addresses.webhook}/validate"
     answers = _post_each_on_a_new_connection(url, [f"after-{index}" for index in range(48)])
     assert set(answers) == {(200, False)}
-    counts = {worker: count - before.get(worker, 0.0) for worker, count in _validate_counts(gate).items()}
+    counts = _since(before, _validate_counts(gate))
     assert counts.get("0"), f"the main process answered none of the reviews after the reload: {counts}"
