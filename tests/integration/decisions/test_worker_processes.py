@@ -182,10 +182,11 @@ def _reloads(gate: RunningGate) -> dict[str, float]:
     return _by_worker(gate, "gate_policy_reloads_total")
 
 
-def test_a_worker_that_dies_is_started_again_and_the_webhook_keeps_answering(
+def test_a_worker_that_dies_is_started_again_and_the_webhook_and_grpc_keep_answering(
     tmp_path: Path, serve_gate: Callable[..., RunningGate]
 ) -> None:
-    config = loopback_config(tmp_path / "data", GATE_POLICY_SOURCES=str(POLICIES), GATE_WEBHOOK_PROCESSES="2")
+    processes = {"GATE_WEBHOOK_PROCESSES": "2", "GATE_GRPC_PROCESSES": "2"}
+    config = loopback_config(tmp_path / "data", GATE_POLICY_SOURCES=str(POLICIES), **processes)
     gate = serve_gate(config)
     (first,) = _workers()
     assert first.pid is not None
@@ -199,6 +200,10 @@ def test_a_worker_that_dies_is_started_again_and_the_webhook_keeps_answering(
     url = f"https://{gate.addresses.webhook}/validate"
     answers = _post_each_on_a_new_connection(url, [f"after-{index}" for index in range(12)])
     assert {status for status, _ in answers} == {200}
+
+    # The new worker bound the gRPC port again: calls on new connections reach both processes.
+    decide = partial(_decide_all_allowed, gate)
+    _until_both_processes_answered(decide, partial(_decide_counts, gate), "Decide")
 
 
 def test_a_worker_that_cannot_start_stops_gate_from_starting_and_says_why(tmp_path: Path) -> None:
@@ -262,6 +267,10 @@ def _decide_each_on_a_new_channel(target: str, names: list[str]) -> list[bool]:
         return list(pool.map(decide, names))
 
 
+def _decide_all_allowed(gate: RunningGate, names: list[str]) -> None:
+    assert set(_decide_each_on_a_new_channel(gate.addresses.grpc, names)) == {True}
+
+
 def _decide_counts(gate: RunningGate) -> dict[str, float]:
     """Decide answers so far, by process."""
     return _by_worker(gate, "gate_grpc_requests_total", method=DECIDE)
@@ -273,11 +282,9 @@ def test_decides_are_answered_by_every_grpc_process_and_each_is_stored_once(
     config = loopback_config(tmp_path / "data", GATE_POLICY_SOURCES=str(POLICIES), GATE_GRPC_PROCESSES="2")
     gate = serve_gate(config)
     assert [worker.name for worker in _workers()] == ["gate-worker-1"]
-
-    def decide(names: list[str]) -> None:
-        assert set(_decide_each_on_a_new_channel(gate.addresses.grpc, names)) == {True}
-
-    names = _until_both_processes_answered(decide, partial(_decide_counts, gate), "Decide")
+    names = _until_both_processes_answered(
+        partial(_decide_all_allowed, gate), partial(_decide_counts, gate), "Decide"
+    )
     # webhook.processes is 1: the worker answers gRPC only, and every review is the main process's.
     before = _validate_counts(gate)
     url = f"https://{gate.addresses.webhook}/validate"
