@@ -221,10 +221,21 @@ def writer(engine: Engine) -> Engine:
     return handle
 
 
+# Page size of a database gate creates. A decision's row is 4-15 KB (an admission review's,
+# with its request and signed statement); on 4 KiB pages it spills into overflow pages, each
+# written and checksummed into the WAL at commit. In a sqlite3 loop of transactions of 32
+# (WAL, synchronous NORMAL, one index) 16 KiB pages took 37 against 62 us per 15 KB row and
+# 19 against 24 per 4 KB row; a point read of a 4 KB row took 16 against 14 us.
+NEW_DATABASE_PAGE_SIZE = 16384
+
+
 def _enable_wal(cursor: Any, timeout: float) -> None:
     """Switch the database to WAL mode (kept in the file, so usually already done)."""
     if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
         return
+    # Only a database with no pages yet takes it (and only before WAL mode): an existing one
+    # keeps its page size.
+    cursor.execute(f"PRAGMA page_size = {NEW_DATABASE_PAGE_SIZE}")
     # The switch needs the database to itself, and SQLite reports a clash
     # with another connection at once instead of calling the busy handler:
     # two processes opening a new database together meet exactly that.
