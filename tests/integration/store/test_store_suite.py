@@ -69,6 +69,7 @@ from gate.store import (
 from gate.store._engine import create_store_engine, parse_store_url
 from gate.store._migrate import HEAD_REVISION, alembic_config, current_revisions
 from gate.store._schema import metadata
+from tests.conftest import drop_postgres_schema, fresh_postgres_url
 
 UTC_PLUS_2 = timezone(timedelta(hours=2))
 T0 = datetime(2024, 5, 1, 14, 30, 15, 123456, tzinfo=UTC_PLUS_2)
@@ -1154,6 +1155,53 @@ def test_migrations_downgrade_to_base_and_upgrade_again(store_url: str) -> None:
         new_artifact(store)
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_decisions_large_columns_are_lz4_compressed_on_postgresql(postgres_admin: sa.Engine) -> None:
+    from alembic import command
+
+    schema, url = fresh_postgres_url(postgres_admin)
+    engine = create_store_engine(parse_store_url(url))
+
+    def compression() -> dict[str, str]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT attname, attcompression FROM pg_attribute WHERE attrelid = 'decisions'::regclass"
+                    " AND attname IN ('request', 'results', 'signature')"
+                )
+            ).all()
+        return {str(name): str(method) for name, method in rows}
+
+    try:
+        with engine.connect() as conn:
+            supported = conn.execute(
+                sa.text("SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'")
+            ).scalar_one()
+        assert "lz4" in supported, f"this PostgreSQL server was built without LZ4: {supported}"
+        open_store(url).close()
+        assert compression() == {"request": "l", "results": "l", "signature": "l"}
+        # Large enough to be compressed into TOAST: the value is LZ4's, and reads back as written.
+        decision = make_decision(T0, request={"object": "spec " * 4000}, signature=b"envelope " * 2000)
+        store = open_store(url)
+        try:
+            store.add_decision(decision)
+            assert store.get_decision(decision.id) == decision
+        finally:
+            store.close()
+        with engine.connect() as conn:
+            methods = conn.execute(
+                sa.text(
+                    "SELECT pg_column_compression(request), pg_column_compression(signature) FROM decisions"
+                )
+            ).one()
+        assert tuple(methods) == ("lz4", "lz4")
+        command.downgrade(alembic_config(url), "0002")
+        assert compression() == {"request": "", "results": "", "signature": ""}
+    finally:
+        engine.dispose()
+        drop_postgres_schema(postgres_admin, schema)
 
 
 def test_opening_a_migrated_store_does_not_import_alembic(store_url: str) -> None:
