@@ -23,7 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from time import perf_counter
 from typing import Any
 
@@ -141,9 +141,9 @@ async def _answered(
         except WouldBlock as reason:
             # Nothing was recorded: the call runs again in a worker, where it may wait.
             log.debug("%s goes to a worker thread: %s", method, reason)
-            GRPC_EVALUATIONS.labels(method, "thread").inc()
+            _evaluations(method, "thread").inc()
         else:
-            GRPC_EVALUATIONS.labels(method, "loop").inc()
+            _evaluations(method, "loop").inc()
             await stored.wait(budget.deadline)
             return answer
     with deferred_acknowledgements(loop) as stored:
@@ -155,6 +155,12 @@ async def _answered(
             answer = await _in_worker(loop, executor, budget, implementation, request)
     await stored.wait(budget.deadline)
     return answer
+
+
+@cache
+def _evaluations(method: str, where: str) -> Any:
+    # The labelled child, looked up once: labels() takes a lock and builds a key on every call.
+    return GRPC_EVALUATIONS.labels(method, where)
 
 
 class GrpcApi:

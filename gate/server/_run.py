@@ -130,6 +130,12 @@ def _bind(address: ListenAddress, what: str) -> socket.socket:
     return sock
 
 
+async def _report_serving(health: HealthServicer) -> None:
+    """Health says SERVING for the server as a whole and for each gate service."""
+    for name in ("", *SERVICE_NAMES):
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+
 def _check_free(address: ListenAddress, what: str) -> None:
     """Raise unless ``address`` can be bound (nothing listens on it); port 0 always can."""
     if address.port == 0:
@@ -493,8 +499,7 @@ class GateServer:
             bound_metrics = self._start_http(metrics, config.metrics.listen, "metrics", None, 1.0)
         await self._grpc_server.start()
         await self._http_started()
-        for name in ("", *SERVICE_NAMES):
-            await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await _report_serving(health)
         return BoundAddresses(bound_grpc, bound_webhook, bound_metrics, bound_probes), health
 
     def _enable_tracing(self, core: Gate) -> None:
@@ -543,8 +548,7 @@ class GateServer:
         if role.grpc_listen is not None:
             self._grpc_server, health, _ = self._build_grpc(core, executor, role.grpc_listen, shared=True)
             await self._grpc_server.start()
-            for name in ("", *SERVICE_NAMES):
-                await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            await _report_serving(health)
         await self._http_started()
         # Ctrl-C reaches the whole process group; the main process then stops the workers itself
         # (and a worker whose main process is gone stops when its pipe closes).

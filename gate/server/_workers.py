@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import logging
 import math
@@ -130,15 +129,19 @@ class Workers:
         """Worker processes (the main process not counted)."""
         return self._config.serving_processes - 1
 
-    def role(self, index: int, control: Connection) -> WorkerRole:
+    def role(self, index: int, control: Connection, requests: Connection | None = None) -> WorkerRole:
         """What worker ``index`` serves: the webhook and gRPC up to their ``processes`` each."""
         config = self._config
         return WorkerRole(
             index,
             control,
             webhook=self._webhook if index < config.webhook.processes else None,
-            grpc_listen=self._grpc_listen if index < config.grpc.processes else None,
+            grpc_listen=self._grpc_listen if self._serves_grpc(index) else None,
+            requests=requests,
         )
+
+    def _serves_grpc(self, index: int) -> bool:
+        return self._grpc_listen is not None and index < self._config.grpc.processes
 
     async def start(self) -> None:
         """Start every worker and wait until each accepts connections.
@@ -158,22 +161,21 @@ class Workers:
 
     async def _start(self, index: int) -> None:
         ours, theirs = self._context.Pipe()
-        role = self.role(index, theirs)
-        asks: Connection | None = None
-        if role.grpc_listen is not None and self._reload_pod is not None:
+        asks = their_asks = None
+        if self._reload_pod is not None and self._serves_grpc(index):
+            # A pipe of its own to ask for reloads on (see WorkerRole.requests).
             asks, their_asks = self._context.Pipe(duplex=False)
-            role = dataclasses.replace(role, requests=their_asks)
         process = self._context.Process(
             target=_worker_main,
-            args=(self._config, role),
+            args=(self._config, self.role(index, theirs, their_asks)),
             name=f"gate-worker-{index}",
             # A worker must not outlive a main process that exits without stopping it.
             daemon=True,
         )
         process.start()
         theirs.close()
-        if asks is not None and role.requests is not None:
-            role.requests.close()
+        if their_asks is not None:
+            their_asks.close()
             threading.Thread(
                 target=self._follow, args=(index, asks), name=f"gate-worker-{index}-asks", daemon=True
             ).start()
