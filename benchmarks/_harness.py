@@ -143,9 +143,10 @@ def add_decision_options(parser: argparse.ArgumentParser) -> None:
     """
     parser.add_argument(
         "--writer",
-        choices=("auto", "process", "thread"),
+        choices=("auto", "loop", "process", "thread"),
         default="auto",
-        help="gate's decisions.writer: decisions signed and stored by a child process or a thread; "
+        help="gate's decisions.writer: decisions signed and stored by a child process, a thread or the "
+        "event loop (loop); "
         "auto (gate's default): a process while webhook.processes leaves a CPU free",
     )
     parser.add_argument(

@@ -327,13 +327,17 @@ class DecisionSettings(_Section):
     acknowledge: Literal["queued", "stored"] = "stored"
     # Seconds a ``stored`` acknowledgement waits for the commit.
     store_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
-    # Where decisions are signed and stored: ``process``, a child process of each serving process
-    # (sealing and storing then do not take the GIL the answers need), started with it;
-    # ``thread``, a thread of it (less CPU in all, one process fewer); ``auto`` (default): while
-    # the serving processes (``webhook.processes``, ``grpc.processes``) leave a CPU free, a
-    # thread until decisions first come at 100 a second or more, then a child process; else
-    # ``thread``. An in-memory SQLite database always uses ``thread``.
-    writer: Literal["auto", "process", "thread"] = "auto"
+    # Where decisions are signed and stored: ``loop``, on a SQLite file with ``acknowledge:
+    # stored``, by the event loop that answered, in group commits that never wait for a lock (when
+    # one would have to, the thread stores that batch): the least CPU per decision; elsewhere a
+    # thread. ``process``, a child process of each serving process (sealing and storing then do
+    # not take the GIL the answers need), started with it; ``thread``, a thread of it (less CPU in
+    # all than ``process``, one process fewer); ``auto`` (default): ``loop`` on a SQLite file with
+    # ``acknowledge: stored``; otherwise, while the serving processes (``webhook.processes``,
+    # ``grpc.processes``) leave a CPU free, a thread until decisions first come at 100 a second or
+    # more, then a child process; else ``thread``. An in-memory SQLite database always uses
+    # ``thread``.
+    writer: Literal["auto", "loop", "process", "thread"] = "auto"
 
 
 class KubernetesSettings(_Section):

@@ -28,7 +28,7 @@ from gate.decisions._decide import (
     response_json,
     with_waivers,
 )
-from gate.decisions._recorder import DecisionRecorder, DecisionSink, Seal, SealingSink
+from gate.decisions._recorder import DecisionRecorder, DecisionSink, NoWaitSink, Seal, SealingSink
 from gate.decisions._replay import Answered, ReplayGuard
 from gate.decisions._review import (
     API_VERSIONS,
@@ -69,6 +69,7 @@ __all__ = [
     "Failure",
     "FailureMode",
     "LocalWriter",
+    "NoWaitSink",
     "ReplayGuard",
     "ReviewOutcome",
     "Seal",

@@ -43,6 +43,13 @@ class DecisionSink(Protocol):
         """Record several decisions in one transaction (all or none)."""
 
 
+class NoWaitSink(Protocol):
+    """A store that commits a batch on an event loop or declines at once (a SQLite file)."""
+
+    def add_decisions_now(self, batch: Sequence[Decision]) -> bool:
+        """Record ``batch`` in one transaction; False, storing nothing, where that would wait."""
+
+
 # What a commit brings back of each decision: its request digest and signed envelope (b"": unsigned).
 Seal = tuple[str, bytes]
 
@@ -86,17 +93,21 @@ class DecisionRecorder:
         busy_gap: float = math.inf,
         clock: Callable[[], float] = time.monotonic,
         sealed_by_sink: bool = False,
+        on_batch: Callable[[str, int], None] | None = None,
     ) -> None:
         """Start the writer thread.
 
         ``linger`` is how long the writer waits for a batch to fill after its first decision;
         it waits only while decisions arrive less than ``busy_gap`` seconds apart on average
         (the default: always). ``sealed_by_sink``: the sink digests and signs what it stores
-        (the writer process), so this recorder passes decisions on as they are.
+        (the writer process), so this recorder passes decisions on as they are. ``on_batch`` is
+        told of each stored batch: who stored it (``thread``, ``process``, ``loop``) and its size.
         """
         self._sink = sink
         self._signer = signer
         self._sealed_by_sink = sealed_by_sink
+        self._on_batch = on_batch
+        self._stored_by = "process" if sealed_by_sink else "thread"
         self._queue: queue.Queue[Decision | None] = queue.Queue(capacity)
         self._max_batch = max_batch
         self._put_timeout = put_timeout
@@ -229,8 +240,7 @@ class DecisionRecorder:
                 )
                 time.sleep(delays[attempt])
             else:
-                with self._lock:
-                    self.recorded += len(sealed)
+                self._count(len(sealed), self._stored_by)
                 return
 
     def _store_one(self, decision: Decision) -> None:
@@ -239,8 +249,13 @@ class DecisionRecorder:
         except GateError as error:
             self._give_up([decision], error.message)
         else:
-            with self._lock:
-                self.recorded += 1
+            self._count(1, self._stored_by)
+
+    def _count(self, stored: int, by: str) -> None:
+        with self._lock:
+            self.recorded += stored
+        if self._on_batch is not None:
+            self._on_batch(by, stored)
 
     def _seal(self, decision: Decision) -> Decision:
         return decision if self._sealed_by_sink else seal_or_unsigned(decision, self._signer)

@@ -70,6 +70,14 @@ WORKER_RESTARTS = Counter(
     "gate_webhook_worker_restarts_total",
     "Worker processes (webhook.processes, grpc.processes) started again after they exited unexpectedly.",
 )
+DECISION_BATCHES = Histogram(
+    "gate_decision_batch_size",
+    "Decisions stored per transaction, by writer: the event loop (decisions.writer loop), the"
+    " writer thread (also the loop's batches it took over) or the writer process (with"
+    " decisions.writer auto, also what its parent stores before the child starts).",
+    ["writer"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 DECISION_WRITER_RESTARTS = Counter(
     "gate_decision_writer_restarts_total",
     "Decision writer processes (decisions.writer) started again after one exited or stopped answering.",

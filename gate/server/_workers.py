@@ -327,7 +327,8 @@ def writer_in_process(setting: str, processes: int, cpus: int) -> bool:
     decision off the serving process's GIL but costs ~60-110 us more CPU in all (the batch
     pickled, sent and rebuilt), so on CPUs the serving processes already fill it loses: on two
     cores, one serving process answered 20-46 % more reviews with it, two answered 17 % fewer
-    (``benchmarks/README.md``, "The decision writer in a process of its own").
+    (``benchmarks/README.md``, "The decision writer in a process of its own"). Asked only where
+    the event loop does not commit decisions itself (``gate.server._run._loop_committer``).
     """
     if setting == "auto":
         return processes < cpus

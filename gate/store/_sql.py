@@ -69,6 +69,7 @@ from gate.model import (
 from gate.store import _bindings
 from gate.store._engine import writer
 from gate.store._errors import is_foreign_key_violation, is_unique_violation, store_unavailable
+from gate.store._nowait import NoWaitCommits
 from gate.store._paging import KeyPart, KeyValue, decode_token, encode_token, page_limit
 from gate.store._point import PointReader
 from gate.store._port import (
@@ -249,6 +250,10 @@ class SqlStore(WaiverRecords):
         # The one typed column: UTC, naive text on SQLite (as UtcDateTime writes it everywhere else).
         processor = decisions.c.decided_at.type.bind_processor(engine.dialect)
         self._decided_at: Callable[[Any], Any] = processor if processor is not None else _unchanged
+        self._nowait: NoWaitCommits | None = None
+        database = engine.url.database
+        if engine.dialect.name == "sqlite" and database and database != ":memory:":
+            self._nowait = NoWaitCommits(database, self._insert_decisions_sql, self._insert_links_sql)
 
     def _init_point_reads(self, engine: Engine) -> None:
         # Point lookups bypass SQLAlchemy's per-call work (see _point.py), except
@@ -327,6 +332,8 @@ class SqlStore(WaiverRecords):
         """Close every pooled connection."""
         if self._points is not None:
             self._points.close()
+        if self._nowait is not None:
+            self._nowait.close()
         self._engine.dispose()
 
     def ping(self) -> None:
@@ -947,6 +954,37 @@ class SqlStore(WaiverRecords):
         """
         if not batch:
             return
+        rows, links, what = self._decision_rows(batch)
+        with self._write(_duplicate("decision", what)) as conn:
+            conn.exec_driver_sql(self._insert_decisions_sql, rows)
+            if links:
+                conn.exec_driver_sql(self._insert_links_sql, links)
+
+    @property
+    def commits_without_waiting(self) -> bool:
+        """Whether :meth:`add_decisions_now` can commit (a SQLite file; never on PostgreSQL)."""
+        return self._nowait is not None
+
+    def add_decisions_now(self, batch: Sequence[Decision]) -> bool:
+        """Record several decisions in one transaction, or decline at once (see gate.store._nowait).
+
+        For an event loop: nothing here waits for a lock, a connection or a checkpoint. Returns
+        False, having stored nothing, when it would have had to (or on a database where it cannot
+        work, see :attr:`commits_without_waiting`); store the batch with :meth:`add_decisions` then.
+
+        Raises:
+            InvalidArgument: as :meth:`add_decisions`.
+            Conflict: a decision with one of these ids exists.
+            StoreUnavailable: the database failed.
+        """
+        if self._nowait is None or not batch:
+            return self._nowait is not None
+        rows, links, what = self._decision_rows(batch)
+        return self._nowait.commit(rows, links, what)
+
+    def _decision_rows(
+        self, batch: Sequence[Decision]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]], str]:
         rows = []
         for decision in batch:
             values = _decision_values(decision)
@@ -956,10 +994,7 @@ class SqlStore(WaiverRecords):
             (digest, decision.id) for decision in batch for digest in dict.fromkeys(decision.artifact_digests)
         ]
         what = batch[0].id if len(batch) == 1 else f"{batch[0].id} (or another of {len(batch)})"
-        with self._write(_duplicate("decision", what)) as conn:
-            conn.exec_driver_sql(self._insert_decisions_sql, rows)
-            if links:
-                conn.exec_driver_sql(self._insert_links_sql, links)
+        return rows, links, what
 
     def get_decision(self, decision_id: str) -> Decision | None:
         """Return one decision."""

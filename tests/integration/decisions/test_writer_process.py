@@ -285,12 +285,13 @@ spec: {containers: [{name: api, image: 'registry.example/shop/api:1.0'}]}
 """
 
 
-@pytest.mark.parametrize("writer_kind", ["process", "thread"])
+@pytest.mark.parametrize("writer_kind", ["process", "thread", "loop"])
 def test_a_pipeline_decide_answers_with_the_signed_record_the_writer_stored(
     tmp_path: Path, serve_gate: Callable[..., RunningGate], writer_kind: str
 ) -> None:
-    # The writer signs (in its process, or its thread); the answer waits for the commit and
-    # carries that signature: the same bytes the audit trail holds, verifying with gate's key.
+    # The writer signs (in its process, its thread, or on the event loop); the answer waits for the
+    # commit and carries that signature: the same bytes the audit trail holds, verifying with
+    # gate's key.
     config = loopback_config(tmp_path / "data", GATE_DECISIONS_WRITER=writer_kind)
     served = serve_gate(config)
     answers = [

@@ -1,0 +1,169 @@
+"""Decision batches committed by an event loop that must not wait (``decisions.writer: loop``).
+
+On a SQLite file a batch of decisions commits in a fraction of a millisecond, all of it CPU:
+cheaper to do on the event loop that made the decisions than to hand it to a writer thread and
+be woken back, which costs the GIL hand-overs and wake-ups of every batch (benchmarks/README.md,
+"Decisions committed on the event loop"). The loop may never wait, though, so this path gives
+up instead of waiting whenever it would have to:
+
+* another connection (the writer thread, a second serving process, a ``gate`` command) holds
+  the write lock: the connection's ``busy_timeout`` is 0, so ``BEGIN IMMEDIATE`` fails at once;
+* the connection is in use by another thread (only while the store closes).
+
+The caller then hands the batch to its writer thread, which waits where waiting is allowed.
+
+A WAL checkpoint copies the log into the database file and syncs it: milliseconds, not to be
+spent on a loop. Automatic checkpoints are therefore off on this connection, and a thread of
+this module runs a passive one (it neither waits for nor blocks writers) after every
+:data:`CHECKPOINT_EVERY` decisions committed here.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from gate.errors import Conflict
+from gate.store._errors import store_unavailable
+
+log = logging.getLogger("gate.store")
+
+# Decisions committed here between two passive checkpoints: ~2-8 MB of log (a pipeline
+# decision's row is ~4 KB, an admission review's ~15 KB), about what SQLite's own automatic
+# checkpoint lets accumulate (1,000 pages).
+CHECKPOINT_EVERY = 512
+
+# Never wait for a lock; durable as the pool's connections are; no checkpoint at commit.
+_PRAGMAS = ("busy_timeout = 0", "synchronous = NORMAL", "foreign_keys = ON", "wal_autocheckpoint = 0")
+_UNIQUE = (sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE)
+
+
+class NoWaitCommits:
+    """One SQLite connection that commits decision batches or declines at once; see the module."""
+
+    def __init__(
+        self, path: str, insert_decisions: str, insert_links: str, *, checkpoint_every: int = CHECKPOINT_EVERY
+    ) -> None:
+        self._path = path
+        self._insert_decisions = insert_decisions
+        self._insert_links = insert_links
+        self._checkpoint_every = checkpoint_every
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        self._since_checkpoint = 0
+        self._checkpoints = _Checkpoints(path)
+        self._closed = False
+
+    def commit(self, rows: Sequence[tuple[Any, ...]], links: Sequence[tuple[str, str]], what: str) -> bool:
+        """Insert ``rows`` into decisions and ``links`` into decision_artifacts in one transaction.
+
+        Returns False, having changed nothing, when that would mean waiting for a lock.
+
+        Raises:
+            Conflict: a decision with one of these ids exists (``what`` names it).
+            StoreUnavailable: the database failed otherwise.
+        """
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._closed:
+                return False
+            connection = self._connection or self._connect()
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    return False
+                raise store_unavailable(error) from error
+            try:
+                connection.executemany(self._insert_decisions, rows)
+                if links:
+                    connection.executemany(self._insert_links, links)
+                connection.execute("COMMIT")
+            except sqlite3.Error as error:
+                connection.execute("ROLLBACK")
+                if isinstance(error, sqlite3.IntegrityError) and error.sqlite_errorcode in _UNIQUE:
+                    raise Conflict(f"decision {what!r} already exists") from error
+                raise store_unavailable(error) from error
+            self._since_checkpoint += len(rows)
+            if self._since_checkpoint >= self._checkpoint_every:
+                self._since_checkpoint = 0
+                self._checkpoints.request()
+            return True
+        except sqlite3.Error as error:  # connecting, or a ROLLBACK that failed
+            raise store_unavailable(error) from error
+        finally:
+            self._lock.release()
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level None: the module issues no BEGIN of its own; this class does.
+        connection = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
+        for pragma in (
+            "busy_timeout = 0",
+            "synchronous = NORMAL",
+            "foreign_keys = ON",
+            "wal_autocheckpoint = 0",
+        ):
+            connection.execute(f"PRAGMA {pragma}")
+        self._connection = connection
+        return connection
+
+    def close(self) -> None:
+        """Close the connection (waiting for a commit in progress) and stop the checkpoint thread."""
+        with self._lock:
+            self._closed = True
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+        self._checkpoints.close()
+
+
+class _Checkpoints:
+    """A thread that runs a passive WAL checkpoint when asked; started at the first request."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._wanted = threading.Event()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    def request(self) -> None:
+        with self._start:
+            if self._thread is None and not self._stop:
+                thread = threading.Thread(target=self._run, name="gate-checkpoints", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError as error:  # no thread to be had: the next request tries again
+                    log.warning("cannot start the WAL checkpoint thread: %s", error)
+                    return
+                self._thread = thread
+        self._wanted.set()
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self._path, timeout=5, isolation_level=None, check_same_thread=False)
+        try:
+            while True:
+                self._wanted.wait()
+                self._wanted.clear()
+                if self._stop:
+                    return
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error as error:
+                    # The next request tries again; the writer thread's own automatic checkpoints
+                    # still run meanwhile.
+                    log.warning("WAL checkpoint of %s failed: %s", self._path, error)
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        with self._start:
+            self._stop = True
+            thread = self._thread
+        if thread is not None:
+            self._wanted.set()
+            thread.join(10)

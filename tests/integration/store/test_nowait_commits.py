@@ -1,0 +1,121 @@
+"""Decisions committed without waiting (decisions.writer loop): a SQLite file commits or declines at once."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gate.errors import Conflict
+from gate.model import Decision
+from gate.store import SqlStore, open_store
+from gate.store._nowait import NoWaitCommits
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def decision(n: int) -> Decision:
+    return Decision(
+        id=f"00000000-0000-4000-8000-{n:012d}",
+        allowed=n % 2 == 0,
+        message="allowed" if n % 2 == 0 else "denied by require-signature",
+        stage="admission",
+        decided_at=NOW,
+        request={"uid": str(n)},
+        artifact_digests=("sha256:" + f"{n:x}" * 64,)[:1],
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqlStore:
+    opened = open_store(f"sqlite:///{tmp_path / 'gate.db'}")
+    assert isinstance(opened, SqlStore)
+    return opened
+
+
+def test_a_batch_commits_without_waiting_and_reads_back_as_any_decision(store: SqlStore) -> None:
+    try:
+        assert store.commits_without_waiting
+        assert store.add_decisions_now([decision(1), decision(2)])
+        kept = store.get_decision(decision(2).id)
+        assert kept is not None
+        assert (kept.allowed, kept.message, kept.request) == (True, "allowed", {"uid": "2"})
+        denied = store.get_decision(decision(1).id)
+        assert denied is not None
+        assert denied.allowed is False
+    finally:
+        store.close()
+
+
+def test_while_another_connection_holds_the_write_lock_it_declines_at_once(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "gate.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # a gate command or a second serving process writing
+        started = time.monotonic()
+        assert store.add_decisions_now([decision(3)]) is False
+        assert time.monotonic() - started < 0.5, "waited for the lock"
+        other.execute("COMMIT")
+        assert store.get_decision(decision(3).id) is None, "declined, yet stored"
+        assert store.add_decisions_now([decision(3)])
+        assert store.get_decision(decision(3).id) is not None
+    finally:
+        other.close()
+        store.close()
+
+
+def test_a_decision_id_stored_before_is_a_conflict_and_nothing_of_the_batch_is_kept(store: SqlStore) -> None:
+    try:
+        store.add_decisions([decision(4)])
+        with pytest.raises(Conflict, match=r"already exists"):
+            store.add_decisions_now([decision(5), decision(4)])
+        assert store.get_decision(decision(5).id) is None
+        assert store.add_decisions_now([decision(5)]), "the connection was left in a transaction"
+    finally:
+        store.close()
+
+
+def test_an_in_memory_database_never_commits_without_waiting() -> None:
+    memory = open_store("sqlite://")
+    assert isinstance(memory, SqlStore)
+    try:
+        assert not memory.commits_without_waiting
+        assert memory.add_decisions_now([decision(6)]) is False
+        assert memory.get_decision(decision(6).id) is None
+    finally:
+        memory.close()
+
+
+def test_the_log_is_checkpointed_by_a_thread_after_enough_commits(tmp_path: Path) -> None:
+    # Commits here never checkpoint themselves (that syncs the file: milliseconds on a loop);
+    # every few decisions a thread copies the log into the database file.
+    path = tmp_path / "log.db"
+    with sqlite3.connect(path) as setup:
+        setup.execute("PRAGMA journal_mode = WAL")
+        setup.execute("CREATE TABLE decisions (id TEXT PRIMARY KEY, body TEXT)")
+        setup.execute("CREATE TABLE decision_artifacts (digest TEXT, decision_id TEXT)")
+        setup.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = path.stat().st_size
+    commits = NoWaitCommits(
+        str(path),
+        "INSERT INTO decisions VALUES (?, ?)",
+        "INSERT INTO decision_artifacts VALUES (?, ?)",
+        checkpoint_every=40,
+    )
+    try:
+        for n in range(39):
+            assert commits.commit([(f"id-{n}", "x" * 4000)], [], f"id-{n}")
+        assert path.stat().st_size == size, "a commit checkpointed on its own"
+        assert commits.commit([(f"id-{39}", "x" * 4000)], [("sha256:1", "id-39")], "id-39")
+        deadline = time.monotonic() + 10
+        while path.stat().st_size == size and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert path.stat().st_size > size + 39 * 4000, "the log was not copied into the database file"
+    finally:
+        commits.close()
+    with sqlite3.connect(path) as check:
+        assert check.execute("SELECT count(*) FROM decisions").fetchone()[0] == 40
