@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,20 +13,12 @@ from gate.errors import Conflict
 from gate.model import Decision
 from gate.store import SqlStore, open_store
 from gate.store._nowait import NoWaitCommits
-
-NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+from tests.unit.decisions.test_recorder import decision as recorded
 
 
 def decision(n: int) -> Decision:
-    return Decision(
-        id=f"00000000-0000-4000-8000-{n:012d}",
-        allowed=n % 2 == 0,
-        message="allowed" if n % 2 == 0 else "denied by require-signature",
-        stage="admission",
-        decided_at=NOW,
-        request={"uid": str(n)},
-        artifact_digests=("sha256:" + f"{n:x}" * 64,)[:1],
-    )
+    """The recorder tests' decision, odd ones denied, each naming an image (a decision_artifacts row)."""
+    return replace(recorded(n), allowed=n % 2 == 0, artifact_digests=("sha256:" + f"{n:x}" * 64,))
 
 
 @pytest.fixture
@@ -42,7 +34,11 @@ def test_a_batch_commits_without_waiting_and_reads_back_as_any_decision(store: S
         assert store.add_decisions_now([decision(1), decision(2)])
         kept = store.get_decision(decision(2).id)
         assert kept is not None
-        assert (kept.allowed, kept.message, kept.request) == (True, "allowed", {"uid": "2"})
+        assert (kept.allowed, kept.request, kept.artifact_digests) == (
+            True,
+            {"uid": "2"},
+            ("sha256:" + "2" * 64,),
+        )
         denied = store.get_decision(decision(1).id)
         assert denied is not None
         assert denied.allowed is False
