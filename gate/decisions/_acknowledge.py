@@ -342,7 +342,8 @@ class AcknowledgedRecorder(DecisionRecorder):
         the others recorded in the same pass of the loop, or, while callers overlap and
         decisions come faster than :data:`LOOP_BUSY_GAP` apart, in the next
         :data:`LOOP_LINGER` seconds. When the store declines (it would have had to wait),
-        the writer thread stores them.
+        the writer thread stores them; while that thread is behind (a batch or more queued),
+        decisions go through its queue, as without ``on_loop``.
 
         Raises:
             StoreUnavailable: (blocking form) the decision was not committed within the
@@ -356,6 +357,9 @@ class AcknowledgedRecorder(DecisionRecorder):
             and self._on_loop is not None
             and not self._closed
             and asyncio._get_running_loop() is deferred.loop
+            # A writer thread that is behind (the store slow or down, the loop's batches declined)
+            # takes new decisions through its queue, whose limit pushes back on callers.
+            and self._queue.qsize() < self._max_batch
         ):
             deferred._expect(decision.id, self._timeout, self._notices.forget)
             self._notices.expect(decision.id, deferred, seal_back=seal_back)

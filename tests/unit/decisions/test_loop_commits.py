@@ -144,3 +144,29 @@ async def _a_lone_caller_is_committed_in_the_same_pass_of_the_loop() -> None:
     assert loop.time() - started < 20 * LOOP_LINGER, "a lone caller waited for a batch to fill"
     assert [len(batch) for batch in loop_store.batches] == [1] * 20
     recorder.close()
+
+
+def test_while_the_writer_thread_is_behind_the_loop_records_through_its_queue() -> None:
+    asyncio.run(_while_the_writer_thread_is_behind_the_loop_records_through_its_queue())
+
+
+async def _while_the_writer_thread_is_behind_the_loop_records_through_its_queue() -> None:
+    # The store holds the writer's first batch; two more queue behind it (its batch size): the
+    # thread is behind, so a decision made on the loop joins its queue (and its back-pressure)
+    # instead of being committed past it.
+    release = threading.Event()
+    thread_sink, loop_store = Sink(gate=release), LoopStore()
+    recorder = AcknowledgedRecorder(thread_sink, timeout=5, max_batch=2, on_loop=loop_store)
+    loop = asyncio.get_running_loop()
+    with deferred_acknowledgements(loop) as held:
+        for number in range(3):
+            await loop.run_in_executor(
+                None, contextvars.copy_context().run, recorder.record, decision(number)
+            )
+            await asyncio.sleep(0.05)  # the first is taken by the writer, which waits on the store
+    [late] = _record_all(recorder, range(3, 4))
+    release.set()
+    await asyncio.wait_for(asyncio.gather(held.wait(), late.wait()), 5)
+    assert loop_store.threads == []
+    assert sorted(d.id for d in thread_sink.stored) == [decision(n).id for n in range(4)]
+    recorder.close()
