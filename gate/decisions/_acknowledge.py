@@ -447,6 +447,5 @@ class AcknowledgedRecorder(DecisionRecorder):
         with self._loop_lock:
             batches, self._loop_batches = list(self._loop_batches.values()), {}
         for batch in batches:
-            for decision in batch:
-                DecisionRecorder.record(self, decision)
+            self._record_all(batch)
         super().close()

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import partial
 from time import perf_counter
 from typing import Any
 
@@ -40,7 +40,7 @@ from gate.decisions import deferred_acknowledgements
 from gate.errors import GateError, InfrastructureError, ResourceExhausted, StoreUnavailable
 from gate.server import _tracing
 from gate.server._authz import Guard
-from gate.server._metrics import GRPC_EVALUATIONS, GRPC_LATENCY, GRPC_REQUESTS
+from gate.server._metrics import GRPC_EVALUATIONS, GRPC_LATENCY, GRPC_REQUESTS, labelled
 from gate.server._status import GRPC_STATUS, status_for
 from gate.store._budget import BUDGET, AnswerBudget, call_deadline
 
@@ -141,9 +141,9 @@ async def _answered(
         except WouldBlock as reason:
             # Nothing was recorded: the call runs again in a worker, where it may wait.
             log.debug("%s goes to a worker thread: %s", method, reason)
-            _evaluations(method, "thread").inc()
+            labelled(GRPC_EVALUATIONS, method, "thread").inc()
         else:
-            _evaluations(method, "loop").inc()
+            labelled(GRPC_EVALUATIONS, method, "loop").inc()
             await stored.wait(budget.deadline)
             return answer
     with deferred_acknowledgements(loop) as stored:
@@ -155,12 +155,6 @@ async def _answered(
             answer = await _in_worker(loop, executor, budget, implementation, request)
     await stored.wait(budget.deadline)
     return answer
-
-
-@cache
-def _evaluations(method: str, where: str) -> Any:
-    # The labelled child, looked up once: labels() takes a lock and builds a key on every call.
-    return GRPC_EVALUATIONS.labels(method, where)
 
 
 class GrpcApi:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -118,6 +119,15 @@ STORE_SECONDS = Histogram(
     ["statement"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
 )
+
+
+@cache
+def labelled(metric: Counter | Histogram, *values: str) -> Any:
+    """The child of ``metric`` for these label values, looked up once per process.
+
+    For the request path: ``labels()`` takes a lock and builds its key on every call.
+    """
+    return metric.labels(*values)
 
 
 class CacheCollector(Collector):

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -49,7 +49,7 @@ from gate.server import _tracing
 from gate.server._authz import Guard
 from gate.server._grpc import GrpcApi, RequestLimits
 from gate.server._heap import settle_after_startup
-from gate.server._metrics import CACHES, DECISION_BATCHES, DECISION_WRITER_RESTARTS, STORE_UP
+from gate.server._metrics import CACHES, DECISION_BATCHES, DECISION_WRITER_RESTARTS, STORE_UP, labelled
 from gate.server._observe import DecisionMetrics, NotificationMetrics, StatementMetrics, count_scan_failure
 from gate.server._policy_watch import PolicyWatch, sources_stamp
 from gate.server._probe_paths import PathAllowList
@@ -787,13 +787,7 @@ def _recorder(
 
 
 def _observe_batch(writer: str, size: int) -> None:
-    _batch_sizes(writer).observe(size)
-
-
-@cache
-def _batch_sizes(writer: str) -> Any:
-    # The labelled child, looked up once: labels() takes a lock and builds a key on every call.
-    return DECISION_BATCHES.labels(writer)
+    labelled(DECISION_BATCHES, writer).observe(size)
 
 
 def _observe(

@@ -187,17 +187,25 @@ def _sqlite_engine(target: StoreTarget, pool_size: int, max_overflow: int, timeo
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            for pragma in sqlite_pragmas(busy_ms):
+                cursor.execute(f"PRAGMA {pragma}")
             if wal:
                 _enable_wal(cursor, timeout)
-            # NORMAL is durable across application crashes in WAL mode; only a
-            # power loss can drop the last commits, never corrupt the file.
-            cursor.execute("PRAGMA synchronous = NORMAL")
-            cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
 
     return engine
+
+
+def sqlite_pragmas(busy_ms: int) -> tuple[str, ...]:
+    """The settings of every connection gate opens to a SQLite database (``PRAGMA`` omitted)."""
+    return (
+        f"busy_timeout = {busy_ms}",
+        # NORMAL is durable across application crashes in WAL mode; only a power loss can drop
+        # the last commits, never corrupt the file.
+        "synchronous = NORMAL",
+        "foreign_keys = ON",
+    )
 
 
 def writer(engine: Engine) -> Engine:

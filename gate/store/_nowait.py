@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gate.errors import Conflict
+from gate.store._engine import sqlite_pragmas
 from gate.store._errors import store_unavailable
 
 log = logging.getLogger("gate.store")
@@ -36,8 +37,8 @@ log = logging.getLogger("gate.store")
 # checkpoint lets accumulate (1,000 pages).
 CHECKPOINT_EVERY = 512
 
-# Never wait for a lock; durable as the pool's connections are; no checkpoint at commit.
-_PRAGMAS = ("busy_timeout = 0", "synchronous = NORMAL", "foreign_keys = ON", "wal_autocheckpoint = 0")
+# The pool's connections' settings, but never waiting for a lock and no checkpoint at commit.
+_PRAGMAS = (*sqlite_pragmas(busy_ms=0), "wal_autocheckpoint = 0")
 _UNIQUE = (sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE)
 
 
@@ -101,12 +102,7 @@ class NoWaitCommits:
     def _connect(self) -> sqlite3.Connection:
         # isolation_level None: the module issues no BEGIN of its own; this class does.
         connection = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
-        for pragma in (
-            "busy_timeout = 0",
-            "synchronous = NORMAL",
-            "foreign_keys = ON",
-            "wal_autocheckpoint = 0",
-        ):
+        for pragma in _PRAGMAS:
             connection.execute(f"PRAGMA {pragma}")
         self._connection = connection
         return connection

@@ -230,6 +230,15 @@ class SqlStore(WaiverRecords):
         self._ping = sa.select(sa.literal(1))
 
         self._init_point_reads(engine)
+        self._init_loop_commits(engine)
+
+    def _init_loop_commits(self, engine: Engine) -> None:
+        # Decision batches an event loop commits without waiting (decisions.writer loop): on a
+        # SQLite file only (_local_file, from _init_point_reads).
+        self._nowait: NoWaitCommits | None = None
+        if self._local_file:
+            path = str(engine.url.database)
+            self._nowait = NoWaitCommits(path, self._insert_decisions_sql, self._insert_links_sql)
 
     def _init_decision_inserts(self, engine: Engine) -> None:
         # Decisions go in through the driver, JSON columns already text (orjson, in
@@ -250,10 +259,6 @@ class SqlStore(WaiverRecords):
         # The one typed column: UTC, naive text on SQLite (as UtcDateTime writes it everywhere else).
         processor = decisions.c.decided_at.type.bind_processor(engine.dialect)
         self._decided_at: Callable[[Any], Any] = processor if processor is not None else _unchanged
-        self._nowait: NoWaitCommits | None = None
-        database = engine.url.database
-        if engine.dialect.name == "sqlite" and database and database != ":memory:":
-            self._nowait = NoWaitCommits(database, self._insert_decisions_sql, self._insert_links_sql)
 
     def _init_point_reads(self, engine: Engine) -> None:
         # Point lookups bypass SQLAlchemy's per-call work (see _point.py), except
