@@ -20,7 +20,8 @@ With ``on_loop`` (``decisions.writer: loop``) a decision recorded on the event l
 it skips the writer thread: the loop seals and commits it with the others of the same pass (or of
 the next few milliseconds under load) through a store that never waits, and settles the waiters
 directly. No queue, no wake-up of the writer and none back; when the store would have to wait
-(its write lock is taken), that batch goes to the writer thread after all.
+(its write lock is taken), the loop tries that batch again a millisecond later, a few times, and
+then hands it, sealed, to the writer thread.
 
 A call that answers with the signed record (a pipeline Decide) records its decision with
 ``seal_back`` and leaves the signing to the writer: the commit brings the seal (request digest
@@ -268,6 +269,14 @@ def _settle_all(settled: list[tuple[Acknowledgements, str, Seal | None]]) -> Non
 # committed on the event loop"). A lone caller never waits: its batches hold one decision.
 LOOP_LINGER = 0.005
 LOOP_BUSY_GAP = 0.005
+# A batch the store declines (another connection holds SQLite's write lock: mostly the other
+# serving process, whose commit takes a millisecond or two) is tried again on the loop, sealed as
+# it is, up to LOOP_RETRIES times LOOP_RETRY seconds apart, before the writer thread takes it. The
+# thread signed every batch it took a second time and committed it through the pool: with two
+# serving processes ~8 % of the loops' batches went to it, and it took ~45 % of the GIL time
+# spent on writing decisions (benchmarks/README.md, "Declined batches tried again on the loop").
+LOOP_RETRY = 0.001
+LOOP_RETRIES = 4
 
 # Callbacks that commit on a loop run in an empty context: not in the nonblocking() or
 # deferred_acknowledgements() block of the call that scheduled them.
@@ -309,6 +318,8 @@ class AcknowledgedRecorder(DecisionRecorder):
         # batch (more than one: callers overlap, so lingering gathers more).
         self._loop_batches: dict[asyncio.AbstractEventLoop, list[Decision]] = {}
         self._last_loop_batch: dict[asyncio.AbstractEventLoop, int] = {}
+        # Per event loop: how many times in a row the store declined its batch (see LOOP_RETRIES).
+        self._loop_declines: dict[asyncio.AbstractEventLoop, int] = {}
         # Callers wait for the commit, so the writer lingers only when busy: 1 ms, once decisions
         # arrive 2 ms apart or closer (500/s). Without it, every review that released the GIL
         # (hashing its body does) let the writer commit alone: batches of one or two, and a
@@ -342,7 +353,8 @@ class AcknowledgedRecorder(DecisionRecorder):
         the others recorded in the same pass of the loop, or, while callers overlap and
         decisions come faster than :data:`LOOP_BUSY_GAP` apart, in the next
         :data:`LOOP_LINGER` seconds. When the store declines (it would have had to wait),
-        the writer thread stores them; while that thread is behind (a batch or more queued),
+        the loop tries again (:data:`LOOP_RETRIES` times, :data:`LOOP_RETRY` seconds apart), and
+        then the writer thread stores them; while that thread is behind (a batch or more queued),
         decisions go through its queue, as without ``on_loop``.
 
         Raises:
@@ -407,25 +419,36 @@ class AcknowledgedRecorder(DecisionRecorder):
             return
         self._last_loop_batch[loop] = len(batch)
         sealed = [seal_or_unsigned(decision, self._signer) for decision in batch]
+        committed: bool | None
         try:
             committed = self._on_loop.add_decisions_now(sealed)
         except GateError as error:
             # The writer thread stores them one by one and retries (a bad record, an outage).
             log.debug("committing %d decisions on the event loop failed: %s", len(batch), error.message)
-            committed = False
+            committed = None
         except Exception:  # a callback that raises would leave its callers waiting in vain
             log.exception(
                 "committing %d decisions on the event loop failed; the writer thread takes them", len(batch)
             )
-            committed = False
+            committed = None
         if committed:
+            self._loop_declines.pop(loop, None)
             self._count(len(sealed), "loop")
             self._notices.stored(sealed, here=loop)
             return
-        self._to_writer_thread(batch)
+        declines = self._loop_declines.pop(loop, 0) + 1
+        if committed is False and declines <= LOOP_RETRIES and not self._closed:
+            # Ahead of what was recorded meanwhile, which the next try commits with them.
+            self._loop_declines[loop] = declines
+            with self._loop_lock:
+                self._loop_batches.setdefault(loop, [])[:0] = sealed
+            loop.call_later(LOOP_RETRY, self._commit_on_loop, loop, context=_NO_CONTEXT)
+            return
+        self._to_writer_thread(sealed)
 
     def _to_writer_thread(self, batch: list[Decision]) -> None:
-        # Unsealed: the writer thread seals what it takes. Their callers already wait for them.
+        # Sealed or not: the writer thread seals what is not (a signed decision keeps its
+        # signature). Their callers already wait for them.
         if self._closed:  # closing: the thread may be gone, so store them here (shutdown only)
             self._record_all(batch)
             return

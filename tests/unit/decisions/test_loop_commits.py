@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 from gate.decisions import AcknowledgedRecorder, Acknowledgements, deferred_acknowledgements
-from gate.decisions._acknowledge import LOOP_LINGER
+from gate.decisions._acknowledge import LOOP_LINGER, LOOP_RETRIES
 from gate.errors import Conflict
 from gate.model import Decision
 from tests.unit.decisions.test_recorder import Signer, Sink, decision
@@ -19,12 +19,15 @@ from tests.unit.decisions.test_recorder import Signer, Sink, decision
 class LoopStore:
     """The port ``on_loop`` takes: commits (or declines, or fails) and notes where it ran."""
 
-    def __init__(self, *, declines: bool = False, fails: bool = False, breaks: bool = False) -> None:
+    def __init__(
+        self, *, declines: bool = False, fails: bool = False, breaks: bool = False, declines_first: int = 0
+    ) -> None:
         self.batches: list[list[Decision]] = []
         self.threads: list[int] = []
         self.declines = declines
         self.fails = fails
         self.breaks = breaks
+        self.declines_first = declines_first  # the first N commits decline, then they succeed
 
     def add_decisions_now(self, batch: Sequence[Decision]) -> bool:
         self.threads.append(threading.get_ident())
@@ -32,6 +35,9 @@ class LoopStore:
             raise Conflict(f"decision {batch[0].id!r} already exists")
         if self.breaks:
             raise RuntimeError("a bug in the store adapter")
+        if self.declines_first:
+            self.declines_first -= 1
+            return False
         if self.declines:
             return False
         self.batches.append(list(batch))
@@ -80,20 +86,49 @@ def test_a_batch_the_store_declines_on_the_loop_is_stored_by_the_writer_thread(r
 
 
 async def _a_batch_the_store_declines_on_the_loop_is_stored_by_the_writer_thread(store: LoopStore) -> None:
-    thread_sink = Sink()
+    thread_sink, signer = Sink(), Signer()
     batches: list[tuple[str, int]] = []
     recorder = AcknowledgedRecorder(
-        thread_sink, signer=Signer(), timeout=5, on_loop=store, on_batch=lambda *b: batches.append(b)
+        thread_sink, signer=signer, timeout=5, on_loop=store, on_batch=lambda *b: batches.append(b)
     )
     calls = _record_all(recorder, range(3))
     await asyncio.wait_for(asyncio.gather(*(call.wait() for call in calls)), 5)
-    assert store.threads, "the loop did not try first"
+    # A store that declines (its lock taken) is tried again a few times; one that fails is not.
+    tries = 1 + LOOP_RETRIES if store.declines else 1
+    assert store.threads == [threading.get_ident()] * tries
+    assert len(signer.calls) == 3, "the writer thread signed the loop's sealed decisions again"
     assert sorted(d.id for d in thread_sink.stored) == [decision(n).id for n in range(3)]
     for number, call in enumerate(calls):
         assert call.seal(decision(number).id) is not None, "the writer thread's seal did not come back"
     recorder.close()  # the writer thread counts a batch after it woke the waiters
     assert {by for by, _ in batches} == {"thread"}
     assert sum(size for _, size in batches) == 3
+
+
+def test_a_batch_declined_once_is_committed_by_the_loop_with_what_came_meanwhile_signed_once() -> None:
+    asyncio.run(_a_batch_declined_once_is_committed_by_the_loop_with_what_came_meanwhile_signed_once())
+
+
+async def _a_batch_declined_once_is_committed_by_the_loop_with_what_came_meanwhile_signed_once() -> None:
+    thread_sink, signer, loop_store = Sink(), Signer(), LoopStore(declines_first=1)
+    batches: list[tuple[str, int]] = []
+    recorder = AcknowledgedRecorder(
+        thread_sink, signer=signer, timeout=5, on_loop=loop_store, on_batch=lambda *b: batches.append(b)
+    )
+    first = _record_all(recorder, range(2))
+    await asyncio.sleep(0)  # the loop's first commit, declined
+    assert len(loop_store.threads) == 1
+    assert loop_store.batches == []
+    later = _record_all(recorder, range(2, 4))  # before the second try
+    await asyncio.wait_for(asyncio.gather(*(call.wait() for call in [*first, *later])), 5)
+    [batch] = loop_store.batches
+    assert [d.id for d in batch] == [decision(n).id for n in range(4)], "the declined ones lost their place"
+    assert len(signer.calls) == 4, "a declined decision was signed again"
+    assert thread_sink.stored == []
+    for number, call in enumerate([*first, *later]):
+        assert call.seal(decision(number).id) == (batch[number].request_digest, batch[number].signature)
+    recorder.close()
+    assert batches == [("loop", 4)]
 
 
 def test_a_decision_recorded_off_the_loop_goes_to_the_writer_thread() -> None:
