@@ -146,8 +146,8 @@ def add_decision_options(parser: argparse.ArgumentParser) -> None:
         choices=("auto", "loop", "process", "thread"),
         default="auto",
         help="gate's decisions.writer: decisions signed and stored by a child process, a thread or the "
-        "event loop (loop); "
-        "auto (gate's default): a process while webhook.processes leaves a CPU free",
+        "event loop (loop); auto (gate's default): the event loop on SQLite with --acknowledge stored, "
+        "else a process while the serving processes leave a CPU free, else a thread",
     )
     parser.add_argument(
         "--acknowledge",

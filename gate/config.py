@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from gate.errors import ConfigError
 
@@ -65,6 +73,27 @@ def _valid_listen(value: str) -> str:
 # A ``host:port`` string, checked when the configuration loads.
 Listen = Annotated[str, AfterValidator(_valid_listen)]
 
+MAX_PROCESSES = 64
+
+
+def _processes(value: Any) -> Any:
+    # ``auto``: one process per CPU gate may use (as nginx's ``worker_processes auto``), read when
+    # the configuration loads: the affinity, capped by the container's CPU limit.
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            from gate._cpus import usable_cpus
+
+            return min(usable_cpus(), MAX_PROCESSES)
+        if not text.isdigit():
+            raise ValueError(f"expected a number of processes (1-{MAX_PROCESSES}) or auto, got {value!r}")
+        return int(text)
+    return value
+
+
+# Serving processes: a number, or ``auto`` (the CPUs gate may use), resolved to a number at load.
+Processes = Annotated[int, BeforeValidator(_processes), Field(ge=1, le=MAX_PROCESSES)]
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -96,8 +125,8 @@ class GrpcSettings(_Section):
     # Processes answering gRPC on the one port (SO_REUSEPORT): this process and processes - 1
     # workers, the same workers as webhook.processes. The kernel spreads new connections over
     # them; an HTTP/2 connection stays with the process that took it, so a client with one
-    # channel is served by one process.
-    processes: Annotated[int, Field(ge=1, le=64)] = 1
+    # channel is served by one process. ``auto``: one per CPU gate may use.
+    processes: Processes = 1
 
 
 class WebhookSettings(_Section):
@@ -129,8 +158,9 @@ class WebhookSettings(_Section):
     replay_capacity: Annotated[int, Field(ge=1, le=10_000_000)] = 65_536
     # Processes accepting webhook connections on the one listening socket: this process and
     # processes - 1 workers (shared with grpc.processes). A review is CPU-bound Python, so one
-    # process uses about one core whatever the threads; set it to the cores the pod may use.
-    processes: Annotated[int, Field(ge=1, le=64)] = 1
+    # process uses about one core whatever the threads; set it to the cores the pod may use, or
+    # to ``auto``, which reads them (the affinity, capped by a cgroup CPU limit) when gate starts.
+    processes: Processes = 1
 
 
 class MetricsSettings(_Section):

@@ -25,6 +25,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 import gate
 from gate._api import SERVICE_NAMES, Api
+from gate._cpus import usable_cpus
 from gate._kube import require_extra
 from gate._signature_service import DecisionSigner as KeySigner
 from gate._signature_service import SignatureService
@@ -62,7 +63,6 @@ from gate.server._workers import (
     Workers,
     listen_to_main_process,
     metrics_app,
-    usable_cpus,
     writer_in_process,
 )
 from gate.store import EvidenceStore, SqlStore, open_store, shared_between_processes

@@ -31,9 +31,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import math
 import multiprocessing
-import os
 import socket
 import threading
 import time
@@ -41,7 +39,6 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, generate_latest
@@ -50,6 +47,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
+from gate._cpus import usable_cpus
 from gate.config import Config, TlsFiles
 from gate.errors import InfrastructureError
 from gate.server._metrics import WORKER_RESTARTS
@@ -306,18 +304,6 @@ class Workers:
         slots = list(self._slots.values())
         self._slots.clear()
         await asyncio.to_thread(_stop_all, slots, timeout)
-
-
-def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
-    """CPUs this process may run on: its affinity, capped by a cgroup v2 CPU quota (a pod's limit)."""
-    cpus = len(os.sched_getaffinity(0))
-    try:
-        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass  # no cgroup v2 CPU controller here, or no limit
-    return cpus
 
 
 def writer_in_process(setting: str, processes: int, cpus: int) -> bool:

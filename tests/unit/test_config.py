@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from gate._cpus import usable_cpus
 from gate.config import ENV_OVERRIDES, load_config, parse_listen
 from gate.errors import ConfigError
 
@@ -73,6 +74,10 @@ def test_every_documented_variable_is_in_the_readme() -> None:
             "gate.yaml: database_url: expected sqlite:///PATH or postgresql://..., got scheme",
         ),
         ("- a\n- b\n", "gate.yaml: expected a mapping at the top level, got list"),
+        (
+            "webhook:\n  processes: all\n",
+            "gate.yaml: webhook.processes: expected a number of processes (1-64) or auto, got 'all'",
+        ),
         ("grpc: [1\n", "gate.yaml: invalid YAML at line 2, column 1"),
     ],
 )
@@ -92,6 +97,12 @@ def test_bad_environment_value_names_the_variable() -> None:
         "environment variable GATE_WEBHOOK_LISTEN: webhook.listen: "
         "expected host:port (e.g. 0.0.0.0:50051), got '8443'"
     )
+
+
+def test_processes_auto_is_the_cpus_gate_may_use_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "webhook:\n  processes: auto\n"), {"GATE_GRPC_PROCESSES": "Auto"})
+    assert config.webhook.processes == config.grpc.processes == min(usable_cpus(), 64)
+    assert load_config(None, {"GATE_GRPC_PROCESSES": "3"}).grpc.processes == 3
 
 
 def test_bad_boolean_variable_is_rejected() -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gate.server._workers import usable_cpus, writer_in_process
+from gate._cpus import usable_cpus
+from gate.server._workers import writer_in_process
 
 
 @pytest.mark.parametrize(
