@@ -79,6 +79,8 @@ MAX_PROCESSES = 64
 def _processes(value: Any) -> Any:
     # ``auto``: one process per CPU gate may use (as nginx's ``worker_processes auto``), read when
     # the configuration loads: the affinity, capped by the container's CPU limit.
+    if isinstance(value, bool):  # YAML's true would otherwise count as 1
+        raise ValueError(f"expected a number of processes (1-{MAX_PROCESSES}) or auto, got {value}")
     if isinstance(value, str):
         text = value.strip().lower()
         if text == "auto":

@@ -273,8 +273,8 @@ LOOP_BUSY_GAP = 0.005
 # serving process, whose commit takes a millisecond or two) is tried again on the loop, sealed as
 # it is, up to LOOP_RETRIES times LOOP_RETRY seconds apart, before the writer thread takes it. The
 # thread signed every batch it took a second time and committed it through the pool: with two
-# serving processes ~8 % of the loops' batches went to it, and it took ~45 % of the GIL time
-# spent on writing decisions (benchmarks/README.md, "Declined batches tried again on the loop").
+# serving processes ~8 % of the loops' batches went to it, and it held ~12 % of a process's GIL
+# (benchmarks/README.md, "Declined batches tried again on the loop").
 LOOP_RETRY = 0.001
 LOOP_RETRIES = 4
 

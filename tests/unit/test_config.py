@@ -78,6 +78,10 @@ def test_every_documented_variable_is_in_the_readme() -> None:
             "webhook:\n  processes: all\n",
             "gate.yaml: webhook.processes: expected a number of processes (1-64) or auto, got 'all'",
         ),
+        (
+            "grpc:\n  processes: true\n",
+            "gate.yaml: grpc.processes: expected a number of processes (1-64) or auto, got True",
+        ),
         ("grpc: [1\n", "gate.yaml: invalid YAML at line 2, column 1"),
     ],
 )
