@@ -777,8 +777,12 @@ class Gate:
         )
 
     def _keep_bundle(self, bundle: PolicyBundle) -> None:
-        """Keep the bundle's documents in the store (once per process and digest) for replays."""
-        if not bundle.policies or bundle.digest in self._kept_bundles:
+        """Keep the bundle's documents in the store (once per process and digest) for replays.
+
+        An empty bundle too (a gate started with no policies, as on a first try-out): its
+        decisions replay like any other.
+        """
+        if bundle.digest in self._kept_bundles:
             return
         self.store.add_policy_bundle(bundle.digest, bundle.documents(), self.clock())
         self._kept_bundles.add(bundle.digest)

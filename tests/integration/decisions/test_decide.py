@@ -290,6 +290,23 @@ def signed_world(tmp_path: Path) -> Any:
     store.close()
 
 
+def test_a_decision_made_with_no_policies_replays_the_same(tmp_path: Path) -> None:
+    from gate.v1 import audit_pb2
+
+    store = open_store(f"sqlite:///{tmp_path / 'gate.db'}")
+    try:
+        api = Api(Gate(store, policy_sources=[]))  # gate serve's embedded defaults: no policy sources
+        decision = _decide(api, "deploy", manifest=POD_HEAD + b'{"containers":[{"name":"a","image":"x"}]}}')
+        assert decision.allowed is True
+        replay: Any = api.invoke(
+            "gate.v1.AuditService/ReplayDecision", audit_pb2.ReplayDecisionRequest(id=decision.id)
+        )
+        assert replay.bundle_found is True
+        assert replay.same is True, list(replay.differences)
+    finally:
+        store.close()
+
+
 def test_recorded_decisions_are_signed_verify_and_tampering_is_caught(signed_world: Any) -> None:
     import sqlalchemy as sa
 
