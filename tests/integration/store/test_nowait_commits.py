@@ -115,3 +115,38 @@ def test_the_log_is_checkpointed_by_a_thread_after_enough_commits(tmp_path: Path
         commits.close()
     with sqlite3.connect(path) as check:
         assert check.execute("SELECT count(*) FROM decisions").fetchone()[0] == 40
+
+
+def test_past_its_limit_the_log_file_is_emptied_though_commits_never_pause(tmp_path: Path) -> None:
+    # A passive checkpoint beside a steady stream of commits never catches up, and SQLite reuses
+    # the log from its start only once one has: without emptying it, the file only grew.
+    path = tmp_path / "log.db"
+    with sqlite3.connect(path) as setup:
+        setup.execute("PRAGMA journal_mode = WAL")
+        setup.execute("CREATE TABLE decisions (id TEXT PRIMARY KEY, body TEXT)")
+        setup.execute("CREATE TABLE decision_artifacts (digest TEXT, decision_id TEXT)")
+    log = Path(f"{path}-wal")
+    limit = 256 * 1024
+    commits = NoWaitCommits(
+        str(path),
+        "INSERT INTO decisions VALUES (?, ?)",
+        "INSERT INTO decision_artifacts VALUES (?, ?)",
+        checkpoint_every=20,
+        wal_limit=limit,
+    )
+    try:
+        largest = 0
+        for n in range(400):
+            rows = [(f"id-{n}", "x" * 8000)]
+            while not commits.commit(rows, [], f"id-{n}"):  # declined while the log is emptied
+                time.sleep(0.001)
+            largest = max(largest, log.stat().st_size)
+        assert largest > limit, "the log never passed its limit: nothing was tested"
+        deadline = time.monotonic() + 10
+        while log.stat().st_size > limit and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert log.stat().st_size <= limit, f"the log file kept {log.stat().st_size} bytes"
+    finally:
+        commits.close()
+    with sqlite3.connect(path) as check:
+        assert check.execute("SELECT count(*) FROM decisions").fetchone()[0] == 400
