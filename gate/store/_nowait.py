@@ -24,7 +24,8 @@ one, where the writer thread's own automatic checkpoints had kept it at 16 MB. O
 passes :data:`WAL_LIMIT` bytes, the thread therefore asks for a TRUNCATE checkpoint: it waits (at
 most :data:`TRUNCATE_WAIT` seconds) until no commit is in progress and every reader has the latest
 snapshot, copies what is left and empties the file. Writers wait meanwhile: commits here decline
-(the event loop tries again, then hands the batch to the writer thread, which waits).
+(the event loop tries again, then hands the batch to the writer thread, which waits). One that
+could not finish is not tried again for :data:`TRUNCATE_BACKOFF` seconds.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -51,8 +53,10 @@ CHECKPOINT_EVERY = 512
 # four times SQLite's own automatic checkpoint (1,000 pages of 16 KiB).
 WAL_LIMIT = 64 * 1024 * 1024
 # Seconds the emptying checkpoint waits for commits and readers: writers wait as long, so it is
-# short; a checkpoint that could not finish is asked for again after the next decisions.
+# short. One that could not finish (a long read, say) is tried again TRUNCATE_BACKOFF seconds
+# later at the earliest, so that such a reader stalls writers for at most 5 % of the time.
 TRUNCATE_WAIT = 0.25
+TRUNCATE_BACKOFF = 5.0
 
 # The pool's connections' settings, but never waiting for a lock and no checkpoint at commit.
 _PRAGMAS = (*sqlite_pragmas(busy_ms=0), "wal_autocheckpoint = 0")
@@ -150,6 +154,7 @@ class _Checkpoints:
         self._path = path
         self._log = Path(f"{path}-wal")
         self._wal_limit = wal_limit
+        self._truncate_after = 0.0  # time.monotonic() reading: no emptying before it
         self._wanted = threading.Event()
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -180,10 +185,11 @@ class _Checkpoints:
                     return
                 try:
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    if self._log_bytes() > self._wal_limit:
+                    if self._log_bytes() > self._wal_limit and time.monotonic() >= self._truncate_after:
                         busy = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
                         if busy:
-                            log.debug("emptying the WAL of %s waited in vain; asked again later", self._path)
+                            self._truncate_after = time.monotonic() + TRUNCATE_BACKOFF
+                            log.debug("emptying the WAL of %s waited in vain; tried again later", self._path)
                 except sqlite3.Error as error:
                     # The next request tries again; the writer thread's own automatic checkpoints
                     # still run meanwhile.

@@ -150,3 +150,41 @@ def test_past_its_limit_the_log_file_is_emptied_though_commits_never_pause(tmp_p
         commits.close()
     with sqlite3.connect(path) as check:
         assert check.execute("SELECT count(*) FROM decisions").fetchone()[0] == 400
+
+
+def test_a_long_read_that_keeps_the_log_from_emptying_stalls_writers_once_not_at_every_try(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "log.db"
+    with sqlite3.connect(path) as setup:
+        setup.execute("PRAGMA journal_mode = WAL")
+        setup.execute("CREATE TABLE decisions (id TEXT PRIMARY KEY, body TEXT)")
+        setup.execute("CREATE TABLE decision_artifacts (digest TEXT, decision_id TEXT)")
+    commits = NoWaitCommits(
+        str(path),
+        "INSERT INTO decisions VALUES (?, ?)",
+        "INSERT INTO decision_artifacts VALUES (?, ?)",
+        checkpoint_every=10,
+        wal_limit=64 * 1024,
+    )
+    for n in range(40):  # the log past its limit before the reader starts
+        assert commits.commit([(f"id-{n}", "x" * 8000)], [], f"id-{n}")
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM decisions").fetchone()  # a snapshot held: an auditor's export
+        stalled = 0.0
+        for n in range(40, 240):  # ~20 checkpoints asked for over ~1 s, each could empty the log
+            declined_at = None
+            while not commits.commit([(f"id-{n}", "x" * 8000)], [], f"id-{n}"):
+                declined_at = declined_at or time.monotonic()
+                time.sleep(0.001)
+            if declined_at is not None:
+                stalled += time.monotonic() - declined_at
+            time.sleep(0.005)  # decisions as they come, not in one burst
+        # Each emptying attempt holds writers for up to TRUNCATE_WAIT (0.25 s); after one that
+        # failed, none for TRUNCATE_BACKOFF (5 s).
+        assert stalled < 1.5, f"writers stalled {stalled:.2f} s in all"
+    finally:
+        reader.close()
+        commits.close()
