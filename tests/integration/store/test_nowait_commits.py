@@ -12,13 +12,34 @@ import pytest
 from gate.errors import Conflict
 from gate.model import Decision
 from gate.store import SqlStore, open_store
-from gate.store._nowait import NoWaitCommits
+from gate.store._nowait import WAL_LIMIT, NoWaitCommits
 from tests.unit.decisions.test_recorder import decision as recorded
 
 
 def decision(n: int) -> Decision:
     """The recorder tests' decision, odd ones denied, each naming an image (a decision_artifacts row)."""
     return replace(recorded(n), allowed=n % 2 == 0, artifact_digests=("sha256:" + f"{n:x}" * 64,))
+
+
+def log_database(tmp_path: Path) -> Path:
+    """A WAL database with the two tables NoWaitCommits writes, cut down to a few columns."""
+    path = tmp_path / "log.db"
+    with sqlite3.connect(path) as setup:
+        setup.execute("PRAGMA journal_mode = WAL")
+        setup.execute("CREATE TABLE decisions (id TEXT PRIMARY KEY, body TEXT)")
+        setup.execute("CREATE TABLE decision_artifacts (digest TEXT, decision_id TEXT)")
+        setup.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+def log_commits(path: Path, *, checkpoint_every: int, wal_limit: int = WAL_LIMIT) -> NoWaitCommits:
+    return NoWaitCommits(
+        str(path),
+        "INSERT INTO decisions VALUES (?, ?)",
+        "INSERT INTO decision_artifacts VALUES (?, ?)",
+        checkpoint_every=checkpoint_every,
+        wal_limit=wal_limit,
+    )
 
 
 @pytest.fixture
@@ -89,19 +110,9 @@ def test_an_in_memory_database_never_commits_without_waiting() -> None:
 def test_the_log_is_checkpointed_by_a_thread_after_enough_commits(tmp_path: Path) -> None:
     # Commits here never checkpoint themselves (that syncs the file: milliseconds on a loop);
     # every few decisions a thread copies the log into the database file.
-    path = tmp_path / "log.db"
-    with sqlite3.connect(path) as setup:
-        setup.execute("PRAGMA journal_mode = WAL")
-        setup.execute("CREATE TABLE decisions (id TEXT PRIMARY KEY, body TEXT)")
-        setup.execute("CREATE TABLE decision_artifacts (digest TEXT, decision_id TEXT)")
-        setup.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    path = log_database(tmp_path)
     size = path.stat().st_size
-    commits = NoWaitCommits(
-        str(path),
-        "INSERT INTO decisions VALUES (?, ?)",
-        "INSERT INTO decision_artifacts VALUES (?, ?)",
-        checkpoint_every=40,
-    )
+    commits = log_commits(path, checkpoint_every=40)
     try:
         for n in range(39):
             assert commits.commit([(f"id-{n}", "x" * 4000)], [], f"id-{n}")
@@ -120,20 +131,10 @@ def test_the_log_is_checkpointed_by_a_thread_after_enough_commits(tmp_path: Path
 def test_past_its_limit_the_log_file_is_emptied_though_commits_never_pause(tmp_path: Path) -> None:
     # A passive checkpoint beside a steady stream of commits never catches up, and SQLite reuses
     # the log from its start only once one has: without emptying it, the file only grew.
-    path = tmp_path / "log.db"
-    with sqlite3.connect(path) as setup:
-        setup.execute("PRAGMA journal_mode = WAL")
-        setup.execute("CREATE TABLE decisions (id TEXT PRIMARY KEY, body TEXT)")
-        setup.execute("CREATE TABLE decision_artifacts (digest TEXT, decision_id TEXT)")
+    path = log_database(tmp_path)
     log = Path(f"{path}-wal")
     limit = 256 * 1024
-    commits = NoWaitCommits(
-        str(path),
-        "INSERT INTO decisions VALUES (?, ?)",
-        "INSERT INTO decision_artifacts VALUES (?, ?)",
-        checkpoint_every=20,
-        wal_limit=limit,
-    )
+    commits = log_commits(path, checkpoint_every=20, wal_limit=limit)
     try:
         largest = 0
         for n in range(400):
@@ -155,18 +156,8 @@ def test_past_its_limit_the_log_file_is_emptied_though_commits_never_pause(tmp_p
 def test_a_long_read_that_keeps_the_log_from_emptying_stalls_writers_once_not_at_every_try(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "log.db"
-    with sqlite3.connect(path) as setup:
-        setup.execute("PRAGMA journal_mode = WAL")
-        setup.execute("CREATE TABLE decisions (id TEXT PRIMARY KEY, body TEXT)")
-        setup.execute("CREATE TABLE decision_artifacts (digest TEXT, decision_id TEXT)")
-    commits = NoWaitCommits(
-        str(path),
-        "INSERT INTO decisions VALUES (?, ?)",
-        "INSERT INTO decision_artifacts VALUES (?, ?)",
-        checkpoint_every=10,
-        wal_limit=64 * 1024,
-    )
+    path = log_database(tmp_path)
+    commits = log_commits(path, checkpoint_every=10, wal_limit=64 * 1024)
     for n in range(40):  # the log past its limit before the reader starts
         assert commits.commit([(f"id-{n}", "x" * 8000)], [], f"id-{n}")
     reader = sqlite3.connect(path, isolation_level=None)
