@@ -42,6 +42,15 @@ def log_commits(path: Path, *, checkpoint_every: int, wal_limit: int = WAL_LIMIT
     )
 
 
+def commit_until_taken(commits: NoWaitCommits, n: int) -> float:
+    """Commit row ``n`` (8 KB), again while declined (the log being emptied); seconds it was declined."""
+    declined_at = None
+    while not commits.commit([(f"id-{n}", "x" * 8000)], [], f"id-{n}"):
+        declined_at = declined_at or time.monotonic()
+        time.sleep(0.001)
+    return 0.0 if declined_at is None else time.monotonic() - declined_at
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> SqlStore:
     opened = open_store(f"sqlite:///{tmp_path / 'gate.db'}")
@@ -138,9 +147,7 @@ def test_past_its_limit_the_log_file_is_emptied_though_commits_never_pause(tmp_p
     try:
         largest = 0
         for n in range(400):
-            rows = [(f"id-{n}", "x" * 8000)]
-            while not commits.commit(rows, [], f"id-{n}"):  # declined while the log is emptied
-                time.sleep(0.001)
+            commit_until_taken(commits, n)
             largest = max(largest, log.stat().st_size)
         assert largest > limit, "the log never passed its limit: nothing was tested"
         deadline = time.monotonic() + 10
@@ -159,19 +166,14 @@ def test_a_long_read_that_keeps_the_log_from_emptying_stalls_writers_once_not_at
     path = log_database(tmp_path)
     commits = log_commits(path, checkpoint_every=10, wal_limit=64 * 1024)
     for n in range(40):  # the log past its limit before the reader starts
-        assert commits.commit([(f"id-{n}", "x" * 8000)], [], f"id-{n}")
+        commit_until_taken(commits, n)
     reader = sqlite3.connect(path, isolation_level=None)
     try:
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM decisions").fetchone()  # a snapshot held: an auditor's export
         stalled = 0.0
         for n in range(40, 240):  # ~20 checkpoints asked for over ~1 s, each could empty the log
-            declined_at = None
-            while not commits.commit([(f"id-{n}", "x" * 8000)], [], f"id-{n}"):
-                declined_at = declined_at or time.monotonic()
-                time.sleep(0.001)
-            if declined_at is not None:
-                stalled += time.monotonic() - declined_at
+            stalled += commit_until_taken(commits, n)
             time.sleep(0.005)  # decisions as they come, not in one burst
         # Each emptying attempt holds writers for up to TRUNCATE_WAIT (0.25 s); after one that
         # failed, none for TRUNCATE_BACKOFF (5 s).
