@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
 )
 
+from gate._cpus import usable_cpus
 from gate.errors import ConfigError
 
 MIB = 1024 * 1024
@@ -84,8 +85,6 @@ def _processes(value: Any) -> Any:
     if isinstance(value, str):
         text = value.strip().lower()
         if text == "auto":
-            from gate._cpus import usable_cpus
-
             return min(usable_cpus(), MAX_PROCESSES)
         if not text.isdigit():
             raise ValueError(f"expected a number of processes (1-{MAX_PROCESSES}) or auto, got {value!r}")
