@@ -43,7 +43,7 @@ def log_commits(path: Path, *, checkpoint_every: int, wal_limit: int = WAL_LIMIT
 
 
 def commit_until_taken(commits: NoWaitCommits, n: int) -> float:
-    """Commit row ``n`` (8 KB), again while declined (the log being emptied); seconds it was declined."""
+    """Commit row ``n`` (8 KB), again while declined (the log being started over); seconds it was declined."""
     declined_at = None
     while not commits.commit([(f"id-{n}", "x" * 8000)], [], f"id-{n}"):
         declined_at = declined_at or time.monotonic()
@@ -137,30 +137,60 @@ def test_the_log_is_checkpointed_by_a_thread_after_enough_commits(tmp_path: Path
         assert check.execute("SELECT count(*) FROM decisions").fetchone()[0] == 40
 
 
-def test_past_its_limit_the_log_file_is_emptied_though_commits_never_pause(tmp_path: Path) -> None:
+def test_past_its_limit_the_log_file_is_written_from_its_start_again_and_stops_growing(
+    tmp_path: Path,
+) -> None:
     # A passive checkpoint beside a steady stream of commits never catches up, and SQLite reuses
-    # the log from its start only once one has: without emptying it, the file only grew.
+    # the log from its start only once one has: without a checkpoint that waits, the file only grew.
     path = log_database(tmp_path)
     log = Path(f"{path}-wal")
     limit = 256 * 1024
     commits = log_commits(path, checkpoint_every=20, wal_limit=limit)
     try:
         largest = 0
-        for n in range(400):
+        for n in range(1000):  # 8 MB of rows, as decisions come (a burst outruns the thread a while)
             commit_until_taken(commits, n)
             largest = max(largest, log.stat().st_size)
-        assert largest > limit, "the log never passed its limit: nothing was tested"
+            time.sleep(0.001)
+    finally:
+        commits.close()
+    assert largest > limit, "the log never passed its limit: nothing was tested"
+    # Past the limit by what commits add while the thread catches up (20 commits of ~20 KB of pages
+    # each between two checkpoints), never by the 8 MB written in all.
+    assert largest <= 8 * limit, f"the log file grew to {largest} bytes"
+    with sqlite3.connect(path) as check:
+        assert check.execute("SELECT count(*) FROM decisions").fetchone()[0] == 1000
+
+
+def test_a_log_file_already_past_twice_its_limit_is_emptied(tmp_path: Path) -> None:
+    # Started over, a log keeps its size: one grown large before (by an older gate, or while a
+    # reader held it) would keep that disk space for good.
+    path = log_database(tmp_path)
+    log = Path(f"{path}-wal")
+    with sqlite3.connect(path, isolation_level=None) as grower:
+        grower.execute("PRAGMA wal_autocheckpoint = 0")
+        grower.execute("BEGIN")
+        rows = ((f"old-{n}", "x" * 8000) for n in range(200))
+        grower.executemany("INSERT INTO decisions VALUES (?, ?)", rows)
+        grower.execute("COMMIT")
+    grown = log.stat().st_size
+    limit = 256 * 1024
+    assert grown > 2 * limit, f"the log file holds {grown} bytes: nothing to test"
+    commits = log_commits(path, checkpoint_every=5, wal_limit=limit)
+    try:
+        for n in range(5):
+            commit_until_taken(commits, n)
         deadline = time.monotonic() + 10
         while log.stat().st_size > limit and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert log.stat().st_size <= limit, f"the log file kept {log.stat().st_size} bytes"
+        assert log.stat().st_size <= limit, f"the log file kept {log.stat().st_size} of {grown} bytes"
     finally:
         commits.close()
     with sqlite3.connect(path) as check:
-        assert check.execute("SELECT count(*) FROM decisions").fetchone()[0] == 400
+        assert check.execute("SELECT count(*) FROM decisions").fetchone()[0] == 205
 
 
-def test_a_long_read_that_keeps_the_log_from_emptying_stalls_writers_once_not_at_every_try(
+def test_a_long_read_that_keeps_the_log_from_starting_over_stalls_writers_once_not_at_every_try(
     tmp_path: Path,
 ) -> None:
     path = log_database(tmp_path)
@@ -172,11 +202,11 @@ def test_a_long_read_that_keeps_the_log_from_emptying_stalls_writers_once_not_at
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM decisions").fetchone()  # a snapshot held: an auditor's export
         stalled = 0.0
-        for n in range(40, 240):  # ~20 checkpoints asked for over ~1 s, each could empty the log
+        for n in range(40, 240):  # ~20 checkpoints asked for over ~1 s, each could start the log over
             stalled += commit_until_taken(commits, n)
             time.sleep(0.005)  # decisions as they come, not in one burst
-        # Each emptying attempt holds writers for up to TRUNCATE_WAIT (0.25 s); after one that
-        # failed, none for TRUNCATE_BACKOFF (5 s).
+        # Each attempt to start the log over holds writers for up to RESTART_WAIT (0.25 s); after
+        # one that failed, none for RESTART_BACKOFF (5 s).
         assert stalled < 1.5, f"writers stalled {stalled:.2f} s in all"
     finally:
         reader.close()
