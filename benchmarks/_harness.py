@@ -347,15 +347,20 @@ def tree_rss_bytes(pid: int) -> int:
 
 def tree_cpu_seconds(pid: int) -> float:
     """User plus system CPU time of ``pid`` and its descendants so far, in seconds."""
-    ticks = 0
+    return sum(process_cpu_seconds(pid).values())
+
+
+def process_cpu_seconds(pid: int) -> dict[int, float]:
+    """User plus system CPU time so far of ``pid`` and of each of its descendants apart (all threads)."""
+    spent: dict[int, float] = {}
     for current in _tree_pids(pid):
         with contextlib.suppress(OSError):
             stat = Path(f"/proc/{current}/stat").read_text()
             # Fields after the command name (which may contain spaces) start at ")";
             # utime and stime are fields 14 and 15 of the whole line.
             fields = stat[stat.rindex(")") + 2 :].split()
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+            spent[current] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return spent
 
 
 def log_tail(path: Path, lines: int = 15) -> str:

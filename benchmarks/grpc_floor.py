@@ -78,11 +78,11 @@ from _harness import (
     log_tail,
     median,
     percentile,
+    process_cpu_seconds,
     serving_probe,
     sigterm_as_exit,
     spawn,
     stop,
-    tree_cpu_seconds,
     unary_answers,
     wait_until,
 )
@@ -110,6 +110,9 @@ class Figures:
     completed_total: int  # calls completed including the warm-up
     client_cpu_share: float = math.nan  # of one core, over the client's run
     server_cpu_us_per_rpc: float = math.nan
+    # Of one core, over the run: the server's busiest process. Near 1 it caps the server alone,
+    # whatever the other processes have spare (the kernel spreads connections by address hash).
+    busiest_core_share: float = math.nan
 
     @classmethod
     def from_client(cls, data: dict[str, Any]) -> Figures:
@@ -370,7 +373,7 @@ def measure(server: Server, args: argparse.Namespace, workdir: Path) -> Figures:
     """One measurement of ``server``, with the CPU time the server spent per RPC."""
     if server.proc.poll() is not None:
         raise RuntimeError(f"{server.name} exited ({server.proc.returncode})\n{log_tail(server.log)}")
-    server_cpu = tree_cpu_seconds(server.proc.pid)
+    before = process_cpu_seconds(server.proc.pid)
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     if args.client == "h2load":
@@ -381,7 +384,11 @@ def measure(server: Server, args: argparse.Namespace, workdir: Path) -> Figures:
         figures.client_cpu_share = used / (time.perf_counter() - started)
     else:
         figures = run_python_client(server, args)
-    server_cpu = tree_cpu_seconds(server.proc.pid) - server_cpu
+    elapsed = time.perf_counter() - started
+    after = process_cpu_seconds(server.proc.pid)
+    spent = {pid: seconds - before.get(pid, 0.0) for pid, seconds in after.items()}
+    server_cpu = sum(spent.values())
+    figures.busiest_core_share = max(spent.values(), default=math.nan) / elapsed
     # Over warm-up plus measurement: CPU per call stays meaningful when the
     # client and the server fight over the same two cores, unlike RPC/s.
     if figures.completed_total:
@@ -392,7 +399,7 @@ def measure(server: Server, args: argparse.Namespace, workdir: Path) -> Figures:
 def _header() -> str:
     return (
         f"{'round':<7}{'server':<7}{'RPC/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-        f"{'srv µs/RPC':>12}{'client CPU':>12}"
+        f"{'srv µs/RPC':>12}{'busiest':>9}{'client CPU':>12}"
     )
 
 
@@ -400,7 +407,7 @@ def _row(label: str, name: str, f: Figures) -> str:
     return (
         f"{label:<7}{name:<7}{fmt_num(f.rps, '9.0f')}{fmt_num(f.p50_ms, '9.2f')}"
         f"{fmt_num(f.p99_ms, '9.2f')}{f.errors:8d}{fmt_num(f.server_cpu_us_per_rpc, '12.0f')}"
-        f"{fmt_num(100 * f.client_cpu_share, '11.0f')}%"
+        f"{fmt_num(100 * f.busiest_core_share, '8.0f')}%{fmt_num(100 * f.client_cpu_share, '11.0f')}%"
     )
 
 
@@ -417,6 +424,7 @@ def _median_figures(runs: list[Figures]) -> Figures:
         completed_total=sum(f.completed_total for f in runs),
         client_cpu_share=mid([f.client_cpu_share for f in runs]),
         server_cpu_us_per_rpc=mid([f.server_cpu_us_per_rpc for f in runs]),
+        busiest_core_share=mid([f.busiest_core_share for f in runs]),
     )
 
 
