@@ -29,10 +29,11 @@ the writer thread, which waits). One that could not finish is not tried again fo
 :data:`RESTART_BACKOFF` seconds.
 
 The file is reused, not emptied: truncating 64 MB took 8 ms here, and writers waited through it
-(the TRUNCATE checkpoints stalled them 20-45 ms each, under webhook load about every 0.75 s; the
-RESTART ones 3-23 ms). A passive checkpoint just before the restart copies most of what came in
-since the last one, so that the writers wait for little more than a sync. A file already past
-twice the limit (grown by an older gate, or while a reader held the log) is emptied instead.
+(TRUNCATE checkpoints stalled them 20-45 ms each, under webhook load about every 0.75 s). A passive
+checkpoint just before the restart copies most of what came in since the last one, so that the
+writers wait for little more than a sync: 0.1-22 ms, median 5 (benchmarks/README.md, "The log
+started over instead of emptied"). A file already past twice the limit (grown by an older gate,
+or while a reader held the log) is emptied instead.
 """
 
 from __future__ import annotations
