@@ -25,8 +25,8 @@ more than :data:`WAL_LIMIT` bytes of pages, the thread therefore asks for a REST
 waits (at most :data:`RESTART_WAIT` seconds) until no commit is in progress and every reader has
 the latest snapshot, copies what is left, and the next commit writes the file from its start again.
 Writers wait meanwhile: commits here decline (the event loop tries again, then hands the batch to
-the writer thread, which waits). One that could not finish is not tried again for
-:data:`RESTART_BACKOFF` seconds.
+the writer thread, which waits). After one that could not finish, the next waits a while, longer
+after each further one (up to :data:`RESTART_BACKOFF` seconds).
 
 The file is reused, not emptied: truncating 64 MB took 8 ms here, and writers waited through it
 (TRUNCATE checkpoints stalled them 20-45 ms each, under webhook load about every 0.75 s). A passive
@@ -61,8 +61,10 @@ CHECKPOINT_EVERY = 512
 # (see the module docstring): four times SQLite's own automatic checkpoint (1,000 pages of 16 KiB).
 WAL_LIMIT = 64 * 1024 * 1024
 # Seconds the restarting checkpoint waits for commits and readers: writers wait as long, so it is
-# short. One that could not finish (a long read, say) is tried again RESTART_BACKOFF seconds
-# later at the earliest, so that such a reader stalls writers for at most 5 % of the time.
+# short. After one that could not finish, the next comes RESTART_WAIT seconds later at the
+# earliest, and twice as long after each further one, up to RESTART_BACKOFF: a steady stream of
+# short reads makes an attempt miss now and then (the log then grew for 5 s at the full write
+# rate), while a long read stalls writers ever less often, in the end 5 % of the time.
 RESTART_WAIT = 0.25
 RESTART_BACKOFF = 5.0
 
@@ -163,6 +165,7 @@ class _Checkpoints:
         self._log = Path(f"{path}-wal")
         self._wal_limit = wal_limit
         self._restart_after = 0.0  # time.monotonic() reading: no restart before it
+        self._missed = 0  # restarts that could not finish since the last one that did
         self._wanted = threading.Event()
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -210,9 +213,13 @@ class _Checkpoints:
         # What came in during that one: copied now, without waiting, the writers then wait for less.
         connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         mode = "TRUNCATE" if oversized else "RESTART"
-        if connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[0]:
-            self._restart_after = time.monotonic() + RESTART_BACKOFF
-            log.debug("starting the WAL of %s over waited in vain; tried again later", self._path)
+        if not connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[0]:
+            self._missed = 0
+            return
+        delay = min(RESTART_BACKOFF, RESTART_WAIT * 2**self._missed)
+        self._missed += 1
+        self._restart_after = time.monotonic() + delay
+        log.debug("starting the WAL of %s over waited in vain; tried again in %g s", self._path, delay)
 
     def _log_bytes(self) -> int:
         try:
