@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,6 +48,20 @@ def log_generation(log: Path) -> int:
     """The log's checkpoint sequence number (its header's bytes 12-15): one more each time it starts over."""
     with log.open("rb") as header:
         return int.from_bytes(header.read(16)[12:16], "big")
+
+
+def rows_stored(path: Path) -> int:
+    """How many decision rows the database at ``path`` holds, read through a connection of its own."""
+    with sqlite3.connect(path) as check:
+        count: int = check.execute("SELECT count(*) FROM decisions").fetchone()[0]
+    return count
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Poll ``condition`` until it holds or ``seconds`` pass (the checkpoint thread works on its own)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def commit_until_taken(commits: NoWaitCommits, n: int) -> float:
@@ -134,14 +149,11 @@ def test_the_log_is_checkpointed_by_a_thread_after_enough_commits(tmp_path: Path
             assert commits.commit([(f"id-{n}", "x" * 4000)], [], f"id-{n}")
         assert path.stat().st_size == size, "a commit checkpointed on its own"
         assert commits.commit([(f"id-{39}", "x" * 4000)], [("sha256:1", "id-39")], "id-39")
-        deadline = time.monotonic() + 10
-        while path.stat().st_size == size and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: path.stat().st_size != size)
         assert path.stat().st_size > size + 39 * 4000, "the log was not copied into the database file"
     finally:
         commits.close()
-    with sqlite3.connect(path) as check:
-        assert check.execute("SELECT count(*) FROM decisions").fetchone()[0] == 40
+    assert rows_stored(path) == 40
 
 
 def test_past_its_limit_the_log_file_is_written_from_its_start_again_though_reads_never_stop(
@@ -185,8 +197,7 @@ def test_past_its_limit_the_log_file_is_written_from_its_start_again_though_read
     assert len(starts) >= 10, f"the log started over {len(starts) - 1} times"
     # Past the limit by what commits add until a restart that missed the readers is tried again.
     assert largest <= 32 * limit, f"the log file grew to {largest} bytes"
-    with sqlite3.connect(path) as check:
-        assert check.execute("SELECT count(*) FROM decisions").fetchone()[0] == 1000
+    assert rows_stored(path) == 1000
 
 
 def test_a_log_file_already_past_twice_its_limit_is_emptied(tmp_path: Path) -> None:
@@ -207,14 +218,11 @@ def test_a_log_file_already_past_twice_its_limit_is_emptied(tmp_path: Path) -> N
     try:
         for n in range(5):
             commit_until_taken(commits, n)
-        deadline = time.monotonic() + 10
-        while log.stat().st_size > limit and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: log.stat().st_size <= limit)
         assert log.stat().st_size <= limit, f"the log file kept {log.stat().st_size} of {grown} bytes"
     finally:
         commits.close()
-    with sqlite3.connect(path) as check:
-        assert check.execute("SELECT count(*) FROM decisions").fetchone()[0] == 205
+    assert rows_stored(path) == 205
 
 
 def test_a_long_read_that_keeps_the_log_from_starting_over_stalls_writers_ever_less_often(
