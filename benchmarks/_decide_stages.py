@@ -6,7 +6,8 @@ other in this thread, as ``Api`` does behind gRPC, timing three stages apart:
 
 - ``decide``: the protobuf request parsed, ``Api``'s Decide (subject, evidence, the stage's
   policies, the decision, its request digest) and the protobuf answer;
-- ``seal``: the record's in-toto statement and its DSSE signature;
+- ``seal``: the records' in-toto statements and their seals, one signature per batch of 32 (as the
+  decision writer seals the batches it stores);
 - ``store``: the insert, in transactions of 32 as the decision writer commits them.
 
 No gRPC, no threads and no writer process: what a Decide costs at the least, beside the echo
@@ -37,7 +38,7 @@ from gate._api import Api  # noqa: E402
 from gate._signature_service import SignatureService  # noqa: E402
 from gate.config import load_config  # noqa: E402
 from gate.core import Gate  # noqa: E402
-from gate.decisions import seal  # noqa: E402
+from gate.decisions import seal_all  # noqa: E402
 from gate.model import Decision  # noqa: E402
 from gate.store import open_store  # noqa: E402
 from gate.v1 import decision_pb2  # noqa: E402
@@ -57,7 +58,7 @@ def _stages(api: Api, core: Gate, store: Any, signer: Any, requests: list[bytes]
         decided = time.process_time()
         spent["decide"] += decided - started
         if len(made) >= BATCH or index == len(requests) - 1:
-            sealed = [seal(decision, signer) for decision in made]
+            sealed = seal_all(made, signer)
             signed = time.process_time()
             store.add_decisions(sealed)
             spent["seal"] += signed - decided

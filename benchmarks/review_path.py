@@ -68,7 +68,7 @@ from prometheus_client import REGISTRY  # noqa: E402
 from gate._signature_service import SignatureService  # noqa: E402
 from gate.config import load_config  # noqa: E402
 from gate.core import Gate  # noqa: E402
-from gate.decisions import AcknowledgedRecorder, WriterProcess, parse_review, seal  # noqa: E402
+from gate.decisions import AcknowledgedRecorder, WriterProcess, parse_review, seal_all  # noqa: E402
 from gate.model import Decision  # noqa: E402
 from gate.server._heap import settle_after_startup  # noqa: E402
 from gate.server._webhook import WebhookApp  # noqa: E402
@@ -138,7 +138,7 @@ def one_thread(core: Gate, store: Any, signer: Any, bodies: list[bytes]) -> dict
         spent["parse"] += parsed - started
         spent["review"] += reviewed - parsed
         if len(made) >= 32 or body is bodies[-1]:
-            sealed = [seal(decision, signer) for decision in made]
+            sealed = seal_all(made, signer)
             signed = _cpu()
             store.add_decisions(sealed)
             spent["seal"] += signed - reviewed

@@ -17,7 +17,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from gate.decisions import PAYLOAD_TYPE, PREDICATE_TYPE, Evidence, statement
+from gate.decisions import (
+    BATCH_PREDICATE_TYPE,
+    PREDICATE_TYPE,
+    SEAL_MEDIA_TYPE,
+    Evidence,
+    statement,
+    statement_payload,
+    tree_root,
+)
+from gate.errors import GateError, InvalidArgument
 from gate.evidence import ArtifactEvidence, FindingTally, ScanEvidence, evidence_document, evidence_resolver
 from gate.model import Decision, FindingKind, Severity
 
@@ -50,11 +59,13 @@ class Replay:
 def verify_decision(decision: Decision, public_key_pem: bytes) -> DecisionCheck:
     """Check that ``decision`` carries a valid signature by ``public_key_pem`` over its own content.
 
-    The envelope must verify, its statement's subject must be the request digest, and its
-    predicate must equal the statement rebuilt from the stored record: a record edited after
-    signing (an answer flipped, a result removed) does not verify.
+    A seal (:data:`gate.decisions.SEAL_MEDIA_TYPE`): the batch's envelope must verify, and the
+    statement rebuilt from the stored record must lead, through the seal's inclusion proof, to
+    the tree root the envelope signs. A record written before seals: its envelope must verify,
+    name the request digest as subject, and carry the statement rebuilt from the record. Either
+    way a record edited after signing (an answer flipped, a result removed) does not verify.
     """
-    from gate.signatures import SignaturePolicy, TrustRoot, load_public_key, verify_attestation
+    from gate.signatures import load_public_key
 
     if not decision.signature:
         return DecisionCheck(False, "the decision carries no signature (it was recorded without a signer)")
@@ -64,6 +75,29 @@ def verify_decision(decision: Decision, public_key_pem: bytes) -> DecisionCheck:
         key = load_public_key(public_key_pem)
     except Exception as error:  # a malformed key given by the caller
         return DecisionCheck(False, f"public key: {error}")
+    try:
+        document = _json_object(decision.signature)
+    except GateError as error:
+        return DecisionCheck(False, error.message)
+    if "payloadType" in document:
+        return _verify_envelope(decision, key)
+    return _verify_seal(decision, document, key)
+
+
+def _json_object(signature: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(signature)
+    except ValueError as error:
+        raise InvalidArgument("signature", f"not JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise InvalidArgument("signature", f"got a JSON {type(document).__name__}, expected an object")
+    return document
+
+
+def _verify_envelope(decision: Decision, key: Any) -> DecisionCheck:
+    """A record signed on its own (before seals): one envelope over the decision's statement."""
+    from gate.signatures import SignaturePolicy, TrustRoot, verify_attestation
+
     result = verify_attestation(
         decision.signature,
         digest=decision.request_digest,
@@ -73,10 +107,84 @@ def verify_decision(decision: Decision, public_key_pem: bytes) -> DecisionCheck:
     )
     if not result.verified:
         return DecisionCheck(False, result.reason)
-    payload_type = json.loads(decision.signature).get("payloadType")
-    if payload_type != PAYLOAD_TYPE:
-        return DecisionCheck(False, f"payloadType is {payload_type!r}, expected {PAYLOAD_TYPE}")
     return _matches_record(decision, result.predicate, key.fingerprint)
+
+
+def _verify_seal(decision: Decision, document: dict[str, Any], key: Any) -> DecisionCheck:
+    from gate.signatures import (
+        SignaturePolicy,
+        TrustRoot,
+        parse_envelope,
+        parse_statement,
+        verify_attestation,
+    )
+
+    try:
+        index, size, proof, envelope = _seal_parts(document)
+        signed_root = _subject_root(parse_statement(parse_envelope(envelope).payload))
+    except GateError as error:
+        return DecisionCheck(False, error.message)
+    result = verify_attestation(
+        envelope,
+        digest=f"sha256:{signed_root}",
+        predicate_type=BATCH_PREDICATE_TYPE,
+        policy=SignaturePolicy(keys=(key,)),
+        trust=TrustRoot(),
+    )
+    if not result.verified:
+        return DecisionCheck(False, result.reason)
+    signed_size = result.predicate.get("treeSize") if isinstance(result.predicate, dict) else None
+    if signed_size != size:
+        return DecisionCheck(
+            False, f"seal.treeSize: got {size}, but the signed batch has {signed_size!r} leaves"
+        )
+    leaf = statement_payload(decision)
+    try:
+        root = tree_root(leaf, index, size, proof)
+    except ValueError as error:
+        return DecisionCheck(False, f"seal.proof: {error}")
+    if root.hex() != signed_root:
+        return DecisionCheck(
+            False,
+            "the stored record differs from what was signed: its statement does not lead to the signed "
+            f"tree root (got sha256:{root.hex()}, signed sha256:{signed_root})",
+        )
+    return DecisionCheck(True, "", key.fingerprint, leaf)
+
+
+def _seal_parts(document: dict[str, Any]) -> tuple[int, int, list[bytes], bytes]:
+    """The leaf index, tree size, proof and envelope of a seal, checked for shape."""
+    media_type = document.get("mediaType")
+    if media_type != SEAL_MEDIA_TYPE:
+        raise InvalidArgument("seal.mediaType", f"got {media_type!r}, expected {SEAL_MEDIA_TYPE}")
+    index, size, proof = _whole(document, "index"), _whole(document, "treeSize"), document.get("proof")
+    if not isinstance(proof, list) or not all(_is_sha256_hex(item) for item in proof):
+        raise InvalidArgument("seal.proof", "expected a list of SHA-256 hashes in lowercase hex")
+    envelope = document.get("envelope")
+    if not isinstance(envelope, dict):
+        raise InvalidArgument(
+            "seal.envelope", f"got {type(envelope).__name__}, expected a DSSE envelope object"
+        )
+    return index, size, [bytes.fromhex(item) for item in proof], json.dumps(envelope).encode()
+
+
+def _whole(document: dict[str, Any], name: str) -> int:
+    value = document.get(name)
+    # bool is an int subclass: true is not a leaf index.
+    if type(value) is not int or value < 0:
+        raise InvalidArgument(f"seal.{name}", f"got {value!r}, expected a whole number")
+    return value
+
+
+def _is_sha256_hex(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _subject_root(signed: Any) -> str:
+    roots = signed.subject_digests("sha256")
+    if len(roots) != 1 or not _is_sha256_hex(roots[0]):
+        raise InvalidArgument("seal.envelope", f"got subjects {roots!r}, expected one SHA-256 tree root")
+    return str(roots[0])
 
 
 def _matches_record(decision: Decision, signed: Any, signer: str) -> DecisionCheck:

@@ -40,21 +40,28 @@ from gate.decisions._review import (
     request_digest,
 )
 from gate.decisions._statement import (
+    BATCH_PREDICATE_TYPE,
     PAYLOAD_TYPE,
     PREDICATE_TYPE,
+    SEAL_MEDIA_TYPE,
     DecisionSigner,
+    batch_statement,
     seal,
+    seal_all,
     statement,
     statement_payload,
+    tree_root,
 )
 from gate.decisions._writer_process import LocalWriter, WriterProcess
 
 __all__ = [
     "API_VERSIONS",
+    "BATCH_PREDICATE_TYPE",
     "MAX_REVIEW_BYTES",
     "MAX_REVIEW_DEPTH",
     "PAYLOAD_TYPE",
     "PREDICATE_TYPE",
+    "SEAL_MEDIA_TYPE",
     "STAGE",
     "AcknowledgedRecorder",
     "Acknowledgements",
@@ -76,6 +83,7 @@ __all__ = [
     "SealingSink",
     "WriterProcess",
     "after_commit",
+    "batch_statement",
     "canonical_json",
     "decide",
     "deferred_acknowledgements",
@@ -86,7 +94,9 @@ __all__ = [
     "request_digest",
     "response_json",
     "seal",
+    "seal_all",
     "statement",
     "statement_payload",
+    "tree_root",
     "with_waivers",
 ]

@@ -25,9 +25,9 @@ then hands it, sealed, to the writer thread.
 
 A call that answers with the signed record (a pipeline Decide) records its decision with
 ``seal_back`` and leaves the signing to the writer: the commit brings the seal (request digest
-and signed envelope) back, and :func:`after_commit` puts it into the answer. The statement and
-its signature (~100 us) are then made with the rest of the batch and, with the writer a process
-of its own (``decisions.writer``), off the GIL the event loop answers on.
+and seal document) back, and :func:`after_commit` puts it into the answer. The statement and
+its seal are then made with the rest of the batch (one signature for all of it) and, with the
+writer a process of its own (``decisions.writer``), off the GIL the event loop answers on.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class Acknowledgements:
             self._missing.remove(decision_id)
 
     def seal(self, decision_id: str) -> Seal | None:
-        """The request digest and signed envelope of a decision of this call, once committed."""
+        """The request digest and seal of a decision of this call, once committed."""
         return self._seals.get(decision_id)
 
     def _settle(self, decision_id: str, seal: Seal | None) -> None:
@@ -215,7 +215,7 @@ class _CommitNotices:
     def add_decisions(self, batch: Sequence[Decision]) -> None:
         seals: Mapping[str, Seal] | None = None
         if self._sealing:
-            # Only the seals someone waits for come back: an envelope is ~7 KB, and a review's
+            # Only the seals someone waits for come back: a seal is ~1-2 KB, and a review's
             # answer does not carry it.
             with self._lock:
                 wanted = [decision.id for decision in batch if decision.id in self._seal_back]
@@ -418,7 +418,7 @@ class AcknowledgedRecorder(DecisionRecorder):
         if not batch or self._on_loop is None:
             return
         self._last_loop_batch[loop] = len(batch)
-        sealed = [seal_or_unsigned(decision, self._signer) for decision in batch]
+        sealed = seal_or_unsigned(batch, self._signer)
         committed: bool | None
         try:
             committed = self._on_loop.add_decisions_now(sealed)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from gate._nonblocking import may_block
-from gate.decisions._statement import DecisionSigner, seal
+from gate.decisions._statement import DecisionSigner, seal_all
 from gate.errors import EvidenceError, GateError
 from gate.model import Decision
 
@@ -50,7 +50,7 @@ class NoWaitSink(Protocol):
         """Record ``batch`` in one transaction; False, storing nothing, where that would wait."""
 
 
-# What a commit brings back of each decision: its request digest and signed envelope (b"": unsigned).
+# What a commit brings back of each decision: its request digest and seal (b"": unsigned).
 Seal = tuple[str, bytes]
 
 
@@ -61,14 +61,18 @@ class SealingSink(Protocol):
         """Seal and store ``batch`` in one transaction (all or none); the seals of ``seals_for``, by id."""
 
 
-def seal_or_unsigned(decision: Decision, signer: DecisionSigner | None) -> Decision:
-    """:func:`seal`; when signing fails, the decision with its digest and no signature (logged)."""
+def seal_or_unsigned(batch: Sequence[Decision], signer: DecisionSigner | None) -> list[Decision]:
+    """:func:`seal_all`; when signing fails, the decisions with their digests and no seals (logged)."""
     try:
-        return seal(decision, signer)
+        return seal_all(batch, signer)
     except Exception:
         # An unsigned record is visibly unsigned; a lost one is invisible.
-        log.exception("signing decision %s failed; it is recorded unsigned", decision.id)
-        return seal(decision, None)
+        log.exception(
+            "signing %d decisions failed; they are recorded unsigned",
+            len(batch),
+            extra={"decision_ids": [decision.id for decision in batch]},
+        )
+        return seal_all(batch, None)
 
 
 class DecisionRecorder:
@@ -215,7 +219,7 @@ class DecisionRecorder:
                 return
 
     def _store(self, batch: list[Decision], *, final: bool) -> None:
-        sealed = [self._seal(decision) for decision in batch]
+        sealed = batch if self._sealed_by_sink else seal_or_unsigned(batch, self._signer)
         delays = self._retry_delays[:2] if final else self._retry_delays
         for attempt in range(len(delays) + 1):
             try:
@@ -256,9 +260,6 @@ class DecisionRecorder:
             self.recorded += stored
         if self._on_batch is not None:
             self._on_batch(by, stored)
-
-    def _seal(self, decision: Decision) -> Decision:
-        return decision if self._sealed_by_sink else seal_or_unsigned(decision, self._signer)
 
     def _give_up(self, batch: Sequence[Decision], reason: str) -> None:
         with self._lock:

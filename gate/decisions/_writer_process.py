@@ -1,7 +1,8 @@
 """The decision writer in a process of its own (``decisions.writer: process``).
 
-Sealing a decision (the canonical JSON of its statement and an ECDSA signature) and storing
-it (the row, the insert, the commit) hold the GIL for ~250 us per decision. With the writer a
+Sealing decisions (the canonical JSON of each statement; one ECDSA signature per batch since
+seals, one per decision before) and storing them (the rows, the insert, the commit) held the
+GIL for ~250 us per decision. With the writer a
 thread of the serving process, that time came out of the same GIL the event loop answers
 on: about a third of a review's CPU at saturation (``benchmarks/README.md``, "The decision
 writer in a process of its own"). :class:`WriterProcess` is a
@@ -18,8 +19,8 @@ in the background and takes every batch once it is ready.
 The recorder in front of it is unchanged (queue, group commit, retries, acknowledgements);
 it is built with ``sealed_by_sink=True``. Failures keep the recorder's meaning:
 
-* the child answers each batch with "stored" and the seals (request digest and signed
-  envelope) of the decisions whose caller answers with the signed record, "a record is bad" (an
+* the child answers each batch with "stored" and the seals (request digest and seal
+  document) of the decisions whose caller answers with the signed record, "a record is bad" (an
   :class:`~gate.errors.EvidenceError`: the recorder then stores the batch one by one) or
   "the store is unavailable" (an :class:`~gate.errors.InfrastructureError`: it retries);
 * a child that exits (killed, crashed) or does not answer within ``reply_timeout`` fails the
@@ -262,8 +263,8 @@ class WriterProcess:
     def add_decisions(self, batch: Sequence[Decision], seals_for: Collection[str] = ()) -> dict[str, Seal]:
         """Seal and store ``batch`` in one transaction in the child (all or none).
 
-        Returns the seals of the decisions ``seals_for`` names, by id (the other envelopes,
-        ~7 KB each, stay in the child).
+        Returns the seals of the decisions ``seals_for`` names, by id (the other seals stay
+        in the child).
 
         Raises:
             InvalidArgument: a decision's request cannot be sent (not JSON-compatible).
@@ -280,7 +281,7 @@ class WriterProcess:
                 self._reap()
         if local is not None and not self._ready:
             self._count(len(batch))
-            sealed = [seal_or_unsigned(decision, local.signer) for decision in batch]
+            sealed = seal_or_unsigned(batch, local.signer)
             local.store(sealed)
             return _seals(sealed, seals_for)
         try:
@@ -553,10 +554,10 @@ def _store(
                 earlier = store.get_decision(decision.id)
                 if earlier is not None:
                     stored[decision.id] = earlier
-        sealed = [stored.get(d.id) or seal_or_unsigned(d, signer) for d in decisions]
-        fresh = [decision for decision in sealed if decision.id not in stored]
+        fresh = seal_or_unsigned([d for d in decisions if d.id not in stored], signer)
         if fresh:
             store.add_decisions(fresh)
+        sealed = [*stored.values(), *fresh]
     except EvidenceError as error:
         return "bad record", error.message, {}
     except GateError as error:

@@ -243,7 +243,9 @@ class DecisionCheck(_message.Message):
     signer: _builtins.str
     """Fingerprint (`sha256:` of the DER public key) of the key that signed it."""
     statement: _builtins.bytes
-    """The signed in-toto statement (JSON)."""
+    """The decision's in-toto Statement (JSON): what the signature covers, through
+    the seal's inclusion proof (or directly, for records written before seals).
+    """
     def __init__(
         self,
         *,

@@ -271,7 +271,14 @@ class Decision(_message.Message):
     stage: _builtins.str
     """Pipeline stage, or `admission`."""
     signature: _builtins.bytes
-    """DSSE envelope (JSON) signing the recorded decision; empty for dry runs."""
+    """The decision's seal (JSON, media type
+    `application/vnd.gate.decision-seal.v1+json`): the DSSE envelope gate signed
+    over the Merkle tree root of the decisions stored with this one, and this
+    decision's place in that tree (`index`, `treeSize`) with its RFC 9162
+    inclusion proof (`proof`, hex SHA-256). The leaf is the canonical JSON of the
+    decision's in-toto Statement. Records written before seals hold a DSSE
+    envelope over that Statement instead. Empty for dry runs.
+    """
     subject: _builtins.str
     """What was decided about (`kind/namespace/name`, `image ...`, `source ...`)."""
     request_digest: _builtins.str

@@ -345,7 +345,7 @@ def test_recorded_decisions_are_signed_verify_and_tampering_is_caught(signed_wor
         "gate.v1.AuditService/VerifyDecision", audit_pb2.VerifyDecisionRequest(id=decision.id)
     )
     assert tampered.verified is False
-    assert "allowed" in tampered.reason
+    assert "the stored record differs from what was signed" in tampered.reason
 
 
 def test_replay_uses_the_recorded_bundle_and_evidence_not_what_changed_since(signed_world: Any) -> None:

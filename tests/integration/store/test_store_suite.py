@@ -68,7 +68,7 @@ from gate.store import (
 )
 from gate.store._engine import create_store_engine, parse_store_url
 from gate.store._migrate import HEAD_REVISION, alembic_config, current_revisions
-from gate.store._schema import metadata
+from gate.store._schema import decisions, metadata
 from tests.conftest import drop_postgres_schema, fresh_postgres_url
 
 UTC_PLUS_2 = timezone(timedelta(hours=2))
@@ -360,6 +360,52 @@ def test_every_record_round_trips_with_all_fields(store: EvidenceStore) -> None:
     assert got_decision == decision
     assert got_decision is not None
     assert_utc(got_decision.decided_at)
+
+
+def test_rule_results_stored_as_objects_before_they_were_lists_read_back_the_same(
+    store: EvidenceStore, store_url: str
+) -> None:
+    result = RuleResult(
+        policy="no-critical",
+        rule="check-scan",
+        outcome=RuleOutcome.FAIL,
+        message="1 critical",
+        remediation="upgrade openssl",
+        action=EnforcementAction.ENFORCE,
+        resource="Pod/default/app",
+    )
+    decision = make_decision(T0, id=unique("objects"), results=(result,))
+    store.add_decision(decision)
+    engine = create_store_engine(parse_store_url(store_url))
+    try:
+        with engine.begin() as conn:
+            written = conn.execute(
+                sa.select(decisions.c.results).where(decisions.c.id == decision.id)
+            ).scalar()
+            assert written == [
+                [
+                    "no-critical",
+                    "check-scan",
+                    "fail",
+                    "1 critical",
+                    "upgrade openssl",
+                    "Enforce",
+                    "Pod/default/app",
+                ]
+            ]
+            earlier = [
+                dict(
+                    zip(
+                        ("policy", "rule", "outcome", "message", "remediation", "action", "resource"),
+                        written[0],
+                        strict=True,
+                    )
+                )
+            ]
+            conn.execute(sa.update(decisions).where(decisions.c.id == decision.id).values(results=earlier))
+    finally:
+        engine.dispose()
+    assert store.get_decision(decision.id) == decision
 
 
 def test_get_of_unknown_ids_returns_none(store: EvidenceStore) -> None:

@@ -6,7 +6,16 @@ import dataclasses
 import json
 from datetime import UTC, datetime
 
-from gate.decisions import decide, parse_review, request_digest, seal, statement, statement_payload
+from gate.decisions import (
+    batch_statement,
+    decide,
+    parse_review,
+    request_digest,
+    seal,
+    statement,
+    statement_payload,
+    tree_root,
+)
 from gate.model import Decision, DecisionTimings, RuleResult
 from policies import load_policies
 from tests.unit.decisions.support import POLICIES, REVIEW, body
@@ -55,11 +64,13 @@ def _decision() -> Decision:
     )
 
 
-def test_a_sealed_decision_carries_the_digest_and_a_signature_over_its_statement() -> None:
+def test_a_decision_sealed_alone_is_the_only_leaf_of_the_tree_whose_root_is_signed() -> None:
     sealed = seal(_decision(), Signer())
     assert sealed.request_digest == request_digest(REVIEW["request"])
-    envelope = json.loads(sealed.signature)
-    assert envelope["payload"].encode() == statement_payload(sealed)
+    document = json.loads(sealed.signature)
+    assert (document["index"], document["treeSize"], document["proof"]) == (0, 1, [])
+    signed = json.loads(document["envelope"]["payload"])
+    assert signed == batch_statement(tree_root(statement_payload(sealed), 0, 1, []), 1)
     assert statement(sealed)["predicate"]["timings"] == {"total": 0.5, "policy": 0.25, "evidence": 0.125}
     unsigned = seal(_decision(), None)
     assert unsigned.request_digest == sealed.request_digest

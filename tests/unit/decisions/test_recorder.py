@@ -8,7 +8,15 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from gate.decisions import PAYLOAD_TYPE, DecisionRecorder, request_digest, statement_payload
+from gate.decisions import (
+    BATCH_PREDICATE_TYPE,
+    PAYLOAD_TYPE,
+    SEAL_MEDIA_TYPE,
+    DecisionRecorder,
+    request_digest,
+    statement_payload,
+    tree_root,
+)
 from gate.errors import StoreUnavailable
 from gate.model import Decision
 from tests.conftest import ManualClock
@@ -98,19 +106,38 @@ def test_a_store_outage_is_retried() -> None:
     assert recorder.lost == 0
 
 
-def test_a_signer_signs_the_statement_of_each_record() -> None:
-    sink, signer = Sink(), Signer()
-    recorder = DecisionRecorder(sink, signer=signer)
-    recorder.record(decision(3))
+def test_one_signature_seals_a_batch_and_each_record_proves_its_place_in_it() -> None:
+    held = threading.Event()
+    sink, signer = Sink(gate=held), Signer()
+    recorder = DecisionRecorder(sink, signer=signer, linger=0)
+    recorder.record(decision(0))
+    deadline = time.monotonic() + 10
+    while not signer.calls and time.monotonic() < deadline:  # sealed alone; the sink holds it now
+        time.sleep(0.001)
+    for n in range(1, 6):
+        recorder.record(decision(n))
+    held.set()
     recorder.close()
-    stored = sink.stored[0]
-    payload, payload_type = signer.calls[0]
-    assert payload_type == PAYLOAD_TYPE
-    assert payload == statement_payload(stored)
-    statement = json.loads(payload)
-    assert statement["subject"][0]["digest"]["sha256"] == stored.request_digest.removeprefix("sha256:")
-    assert statement["predicate"]["id"] == stored.id
-    assert stored.signature == b'{"payloadType":"application/vnd.in-toto+json"}'
+    assert [len(batch) for batch in sink.batches] == [1, 5]
+    assert len(signer.calls) == 2, "one signature per batch"
+    for batch, (payload, payload_type) in zip(sink.batches, signer.calls, strict=True):
+        assert payload_type == PAYLOAD_TYPE
+        signed = json.loads(payload)
+        assert signed["predicateType"] == BATCH_PREDICATE_TYPE
+        assert signed["predicate"]["treeSize"] == len(batch)
+        [root] = [subject["digest"]["sha256"] for subject in signed["subject"]]
+        for index, stored in enumerate(batch):
+            seal = json.loads(stored.signature)
+            assert seal["mediaType"] == SEAL_MEDIA_TYPE
+            assert (seal["index"], seal["treeSize"]) == (index, len(batch))
+            assert seal["envelope"] == {"payloadType": PAYLOAD_TYPE}  # the signer's envelope, as it is
+            proof = [bytes.fromhex(h) for h in seal["proof"]]
+            assert tree_root(statement_payload(stored), index, len(batch), proof).hex() == root
+            statement = json.loads(statement_payload(stored))
+            assert statement["subject"][0]["digest"]["sha256"] == stored.request_digest.removeprefix(
+                "sha256:"
+            )
+            assert statement["predicate"]["id"] == stored.id
 
 
 def test_the_writer_lingers_to_batch_only_while_decisions_arrive_close_together() -> None:
