@@ -201,7 +201,7 @@ def load_or_create_signing_key(path: Path) -> bytes:
 
 
 class DecisionSigner:
-    """Signs decision records as DSSE envelopes with gate's key (the decisions' signer port).
+    """Signs decisions' batch Statements as DSSE envelopes with gate's key (the decisions' signer port).
 
     The key is ``signatures.signing_key_file`` when configured, else a key gate creates in
     ``<data_dir>/keys/decisions.pem`` on first use; ``gate audit public-key`` prints its
