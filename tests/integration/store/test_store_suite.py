@@ -143,6 +143,17 @@ def complete(store: EvidenceStore, scan: Scan, findings: list[Finding], **change
     return done
 
 
+CRITICAL_FOUND = RuleResult(
+    policy="no-critical",
+    rule="check-scan",
+    outcome=RuleOutcome.FAIL,
+    message="1 critical",
+    remediation="upgrade openssl",
+    action=EnforcementAction.ENFORCE,
+    resource="Pod/default/app",
+)
+
+
 def make_decision(decided_at: datetime, *digests: str, **fields: Any) -> Decision:
     values: dict[str, Any] = {
         "id": unique("decision"),
@@ -326,15 +337,7 @@ def test_every_record_round_trips_with_all_fields(store: EvidenceStore) -> None:
         stage="admission",
         decided_at=T0,
         results=(
-            RuleResult(
-                policy="no-critical",
-                rule="check-scan",
-                outcome=RuleOutcome.FAIL,
-                message="1 critical",
-                remediation="upgrade openssl",
-                action=EnforcementAction.ENFORCE,
-                resource="Pod/default/app",
-            ),
+            CRITICAL_FOUND,
             RuleResult(
                 policy="signed", rule="verify", outcome=RuleOutcome.SKIP, action=EnforcementAction.AUDIT
             ),
@@ -365,16 +368,7 @@ def test_every_record_round_trips_with_all_fields(store: EvidenceStore) -> None:
 def test_rule_results_stored_as_objects_before_they_were_lists_read_back_the_same(
     store: EvidenceStore, store_url: str
 ) -> None:
-    result = RuleResult(
-        policy="no-critical",
-        rule="check-scan",
-        outcome=RuleOutcome.FAIL,
-        message="1 critical",
-        remediation="upgrade openssl",
-        action=EnforcementAction.ENFORCE,
-        resource="Pod/default/app",
-    )
-    decision = make_decision(T0, id=unique("objects"), results=(result,))
+    decision = make_decision(T0, id=unique("objects"), results=(CRITICAL_FOUND,))
     store.add_decision(decision)
     engine = create_store_engine(parse_store_url(store_url))
     try:
