@@ -22,6 +22,7 @@ from gate import _convert as cv
 from gate._waiver_api import WaiverApi
 from gate.auth import current_caller
 from gate.core import ArtifactSelector, Gate
+from gate.decisions import statement_payload
 from gate.errors import InvalidArgument, Unsupported
 from gate.model import Decision, Sbom, SbomFormat, ScanEvent, ScanTarget, Severity, check_digest, check_id
 from gate.store import ComponentQuery, DecisionQuery, FindingQuery
@@ -599,7 +600,13 @@ class Api:
         )
 
     def _get_decision(self, request: audit_pb2.GetDecisionRequest) -> decision_pb2.Decision:
-        return cv.decision_to_proto(self._gate.get_decision(request.id))
+        decision = self._gate.get_decision(request.id)
+        answer = cv.decision_to_proto(decision)
+        if decision.request_digest:
+            # What the seal proves, exactly: a client cannot rebuild it from the message (its
+            # timings are Durations, rounded to nanoseconds).
+            answer.statement = statement_payload(decision)
+        return answer
 
     def _list_policies(self, request: policy_pb2.ListPoliciesRequest) -> policy_pb2.ListPoliciesResponse:
         bundle = self._gate.policies

@@ -81,7 +81,58 @@ def verify_decision(decision: Decision, public_key_pem: bytes) -> DecisionCheck:
         return DecisionCheck(False, error.message)
     if "payloadType" in document:
         return _verify_envelope(decision, key)
-    return _verify_seal(decision, document, key)
+    return _verify_seal(statement_payload(decision), document, key)
+
+
+def verify_statement(statement: bytes, signature: bytes, public_key_pem: bytes) -> DecisionCheck:
+    """Check, with no store and no gate, that ``signature`` signs a decision's ``statement``.
+
+    ``statement`` is the canonical JSON of the decision's in-toto Statement (GetDecision's
+    ``statement``) and ``signature`` its seal. A record written before seals carries an
+    envelope whose payload is the statement itself: that payload is what is checked and
+    returned then. The statement of a check that verifies is the record: read the decision
+    from it, not from what came beside it.
+    """
+    from gate.signatures import load_public_key
+
+    try:
+        key = load_public_key(public_key_pem)
+    except Exception as error:  # a malformed key given by the caller
+        return DecisionCheck(False, f"public key: {error}")
+    try:
+        document = _json_object(signature)
+    except GateError as error:
+        return DecisionCheck(False, error.message)
+    if "payloadType" in document:
+        return _verify_own_envelope(signature, key)
+    return _verify_seal(statement, document, key)
+
+
+def _verify_own_envelope(signature: bytes, key: Any) -> DecisionCheck:
+    """A record signed on its own: the envelope verifies, and its payload is the statement."""
+    from gate.signatures import (
+        SignaturePolicy,
+        TrustRoot,
+        parse_envelope,
+        parse_statement,
+        verify_attestation,
+    )
+
+    try:
+        signed = parse_envelope(signature).payload
+        subjects = parse_statement(signed).subject_digests("sha256")
+    except GateError as error:
+        return DecisionCheck(False, error.message)
+    result = verify_attestation(
+        signature,
+        digest=f"sha256:{subjects[0]}" if subjects else "",
+        predicate_type=PREDICATE_TYPE,
+        policy=SignaturePolicy(keys=(key,)),
+        trust=TrustRoot(),
+    )
+    if not result.verified:
+        return DecisionCheck(False, result.reason)
+    return DecisionCheck(True, "", key.fingerprint, signed)
 
 
 def _json_object(signature: bytes) -> dict[str, Any]:
@@ -110,7 +161,8 @@ def _verify_envelope(decision: Decision, key: Any) -> DecisionCheck:
     return _matches_record(decision, result.predicate, key.fingerprint)
 
 
-def _verify_seal(decision: Decision, document: dict[str, Any], key: Any) -> DecisionCheck:
+def _verify_seal(leaf: bytes, document: dict[str, Any], key: Any) -> DecisionCheck:
+    """A seal: the batch's envelope signs a root, and ``leaf`` leads to it through the proof."""
     from gate.signatures import (
         SignaturePolicy,
         TrustRoot,
@@ -138,7 +190,6 @@ def _verify_seal(decision: Decision, document: dict[str, Any], key: Any) -> Deci
         return DecisionCheck(
             False, f"seal.treeSize: got {size}, but the signed batch has {signed_size!r} leaves"
         )
-    leaf = statement_payload(decision)
     try:
         root = tree_root(leaf, index, size, proof)
     except ValueError as error:

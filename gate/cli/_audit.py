@@ -20,15 +20,57 @@ from gate.v1 import audit_pb2
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="PEM public key to verify against (default: gate's decision key).",
 )
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Verify here, not on the server: the decision's statement and seal are fetched and checked "
+    "against --key, so the server is not trusted to check its own records.",
+)
 @click.pass_obj
-def audit_verify(state: Any, /, decision_id: str, key: Path | None) -> None:
+def audit_verify(state: Any, /, decision_id: str, key: Path | None, local: bool) -> None:
     """Check a decision record's signature and that it matches what was signed (exit 1 if not)."""
+    if local:
+        _verify_locally(state, decision_id, key)
+        return
     public = key.read_text(encoding="utf-8") if key is not None else ""
     request = audit_pb2.VerifyDecisionRequest(id=decision_id, public_key=public)
     check: Any = state.client().call("gate.v1.AuditService/VerifyDecision", request)
     if not check.verified:
         raise EvidenceError(f"decision {decision_id} does not verify: {check.reason}")
     click.echo(f"Verified OK: decision {decision_id} signed by {check.signer}")
+
+
+def _verify_locally(state: Any, decision_id: str, key: Path | None) -> None:
+    from gate.audit import verify_statement
+
+    if key is None:
+        # The server's own key would let a server that lies vouch for itself.
+        raise click.UsageError(
+            "--local needs --key: the decision key you trust (from `gate audit public-key`)"
+        )
+    request = audit_pb2.GetDecisionRequest(id=decision_id)
+    decision: Any = state.client().call("gate.v1.AuditService/GetDecision", request)
+    if not decision.statement:
+        raise EvidenceError(
+            f"decision {decision_id}: the server sent no statement to check (a gate from before seals); "
+            "verify it on the server instead (without --local)"
+        )
+    check = verify_statement(decision.statement, decision.signature, key.read_bytes())
+    if not check.verified:
+        raise EvidenceError(f"decision {decision_id} does not verify: {check.reason}")
+    predicate = json.loads(check.statement).get("predicate") or {}
+    if predicate.get("id") != decision_id:
+        raise EvidenceError(
+            f"decision {decision_id} does not verify: the signed statement is about decision "
+            f"{predicate.get('id')!r}, expected {decision_id}"
+        )
+    answer = "allowed" if predicate.get("allowed") else "denied"
+    click.echo(f"Verified OK (here): decision {decision_id} signed by {check.signer}")
+    click.echo(
+        f"signed record: {answer} at {predicate.get('decidedAt')}, stage {predicate.get('stage')}, "
+        f"caller {predicate.get('caller') or '-'}, {len(predicate.get('results') or ())} rule results, "
+        f"policy bundle {predicate.get('policyBundleDigest') or '-'}"
+    )
 
 
 @click.command("replay")

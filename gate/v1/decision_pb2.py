@@ -27,7 +27,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16gate/v1/decision.proto\x12\x07gate.v1\x1a\x14gate/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"0\n\nSourceTree\x12\x12\n\nrepository\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\"\xb0\x01\n\rDecideRequest\x12(\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x14.gate.v1.ArtifactRefH\x00\x12\x12\n\x08manifest\x18\x02 \x01(\x0cH\x00\x12%\n\x06source\x18\x03 \x01(\x0b\x32\x13.gate.v1.SourceTreeH\x00\x12\r\n\x05stage\x18\x04 \x01(\t\x12\x0f\n\x07project\x18\x05 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x06 \x01(\x08\x42\t\n\x07subject\"\xb5\x01\n\nRuleResult\x12\x0e\n\x06policy\x18\x01 \x01(\t\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12%\n\x07outcome\x18\x03 \x01(\x0e\x32\x14.gate.v1.RuleOutcome\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x13\n\x0bremediation\x18\x05 \x01(\t\x12*\n\x06\x61\x63tion\x18\x06 \x01(\x0e\x32\x1a.gate.v1.EnforcementAction\x12\x10\n\x08resource\x18\x07 \x01(\t\"\x93\x01\n\x0f\x44\x65\x63isionTimings\x12(\n\x05total\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12)\n\x06policy\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x08\x65vidence\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xe2\x02\n\x08\x44\x65\x63ision\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61llowed\x18\x02 \x01(\x08\x12\x0f\n\x07message\x18\x03 \x01(\t\x12$\n\x07results\x18\x04 \x03(\x0b\x32\x13.gate.v1.RuleResult\x12\x1c\n\x14policy_bundle_digest\x18\x05 \x01(\t\x12\x14\n\x0c\x65vidence_ids\x18\x06 \x03(\t\x12\x0e\n\x06\x63\x61ller\x18\x07 \x01(\t\x12\r\n\x05stage\x18\x08 \x01(\t\x12\x18\n\x10\x61rtifact_digests\x18\t \x03(\t\x12.\n\ndecided_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x07timings\x18\x0b \x01(\x0b\x32\x18.gate.v1.DecisionTimings\x12\x11\n\tsignature\x18\x0c \x01(\x0c\x12\x0f\n\x07subject\x18\r \x01(\t\x12\x16\n\x0erequest_digest\x18\x0e \x01(\t\")\n\rReviewRequest\x12\x18\n\x10\x61\x64mission_review\x18\x01 \x01(\x0c\"O\n\x0eReviewResponse\x12\x18\n\x10\x61\x64mission_review\x18\x01 \x01(\x0c\x12#\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x11.gate.v1.Decision*\x9f\x01\n\x0bRuleOutcome\x12\x1c\n\x18RULE_OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11RULE_OUTCOME_PASS\x10\x01\x12\x15\n\x11RULE_OUTCOME_FAIL\x10\x02\x12\x15\n\x11RULE_OUTCOME_WARN\x10\x03\x12\x16\n\x12RULE_OUTCOME_ERROR\x10\x04\x12\x15\n\x11RULE_OUTCOME_SKIP\x10\x05*u\n\x11\x45nforcementAction\x12\"\n\x1e\x45NFORCEMENT_ACTION_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45NFORCEMENT_ACTION_ENFORCE\x10\x01\x12\x1c\n\x18\x45NFORCEMENT_ACTION_AUDIT\x10\x02\x32\x81\x01\n\x0f\x44\x65\x63isionService\x12\x33\n\x06\x44\x65\x63ide\x12\x16.gate.v1.DecideRequest\x1a\x11.gate.v1.Decision\x12\x39\n\x06Review\x12\x16.gate.v1.ReviewRequest\x1a\x17.gate.v1.ReviewResponseB1Z/github.com/gate-project/gate/gen/gate/v1;gatev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16gate/v1/decision.proto\x12\x07gate.v1\x1a\x14gate/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"0\n\nSourceTree\x12\x12\n\nrepository\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\"\xb0\x01\n\rDecideRequest\x12(\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x14.gate.v1.ArtifactRefH\x00\x12\x12\n\x08manifest\x18\x02 \x01(\x0cH\x00\x12%\n\x06source\x18\x03 \x01(\x0b\x32\x13.gate.v1.SourceTreeH\x00\x12\r\n\x05stage\x18\x04 \x01(\t\x12\x0f\n\x07project\x18\x05 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x06 \x01(\x08\x42\t\n\x07subject\"\xb5\x01\n\nRuleResult\x12\x0e\n\x06policy\x18\x01 \x01(\t\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12%\n\x07outcome\x18\x03 \x01(\x0e\x32\x14.gate.v1.RuleOutcome\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x13\n\x0bremediation\x18\x05 \x01(\t\x12*\n\x06\x61\x63tion\x18\x06 \x01(\x0e\x32\x1a.gate.v1.EnforcementAction\x12\x10\n\x08resource\x18\x07 \x01(\t\"\x93\x01\n\x0f\x44\x65\x63isionTimings\x12(\n\x05total\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12)\n\x06policy\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x08\x65vidence\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xf5\x02\n\x08\x44\x65\x63ision\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61llowed\x18\x02 \x01(\x08\x12\x0f\n\x07message\x18\x03 \x01(\t\x12$\n\x07results\x18\x04 \x03(\x0b\x32\x13.gate.v1.RuleResult\x12\x1c\n\x14policy_bundle_digest\x18\x05 \x01(\t\x12\x14\n\x0c\x65vidence_ids\x18\x06 \x03(\t\x12\x0e\n\x06\x63\x61ller\x18\x07 \x01(\t\x12\r\n\x05stage\x18\x08 \x01(\t\x12\x18\n\x10\x61rtifact_digests\x18\t \x03(\t\x12.\n\ndecided_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x07timings\x18\x0b \x01(\x0b\x32\x18.gate.v1.DecisionTimings\x12\x11\n\tsignature\x18\x0c \x01(\x0c\x12\x0f\n\x07subject\x18\r \x01(\t\x12\x16\n\x0erequest_digest\x18\x0e \x01(\t\x12\x11\n\tstatement\x18\x0f \x01(\x0c\")\n\rReviewRequest\x12\x18\n\x10\x61\x64mission_review\x18\x01 \x01(\x0c\"O\n\x0eReviewResponse\x12\x18\n\x10\x61\x64mission_review\x18\x01 \x01(\x0c\x12#\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32\x11.gate.v1.Decision*\x9f\x01\n\x0bRuleOutcome\x12\x1c\n\x18RULE_OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11RULE_OUTCOME_PASS\x10\x01\x12\x15\n\x11RULE_OUTCOME_FAIL\x10\x02\x12\x15\n\x11RULE_OUTCOME_WARN\x10\x03\x12\x16\n\x12RULE_OUTCOME_ERROR\x10\x04\x12\x15\n\x11RULE_OUTCOME_SKIP\x10\x05*u\n\x11\x45nforcementAction\x12\"\n\x1e\x45NFORCEMENT_ACTION_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45NFORCEMENT_ACTION_ENFORCE\x10\x01\x12\x1c\n\x18\x45NFORCEMENT_ACTION_AUDIT\x10\x02\x32\x81\x01\n\x0f\x44\x65\x63isionService\x12\x33\n\x06\x44\x65\x63ide\x12\x16.gate.v1.DecideRequest\x1a\x11.gate.v1.Decision\x12\x39\n\x06Review\x12\x16.gate.v1.ReviewRequest\x1a\x17.gate.v1.ReviewResponseB1Z/github.com/gate-project/gate/gen/gate/v1;gatev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,10 +35,10 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gate.v1.decision_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z/github.com/gate-project/gate/gen/gate/v1;gatev1'
-  _globals['_RULEOUTCOME']._serialized_start=1167
-  _globals['_RULEOUTCOME']._serialized_end=1326
-  _globals['_ENFORCEMENTACTION']._serialized_start=1328
-  _globals['_ENFORCEMENTACTION']._serialized_end=1445
+  _globals['_RULEOUTCOME']._serialized_start=1186
+  _globals['_RULEOUTCOME']._serialized_end=1345
+  _globals['_ENFORCEMENTACTION']._serialized_start=1347
+  _globals['_ENFORCEMENTACTION']._serialized_end=1464
   _globals['_SOURCETREE']._serialized_start=122
   _globals['_SOURCETREE']._serialized_end=170
   _globals['_DECIDEREQUEST']._serialized_start=173
@@ -48,11 +48,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DECISIONTIMINGS']._serialized_start=536
   _globals['_DECISIONTIMINGS']._serialized_end=683
   _globals['_DECISION']._serialized_start=686
-  _globals['_DECISION']._serialized_end=1040
-  _globals['_REVIEWREQUEST']._serialized_start=1042
-  _globals['_REVIEWREQUEST']._serialized_end=1083
-  _globals['_REVIEWRESPONSE']._serialized_start=1085
-  _globals['_REVIEWRESPONSE']._serialized_end=1164
-  _globals['_DECISIONSERVICE']._serialized_start=1448
-  _globals['_DECISIONSERVICE']._serialized_end=1577
+  _globals['_DECISION']._serialized_end=1059
+  _globals['_REVIEWREQUEST']._serialized_start=1061
+  _globals['_REVIEWREQUEST']._serialized_end=1102
+  _globals['_REVIEWRESPONSE']._serialized_start=1104
+  _globals['_REVIEWRESPONSE']._serialized_end=1183
+  _globals['_DECISIONSERVICE']._serialized_start=1467
+  _globals['_DECISIONSERVICE']._serialized_end=1596
 # @@protoc_insertion_point(module_scope)

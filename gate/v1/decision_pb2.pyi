@@ -258,6 +258,7 @@ class Decision(_message.Message):
     SIGNATURE_FIELD_NUMBER: _builtins.int
     SUBJECT_FIELD_NUMBER: _builtins.int
     REQUEST_DIGEST_FIELD_NUMBER: _builtins.int
+    STATEMENT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned id (a UUID); empty for dry runs."""
     allowed: _builtins.bool
@@ -283,6 +284,11 @@ class Decision(_message.Message):
     """What was decided about (`kind/namespace/name`, `image ...`, `source ...`)."""
     request_digest: _builtins.str
     """`sha256:` of the canonical JSON of the request the decision answered."""
+    statement: _builtins.bytes
+    """GetDecision only: the canonical JSON of the decision's in-toto Statement,
+    the leaf its seal proves. With the seal and gate's public key it verifies
+    without gate (`gate audit verify --local`); what it says is then the record.
+    """
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleResult]:
         """Every rule evaluated."""
@@ -320,10 +326,11 @@ class Decision(_message.Message):
         signature: _builtins.bytes = ...,
         subject: _builtins.str = ...,
         request_digest: _builtins.str = ...,
+        statement: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "artifact_digests", b"artifact_digests", "caller", b"caller", "decided_at", b"decided_at", "evidence_ids", b"evidence_ids", "id", b"id", "message", b"message", "policy_bundle_digest", b"policy_bundle_digest", "request_digest", b"request_digest", "results", b"results", "signature", b"signature", "stage", b"stage", "subject", b"subject", "timings", b"timings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "artifact_digests", b"artifact_digests", "caller", b"caller", "decided_at", b"decided_at", "evidence_ids", b"evidence_ids", "id", b"id", "message", b"message", "policy_bundle_digest", b"policy_bundle_digest", "request_digest", b"request_digest", "results", b"results", "signature", b"signature", "stage", b"stage", "statement", b"statement", "subject", b"subject", "timings", b"timings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -202,26 +202,31 @@ def test_each_serving_process_records_through_its_writer_process_and_ctrl_c_stop
         "spec: {containers: [{name: api, image: 'registry.example/shop/api:1.0'}]}\n"
     )
     client_env = {k: v for k, v in env.items() if k != "GATE_WEBHOOK_PROCESSES"}
-    server = ["--server", f"127.0.0.1:{port}"]
-    decided = subprocess.run(
-        [GATE, *server, "decide", "--stage", "deploy", "--manifest", str(manifest), "-o", "json"],
-        env=client_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+
+    def client(*arguments: str) -> subprocess.CompletedProcess[str]:
+        command = [GATE, "--server", f"127.0.0.1:{port}", *arguments]
+        return subprocess.run(
+            command, env=client_env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    decided = client("decide", "--stage", "deploy", "--manifest", str(manifest), "-o", "json")
     assert decided.returncode in (0, 1), decided.stderr  # allowed or denied: either is recorded
+    decision_id = json.loads(decided.stdout)["id"]
     # Answered once committed (decisions.acknowledge: stored): signed by the writer process.
-    verified = subprocess.run(
-        [GATE, *server, "audit", "verify", json.loads(decided.stdout)["id"]],
-        env=client_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    verified = client("audit", "verify", decision_id)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    # An auditor who does not trust the server checks the statement and seal on their side.
+    public = client("audit", "public-key")
+    assert public.returncode == 0, public.stderr
+    key = tmp_path / "decisions.pub"
+    key.write_text(public.stdout)
+    here = client("audit", "verify", decision_id, "--local", "--key", str(key))
+    assert here.returncode == 0, here.stdout + here.stderr
+    assert f"Verified OK (here): decision {decision_id}" in here.stdout
+    assert "signed record: " in here.stdout
+    without_key = client("audit", "verify", decision_id, "--local")
+    assert without_key.returncode != 0
+    assert "--local needs --key" in without_key.stderr
     os.killpg(process.pid, signal.SIGINT)  # the writers ignore it; gate drains through them, then stops them
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr

@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gate.audit import verify_decision
-from gate.decisions import PAYLOAD_TYPE, seal_all, statement_payload
+from gate.audit import verify_decision, verify_statement
+from gate.decisions import PAYLOAD_TYPE, canonical_json, seal_all, statement_payload
 from gate.model import Decision, EnforcementAction, RuleOutcome, RuleResult
 from gate.signatures import SigningKey, load_private_key, sign_dsse
 from tests.unit.decisions.test_recorder import decision
@@ -173,3 +173,39 @@ def test_a_record_signed_alone_before_seals_existed_still_verifies_and_names_wha
     flipped = verify_decision(dataclasses.replace(old, allowed=False), PUBLIC)
     assert not flipped.verified
     assert "allowed" in flipped.reason
+
+
+def test_a_statement_and_its_seal_verify_without_the_record(batch: list[Decision]) -> None:
+    for record in batch:
+        statement = statement_payload(record)
+        check = verify_statement(statement, record.signature, PUBLIC)
+        assert check.verified, check.reason
+        assert check.statement == statement
+        assert check.signer == KEY.public.fingerprint
+
+
+def test_a_statement_changed_in_transit_does_not_verify_with_its_seal(batch: list[Decision]) -> None:
+    signed = json.loads(statement_payload(batch[1]))
+    signed["predicate"]["allowed"] = True
+    check = verify_statement(canonical_json(signed), batch[1].signature, PUBLIC)
+    assert not check.verified
+    assert "differs from what was signed" in check.reason
+    other = verify_statement(statement_payload(batch[2]), batch[1].signature, PUBLIC)
+    assert not other.verified
+
+
+def test_an_envelope_from_before_seals_verifies_and_gives_its_own_payload_as_the_statement() -> None:
+    record = dataclasses.replace(decision(8), request_digest="sha256:" + "cd" * 32)
+    signed = statement_payload(record)
+    envelope = sign_dsse(signed, PAYLOAD_TYPE, KEY)
+    check = verify_statement(b"whatever the server sent beside it", envelope, PUBLIC)
+    assert check.verified, check.reason
+    assert check.statement == signed
+    _, stranger = _key()
+    assert not verify_statement(signed, envelope, stranger).verified
+
+
+def test_a_bad_key_or_signature_is_a_reason_not_an_exception(batch: list[Decision]) -> None:
+    assert verify_statement(b"{}", batch[0].signature, b"not a key").reason.startswith("public key:")
+    assert verify_statement(b"{}", b"\xff\xfe", PUBLIC).reason.startswith("signature: not JSON")
+    assert verify_statement(b"{}", b'{"payloadType": 1}', PUBLIC).reason
