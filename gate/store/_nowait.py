@@ -52,9 +52,9 @@ from gate.store._errors import store_unavailable
 
 log = logging.getLogger("gate.store")
 
-# Decisions committed here between two passive checkpoints: ~2-8 MB of log (a pipeline
-# decision's row is ~4 KB, an admission review's ~15 KB), about what SQLite's own automatic
-# checkpoint lets accumulate (1,000 pages).
+# Decisions committed here between two passive checkpoints: ~2-4 MB of log (a pipeline
+# decision's row is ~3 KB, an admission review's ~7 KB, with their pages), about what SQLite's
+# own automatic checkpoint lets accumulate (1,000 pages).
 CHECKPOINT_EVERY = 512
 
 # Past this many bytes of pages in the log, the checkpoint thread has SQLite start the file over
