@@ -58,7 +58,16 @@ def _verify_locally(state: Any, decision_id: str, key: Path | None) -> None:
     check = verify_statement(decision.statement, decision.signature, key.read_bytes())
     if not check.verified:
         raise EvidenceError(f"decision {decision_id} does not verify: {check.reason}")
-    predicate = json.loads(check.statement).get("predicate") or {}
+    try:
+        signed = json.loads(check.statement)
+    except ValueError:
+        signed = None
+    predicate = signed.get("predicate") if isinstance(signed, dict) else None
+    if not isinstance(predicate, dict):
+        raise EvidenceError(
+            f"decision {decision_id} does not verify: what was signed is not a decision's in-toto "
+            "Statement (expected a JSON object with a predicate)"
+        )
     if predicate.get("id") != decision_id:
         raise EvidenceError(
             f"decision {decision_id} does not verify: the signed statement is about decision "
