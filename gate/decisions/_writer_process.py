@@ -2,11 +2,10 @@
 
 Sealing decisions (the canonical JSON of each statement; one ECDSA signature per batch since
 seals, one per decision before) and storing them (the rows, the insert, the commit) held the
-GIL for ~250 us per decision. With the writer a
-thread of the serving process, that time came out of the same GIL the event loop answers
-on: about a third of a review's CPU at saturation (``benchmarks/README.md``, "The decision
-writer in a process of its own"). :class:`WriterProcess` is a
-:class:`~gate.decisions.DecisionSink` that hands each batch to a child process instead, which
+GIL for ~250 us per decision. With the writer a thread of the serving process, that time came
+out of the same GIL the event loop answers on: about a third of a review's CPU at saturation
+(``benchmarks/README.md``, "The decision writer in a process of its own"). :class:`WriterProcess`
+is a :class:`~gate.decisions.DecisionSink` that hands each batch to a child process instead, which
 seals and stores it on another core and says when the transaction has committed. What stays
 in the serving process is turning each decision into a tuple of plain values, pickling the
 batch through a socket and waking the waiters: ~40-50 us per decision.
