@@ -110,26 +110,11 @@ def verify_statement(statement: bytes, signature: bytes, public_key_pem: bytes) 
 
 def _verify_own_envelope(signature: bytes, key: Any) -> DecisionCheck:
     """A record signed on its own: the envelope verifies, and its payload is the statement."""
-    from gate.signatures import (
-        SignaturePolicy,
-        TrustRoot,
-        parse_envelope,
-        parse_statement,
-        verify_attestation,
-    )
-
     try:
-        signed = parse_envelope(signature).payload
-        subjects = parse_statement(signed).subject_digests("sha256")
+        signed, subjects = _unverified_subjects(signature)
     except GateError as error:
         return DecisionCheck(False, error.message)
-    result = verify_attestation(
-        signature,
-        digest=f"sha256:{subjects[0]}" if subjects else "",
-        predicate_type=PREDICATE_TYPE,
-        policy=SignaturePolicy(keys=(key,)),
-        trust=TrustRoot(),
-    )
+    result = _signed_by(key, signature, f"sha256:{subjects[0]}" if subjects else "", PREDICATE_TYPE)
     if not result.verified:
         return DecisionCheck(False, result.reason)
     return DecisionCheck(True, "", key.fingerprint, signed)
@@ -147,15 +132,7 @@ def _json_object(signature: bytes) -> dict[str, Any]:
 
 def _verify_envelope(decision: Decision, key: Any) -> DecisionCheck:
     """A record signed on its own (before seals): one envelope over the decision's statement."""
-    from gate.signatures import SignaturePolicy, TrustRoot, verify_attestation
-
-    result = verify_attestation(
-        decision.signature,
-        digest=decision.request_digest,
-        predicate_type=PREDICATE_TYPE,
-        policy=SignaturePolicy(keys=(key,)),
-        trust=TrustRoot(),
-    )
+    result = _signed_by(key, decision.signature, decision.request_digest, PREDICATE_TYPE)
     if not result.verified:
         return DecisionCheck(False, result.reason)
     return _matches_record(decision, result.predicate, key.fingerprint)
@@ -163,26 +140,12 @@ def _verify_envelope(decision: Decision, key: Any) -> DecisionCheck:
 
 def _verify_seal(leaf: bytes, document: dict[str, Any], key: Any) -> DecisionCheck:
     """A seal: the batch's envelope signs a root, and ``leaf`` leads to it through the proof."""
-    from gate.signatures import (
-        SignaturePolicy,
-        TrustRoot,
-        parse_envelope,
-        parse_statement,
-        verify_attestation,
-    )
-
     try:
         index, size, proof, envelope = _seal_parts(document)
-        signed_root = _subject_root(parse_statement(parse_envelope(envelope).payload))
+        signed_root = _tree_root_of(_unverified_subjects(envelope)[1])
     except GateError as error:
         return DecisionCheck(False, error.message)
-    result = verify_attestation(
-        envelope,
-        digest=f"sha256:{signed_root}",
-        predicate_type=BATCH_PREDICATE_TYPE,
-        policy=SignaturePolicy(keys=(key,)),
-        trust=TrustRoot(),
-    )
+    result = _signed_by(key, envelope, f"sha256:{signed_root}", BATCH_PREDICATE_TYPE)
     if not result.verified:
         return DecisionCheck(False, result.reason)
     signed_size = result.predicate.get("treeSize") if isinstance(result.predicate, dict) else None
@@ -231,8 +194,28 @@ def _is_sha256_hex(value: Any) -> bool:
     return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
-def _subject_root(signed: Any) -> str:
-    roots = signed.subject_digests("sha256")
+def _signed_by(key: Any, envelope: bytes, digest: str, predicate_type: str) -> Any:
+    """The envelope's check with gate's decision ``key`` as the only trusted signer."""
+    from gate.signatures import SignaturePolicy, TrustRoot, verify_attestation
+
+    return verify_attestation(
+        envelope,
+        digest=digest,
+        predicate_type=predicate_type,
+        policy=SignaturePolicy(keys=(key,)),
+        trust=TrustRoot(),
+    )
+
+
+def _unverified_subjects(envelope: bytes) -> tuple[bytes, list[str]]:
+    """An envelope's payload and its statement's SHA-256 subjects, before any signature check."""
+    from gate.signatures import parse_envelope, parse_statement
+
+    payload = parse_envelope(envelope).payload
+    return payload, parse_statement(payload).subject_digests("sha256")
+
+
+def _tree_root_of(roots: list[str]) -> str:
     if len(roots) != 1 or not _is_sha256_hex(roots[0]):
         raise InvalidArgument("seal.envelope", f"got subjects {roots!r}, expected one SHA-256 tree root")
     return str(roots[0])
