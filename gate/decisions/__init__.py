@@ -4,7 +4,8 @@ The core is pure (:func:`parse_review`, :func:`decide`, :func:`failure_outcome`)
 bytes and a policy bundle in, a :class:`ReviewOutcome` out. Recording goes
 through :class:`DecisionRecorder` (a batch writer over the store port), which
 computes request digests and, when a :class:`DecisionSigner` is configured,
-signs each record as an in-toto Statement (:func:`statement_payload`).
+seals each batch: every record is an in-toto Statement (:func:`statement_payload`), one
+signature covers the batch's Merkle tree, and each record keeps its proof (:func:`seal_all`).
 """
 
 from gate.decisions._acknowledge import (
