@@ -65,18 +65,12 @@ def verify_decision(decision: Decision, public_key_pem: bytes) -> DecisionCheck:
     name the request digest as subject, and carry the statement rebuilt from the record. Either
     way a record edited after signing (an answer flipped, a result removed) does not verify.
     """
-    from gate.signatures import load_public_key
-
     if not decision.signature:
         return DecisionCheck(False, "the decision carries no signature (it was recorded without a signer)")
     if not decision.request_digest:
         return DecisionCheck(False, "the decision has no request digest to check the signed subject against")
     try:
-        key = load_public_key(public_key_pem)
-    except Exception as error:  # a malformed key given by the caller
-        return DecisionCheck(False, f"public key: {error}")
-    try:
-        document = _json_object(decision.signature)
+        key, document = _key_and_signature(public_key_pem, decision.signature)
     except GateError as error:
         return DecisionCheck(False, error.message)
     if "payloadType" in document:
@@ -93,14 +87,8 @@ def verify_statement(statement: bytes, signature: bytes, public_key_pem: bytes) 
     returned then. The statement of a check that verifies is the record: read the decision
     from it, not from what came beside it.
     """
-    from gate.signatures import load_public_key
-
     try:
-        key = load_public_key(public_key_pem)
-    except Exception as error:  # a malformed key given by the caller
-        return DecisionCheck(False, f"public key: {error}")
-    try:
-        document = _json_object(signature)
+        key, document = _key_and_signature(public_key_pem, signature)
     except GateError as error:
         return DecisionCheck(False, error.message)
     if "payloadType" in document:
@@ -118,6 +106,17 @@ def _verify_own_envelope(signature: bytes, key: Any) -> DecisionCheck:
     if not result.verified:
         return DecisionCheck(False, result.reason)
     return DecisionCheck(True, "", key.fingerprint, signed)
+
+
+def _key_and_signature(public_key_pem: bytes, signature: bytes) -> tuple[Any, dict[str, Any]]:
+    """The caller's public key, parsed, and the signature column's JSON object."""
+    from gate.signatures import load_public_key
+
+    try:
+        key = load_public_key(public_key_pem)
+    except Exception as error:  # a malformed key given by the caller
+        raise InvalidArgument("public key", str(error)) from None
+    return key, _json_object(signature)
 
 
 def _json_object(signature: bytes) -> dict[str, Any]:

@@ -1795,7 +1795,7 @@ def _decision_values(decision: Decision) -> dict[str, Any]:
         "stage": decision.stage,
         "decided_at": decision.decided_at,
         # Each result as a list in _RESULT_FIELDS' order: a review's 20 results took 4.4 KB as
-        # objects, 2.7 KB so; the row's size sets how often the SQLite log starts over.
+        # objects, 3.0 KB so; the row's size sets how often the SQLite log starts over.
         "results": _json_text(
             [
                 [
