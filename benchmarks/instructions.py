@@ -28,7 +28,7 @@ holding ``gate/`` and ``policies/``, such as a compiled copy of an earlier commi
     python benchmarks/instructions.py [--what review|answer|parse|engine] [--compiled] [--baseline DIR]
         [--warmup 50] [--few 20] [--many 420]
 
-Needs valgrind (Debian package valgrind). Each child takes about a minute under callgrind.
+Needs valgrind (Debian package valgrind). Each copy measured takes one to two minutes.
 """
 
 from __future__ import annotations
