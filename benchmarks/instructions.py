@@ -3,8 +3,10 @@
 Timed runs on these shared two-core machines move by 20 % and more from one minute to the next
 (the allow-all floor alone answered 6,900-13,300 requests a second within the same hour), so a
 change worth 5 % cannot be seen in them. callgrind counts the instructions the CPU executes: the
-same count, within ~0.1 %, whatever else the machine is doing. It says nothing of cache misses,
-system calls or waits, so it complements the timed benchmarks; it does not replace them.
+same count, within ~0.5 %, whatever else the machine is doing. The count per review depends on
+the numbers of reviews, so two copies are compared at the same settings (``--baseline``). It
+says nothing of cache misses, system calls or waits, so it complements the timed benchmarks; it
+does not replace them.
 
 Each measurement runs a child of this script under callgrind twice, at once on the two cores:
 the same set-up as ``review_path.py`` (SQLite in a temp dir, the Pod Security Standards policies
@@ -58,13 +60,10 @@ def _child(what: str, warmup: int, count: int) -> None:
     import json
 
     from admission import REVIEW, policy_sources
-    from review_path import _bodies, one_thread
+    from review_path import _bodies, one_thread, open_review_gate
 
-    from gate._signature_service import SignatureService
-    from gate.config import load_config
     from gate.core import Gate
     from gate.decisions import parse_review
-    from gate.store import open_store
     from policies import AdmissionRequest, load_policies
 
     # The collector runs when allocations add up, at points that differ between the two
@@ -72,9 +71,9 @@ def _child(what: str, warmup: int, count: int) -> None:
     gc.disable()
     work = Path(tempfile.mkdtemp(prefix="gate-bench-instructions-"))
     try:
-        pss, supply = policy_sources(work)
         review = REVIEW.read_bytes().strip()
         if what == "engine":
+            pss, supply = policy_sources(work)
             bundle = load_policies([*pss, supply])
             body = json.loads(review)["request"]
             request = AdmissionRequest(
@@ -83,18 +82,7 @@ def _child(what: str, warmup: int, count: int) -> None:
             for _ in range(warmup + count):
                 bundle.evaluate(request, depth_checked=True)
             return
-        config = load_config(
-            None,
-            {
-                "GATE_DATA_DIR": str(work / "data"),
-                "GATE_POLICY_SOURCES": ":".join(str(p) for p in [*pss, supply]),
-                "GATE_METRICS_ENABLED": "false",
-            },
-        )
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        store = open_store(config.effective_database_url)
-        signatures = SignatureService(config.signatures, config.registry)
-        signer = signatures.decision_signer(config.data_dir)
+        _, config, store, signatures, signer = open_review_gate(work)
         core = Gate.from_config(config, store, None, signatures=signatures, decision_signer=signer)
         uids = itertools.count()
         if what == "parse":

@@ -66,7 +66,7 @@ from admission import REVIEW, policy_sources  # noqa: E402
 from prometheus_client import REGISTRY  # noqa: E402
 
 from gate._signature_service import SignatureService  # noqa: E402
-from gate.config import load_config  # noqa: E402
+from gate.config import Config, load_config  # noqa: E402
 from gate.core import Gate  # noqa: E402
 from gate.decisions import AcknowledgedRecorder, WriterProcess, parse_review, seal_all  # noqa: E402
 from gate.model import Decision  # noqa: E402
@@ -122,6 +122,26 @@ def _bodies(review: bytes, uids: Iterator[int], count: int) -> list[bytes]:
         review.replace(SAMPLE_UID, f"{next(uids):08x}-0000-4000-8000-000000000000".encode(), 1)
         for _ in range(count)
     ]
+
+
+def open_review_gate(work: Path) -> tuple[list[Path], Config, Any, SignatureService, Any]:
+    """The reviews' gate under ``work``: policy files, configuration, store, signatures, decision signer.
+
+    SQLite in ``work/data``, the Pod Security Standards files plus the supply-chain policy.
+    """
+    pss, supply = policy_sources(work)
+    config = load_config(
+        None,
+        {
+            "GATE_DATA_DIR": str(work / "data"),
+            "GATE_POLICY_SOURCES": ":".join(str(p) for p in [*pss, supply]),
+            "GATE_METRICS_ENABLED": "false",
+        },
+    )
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(config.effective_database_url)
+    signatures = SignatureService(config.signatures, config.registry)
+    return pss, config, store, signatures, signatures.decision_signer(config.data_dir)
 
 
 def one_thread(core: Gate, store: Any, signer: Any, bodies: list[bytes]) -> dict[str, float]:
@@ -246,19 +266,7 @@ def main() -> int:
         return compare_compiled(args)
 
     work = Path(tempfile.mkdtemp(prefix="gate-bench-review-path-"))
-    pss, supply = policy_sources(work)
-    config = load_config(
-        None,
-        {
-            "GATE_DATA_DIR": str(work / "data"),
-            "GATE_POLICY_SOURCES": ":".join(str(p) for p in [*pss, supply]),
-            "GATE_METRICS_ENABLED": "false",
-        },
-    )
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(config.effective_database_url)
-    signatures = SignatureService(config.signatures, config.registry)
-    signer = signatures.decision_signer(config.data_dir)
+    pss, config, store, signatures, signer = open_review_gate(work)
     writer = WriterProcess(config) if args.writer == "process" else None
     if writer is not None:
         writer.start()
