@@ -357,11 +357,59 @@ def _compile_node(node: Any) -> Compiled:  # noqa: PLR0911, PLR0912, PLR0915  # 
         pairs = [(child["value"], _lenient_node(child["children"][0])) for child in children]
         return lambda value: None if value is None else {key: part(value) for key, part in pairs}
     if kind == "function_expression":
-        name = node["value"]
-        arguments = [_lenient_node(child) for child in children]
-        return lambda value: _FUNCTIONS.call_function(name, [argument(value) for argument in arguments])
+        return _function_call(node["value"], [_lenient_node(child) for child in children])
     # Rare node types (slices, expression references) go through the interpreter.
     return lambda value: _INTERPRETER.visit(node, value)
+
+
+def _function_call(name: str, arguments: list[Compiled]) -> Compiled:
+    """A call of JMESPath function ``name``; arguments of the types it takes go straight to it.
+
+    The library validates every call in Python (arity, then each argument's type name against
+    the types its signature names): about half of a call's cost for most functions (``to_upper``
+    1.5 against 0.96 us, ``length`` 1.7 against 0.83 us, compiled engine, benchmarks/README.md).
+    The same test, the argument's type name in the set the signature allows, is worked out here
+    once. Anything it does not cover (a variadic function, an array of typed elements, an
+    argument of another type, an unknown function) goes through ``call_function``, which
+    answers or raises exactly as before.
+    """
+
+    def checked(value: Any) -> Any:
+        return _FUNCTIONS.call_function(name, [argument(value) for argument in arguments])
+
+    allowed = _type_names(name, len(arguments))
+    if allowed is None:
+        return checked
+    function = _FUNCTIONS.FUNCTION_TABLE[name]["function"]
+
+    def direct(value: Any) -> Any:
+        found = [argument(value) for argument in arguments]
+        for current, names in zip(found, allowed, strict=True):
+            if names is not None and type(current).__name__ not in names:
+                return _FUNCTIONS.call_function(name, found)
+        return function(_FUNCTIONS, *found)
+
+    return direct
+
+
+def _type_names(name: str, arity: int) -> list[frozenset[str] | None] | None:
+    """Per argument, the Python type names function ``name`` accepts (None: any); None if not simple."""
+    spec = _FUNCTIONS.FUNCTION_TABLE.get(name)
+    if spec is None:
+        return None
+    signature = spec["signature"]
+    if len(signature) != arity or any(argument.get("variadic") for argument in signature):
+        return None
+    names: list[frozenset[str] | None] = []
+    for argument in signature:
+        types = argument.get("types") or []
+        if not types:
+            names.append(None)
+            continue
+        if any("-" in kind or kind not in jmespath.functions.REVERSE_TYPES_MAP for kind in types):
+            return None
+        names.append(frozenset(n for kind in types for n in jmespath.functions.REVERSE_TYPES_MAP[kind]))
+    return names
 
 
 @lru_cache(maxsize=8192)

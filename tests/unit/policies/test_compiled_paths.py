@@ -187,3 +187,46 @@ def test_policy_and_rule_values_are_derived_once_and_survive_copies() -> None:
     assert all(rule.autogen_of == "deny-all" for rule in autogen)
     response = bundle.evaluate(AdmissionRequest(object=pod()))[0]
     assert (response.category, response.severity, response.scored) == ("Pod Security", "high", False)
+
+
+def _through_the_library(expression: str, data: Any) -> tuple[str, Any]:
+    """What the library's own validated call answers (the interpreter path), or its error."""
+    from policies import _jmes
+
+    try:
+        return "value", _jmes._INTERPRETER.visit(_jmes.compile_expression(expression).parsed, data)
+    except Exception as error:  # the error itself is what is compared
+        return "error", _jmes._reason(error)
+
+
+def _through_search(expression: str, data: Any) -> tuple[str, Any]:
+    try:
+        return "value", search(expression, data)
+    except EvaluationError as error:
+        return "error", str(error).removeprefix(f"failed to evaluate {expression!r}: ")
+
+
+@pytest.mark.parametrize(
+    ("expression", "data"),
+    [
+        ("keys(@)", {"a": 1, "b": 2}),
+        ("keys(@)", [1]),  # an array where an object is expected
+        ("length(@)", "abc"),
+        ("length(@)", 5),  # a number where a string, array or object is expected
+        ("abs(@)", -3),
+        ("abs(@)", True),  # JMESPath booleans are not numbers, though Python's are
+        ("to_upper(@)", "abc"),
+        ("to_upper(@)", 1),
+        ("starts_with(a, b)", {"a": "abc", "b": "ab"}),
+        ("starts_with(a, b)", {"a": "abc", "b": None}),
+        ("length(@, @)", [1]),  # arity
+        ("sum(@)", [1, 2]),  # array-number: element types, the library's path
+        ("sum(@)", [1, "a"]),
+        ("merge(@, @)", {"a": 1}),  # variadic: the library's path
+        ("sort_by(@, &n)", [{"n": 2}, {"n": 1}]),  # an expression reference
+        ("not_a_function(@)", 1),
+        ("to_string(@)", {"a": [1, 2]}),  # any type
+    ],
+)
+def test_function_calls_answer_and_fail_as_the_librarys_validated_call(expression: str, data: Any) -> None:
+    assert _through_search(expression, data) == _through_the_library(expression, data)
