@@ -6,7 +6,10 @@ change worth 5 % cannot be seen in them. callgrind counts the instructions the C
 same count, within ~0.5 %, whatever else the machine is doing. The count per review depends on
 the numbers of reviews, so two copies are compared at the same settings (``--baseline``). It
 says nothing of cache misses, system calls or waits, so it complements the timed benchmarks; it
-does not replace them.
+does not replace them. Libraries that choose their code by the CPU's features see the CPU valgrind
+emulates (no SHA extensions, no AVX-512, which this machine's has): OpenSSL's SHA-256, for one,
+runs a longer path under callgrind than on the host. Compare copies with it, not stages across
+libraries.
 
 Each measurement runs a child of this script under callgrind twice, at once on the two cores:
 the same set-up as ``review_path.py`` (SQLite in a temp dir, the Pod Security Standards policies
