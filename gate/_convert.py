@@ -63,13 +63,21 @@ def enum_from_proto(table: Mapping[E, int], value: int, field: str) -> E | None:
     raise InvalidArgument(field, f"unknown enum value {value}; expected one of 0, {known}")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp(value: datetime | None) -> Timestamp | None:
     """Convert an aware datetime to a Timestamp (None stays unset)."""
     if value is None:
         return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp
+    if value.tzinfo is None:  # naive: local time, as protobuf's own conversion reads it
+        stamp = Timestamp()
+        stamp.FromDatetime(value.astimezone(UTC))
+        return stamp
+    # Exact integer arithmetic on the aware difference: protobuf's FromDatetime (pure Python,
+    # calendar.timegm of a time tuple) cost ~2 us against ~0.5, once per decision answered.
+    since = value - _EPOCH
+    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1_000)
 
 
 def from_timestamp(stamp: Timestamp) -> datetime:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from gate import _convert as cv
 from gate import model as m
@@ -95,3 +96,23 @@ def test_decision_timings_and_results_reach_the_wire() -> None:
     assert message.results[0].outcome == decision_pb2.RULE_OUTCOME_FAIL
     assert message.results[0].action == decision_pb2.ENFORCEMENT_ACTION_ENFORCE
     assert message.timings.total.ToNanoseconds() == 12_500_000
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2026, 11, 29, 19, 59, 58, 123456, tzinfo=UTC),
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),  # before the epoch: negative seconds
+        datetime(2026, 3, 29, 2, 30, 0, 7, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        datetime(2026, 3, 29, 2, 30, 0, 7, tzinfo=timezone(-timedelta(hours=8))),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(2026, 11, 29, 12, 0, 0, 500000),  # naive: local time
+    ],
+)
+def test_timestamps_are_the_instant_protobufs_own_conversion_gives(when: datetime) -> None:
+    expected = Timestamp()
+    expected.FromDatetime(when.astimezone(UTC))
+    assert cv.timestamp(when) == expected
+    assert cv.from_timestamp(expected) == when.astimezone(UTC)

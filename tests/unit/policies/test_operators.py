@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from policies._errors import EvaluationError
 from policies._operators import evaluate
@@ -75,3 +78,33 @@ def test_operator_semantics(operator: str, key: Any, value: Any, expected: bool)
 def test_unknown_operator_is_an_evaluation_error() -> None:
     with pytest.raises(EvaluationError, match="unknown condition operator"):
         evaluate("Matches", "a", "b")
+
+
+_NUMBERS = st.one_of(
+    st.integers(),
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([0, 0.0, -0.0, 2**53, 2**53 + 1, float(2**53), 1e308, -1e-308, 5e-324]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(key=_NUMBERS, value=_NUMBERS)
+def test_numeric_operators_on_two_numbers_answer_as_exact_rational_comparison(key: Any, value: Any) -> None:
+    # The engine compares two JSON numbers directly; the answers must be those of the exact
+    # (Fraction) comparison that quantities go through.
+    exact = (Fraction(key) > Fraction(value)) - (Fraction(key) < Fraction(value))
+    assert evaluate("GreaterThan", key, value) is (exact > 0)
+    assert evaluate("GreaterThanOrEquals", key, value) is (exact >= 0)
+    assert evaluate("LessThan", key, value) is (exact < 0)
+    assert evaluate("LessThanOrEquals", key, value) is (exact <= 0)
+
+
+@pytest.mark.parametrize("odd", [float("nan"), float("inf"), float("-inf")])
+def test_numeric_operators_on_non_finite_numbers_behave_as_before_the_shortcut(odd: float) -> None:
+    # NaN and infinities (YAML allows them in a policy) take the quantity path, which has no
+    # exact value for them: the comparison fails the same way it always did.
+    with pytest.raises((ValueError, OverflowError)):
+        evaluate("GreaterThan", odd, 1)
+    with pytest.raises((ValueError, OverflowError)):
+        evaluate("LessThan", 1, odd)
