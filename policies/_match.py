@@ -48,21 +48,72 @@ class UserInfo:
         return {"username": self.username, "groups": list(self.groups)}
 
 
-@dataclass(frozen=True, slots=True)
 class Target:
-    """What a filter is matched against."""
+    """What a filter is matched against (built once per evaluation, read only afterwards).
 
-    group: str
-    version: str
-    kind: str
-    subresource: str
-    name: str
-    namespace: str
-    labels: Mapping[str, Any]
-    annotations: Mapping[str, Any]
-    operation: str
-    namespace_labels: Mapping[str, Any] | None
-    user: UserInfo | None
+    Not a dataclass: in the compiled engine a dataclass's ``__init__`` is the one ``dataclasses``
+    generates, run by the interpreter (one ``object.__setattr__`` per field when frozen): 1.4 us
+    for these eleven fields, against tens of nanoseconds for this ``__init__`` compiled.
+    """
+
+    __slots__ = (
+        "annotations",
+        "group",
+        "kind",
+        "labels",
+        "name",
+        "namespace",
+        "namespace_labels",
+        "operation",
+        "subresource",
+        "user",
+        "version",
+    )
+
+    def __init__(
+        self,
+        group: str,
+        version: str,
+        kind: str,
+        subresource: str,
+        name: str,
+        namespace: str,
+        labels: Mapping[str, Any],
+        annotations: Mapping[str, Any],
+        operation: str,
+        namespace_labels: Mapping[str, Any] | None,
+        user: UserInfo | None,
+    ) -> None:
+        self.group = group
+        self.version = version
+        self.kind = kind
+        self.subresource = subresource
+        self.name = name
+        self.namespace = namespace
+        self.labels = labels
+        self.annotations = annotations
+        self.operation = operation
+        self.namespace_labels = namespace_labels
+        self.user = user
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _TARGET_FIELDS)
+        return f"Target({fields})"
+
+
+_TARGET_FIELDS = (
+    "group",
+    "version",
+    "kind",
+    "subresource",
+    "name",
+    "namespace",
+    "labels",
+    "annotations",
+    "operation",
+    "namespace_labels",
+    "user",
+)
 
 
 @dataclass(frozen=True, slots=True)
