@@ -24,6 +24,8 @@ def go_text(value: Any) -> str:  # noqa: PLR0911  # one exit per Go type
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
+        if not math.isfinite(value):  # YAML's .nan and .inf, as Go prints them
+            return "NaN" if value != value else ("+Inf" if value > 0 else "-Inf")  # noqa: PLR0124
         if value == math.trunc(value) and abs(value) < 1e21:
             return str(int(value))
         return repr(value)
@@ -40,10 +42,15 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _finite(number: Any) -> bool:
+    return type(number) is int or math.isfinite(number)
+
+
 def _as_duration(value: Any) -> Fraction | None:
     if isinstance(value, str):
         return parse_duration(value)
-    if _is_number(value) and value == math.trunc(value):
+    # NaN and the infinities (YAML's .nan and .inf) are no duration.
+    if _is_number(value) and _finite(value) and value == math.trunc(value):
         return Fraction(int(value))
     return None
 
@@ -51,7 +58,8 @@ def _as_duration(value: Any) -> Fraction | None:
 def _as_quantity(value: Any) -> Fraction | None:
     if isinstance(value, str):
         return parse_quantity(value)
-    if _is_number(value):
+    # NaN and the infinities have no exact value: no quantity either.
+    if _is_number(value) and _finite(value):
         return Fraction(value)
     return None
 
@@ -181,8 +189,11 @@ def _legacy_not_in(key: Any, value: Any) -> bool:
 _PLAIN_NUMBERS = (int, float)
 
 
-def _finite(number: Any) -> bool:
-    return type(number) is int or math.isfinite(number)
+def _number_order(key: Any, value: Any) -> int | None:
+    # Any, not float: compiled, a float parameter would turn a large int into an inexact double.
+    if key != key or value != value:  # noqa: PLR0124  # NaN is the one value unequal to itself
+        return None
+    return int(key > value) - int(key < value)
 
 
 def _semver(text: str) -> tuple[int, int, int] | None:
@@ -196,11 +207,11 @@ def _compare(key: Any, value: Any) -> int | None:
         return None
     if value is None:
         value = 0
-    # Two finite JSON numbers: the quantity comparison below gives the same answer (a Fraction
-    # of an int or a finite float is exact, as Python's int/float comparison is) at ~20 times
-    # the cost; evidence rules compare counts this way once per container.
-    if type(key) in _PLAIN_NUMBERS and type(value) in _PLAIN_NUMBERS and _finite(key) and _finite(value):
-        return int(key > value) - int(key < value)
+    # Two numbers compare as numbers, as Kyverno's float64 comparison does: exactly (as the
+    # quantity path's Fractions would, at ~20 times the cost; evidence rules compare counts this
+    # way once per container), infinities in order, and NaN (YAML's .nan) with nothing.
+    if type(key) in _PLAIN_NUMBERS and type(value) in _PLAIN_NUMBERS:
+        return _number_order(key, value)
     if isinstance(key, str) or isinstance(value, str):
         key_d, value_d = _as_duration(key), _as_duration(value)
         if key_d is not None and value_d is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Any
 
@@ -9,8 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gate.model import RuleOutcome
+from policies import AdmissionRequest, parse_policies
 from policies._errors import EvaluationError
-from policies._operators import evaluate
+from policies._operators import evaluate, go_text
 
 
 @pytest.mark.parametrize(
@@ -83,28 +86,90 @@ def test_unknown_operator_is_an_evaluation_error() -> None:
 _NUMBERS = st.one_of(
     st.integers(),
     st.integers(min_value=-(2**80), max_value=2**80),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.sampled_from([0, 0.0, -0.0, 2**53, 2**53 + 1, float(2**53), 1e308, -1e-308, 5e-324]),
+    st.floats(allow_nan=False),
+    st.sampled_from([0, 0.0, -0.0, 2**53, 2**53 + 1, float(2**53), 1e308, -1e-308, 5e-324, float("inf")]),
 )
 
 
 @settings(max_examples=400, deadline=None)
 @given(key=_NUMBERS, value=_NUMBERS)
-def test_numeric_operators_on_two_numbers_answer_as_exact_rational_comparison(key: Any, value: Any) -> None:
-    # The engine compares two JSON numbers directly; the answers must be those of the exact
-    # (Fraction) comparison that quantities go through.
-    exact = (Fraction(key) > Fraction(value)) - (Fraction(key) < Fraction(value))
-    assert evaluate("GreaterThan", key, value) is (exact > 0)
-    assert evaluate("GreaterThanOrEquals", key, value) is (exact >= 0)
-    assert evaluate("LessThan", key, value) is (exact < 0)
-    assert evaluate("LessThanOrEquals", key, value) is (exact <= 0)
+def test_numeric_operators_on_two_numbers_answer_as_exact_comparison(key: Any, value: Any) -> None:
+    # Finite numbers: the exact rational comparison quantities go through; infinities in order.
+    if math.isfinite(key) and math.isfinite(value):
+        order = (Fraction(key) > Fraction(value)) - (Fraction(key) < Fraction(value))
+    else:
+        order = (key > value) - (key < value)
+    assert evaluate("GreaterThan", key, value) is (order > 0)
+    assert evaluate("GreaterThanOrEquals", key, value) is (order >= 0)
+    assert evaluate("LessThan", key, value) is (order < 0)
+    assert evaluate("LessThanOrEquals", key, value) is (order <= 0)
 
 
-@pytest.mark.parametrize("odd", [float("nan"), float("inf"), float("-inf")])
-def test_numeric_operators_on_non_finite_numbers_behave_as_before_the_shortcut(odd: float) -> None:
-    # NaN and infinities (YAML allows them in a policy) take the quantity path, which has no
-    # exact value for them: the comparison fails the same way it always did.
-    with pytest.raises((ValueError, OverflowError)):
-        evaluate("GreaterThan", odd, 1)
-    with pytest.raises((ValueError, OverflowError)):
-        evaluate("LessThan", 1, odd)
+@pytest.mark.parametrize("other", [1, 0.5, float("inf"), float("nan"), "1Gi", "2h", "1.2.3"])
+@pytest.mark.parametrize(
+    "operator",
+    [
+        "GreaterThan",
+        "GreaterThanOrEquals",
+        "LessThan",
+        "LessThanOrEquals",
+        "DurationGreaterThan",
+        "DurationLessThanOrEquals",
+    ],
+)
+def test_nan_compares_with_nothing_either_side(operator: str, other: Any) -> None:
+    # A policy may carry YAML's .nan: Kyverno's float64 comparisons are then all false; none fails.
+    nan = float("nan")
+    assert evaluate(operator, nan, other) is False
+    assert evaluate(operator, other, nan) is False
+
+
+@pytest.mark.parametrize(
+    ("operator", "key", "value", "expected"),
+    [
+        ("GreaterThan", float("inf"), "1Gi", False),  # no quantity: incomparable
+        ("LessThan", "1Gi", float("-inf"), False),
+        ("DurationGreaterThan", float("inf"), "1h", False),  # no duration
+        ("Equals", float("inf"), float("inf"), True),
+        ("Equals", float("nan"), float("nan"), False),
+    ],
+)
+def test_infinities_are_neither_quantities_nor_durations(
+    operator: str, key: Any, value: Any, expected: bool
+) -> None:
+    assert evaluate(operator, key, value) is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "printed"), [(float("nan"), "NaN"), (float("inf"), "+Inf"), (float("-inf"), "-Inf"), (2.0, "2")]
+)
+def test_non_finite_numbers_print_as_go_prints_them(value: float, printed: str) -> None:
+    assert go_text(value) == printed
+
+
+def test_a_policy_comparing_with_yaml_nan_or_infinity_evaluates_without_failing() -> None:
+    bundle = parse_policies(
+        """
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: odd-numbers}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: odd
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      validate:
+        message: "priority {{ request.object.spec.priority }} against .inf"
+        deny:
+          conditions:
+            any:
+              - {key: "{{ request.object.spec.priority }}", operator: GreaterThan, value: .nan}
+              - {key: "{{ request.object.spec.priority }}", operator: LessThan, value: -.inf}
+              - {key: .inf, operator: GreaterThan, value: "{{ request.object.spec.priority }}"}
+"""
+    )
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"priority": 5}}
+    [response] = bundle.evaluate(AdmissionRequest(operation="CREATE", object=pod))
+    # NaN holds nothing, nothing is below -inf, and +inf is above 5: the third condition denies.
+    assert response.outcome is RuleOutcome.FAIL
+    assert response.message.startswith("priority 5 against .inf")
