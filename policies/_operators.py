@@ -11,7 +11,7 @@ from typing import Any
 
 from policies import _wildcard
 from policies._errors import EvaluationError
-from policies._quantity import parse_duration, parse_quantity
+from policies._quantity import exact_number, go_non_finite, parse_duration, parse_quantity
 
 _RANGE = re.compile(r"^([-+]?\d+(?:\.\d+)?[A-Za-z]*)(!?-)([-+]?\d+(?:\.\d+)?[A-Za-z]*)$")
 _SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:[-+].*)?$")
@@ -24,8 +24,9 @@ def go_text(value: Any) -> str:  # noqa: PLR0911  # one exit per Go type
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        if not math.isfinite(value):  # YAML's .nan and .inf, as Go prints them
-            return "NaN" if value != value else ("+Inf" if value > 0 else "-Inf")  # noqa: PLR0124
+        special = go_non_finite(value)
+        if special is not None:
+            return special
         if value == math.trunc(value) and abs(value) < 1e21:
             return str(int(value))
         return repr(value)
@@ -42,26 +43,19 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _finite(number: Any) -> bool:
-    return type(number) is int or math.isfinite(number)
-
-
 def _as_duration(value: Any) -> Fraction | None:
     if isinstance(value, str):
         return parse_duration(value)
     # NaN and the infinities (YAML's .nan and .inf) are no duration.
-    if _is_number(value) and _finite(value) and value == math.trunc(value):
-        return Fraction(int(value))
-    return None
+    exact = exact_number(value) if _is_number(value) else None
+    return exact if exact is not None and exact.denominator == 1 else None
 
 
 def _as_quantity(value: Any) -> Fraction | None:
     if isinstance(value, str):
         return parse_quantity(value)
     # NaN and the infinities have no exact value: no quantity either.
-    if _is_number(value) and _finite(value):
-        return Fraction(value)
-    return None
+    return exact_number(value) if _is_number(value) else None
 
 
 def _equals(key: Any, value: Any) -> bool:  # noqa: PLR0911  # Kyverno's per-type table

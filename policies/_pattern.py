@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from policies import _wildcard
-from policies._quantity import parse_duration, parse_quantity
+from policies._quantity import exact_number, go_non_finite, parse_duration, parse_quantity
 
 AnchorKind = Literal["condition", "equality", "existence", "negation", "global", "add", ""]
 _ANCHOR = re.compile(r"^(\+|<|=|X|\^)?\((.+)\)$")
@@ -534,6 +534,9 @@ def _go_float(value: float) -> str:
     """Go's ``strconv.FormatFloat(v, 'E', -1, 64)``: shortest digits, scientific form."""
     if value == 0:
         return "0E+00"
+    special = go_non_finite(value)
+    if special is not None:
+        return special
     sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
     assert isinstance(exponent, int)
     text = "".join(str(d) for d in digits)
@@ -584,7 +587,7 @@ def _value_quantity(value: Any) -> Fraction | None:
     if value is None:
         return Fraction(0)
     if _is_number(value):
-        return Fraction(value)
+        return exact_number(value)  # None for NaN and the infinities: not comparable
     if isinstance(value, str):
         return parse_quantity(value)
     return None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 from functools import lru_cache
+from typing import Any
 
 _QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
@@ -71,3 +73,17 @@ def parse_duration(text: str) -> Fraction | None:
         total += Fraction(found.group(1)) * _DURATION_UNITS[found.group(2)]
         position = found.end()
     return sign * total
+
+
+def exact_number(value: Any) -> Fraction | None:
+    """A JSON number's exact value; None for NaN and the infinities (YAML's .nan and .inf)."""
+    if type(value) is int:
+        return Fraction(value)
+    return Fraction(value) if math.isfinite(value) else None
+
+
+def go_non_finite(value: float) -> str | None:
+    """Go's text for NaN and the infinities (``NaN``, ``+Inf``, ``-Inf``); None for a finite number."""
+    if math.isfinite(value):
+        return None
+    return "NaN" if value != value else ("+Inf" if value > 0 else "-Inf")  # noqa: PLR0124  # NaN test

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from gate.model import RuleOutcome
 from policies import AdmissionRequest, parse_policies
 from policies._errors import EvaluationError
-from policies._operators import evaluate, go_text
+from policies._operators import OPERATORS, evaluate, go_text
 
 
 @pytest.mark.parametrize(
@@ -173,3 +173,36 @@ spec:
     # NaN holds nothing, nothing is below -inf, and +inf is above 5: the third condition denies.
     assert response.outcome is RuleOutcome.FAIL
     assert response.message.startswith("priority 5 against .inf")
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),  # NaN and the infinities included: YAML policies can hold them
+    st.text(max_size=12),
+    # Strings each operator parses: quantities, durations, versions, ranges, wildcards, JSON.
+    st.sampled_from(["1Gi", "500m", "2h", "1h30m", "1.2.3", "v1.2.3-rc", "1-10", "5!-7", "-5-5", "1-"]),
+    st.sampled_from(["*", "a*", "?", "1e3", "NaN", "inf", "0x10", "", "[1,2]", '["a"]', "{}"]),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(operator=st.sampled_from(sorted(OPERATORS)), key=_VALUES, value=_VALUES)
+def test_every_operator_answers_a_bool_or_an_evaluation_error_for_any_values(
+    operator: str, key: Any, value: Any
+) -> None:
+    # Keys come from resources and values from policy YAML: whatever they hold, a condition holds
+    # or not, or fails as an EvaluationError (the rule's error result), never with another exception.
+    try:
+        answer = evaluate(operator, key, value)
+    except EvaluationError:
+        return
+    assert isinstance(answer, bool)

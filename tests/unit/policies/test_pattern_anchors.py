@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from policies._pattern import matches_scalar, validate
 
@@ -146,3 +148,49 @@ def test_wildcard_label_keys_in_metadata_expand_to_the_matching_resource_key() -
     bad = {"metadata": {"annotations": {"container.apparmor.io/app": "unconfined"}}}
     assert status(good, pattern) == "pass"
     assert status(bad, pattern) == "fail"
+
+
+@pytest.mark.parametrize(
+    ("value", "pattern", "expected"),
+    [
+        (float("inf"), ">1", "fail"),  # no quantity: not comparable, and its text is not a number
+        (float("nan"), "<1", "fail"),
+        (float("nan"), "1-10", "fail"),
+        (float("-inf"), "5!-7", "fail"),
+        (float("inf"), "+Inf", "pass"),  # as text, Go's form
+        (float("nan"), "NaN", "pass"),
+        (float("inf"), "", "fail"),
+        (float("inf"), "*", "pass"),
+    ],
+)
+def test_non_finite_resource_values_are_compared_as_go_prints_them(
+    value: float, pattern: str, expected: str
+) -> None:
+    # A manifest given to Decide is YAML, which can hold .inf and .nan.
+    assert status({"spec": {"replicas": value}}, {"spec": {"replicas": pattern}}) == expected
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=8),
+    st.sampled_from(
+        [">1Gi", "<=500m", ">=2h", "!*", "1-10", "5!-7", "*", "a*|b", ">1 & <5", "!0", "NaN", ">inf"]
+    ),
+)
+_KEYS = st.sampled_from(["a", "b", "=(a)", "+(b)", "^(c)", "X(a)", "<(a)"]) | st.text(max_size=3)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_KEYS, inner, max_size=3)),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(resource=_VALUES, pattern=_VALUES)
+def test_any_resource_against_any_pattern_gives_a_result_or_an_evaluation_error(
+    resource: Any, pattern: Any
+) -> None:
+    assert validate(resource, pattern).status in ("pass", "fail", "skip", "error")
