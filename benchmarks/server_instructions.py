@@ -36,7 +36,16 @@ import time
 from pathlib import Path
 
 import grpc
-from _harness import GatePorts, compiled_source, gate_command, gate_env, log_tail, serving_probe, spawn
+from _harness import (
+    GatePorts,
+    compiled_source,
+    gate_command,
+    gate_env,
+    log_tail,
+    serving_probe,
+    spawn,
+    wait_until,
+)
 from grpc_floor import DECIDE_METHOD, _gate_requests, _import_evidence, decide_policy_sources
 
 # gate starts 30-60 times slower under valgrind.
@@ -81,12 +90,16 @@ def per_call(source: Path | None, warmup: int, calls: int) -> float:
         log = work / "gate.log"
         proc = spawn(command, env, log)
         try:
-            probe = serving_probe(ports.grpc_target)
-            deadline = time.monotonic() + READY_LIMIT
-            while not probe():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"gate under callgrind did not start serving:\n{log_tail(log)}")
-                time.sleep(1)
+            try:
+                wait_until(
+                    serving_probe(ports.grpc_target),
+                    proc,
+                    started=time.perf_counter(),
+                    limit=READY_LIMIT,
+                    interval=1.0,
+                )
+            except RuntimeError as error:
+                raise RuntimeError(f"gate under callgrind: {error}\n{log_tail(log)}") from None
             _import_evidence(ports.grpc_target)
             requests = _gate_requests(64, "decide")
             _calls(ports.grpc_target, requests, warmup)
@@ -123,7 +136,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gate-bench-") as tmp:
         source = compiled_source(Path(tmp)) if args.compiled else None
         copies = [source] + ([args.baseline.resolve()] if args.baseline is not None else [])
-        # One copy per core, at the same time: the counts do not depend on the load.
+        # One copy per core, at the same time: the counts barely depend on the load (the server's
+        # timers fire a little more often per call when it runs slower), so compare within a run.
         with concurrent.futures.ThreadPoolExecutor(len(copies)) as pool:
             counts = list(pool.map(lambda copy: per_call(copy, args.warmup, args.calls), copies))
         label = f"compiled copy {source}" if source else "the checkout"
