@@ -18,6 +18,11 @@ decision, and the batch's signature and transaction are paid by every call, wher
 the same time on the other core), not for predicting a timed figure.
 
     python benchmarks/server_instructions.py [--compiled] [--baseline DIR] [--warmup 200] [--calls 400]
+        [--keep DIR]
+
+``--keep DIR`` leaves the measured calls' dumps there (``measured.out``, ``baseline.out``):
+``callgrind_annotate --inclusive=yes DIR/measured.out`` then shows where the instructions went, by
+C function (the interpreter's, grpc's, OpenSSL's, SQLite's and the compiled engine's).
 
 Needs valgrind (Debian package valgrind). A copy takes ~1-2 minutes (gate starts in ~50 s under
 valgrind).
@@ -68,8 +73,11 @@ def _calls(target: str, requests: list[bytes], count: int) -> None:
             call(requests[index % len(requests)], timeout=120)
 
 
-def per_call(source: Path | None, warmup: int, calls: int) -> float:
-    """Instructions per Decide of one ``gate serve`` (``source``: a copy of gate, else the checkout)."""
+def per_call(source: Path | None, warmup: int, calls: int, keep: Path | None = None) -> float:
+    """Instructions per Decide of one ``gate serve`` (``source``: a copy of gate, else the checkout).
+
+    ``keep``: copy the measured calls' callgrind dump there (for ``callgrind_annotate``).
+    """
     with tempfile.TemporaryDirectory(prefix="gate-bench-server-instructions-") as tmp:
         work = Path(tmp)
         ports = GatePorts.pick()
@@ -116,6 +124,8 @@ def per_call(source: Path | None, warmup: int, calls: int) -> float:
         found = _TOTALS.search(measured.read_text(errors="replace"))
         if found is None:
             raise RuntimeError(f"no totals in {measured}")
+        if keep is not None:
+            shutil.copyfile(measured, keep)
         return int(found.group(1)) / calls
 
 
@@ -127,19 +137,34 @@ def main() -> int:
     parser.add_argument("--baseline", type=Path, help="a second copy of gate to measure and compare with")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--calls", type=int, default=400)
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="a directory to keep the measured calls' callgrind dumps in (measured.out, baseline.out)",
+    )
     args = parser.parse_args()
     for tool in ("valgrind", "callgrind_control"):
         if shutil.which(tool) is None:
             parser.error(f"{tool} is not on PATH (Debian package valgrind)")
     if args.calls <= 0 or args.warmup < 0:
         parser.error("--calls must be positive and --warmup not negative")
+    if args.keep is not None and not args.keep.is_dir():
+        parser.error(f"--keep: {args.keep} is not a directory")
     with tempfile.TemporaryDirectory(prefix="gate-bench-") as tmp:
         source = compiled_source(Path(tmp)) if args.compiled else None
         copies = [source] + ([args.baseline.resolve()] if args.baseline is not None else [])
         # One copy per core, at the same time: the counts barely depend on the load (the server's
         # timers fire a little more often per call when it runs slower), so compare within a run.
         with concurrent.futures.ThreadPoolExecutor(len(copies)) as pool:
-            counts = list(pool.map(lambda copy: per_call(copy, args.warmup, args.calls), copies))
+            counts = list(
+                pool.map(
+                    lambda copy, name: per_call(
+                        copy, args.warmup, args.calls, None if args.keep is None else args.keep / name
+                    ),
+                    copies,
+                    ("measured.out", "baseline.out"),
+                )
+            )
         label = f"compiled copy {source}" if source else "the checkout"
         print(f"decide: {counts[0]:,.0f} instructions per call ({label})")
         if args.baseline is not None:

@@ -25,6 +25,7 @@ from gate._cache import SharedCache
 from gate._git import git_head
 from gate._nonblocking import WouldBlock
 from gate._signature_service import DecisionSigner, SignatureService
+from gate._slots import slot_constructor
 from gate.config import Config, RegistrySettings, SbomSettings
 from gate.errors import ConfigError, EvidenceError, InvalidArgument, NotFound, Unsupported
 from gate.evidence import StoreEvidence
@@ -77,6 +78,12 @@ from gate.store import ComponentQuery, DecisionQuery, EvidenceStore, FindingPage
 from scanners import resolve_local_path
 
 _log = logging.getLogger("gate.decisions")
+
+# A pipeline Decide builds one record and one result per rule: through the slots, not the
+# frozen classes' __init__ (gate._slots).
+_new_decision = slot_constructor(Decision)
+_new_result = slot_constructor(RuleResult)
+_new_timings = slot_constructor(DecisionTimings)
 
 
 def _never() -> bool:
@@ -738,7 +745,7 @@ class Gate:
         answer = verdict(responses)
         failing = (RuleOutcome.FAIL, RuleOutcome.ERROR)
         results = tuple(
-            RuleResult(
+            _new_result(
                 r.policy,
                 r.rule,
                 r.outcome,
@@ -754,7 +761,7 @@ class Gate:
         else:
             message = answer.message
         digests = tuple(d for d in (self._digest_of(i) for i in images_of(resources)) if d)
-        return Decision(
+        return _new_decision(
             id=new_id,
             allowed=answer.allowed,
             message=message,
@@ -765,7 +772,7 @@ class Gate:
             evidence_ids=with_waivers(evidence.record_ids(), responses),
             caller=caller,
             artifact_digests=digests,
-            timings=DecisionTimings(total=perf_counter() - begin, policy=policy_seconds, evidence=0.0),
+            timings=_new_timings(total=perf_counter() - begin, policy=policy_seconds, evidence=0.0),
             request={
                 "kind": "Decide",
                 "stage": stage,

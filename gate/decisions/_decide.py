@@ -58,6 +58,9 @@ def new_decision_id() -> str:
 
 # One per rule of every review (see gate._slots): fields in RuleResult's order.
 _new_result = slot_constructor(RuleResult)
+# One record per review.
+_new_decision = slot_constructor(Decision)
+_new_timings = slot_constructor(DecisionTimings)
 
 
 class FailureMode(enum.Enum):
@@ -210,7 +213,7 @@ def decide(
     else:
         message, code, reason = answer.message, 403, "Forbidden"
     total = perf_counter() - (started if started is not None else begin)
-    decision = Decision(
+    decision = _new_decision(
         id="" if review.dry_run else new_id(),
         allowed=answer.allowed,
         message=message,
@@ -221,7 +224,7 @@ def decide(
         evidence_ids=with_waivers(evidence.record_ids() if evidence else (), responses),
         caller=review.caller,
         artifact_digests=review.image_digests,
-        timings=DecisionTimings(total=total, policy=policy_seconds, evidence=evidence_seconds),
+        timings=_new_timings(total=total, policy=policy_seconds, evidence=evidence_seconds),
         request=review.request,
         subject=review.subject,
     )

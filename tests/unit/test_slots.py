@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 
 import pytest
 
-from gate._slots import slot_constructor
-from gate.model import EnforcementAction, RuleOutcome, RuleResult
+from gate._slots import slot_constructor, slot_replacer
+from gate.model import Decision, DecisionTimings, EnforcementAction, RuleOutcome, RuleResult
 from policies._model import ResourceRef, RuleResponse
 
 
@@ -48,3 +49,97 @@ def test_a_class_without_slots_keeps_its_own_constructor() -> None:
         a: int
 
     assert slot_constructor(Plain) is Plain
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Record:
+    name: str
+    size: int = 0
+    tags: tuple[str, ...] = ()
+    extra: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def test_a_constructor_takes_keywords_and_the_class_defaults() -> None:
+    build = slot_constructor(_Record)
+    assert build(name="a", size=2) == _Record(name="a", size=2)
+    assert build("a") == _Record("a")
+    assert build("a", 1, ("t",), {"k": 1}) == _Record("a", 1, ("t",), {"k": 1})
+
+
+def test_a_default_factory_gives_each_instance_its_own_value() -> None:
+    build = slot_constructor(_Record)
+    first, second = build("a"), build("b")
+    assert first.extra == {}
+    assert first.extra is not second.extra
+
+
+def test_a_missing_or_unknown_field_is_a_type_error() -> None:
+    build = slot_constructor(_Record)
+    with pytest.raises(TypeError):
+        build(size=1)
+    with pytest.raises(TypeError):
+        build("a", colour="red")
+
+
+def test_a_replacer_gives_what_dataclasses_replace_gives() -> None:
+    replace = slot_replacer(_Record)
+    original = _Record("a", 1, ("t",), {"k": 1})
+    assert replace(original, size=5) == dataclasses.replace(original, size=5)
+    assert replace(original) == original
+    changed = replace(original, name="b", tags=())
+    assert (changed.name, changed.size, changed.tags, changed.extra) == ("b", 1, (), {"k": 1})
+    assert original == _Record("a", 1, ("t",), {"k": 1})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        changed.name = "c"  # type: ignore[misc]
+
+
+def test_a_replacer_refuses_an_unknown_field() -> None:
+    with pytest.raises(TypeError, match="colour"):
+        slot_replacer(_Record)(_Record("a"), colour="red")
+
+
+def test_a_decision_replaced_by_slots_equals_the_dataclass_replace() -> None:
+    decision = Decision(
+        id="d1",
+        allowed=False,
+        message="denied",
+        stage="deploy",
+        decided_at=datetime(2026, 11, 29, tzinfo=UTC),
+        results=(RuleResult("p", "r", RuleOutcome.FAIL),),
+        evidence_ids=("e1",),
+        timings=DecisionTimings(total=0.5),
+        request={"kind": "Decide"},
+    )
+    replace = slot_replacer(Decision)
+    assert replace(decision, request_digest="sha256:00", signature=b"s") == dataclasses.replace(
+        decision, request_digest="sha256:00", signature=b"s"
+    )
+    assert (
+        slot_constructor(Decision)(
+            id="d1",
+            allowed=False,
+            message="denied",
+            stage="deploy",
+            decided_at=datetime(2026, 11, 29, tzinfo=UTC),
+            results=(RuleResult("p", "r", RuleOutcome.FAIL),),
+            evidence_ids=("e1",),
+            timings=DecisionTimings(total=0.5),
+            request={"kind": "Decide"},
+        )
+        == decision
+    )
+
+
+def test_classes_the_generated_code_cannot_serve_keep_the_dataclass_functions() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class KeywordOnly:
+        a: int
+        b: int = dataclasses.field(default=0, kw_only=True)
+
+    @dataclasses.dataclass(frozen=True)
+    class Plain:
+        a: int
+
+    assert slot_constructor(KeywordOnly) is KeywordOnly
+    assert slot_replacer(Plain)(Plain(1), a=2) == Plain(2)
+    assert slot_replacer(KeywordOnly)(KeywordOnly(1, b=2), a=3) == KeywordOnly(3, b=2)
