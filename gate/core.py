@@ -155,6 +155,8 @@ class Gate:
         self.decision_signer = decision_signer
         # Digests of the policy bundles this process has kept in the store for replays.
         self._kept_bundles: set[str] = set()
+        # The current bundle's policies by stage (see _stage_policies).
+        self._stage_cache: tuple[PolicyBundle | None, dict[str, tuple[str, ...]]] = (None, {})
         # Called with every recorded decision on the caller's thread (metrics, notifications):
         # each must return at once.
         self.decision_listeners: list[Callable[[Decision], None]] = []
@@ -726,12 +728,12 @@ class Gate:
         depth_checked: bool = False,
     ) -> Decision:
         from gate.decisions import with_waivers
-        from gate.pipeline import images_of, policies_for_stage, remediation
+        from gate.pipeline import images_of, remediation
         from policies import AdmissionRequest, verdict
 
         begin = perf_counter()
         self._keep_bundle(bundle)
-        chosen = policies_for_stage(bundle, stage)
+        chosen = self._stage_policies(bundle, stage)
         responses = []
         for resource in resources:
             namespace = str((resource.get("metadata") or {}).get("namespace") or "")
@@ -782,6 +784,22 @@ class Gate:
             },
             subject=subject,
         )
+
+    def _stage_policies(self, bundle: PolicyBundle, stage: str) -> tuple[str, ...]:
+        """The keys of ``bundle``'s policies for ``stage``, parsed from their annotations once per bundle."""
+        from gate.pipeline import policies_for_stage
+
+        cached, by_stage = self._stage_cache
+        if cached is not bundle:
+            by_stage = {}
+            self._stage_cache = (bundle, by_stage)
+        chosen = by_stage.get(stage)
+        if chosen is None:
+            chosen = tuple(policies_for_stage(bundle, stage))
+            # Stages are the callers' words: keep a bounded number.
+            if len(by_stage) < 256:
+                by_stage[stage] = chosen
+        return chosen
 
     def _keep_bundle(self, bundle: PolicyBundle) -> None:
         """Keep the bundle's documents in the store (once per process and digest) for replays.

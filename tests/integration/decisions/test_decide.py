@@ -170,6 +170,21 @@ def test_a_clean_rescan_allows_and_stage_annotations_choose_the_policies(world: 
     assert list(_decide(api, "build", artifact=common_pb2.ArtifactRef(reference=IMAGE)).results) == []
 
 
+def test_a_reloaded_bundle_with_other_stage_annotations_chooses_again(world: Any) -> None:
+    api, store, policy = world
+    _record_scan(store, "9a1f1e0e-2222-4222-8222-222222222222", NOW, secrets=0)
+    before = _decide(api, "build", artifact=common_pb2.ArtifactRef(reference=IMAGE))
+    assert list(before.results) == []
+    # no-secrets now applies to build as well; the stage's choice must follow the new bundle.
+    policy.write_text(POLICIES.replace("gate.dev/stages: publish,deploy", "gate.dev/stages: build,publish"))
+    api._gate.reload_policies()
+    after = _decide(api, "build", artifact=common_pb2.ArtifactRef(reference=IMAGE))
+    assert [(r.policy, r.rule) for r in after.results] == [("no-secrets", "no-secrets-found")]
+    assert {
+        r.policy for r in _decide(api, "deploy", artifact=common_pb2.ArtifactRef(digest=DIGEST)).results
+    } == {"only-deploy-digests"}
+
+
 def test_an_image_named_by_digest_is_named_from_memory_once_found(world: Any) -> None:
     api, store, _ = world
     core = api._gate
