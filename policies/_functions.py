@@ -56,6 +56,7 @@ from jmespath.functions import signature
 
 from gate.errors import EvidenceError
 from policies import _wildcard
+from policies._yaml import KubernetesLoader
 
 __all__ = [
     "CompiledExpression",
@@ -1407,17 +1408,7 @@ def _is_ca(cert: Any) -> bool:
 
 
 # --------------------------------------------------------------------------- #
-# YAML as sigs.k8s.io/yaml reads it (timestamps stay strings)
-
-
-class _YamlLoader(yaml.SafeLoader):
-    """SafeLoader without the timestamp resolver: Go's yaml keeps dates as strings."""
-
-
-_YamlLoader.yaml_implicit_resolvers = {
-    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+# YAML as sigs.k8s.io/yaml reads it (policies._yaml.KubernetesLoader: go-yaml v2's typing)
 
 
 def _json_compatible(value: Any) -> Any:
@@ -1426,7 +1417,9 @@ def _json_compatible(value: Any) -> Any:
     if isinstance(value, list):
         return [_json_compatible(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"json: unsupported value: {value}")
+        # As Go's encoding/json words it.
+        shown = "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+        raise ValueError(f"json: unsupported value: {shown}")
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     return value
@@ -1622,7 +1615,7 @@ class KyvernoFunctions(jmespath.functions.Functions):
     @signature({"types": ["string"]})
     def _func_parse_yaml(self, text: str) -> Any:
         try:
-            loaded = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 -- a SafeLoader subclass
+            loaded = yaml.load(text, Loader=KubernetesLoader)  # noqa: S506 -- a SafeLoader subclass
             return _json_compatible(loaded)
         except yaml.YAMLError as exc:
             raise FunctionError(f"error converting YAML to JSON: {exc}".replace("\n", " ")) from None

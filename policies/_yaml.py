@@ -2,18 +2,29 @@
 
 Timestamps stay strings (Kubernetes objects carry them as strings), duplicate
 keys and over-deep or over-large documents are load errors, never crashes.
+
+Documents are JSON values, as Kubernetes reads YAML (sigs.k8s.io/yaml: go-yaml v2, then JSON):
+plain scalars are typed by go-yaml v2's rules (policies._plain_scalars); ``.nan`` and ``.inf``
+are load errors naming their line and field, as kubectl and Kyverno refuse them (JSON has
+neither); ``!!binary`` data becomes the text it decodes to and an explicit ``!!timestamp`` its
+own text, as there; an integer past 64 bits becomes a float, as JSON decoders read it.
+Everything gate keeps (a policy bundle for replays, the request of a decision) is then JSON
+as loaded.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from policies._errors import PolicyLoadError, ResourceLimitError
+from policies._plain_scalars import plain_value
 
 MAX_DEPTH = 64
 MAX_NODES = 200_000
@@ -21,15 +32,42 @@ MAX_FILE_BYTES = 8 * 1024 * 1024
 
 FieldPath = tuple[str | int, ...]
 
+# The integers JSON decoders keep as integers (Go's int64 and uint64, orjson's); others are floats.
+_SMALLEST_INT = -(2**63)
+_LARGEST_INT = 2**64 - 1
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader without the timestamp resolver."""
+
+# The tag given to plain scalars without one: their values are typed by policies._plain_scalars,
+# not by PyYAML's YAML 1.1 resolvers.
+_PLAIN = "tag:gate.dev,2026:plain"
+_MERGE = "tag:yaml.org,2002:merge"
 
 
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+class KubernetesLoader(yaml.SafeLoader):
+    """SafeLoader whose plain scalars are typed as Kubernetes types them (policies._plain_scalars).
+
+    ``yaml.load(text, Loader=KubernetesLoader)`` gives those values too (a ``"<<"`` that merges
+    nothing is text).
+    """
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+        if kind is yaml.ScalarNode and implicit[0]:
+            # The merge key is resolved before values are typed (flatten_mapping looks for it).
+            return _MERGE if value == "<<" else _PLAIN
+        return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+
+
+def _scalar_text_of(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    return node.value
+
+
+def _plain_of(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    return plain_value(node.value)
+
+
+KubernetesLoader.add_constructor(_PLAIN, _plain_of)
+KubernetesLoader.add_constructor(_MERGE, _scalar_text_of)
+_Loader = KubernetesLoader
 
 
 @dataclass
@@ -91,14 +129,14 @@ class _Builder:
             self.loader.flatten_mapping(node)
             result: dict[str, Any] = {}
             for key_node, value_node in node.value:
-                key = self.loader.construct_object(key_node, deep=True)
-                if isinstance(key, (dict, list)):
+                if not isinstance(key_node, yaml.ScalarNode):
                     raise PolicyLoadError(
                         self.source,
                         key_node.start_mark.line + 1,
                         format_path(path),
                         "a mapping key must be a scalar",
                     )
+                key = self._scalar(key_node)
                 text = key if isinstance(key, str) else _scalar_text(key)
                 if text in result:
                     raise PolicyLoadError(
@@ -108,7 +146,37 @@ class _Builder:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+        return self._json_scalar(self._scalar(node), node, path)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        # Plain scalars (the most) typed directly; tagged and quoted ones by their constructors.
+        if node.tag == _PLAIN:
+            return plain_value(node.value)
         return self.loader.construct_object(node, deep=True)
+
+    def _json_scalar(self, value: Any, node: yaml.Node, path: FieldPath) -> Any:
+        """``value`` as the JSON value Kubernetes would read (see the module), else a load error."""
+        if value is None or isinstance(value, (str, bool)):
+            return value
+        if isinstance(value, int):
+            if _SMALLEST_INT <= value <= _LARGEST_INT:
+                return value
+            try:
+                value = float(value)
+            except OverflowError:
+                value = math.inf
+        if isinstance(value, float):
+            if math.isfinite(value):
+                return value
+            got = f"{node.value!r}" if isinstance(node, yaml.ScalarNode) else repr(value)
+            problem = f"expected a JSON number, got {got}: JSON has no NaN or infinity"
+            raise PolicyLoadError(self.source, node.start_mark.line + 1, format_path(path), problem)
+        if isinstance(value, date):  # an explicit !!timestamp: go-yaml v2 keeps its text
+            return str(node.value)
+        if isinstance(value, bytes):  # go-yaml v2 decodes !!binary to text; JSON mends bad UTF-8
+            return value.decode("utf-8", errors="replace")
+        problem = f"expected a JSON value (string, number, boolean or null), got {type(value).__name__}"
+        raise PolicyLoadError(self.source, node.start_mark.line + 1, format_path(path), problem)
 
 
 def _scalar_text(value: Any) -> str:

@@ -243,6 +243,15 @@ def test_dry_runs_are_not_recorded(world: Any) -> None:
             "artifact.digest",
         ),
         ({"stage": "publish", "manifest": b"kind: Pod\n"}, "manifest[0].apiVersion"),
+        # Values JSON cannot hold: refused where they are, not when the decision is stored.
+        (
+            {"stage": "publish", "manifest": b"apiVersion: v1\nkind: Pod\nmetadata: {name: a, x: .nan}\n"},
+            "manifest",
+        ),
+        (
+            {"stage": "publish", "manifest": b"apiVersion: v1\nkind: Pod\nmetadata: {name: a, x: -.inf}\n"},
+            "manifest",
+        ),
         # Bounded before any policy runs (the engine is told the objects are checked).
         ({"stage": "publish", "manifest": POD_HEAD + b'{"a":' * 70 + b"1" + b"}" * 71}, "manifest"),
         ({"stage": "publish", "manifest": POD_HEAD + b'{"v":[' + b"1," * 200_000 + b"1]}}"}, "manifest"),
@@ -317,6 +326,53 @@ def test_a_decision_made_with_no_policies_replays_the_same(tmp_path: Path) -> No
             "gate.v1.AuditService/ReplayDecision", audit_pb2.ReplayDecisionRequest(id=decision.id)
         )
         assert replay.bundle_found is True
+        assert replay.same is True, list(replay.differences)
+    finally:
+        store.close()
+
+
+NUMBERS_POLICY = """
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: numbers
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: numbers
+    match:
+      any:
+      - resources:
+          kinds: [Pod]
+    validate:
+      message: numbers compared
+      deny:
+        conditions:
+          any:
+          - key: "{{ length(request.object.spec.containers) }}"
+            operator: GreaterThan
+            value: 1e3
+          - key: 2e-7
+            operator: Equals
+            value: 0.0000002
+"""
+
+
+def test_a_policy_with_numbers_yaml_1_1_reads_as_text_replays_the_same(tmp_path: Path) -> None:
+    # 1e3 and 2e-7 are numbers to Kyverno; the bundle kept as JSON must read back the same.
+    from gate.v1 import audit_pb2
+
+    policy = tmp_path / "numbers.yaml"
+    policy.write_text(NUMBERS_POLICY)
+    store = open_store(f"sqlite:///{tmp_path / 'gate.db'}")
+    try:
+        api = Api(Gate(store, policy_sources=[policy]))
+        decision = _decide(api, "deploy", manifest=POD_HEAD + b'{"containers":[{"name":"a","image":"x"}]}}')
+        # 2e-7 equals 0.0000002 as numbers: the second condition denies.
+        assert decision.allowed is False, decision.message
+        replay: Any = api.invoke(
+            "gate.v1.AuditService/ReplayDecision", audit_pb2.ReplayDecisionRequest(id=decision.id)
+        )
         assert replay.same is True, list(replay.differences)
     finally:
         store.close()

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from gate.model import RuleOutcome
 from policies import AdmissionRequest, parse_policies
-from policies._errors import EvaluationError
+from policies._errors import EvaluationError, PolicyLoadError
 from policies._operators import OPERATORS, evaluate, go_text
 
 
@@ -147,9 +147,7 @@ def test_non_finite_numbers_print_as_go_prints_them(value: float, printed: str) 
     assert go_text(value) == printed
 
 
-def test_a_policy_comparing_with_yaml_nan_or_infinity_evaluates_without_failing() -> None:
-    bundle = parse_policies(
-        """
+_ODD_POLICY = """
 apiVersion: kyverno.io/v1
 kind: ClusterPolicy
 metadata: {name: odd-numbers}
@@ -159,20 +157,34 @@ spec:
     - name: odd
       match: {any: [{resources: {kinds: [Pod]}}]}
       validate:
-        message: "priority {{ request.object.spec.priority }} against .inf"
+        message: "priority {{ request.object.spec.priority }} against a huge product"
         deny:
           conditions:
             any:
-              - {key: "{{ request.object.spec.priority }}", operator: GreaterThan, value: .nan}
-              - {key: "{{ request.object.spec.priority }}", operator: LessThan, value: -.inf}
-              - {key: .inf, operator: GreaterThan, value: "{{ request.object.spec.priority }}"}
+              - {key: "{{ request.object.spec.priority }}", operator: GreaterThan, value: VALUE}
 """
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "+.INF", "!!float .NaN"])
+def test_yaml_nan_or_infinity_in_a_policy_is_refused_at_load_naming_the_field(value: str) -> None:
+    # JSON has neither: kubectl and Kyverno refuse such a file, and gate keeps bundles as JSON.
+    with pytest.raises(
+        PolicyLoadError, match=r"policy.yaml:15: spec\.rules\[0\].*\.value: expected a JSON number"
+    ):
+        parse_policies(_ODD_POLICY.replace("VALUE", value), "policy.yaml")
+
+
+def test_arithmetic_that_overflows_to_infinity_compares_in_order() -> None:
+    # A policy can still reach infinity at run time: 1e308 * 10 is +Inf in float64, above 5.
+    bundle = parse_policies(
+        _ODD_POLICY.replace(
+            '"{{ request.object.spec.priority }}", operator', '"{{ multiply(`1e308`, `10`) }}", operator'
+        ).replace("VALUE", "5")
     )
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"priority": 5}}
     [response] = bundle.evaluate(AdmissionRequest(operation="CREATE", object=pod))
-    # NaN holds nothing, nothing is below -inf, and +inf is above 5: the third condition denies.
     assert response.outcome is RuleOutcome.FAIL
-    assert response.message.startswith("priority 5 against .inf")
+    assert response.message.startswith("priority 5 against a huge product")
 
 
 _SCALARS = st.one_of(

@@ -166,7 +166,7 @@ def test_wildcard_label_keys_in_metadata_expand_to_the_matching_resource_key() -
 def test_non_finite_resource_values_are_compared_as_go_prints_them(
     value: float, pattern: str, expected: str
 ) -> None:
-    # A manifest given to Decide is YAML, which can hold .inf and .nan.
+    # YAML and JSON loaders refuse .inf and .nan, but resources built in process can hold them.
     assert status({"spec": {"replicas": value}}, {"spec": {"replicas": pattern}}) == expected
 
 
