@@ -27,7 +27,14 @@ from gate._nonblocking import WouldBlock
 from gate._signature_service import DecisionSigner, SignatureService
 from gate._slots import slot_constructor
 from gate.config import Config, RegistrySettings, SbomSettings
-from gate.errors import ConfigError, EvidenceError, InvalidArgument, NotFound, Unsupported
+from gate.errors import (
+    ConfigError,
+    EvidenceError,
+    InfrastructureError,
+    InvalidArgument,
+    NotFound,
+    Unsupported,
+)
 from gate.evidence import StoreEvidence
 from gate.model import (
     Artifact,
@@ -1340,9 +1347,7 @@ class Gate:
                 if relative in seen:
                     raise InvalidArgument(f"files[{index}].path", f"repeats {name!r}")
                 seen.add(relative)
-                target = root.joinpath(*relative.parts)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(content)
+                _write_test_file(root.joinpath(*relative.parts), content, f"files[{index}].path")
             from policies._kyverno_test import run_tests
 
             return run_tests(root, confine=True)
@@ -1363,16 +1368,40 @@ def _load_policies(sources: Sequence[Path]) -> PolicyBundle:
     return load_policies(sources)
 
 
+# A file name's bytes (Linux's NAME_MAX), and a whole path's, well under PATH_MAX beside the
+# temporary directory's own.
+_MAX_NAME_BYTES = 255
+_MAX_PATH_BYTES = 1024
+
+
 def _safe_relative(name: str, field: str) -> PurePosixPath:
     if not name or "\x00" in name:
         raise InvalidArgument(field, f"expected a relative path, got {name!r}")
+    if len(name.encode()) > _MAX_PATH_BYTES:
+        raise InvalidArgument(field, f"expected at most {_MAX_PATH_BYTES} bytes, got {len(name.encode())}")
     path = PurePosixPath(name)
     if path.is_absolute() or ".." in path.parts or name.startswith("\\"):
         raise InvalidArgument(field, f"expected a relative path without '..', got {name!r}")
     parts = [part for part in path.parts if part not in ("", ".")]
     if not parts:
         raise InvalidArgument(field, f"expected a file path, got {name!r}")
+    longest = max(len(part.encode()) for part in parts)
+    if longest > _MAX_NAME_BYTES:
+        raise InvalidArgument(field, f"expected names of at most {_MAX_NAME_BYTES} bytes, got {longest}")
     return PurePosixPath(*parts)
+
+
+def _write_test_file(target: Path, content: bytes, field: str) -> None:
+    """Write one uploaded file; a path colliding with another's (file against directory) is the caller's."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    except (FileExistsError, NotADirectoryError, IsADirectoryError) as error:
+        raise InvalidArgument(
+            field, f"collides with another file's path (a file and a directory of one name): {error.strerror}"
+        ) from None
+    except OSError as error:
+        raise InfrastructureError(f"cannot write the uploaded test files: {error.strerror}") from error
 
 
 def _kind_of_target(target: ScanTarget) -> ArtifactKind:

@@ -7,7 +7,7 @@ import pytest
 from gate._api import METHODS, PENDING_FEATURES, Api, unavailable
 from gate.core import Gate
 from gate.errors import InvalidArgument, Unsupported
-from gate.v1 import sbom_pb2, scan_pb2
+from gate.v1 import policy_pb2, sbom_pb2, scan_pb2
 
 
 class NoStore:
@@ -66,3 +66,23 @@ def test_validation_happens_before_the_store_is_touched() -> None:
             "gate.v1.SbomService/UploadSbom",
             sbom_pb2.UploadSbomRequest(artifact={"digest": "sha256:" + "a" * 64}, document=b"{x"),
         )
+
+
+@pytest.mark.parametrize(
+    ("paths", "field", "message"),
+    [
+        (["x" * 256 + "/kyverno-test.yaml"], "files[0].path", "names of at most 255 bytes, got 256"),
+        (["a/" * 600 + "kyverno-test.yaml"], "files[0].path", "at most 1024 bytes, got 1217"),
+        (["a", "a/kyverno-test.yaml"], "files[1].path", "collides with another file's path"),
+        (["a/kyverno-test.yaml", "a"], "files[1].path", "collides with another file's path"),
+    ],
+)
+def test_test_file_paths_that_cannot_be_written_are_the_callers_error(
+    paths: list[str], field: str, message: str
+) -> None:
+    request = policy_pb2.TestPoliciesRequest(
+        files=[policy_pb2.PolicyFile(path=p, content=b"x") for p in paths]
+    )
+    with pytest.raises(InvalidArgument, match=message) as caught:
+        API.invoke("gate.v1.PolicyService/TestPolicies", request)
+    assert caught.value.field == field
