@@ -1420,8 +1420,8 @@ def _json_compatible(value: Any) -> Any:
         # As Go's encoding/json words it.
         shown = "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
         raise ValueError(f"json: unsupported value: {shown}")
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
+    if isinstance(value, bytes):  # !!binary: go-yaml v2 decodes it to text; JSON mends bad UTF-8
+        return value.decode("utf-8", errors="replace")
     return value
 
 

@@ -588,3 +588,14 @@ def test_standard_functions_still_work(functions: KyvernoFunctions) -> None:
     assert _eval(functions, "sort(containers[].name)", data) == ["a", "b"]
     assert _eval(functions, "contains(keys(@), 'containers')", data) is True
     assert _eval(functions, "join(',', containers[].name)", data) == "b,a"
+
+
+def test_parse_yaml_types_scalars_as_kubernetes_does(functions: KyvernoFunctions) -> None:
+    text = "window: 1:30\nlimit: 1e3\nmode: 0o17\ndata: !!binary aGVsbG8=\n"
+    assert _eval(functions, "parse_yaml(@)", text) == {
+        "window": "1:30",
+        "limit": 1000.0,
+        "mode": 15,
+        "data": "hello",
+    }
+    assert _error(functions, "parse_yaml(@)", "a: .nan").endswith("json: unsupported value: NaN")
