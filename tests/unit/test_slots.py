@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -98,35 +99,23 @@ def test_a_replacer_refuses_an_unknown_field() -> None:
         slot_replacer(_Record)(_Record("a"), colour="red")
 
 
-def test_a_decision_replaced_by_slots_equals_the_dataclass_replace() -> None:
-    decision = Decision(
-        id="d1",
-        allowed=False,
-        message="denied",
-        stage="deploy",
-        decided_at=datetime(2026, 11, 29, tzinfo=UTC),
-        results=(RuleResult("p", "r", RuleOutcome.FAIL),),
-        evidence_ids=("e1",),
-        timings=DecisionTimings(total=0.5),
-        request={"kind": "Decide"},
-    )
+def test_a_decision_built_and_replaced_by_slots_equals_the_dataclass_one() -> None:
+    fields: dict[str, Any] = {
+        "id": "d1",
+        "allowed": False,
+        "message": "denied",
+        "stage": "deploy",
+        "decided_at": datetime(2026, 11, 29, tzinfo=UTC),
+        "results": (RuleResult("p", "r", RuleOutcome.FAIL),),
+        "evidence_ids": ("e1",),
+        "timings": DecisionTimings(total=0.5),
+        "request": {"kind": "Decide"},
+    }
+    decision = Decision(**fields)
+    assert slot_constructor(Decision)(**fields) == decision
     replace = slot_replacer(Decision)
     assert replace(decision, request_digest="sha256:00", signature=b"s") == dataclasses.replace(
         decision, request_digest="sha256:00", signature=b"s"
-    )
-    assert (
-        slot_constructor(Decision)(
-            id="d1",
-            allowed=False,
-            message="denied",
-            stage="deploy",
-            decided_at=datetime(2026, 11, 29, tzinfo=UTC),
-            results=(RuleResult("p", "r", RuleOutcome.FAIL),),
-            evidence_ids=("e1",),
-            timings=DecisionTimings(total=0.5),
-            request={"kind": "Decide"},
-        )
-        == decision
     )
 
 
