@@ -15,6 +15,8 @@ from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Any, Generic, TypeVar
 
+import orjson
+
 from gate.errors import InvalidArgument
 
 _DIGEST = re.compile(r"(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}|git:(?:[0-9a-f]{40}|[0-9a-f]{64}))")
@@ -346,10 +348,25 @@ class DecodedJson(dict[str, Any]):
 
     It can hold no NaN or infinity, which JSON cannot spell and orjson refuses, so
     the store writes it without checking every float (a decoded request is ~3 KB,
-    and the check cost a second parse of it per decision recorded).
+    and the check cost a second parse of it per decision recorded). It is not changed
+    once decoded: its canonical JSON is written once and kept.
     """
 
-    __slots__ = ()
+    __slots__ = ("_canonical",)
+    _canonical: bytes
+
+    def __getstate__(self) -> None:
+        # Copies and pickles carry the items, not the kept JSON: a copy may be changed.
+        return None
+
+    def canonical_json(self) -> bytes:
+        """Its JSON with sorted keys: what the request digest hashes and the store keeps."""
+        try:
+            return self._canonical
+        except AttributeError:
+            # Once per request: the seal hashes it and the store writes it (two ~3 KB dumps before).
+            self._canonical = orjson.dumps(self, option=orjson.OPT_SORT_KEYS)
+            return self._canonical
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,8 @@ class AdmissionReview:
 
 def canonical_json(value: Any) -> bytes:
     """JSON with sorted keys and no insignificant whitespace, UTF-8: what digests and signatures cover."""
+    if type(value) is DecodedJson:
+        return value.canonical_json()
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 

@@ -1780,7 +1780,8 @@ def _decision_values(decision: Decision) -> dict[str, Any]:
     try:
         decoded = decision.request
         if type(decoded) is DecodedJson:
-            request = orjson.dumps(decoded).decode()
+            # The text its request digest was computed from (keys sorted), not a second dump.
+            request = decoded.canonical_json().decode()
         else:
             request = _json_text(dict(decoded))
     except (TypeError, ValueError) as error:

@@ -63,3 +63,18 @@ def test_severity_counts_add_up(severities: list[Severity]) -> None:
 def test_severity_order_is_severity() -> None:
     assert sorted(Severity, reverse=True)[0] is Severity.CRITICAL
     assert min(Severity) is Severity.UNKNOWN
+
+
+def test_decoded_json_writes_its_canonical_json_once_and_copies_start_afresh() -> None:
+    import copy
+
+    from gate.model import DecodedJson
+
+    request = DecodedJson({"b": 1, "a": {"x": [1, 2]}})
+    first = request.canonical_json()
+    assert first == b'{"a":{"x":[1,2]},"b":1}'
+    assert request.canonical_json() is first
+    changed = copy.deepcopy(request)
+    changed["a"]["x"].append(3)
+    assert changed.canonical_json() == b'{"a":{"x":[1,2,3]},"b":1}'
+    assert request.canonical_json() == first
