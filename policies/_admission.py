@@ -10,6 +10,7 @@ import yaml
 
 from gate.model import EnforcementAction, RuleOutcome
 from policies._model import RuleResponse
+from policies._yaml import KubernetesDumper
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,4 +49,6 @@ def _yaml_table(table: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]) -> s
     # PyYAML's emitter took ~0.1 ms of every denial, and the same policies tend to deny
     # the same way again (a workload's replicas, a pipeline's retries): a pure function, memoised.
     mapping = {policy: dict(rules) for policy, rules in table}
-    return str(yaml.safe_dump(mapping, default_flow_style=False, indent=2, sort_keys=True))
+    # Quoted where go-yaml would quote (a rule named `y` or `1e3`), as Kyverno's table is.
+    text = yaml.dump(mapping, Dumper=KubernetesDumper, default_flow_style=False, indent=2, sort_keys=True)
+    return str(text)

@@ -104,6 +104,24 @@ def format_path(path: FieldPath) -> str:
     return text
 
 
+class KubernetesDumper(yaml.SafeDumper):
+    """SafeDumper whose output reads back the same through kubectl or :class:`KubernetesLoader`.
+
+    PyYAML leaves a string plain when YAML 1.1 would read it as a string, but Kubernetes types
+    plain scalars by go-yaml v2's rules: ``1e3``, ``0o17`` or ``y`` written plain would come back
+    as numbers and booleans. Such strings are quoted.
+    """
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    if data and not isinstance(plain_value(data), str):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="'")
+    return dumper.represent_str(data)
+
+
+KubernetesDumper.add_representer(str, _represent_str)
+
+
 class _Builder:
     def __init__(self, loader: _Loader, source: str) -> None:
         self.loader = loader

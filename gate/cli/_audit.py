@@ -137,7 +137,10 @@ def audit_reports(state: Any, /, since: str | None, namespace: str, fmt: str) ->
     if fmt == "json":
         click.echo(json.dumps({"apiVersion": "v1", "kind": "List", "items": reports}, indent=2))
     elif reports:
-        click.echo(yaml.safe_dump_all(reports, sort_keys=False), nl=False)
+        # For kubectl: strings it would read as numbers or booleans are quoted.
+        from policies._yaml import KubernetesDumper
+
+        click.echo(yaml.dump_all(reports, Dumper=KubernetesDumper, sort_keys=False), nl=False)
 
 
 AUDIT_COMMANDS = (audit_verify, audit_replay, audit_public_key, audit_reports)

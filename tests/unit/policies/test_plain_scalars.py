@@ -6,12 +6,13 @@ import math
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies._errors import PolicyLoadError
 from policies._plain_scalars import plain_value
-from policies._yaml import parse_documents
+from policies._yaml import KubernetesDumper, parse_documents
 
 
 @pytest.mark.parametrize(
@@ -146,3 +147,21 @@ def test_any_plain_text_types_without_failing(text: str) -> None:
     assert value is None or isinstance(value, (bool, int, float, str))
     if isinstance(value, int) and not isinstance(value, bool):
         assert -(2**63) <= value <= 2**64 - 1
+
+
+_WORDS = st.sampled_from(["1e3", "y", "n", "yes", "Off", "0o17", "08", "1:30", "-.5", ".nan", "~", "null"])
+_TEXT = _WORDS | st.text(max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_TEXT, _TEXT | st.integers(-(2**63), 2**63 - 1), max_size=6))
+def test_what_the_kubernetes_dumper_writes_reads_back_the_same(data: dict[str, Any]) -> None:
+    # What `gate audit reports` prints is read by kubectl: a string must stay a string.
+    text = yaml.dump(data, Dumper=KubernetesDumper)
+    assert _load(text) == data
+
+
+def test_strings_kubernetes_would_type_are_quoted_and_plain_text_is_not() -> None:
+    assert yaml.dump({"a": "1e3", "b": "y", "c": "plain text"}, Dumper=KubernetesDumper) == (
+        "a: '1e3'\nb: 'y'\nc: plain text\n"
+    )
