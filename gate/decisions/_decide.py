@@ -18,9 +18,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from gate._slots import slot_constructor
 from gate.decisions._review import AdmissionReview
-from gate.model import Decision, DecisionTimings, EnforcementAction, RuleOutcome, RuleResult
+from gate.model import (
+    Decision,
+    DecisionTimings,
+    EnforcementAction,
+    RuleOutcome,
+    RuleResult,
+    new_decision,
+    new_decision_timings,
+    new_rule_result,
+)
 
 if TYPE_CHECKING:
     from policies import PolicyBundle, RuleResponse
@@ -54,13 +62,6 @@ def new_decision_id() -> str:
     # What str(uuid.UUID(int=value)) gives, without building the object (a third of the cost).
     digits = f"{value:032x}"
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
-
-
-# One per rule of every review (see gate._slots): fields in RuleResult's order.
-_new_result = slot_constructor(RuleResult)
-# One record per review.
-_new_decision = slot_constructor(Decision)
-_new_timings = slot_constructor(DecisionTimings)
 
 
 class FailureMode(enum.Enum):
@@ -205,7 +206,7 @@ def decide(
     # RuleResponse.to_rule_result formats the resource for every rule; it is one resource.
     resource = str(responses[0].resource) if responses else review.subject
     results = tuple(
-        _new_result(r.policy, r.rule, r.outcome, r.message, "", r.action, resource) for r in responses
+        new_rule_result(r.policy, r.rule, r.outcome, r.message, "", r.action, resource) for r in responses
     )
     if answer.allowed:
         message = "allowed" if not warnings else "allowed with warnings:\n" + "\n".join(warnings)
@@ -213,7 +214,7 @@ def decide(
     else:
         message, code, reason = answer.message, 403, "Forbidden"
     total = perf_counter() - (started if started is not None else begin)
-    decision = _new_decision(
+    decision = new_decision(
         id="" if review.dry_run else new_id(),
         allowed=answer.allowed,
         message=message,
@@ -224,7 +225,7 @@ def decide(
         evidence_ids=with_waivers(evidence.record_ids() if evidence else (), responses),
         caller=review.caller,
         artifact_digests=review.image_digests,
-        timings=_new_timings(total=total, policy=policy_seconds, evidence=evidence_seconds),
+        timings=new_decision_timings(total=total, policy=policy_seconds, evidence=evidence_seconds),
         request=review.request,
         subject=review.subject,
     )
