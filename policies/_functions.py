@@ -56,6 +56,7 @@ from jmespath.functions import signature
 
 from gate.errors import EvidenceError
 from policies import _wildcard
+from policies._quantity import go_non_finite
 from policies._yaml import KubernetesLoader
 
 __all__ = [
@@ -1418,8 +1419,7 @@ def _json_compatible(value: Any) -> Any:
         return [_json_compatible(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         # As Go's encoding/json words it.
-        shown = "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
-        raise ValueError(f"json: unsupported value: {shown}")
+        raise ValueError(f"json: unsupported value: {go_non_finite(value)}")
     if isinstance(value, bytes):  # !!binary: go-yaml v2 decodes it to text; JSON mends bad UTF-8
         return value.decode("utf-8", errors="replace")
     return value

@@ -49,8 +49,9 @@ _GO_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+
 # After a leading dot, Go's ParseFloat alone decides (".5", ".5e3").
 _DOT_FLOAT = re.compile(r"\.[0-9]+(?:[eE][-+]?[0-9]+)?")
 
-_SMALLEST_INT = -(2**63)
-_LARGEST_INT = 2**64 - 1
+# The integers JSON decoders keep as integers (Go's int64 and uint64, orjson's); others are floats.
+SMALLEST_INT = -(2**63)
+LARGEST_INT = 2**64 - 1
 
 
 def plain_value(text: str) -> Any:
@@ -66,7 +67,7 @@ def plain_value(text: str) -> Any:
     number = _GO_INT.fullmatch(plain)
     if number is not None:
         value = _integer(number)
-        if _SMALLEST_INT <= value <= _LARGEST_INT and not (number["sign"] and value > 2**63 - 1):
+        if SMALLEST_INT <= value <= LARGEST_INT and not (number["sign"] and value > 2**63 - 1):
             return value
     if _GO_FLOAT.fullmatch(plain):
         return _float(plain)

@@ -24,17 +24,13 @@ from typing import Any
 import yaml
 
 from policies._errors import PolicyLoadError, ResourceLimitError
-from policies._plain_scalars import plain_value
+from policies._plain_scalars import LARGEST_INT, SMALLEST_INT, plain_value
 
 MAX_DEPTH = 64
 MAX_NODES = 200_000
 MAX_FILE_BYTES = 8 * 1024 * 1024
 
 FieldPath = tuple[str | int, ...]
-
-# The integers JSON decoders keep as integers (Go's int64 and uint64, orjson's); others are floats.
-_SMALLEST_INT = -(2**63)
-_LARGEST_INT = 2**64 - 1
 
 
 # The tag given to plain scalars without one: their values are typed by policies._plain_scalars,
@@ -67,7 +63,6 @@ def _plain_of(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
 
 KubernetesLoader.add_constructor(_PLAIN, _plain_of)
 KubernetesLoader.add_constructor(_MERGE, _scalar_text_of)
-_Loader = KubernetesLoader
 
 
 @dataclass
@@ -123,7 +118,7 @@ KubernetesDumper.add_representer(str, _represent_str)
 
 
 class _Builder:
-    def __init__(self, loader: _Loader, source: str) -> None:
+    def __init__(self, loader: KubernetesLoader, source: str) -> None:
         self.loader = loader
         self.source = source
         self.count = 0
@@ -177,7 +172,7 @@ class _Builder:
         if value is None or isinstance(value, (str, bool)):
             return value
         if isinstance(value, int):
-            if _SMALLEST_INT <= value <= _LARGEST_INT:
+            if SMALLEST_INT <= value <= LARGEST_INT:
                 return value
             try:
                 value = float(value)
@@ -211,7 +206,7 @@ def parse_documents(text: str, source: str) -> Iterator[Document]:
         raise PolicyLoadError(source, None, "", f"file is larger than {MAX_FILE_BYTES} bytes")
     try:
         # The reader checks the characters of the whole text as it is built.
-        loader = _Loader(text)
+        loader = KubernetesLoader(text)
     except yaml.YAMLError as exc:
         raise PolicyLoadError(source, None, "", f"malformed YAML: {exc}") from None
     try:
