@@ -48,6 +48,22 @@ class UserInfo:
         return {"username": self.username, "groups": list(self.groups)}
 
 
+# Target's fields, in constructor order: its slots and its repr.
+_TARGET_FIELDS = (
+    "group",
+    "version",
+    "kind",
+    "subresource",
+    "name",
+    "namespace",
+    "labels",
+    "annotations",
+    "operation",
+    "namespace_labels",
+    "user",
+)
+
+
 class Target:
     """What a filter is matched against (built once per evaluation, read only afterwards).
 
@@ -56,19 +72,7 @@ class Target:
     for these eleven fields, against tens of nanoseconds for this ``__init__`` compiled.
     """
 
-    __slots__ = (
-        "annotations",
-        "group",
-        "kind",
-        "labels",
-        "name",
-        "namespace",
-        "namespace_labels",
-        "operation",
-        "subresource",
-        "user",
-        "version",
-    )
+    __slots__ = _TARGET_FIELDS
 
     def __init__(
         self,
@@ -99,21 +103,6 @@ class Target:
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _TARGET_FIELDS)
         return f"Target({fields})"
-
-
-_TARGET_FIELDS = (
-    "group",
-    "version",
-    "kind",
-    "subresource",
-    "name",
-    "namespace",
-    "labels",
-    "annotations",
-    "operation",
-    "namespace_labels",
-    "user",
-)
 
 
 @dataclass(frozen=True, slots=True)
