@@ -1372,8 +1372,9 @@ _MAX_PATH_BYTES = 1024
 def _safe_relative(name: str, field: str) -> PurePosixPath:
     if not name or "\x00" in name:
         raise InvalidArgument(field, f"expected a relative path, got {name!r}")
-    if len(name.encode()) > _MAX_PATH_BYTES:
-        raise InvalidArgument(field, f"expected at most {_MAX_PATH_BYTES} bytes, got {len(name.encode())}")
+    size = len(name.encode())
+    if size > _MAX_PATH_BYTES:
+        raise InvalidArgument(field, f"expected at most {_MAX_PATH_BYTES} bytes, got {size}")
     path = PurePosixPath(name)
     if path.is_absolute() or ".." in path.parts or name.startswith("\\"):
         raise InvalidArgument(field, f"expected a relative path without '..', got {name!r}")
