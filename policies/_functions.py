@@ -1420,8 +1420,6 @@ def _json_compatible(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         # As Go's encoding/json words it.
         raise ValueError(f"json: unsupported value: {go_non_finite(value)}")
-    if isinstance(value, bytes):  # !!binary: go-yaml v2 decodes it to text; JSON mends bad UTF-8
-        return value.decode("utf-8", errors="replace")
     return value
 
 

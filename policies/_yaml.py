@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +60,33 @@ def _plain_of(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
     return plain_value(node.value)
 
 
+def _int_of(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    value = loader.construct_yaml_int(node)
+    if SMALLEST_INT <= value <= LARGEST_INT:
+        return value
+    try:
+        return float(value)  # past 64 bits, as JSON decoders read it
+    except OverflowError:
+        return math.inf  # refused with the other infinities
+
+
+def _binary_of(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    # go-yaml v2 decodes !!binary to text; JSON mends bad UTF-8.
+    return loader.construct_yaml_binary(node).decode("utf-8", errors="replace")
+
+
+def _set_of(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    return dict.fromkeys(loader.construct_mapping(node))  # type: ignore[arg-type]  # a map of nulls, as in Go
+
+
+# Explicit tags give JSON values too, as go-yaml v2 then JSON give them: a !!timestamp keeps
+# its text, !!binary is the text it decodes to, an !!int past 64 bits a float, a !!set a map.
 KubernetesLoader.add_constructor(_PLAIN, _plain_of)
 KubernetesLoader.add_constructor(_MERGE, _scalar_text_of)
+KubernetesLoader.add_constructor("tag:yaml.org,2002:timestamp", _scalar_text_of)
+KubernetesLoader.add_constructor("tag:yaml.org,2002:binary", _binary_of)
+KubernetesLoader.add_constructor("tag:yaml.org,2002:int", _int_of)
+KubernetesLoader.add_constructor("tag:yaml.org,2002:set", _set_of)
 
 
 @dataclass
@@ -168,28 +192,12 @@ class _Builder:
         return self.loader.construct_object(node, deep=True)
 
     def _json_scalar(self, value: Any, node: yaml.Node, path: FieldPath) -> Any:
-        """``value`` as the JSON value Kubernetes would read (see the module), else a load error."""
-        if value is None or isinstance(value, (str, bool)):
-            return value
-        if isinstance(value, int):
-            if SMALLEST_INT <= value <= LARGEST_INT:
-                return value
-            try:
-                value = float(value)
-            except OverflowError:
-                value = math.inf
-        if isinstance(value, float):
-            if math.isfinite(value):
-                return value
+        """``value``, unless JSON cannot hold it: NaN and the infinities are load errors."""
+        if isinstance(value, float) and not math.isfinite(value):
             got = f"{node.value!r}" if isinstance(node, yaml.ScalarNode) else repr(value)
             problem = f"expected a JSON number, got {got}: JSON has no NaN or infinity"
             raise PolicyLoadError(self.source, node.start_mark.line + 1, format_path(path), problem)
-        if isinstance(value, date):  # an explicit !!timestamp: go-yaml v2 keeps its text
-            return str(node.value)
-        if isinstance(value, bytes):  # go-yaml v2 decodes !!binary to text; JSON mends bad UTF-8
-            return value.decode("utf-8", errors="replace")
-        problem = f"expected a JSON value (string, number, boolean or null), got {type(value).__name__}"
-        raise PolicyLoadError(self.source, node.start_mark.line + 1, format_path(path), problem)
+        return value
 
 
 def _scalar_text(value: Any) -> str:

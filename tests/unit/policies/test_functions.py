@@ -599,3 +599,14 @@ def test_parse_yaml_types_scalars_as_kubernetes_does(functions: KyvernoFunctions
         "data": "hello",
     }
     assert _error(functions, "parse_yaml(@)", "a: .nan").endswith("json: unsupported value: NaN")
+
+
+def test_parse_yaml_gives_json_values_for_explicit_tags_as_the_policy_loader_does(
+    functions: KyvernoFunctions,
+) -> None:
+    text = "when: !!timestamp 2024-01-01\nbig: !!int 99999999999999999999999\nset: !!set {a, b}\n"
+    assert _eval(functions, "parse_yaml(@)", text) == {
+        "when": "2024-01-01",
+        "big": 1e23,
+        "set": {"a": None, "b": None},
+    }
