@@ -22,7 +22,7 @@ from gate import _convert as cv
 from gate._waiver_api import WaiverApi
 from gate.auth import current_caller
 from gate.core import ArtifactSelector, Gate
-from gate.decisions import statement_payload
+from gate.decisions import after_commit, statement_payload
 from gate.errors import InvalidArgument, Unsupported
 from gate.model import Decision, Sbom, SbomFormat, ScanEvent, ScanTarget, Severity, check_digest, check_id
 from gate.store import ComponentQuery, DecisionQuery, FindingQuery
@@ -90,8 +90,6 @@ def _seal_on_commit(answer: decision_pb2.Decision, decision: Decision) -> None:
     """A decision recorded but not sealed yet (:meth:`Gate.decide`) gets its seal with the commit."""
     if decision.id and not decision.request_digest:
         # Signed by the decision writer, off the request path (gate.decisions.after_commit).
-        from gate.decisions import after_commit
-
         after_commit(lambda acks: _add_seal(answer, acks.seal(decision.id)))
 
 
@@ -523,7 +521,7 @@ class Api:
         return signature_pb2.AttestResponse(envelope=envelope, pushed_reference=pushed)
 
     def _decide(self, request: decision_pb2.DecideRequest) -> decision_pb2.Decision:
-        from gate.pipeline import DecideSubject, SourceTree
+        from gate import pipeline  # here, not at the top: see gate.core
 
         which = request.WhichOneof("subject")
         if which == "artifact":
@@ -531,7 +529,7 @@ class Api:
             if ref.WhichOneof("ref") == "reference":
                 if not ref.reference:
                     raise InvalidArgument("artifact.reference", "required, got an empty string")
-                subject = DecideSubject(image=ref.reference)
+                subject = pipeline.DecideSubject(image=ref.reference)
             elif ref.WhichOneof("ref") == "digest":
                 digest = check_digest(ref.digest, "artifact.digest")
                 name = self._gate.artifact_name(digest)
@@ -539,13 +537,15 @@ class Api:
                     raise InvalidArgument(
                         "artifact.digest", f"gate knows no image {digest}; name it by reference (repo@digest)"
                     )
-                subject = DecideSubject(image=f"{name}@{digest}")
+                subject = pipeline.DecideSubject(image=f"{name}@{digest}")
             else:
                 raise InvalidArgument("artifact", "required: set digest or reference")
         elif which == "manifest":
-            subject = DecideSubject(manifest=request.manifest)
+            subject = pipeline.DecideSubject(manifest=request.manifest)
         elif which == "source":
-            subject = DecideSubject(source=SourceTree(request.source.repository, request.source.commit))
+            subject = pipeline.DecideSubject(
+                source=pipeline.SourceTree(request.source.repository, request.source.commit)
+            )
         else:
             raise InvalidArgument("subject", "required: one of artifact, manifest, source")
         decision = self._gate.decide(

@@ -28,6 +28,7 @@ from typing import Any
 
 from gate.errors import InvalidArgument
 from policies import Policy, PolicyBundle, PolicyLoadError, ResourceLimitError
+from policies._images import container_images
 from policies._yaml import MAX_DEPTH, MAX_NODES, check_depth, parse_documents
 
 STAGES_ANNOTATION = "gate.dev/stages"
@@ -202,8 +203,6 @@ def canonical_json(value: Any) -> bytes:
 
 def images_of(resources: Sequence[Mapping[str, Any]]) -> list[str]:
     """Every container image the resources run, as written (what ``element.image`` is), in order."""
-    from policies._images import container_images
-
     seen: dict[str, None] = {}
     for resource in resources:
         for image in container_images(resource):

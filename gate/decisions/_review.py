@@ -270,10 +270,10 @@ def _subject(request: Mapping[str, Any], resource: Mapping[str, Any]) -> str:
 
 
 def _image_digests(resource: Mapping[str, Any]) -> tuple[str, ...]:
-    from gate.pipeline import images_of
+    from gate import pipeline  # not `from gate.pipeline import ...`: see gate.core
 
     found: dict[str, None] = {}
-    for image in images_of([resource]):
+    for image in pipeline.images_of([resource]):
         if _DIGEST_PREFIX in image:
             digest = image[image.index(_DIGEST_PREFIX) + 1 :]
             if _SHA256.fullmatch(digest):

@@ -1765,7 +1765,9 @@ def _json_text(value: Any) -> str:
     value (NaN never equals null), else the stdlib decides (tuples also differ).
     """
     text = orjson.dumps(value, option=_STRICT_JSON)
-    if b"null" in text and orjson.loads(text) != value:
+    # find, not `in`: `bytes in bytes` first tries the operand as an integer, raising and
+    # clearing a TypeError each time (CPython 3.11); five columns a decision.
+    if text.find(b"null") != -1 and orjson.loads(text) != value:
         json.dumps(value, allow_nan=False)
     return text.decode()
 
