@@ -229,12 +229,12 @@ def writer(engine: Engine) -> Engine:
     return handle
 
 
-# Page size of a database gate creates. A decision's row is 4-15 KB (an admission review's,
-# with its request and signed statement); on 4 KiB pages it spills into overflow pages, each
-# written and checksummed into the WAL at commit. In a sqlite3 loop of transactions of 32
-# (WAL, synchronous NORMAL, one index) 16 KiB pages took 37 against 62 us per 15 KB row and
-# 19 against 24 per 4 KB row; a point read of a 4 KB row took 16 against 14 us.
-NEW_DATABASE_PAGE_SIZE = 16384
+# Page size of a database gate creates: SQLite's default, set so that a build with another
+# default changes nothing. Gates before 2026-11-30 created 16 KiB pages, for admission rows of
+# ~15 KB; rows are 3-7 KB now, and every commit writes each page it touched into the log whole:
+# counted by callgrind, a served Decide committed alone took 3.2 % fewer instructions on 4 KiB
+# pages and a review in batches of 32 0.4 % fewer (benchmarks/README.md). Older files keep theirs.
+NEW_DATABASE_PAGE_SIZE = 4096
 
 
 def _enable_wal(cursor: Any, timeout: float) -> None:

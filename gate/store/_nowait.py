@@ -58,7 +58,8 @@ log = logging.getLogger("gate.store")
 CHECKPOINT_EVERY = 512
 
 # Past this many bytes of pages in the log, the checkpoint thread has SQLite start the file over
-# (see the module docstring): four times SQLite's own automatic checkpoint (1,000 pages of 16 KiB).
+# (see the module docstring): 16,000 pages of 4 KiB (4,000 of a database on an older gate's 16 KiB
+# pages), where SQLite's own automatic checkpoint runs at 1,000.
 WAL_LIMIT = 64 * 1024 * 1024
 # Seconds the restarting checkpoint waits for commits and readers: writers wait as long, so it is
 # short. After one that could not finish, the next comes RESTART_WAIT seconds later at the
