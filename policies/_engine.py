@@ -199,6 +199,12 @@ def _split_api_version(api_version: str) -> tuple[str, str]:
     return "", api_version
 
 
+# Every request builds one ResourceRef, every rule evaluated one RuleResponse (see gate._slots);
+# fields in the classes' order.
+_new_ref = slot_constructor(ResourceRef)
+_new_response = slot_constructor(RuleResponse)
+
+
 def prepare(request: AdmissionRequest, values: ContextValues, *, with_images: bool = True) -> _Request:
     """Compute the match target and the base JSON context of a request.
 
@@ -251,7 +257,7 @@ def prepare(request: AdmissionRequest, values: ContextValues, *, with_images: bo
         base["images"] = found
     for key, value in values.global_values.items():
         set_path(base, key, value)
-    ref = ResourceRef(api_version, kind, namespace, name)
+    ref = _new_ref(api_version, kind, namespace, name)
     return _Request(request, resource, target, ref, base, values)
 
 
@@ -280,10 +286,6 @@ class _Outcome:
         self.message = message
         self.exceptions = exceptions
         self.waivers = waivers
-
-
-# Every rule evaluated builds one (see gate._slots); fields in RuleResponse's order.
-_new_response = slot_constructor(RuleResponse)
 
 
 def evaluate_policy(policy: Policy, state: _Request) -> list[RuleResponse]:
