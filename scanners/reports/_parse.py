@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,56 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# A 64-bit integer has at most 20 digits; no report field needs more, and a longer one only
+# overflows later (a float of a 400-digit integer).
+_MAX_INT_DIGITS = 20
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text) - text.startswith("-")
+    if digits > _MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {digits} digits; expected at most {_MAX_INT_DIGITS} (64 bits)")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is beyond a double's range")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # JSON leaves a repeated key to the reader: this one keeps the last value, another (or a
+    # person reading the stored report) may take the first. A report whose secret hid in the
+    # first of two "Secret" keys was stored in clear, since the parser never saw the value.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"the key {key[:60]!r} appears twice in one object; expected unique keys")
+            seen.add(key)
+    return obj
+
+
+# A \uD800-\uDFFF escape: json.loads combines a high and low pair into one character but keeps a
+# lone one, which UTF-8 cannot encode (the store, hashes and the redacted copy then fail).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _check_surrogates(text: str, doc: Any) -> None:
+    if _SURROGATE_ESCAPE.search(text) is None:
+        return
+    try:
+        json.dumps(doc, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end].encode("unicode_escape").decode()
+        raise ValueError(
+            f"a string holds a lone UTF-16 surrogate ({bad}); expected text UTF-8 can carry"
+        ) from None
+
+
 def load(data: bytes, source: str, max_bytes: int) -> Any:
     """Decode a JSON report, refusing anything over ``max_bytes``.
 
@@ -53,7 +104,15 @@ def load(data: bytes, source: str, max_bytes: int) -> Any:
     except UnicodeDecodeError as exc:
         raise ReportError(where, f"byte {exc.start}: not UTF-8 text") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        doc = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_keys,
+        )
+        _check_surrogates(text, doc)
+        return doc
     except json.JSONDecodeError as exc:
         at_end = exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated string")
         truncated = " (the report looks truncated)" if at_end else ""

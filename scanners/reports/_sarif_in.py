@@ -160,16 +160,34 @@ def _severity(
     for props in (_properties(result, path, ctx), rule.get("properties") or {}):
         score = props.get("security-severity") if isinstance(props, dict) else None
         if isinstance(score, str | int | float) and not isinstance(score, bool):
-            try:
-                return from_score(float(score)), f"security-severity {score}"
-            except ValueError:
-                ctx.warn(join(path, "properties.security-severity"), f"not a number: {str(score)[:40]!r}")
+            value = _score(score)
+            if value is not None:
+                return from_score(value), f"security-severity {score}"
+            ctx.warn(
+                join(path, "properties.security-severity"),
+                f"expected a score from 0 to 10 such as '7.5', got {str(score)[:40]!r}",
+            )
     level = level or "warning"
     if level not in _LEVELS:
         raise ctx.error(
             join(path, "level"), f"expected one of 'error', 'warning', 'note', 'none', got {level!r}"
         )
     return _LEVELS[level], level
+
+
+# GitHub's security-severity: a decimal CVSS-like score. Python's float() also reads "inf",
+# "nan", "1_0" and non-ASCII digits, which made such a text CRITICAL; those are not scores.
+_SCORE_TEXT = re.compile(r"[0-9]{1,2}(?:\.[0-9]+)?")
+
+
+def _score(score: str | int | float) -> float | None:
+    """A ``security-severity`` value as a score from 0 to 10, or None when it is not one."""
+    if isinstance(score, str):
+        text = score.strip()
+        if _SCORE_TEXT.fullmatch(text) is None:
+            return None
+        score = float(text)
+    return float(score) if 0 <= score <= 10 else None
 
 
 def _location(result: dict[str, Any], path: str, ctx: Ctx) -> tuple[Location | None, str]:

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gate.errors import InvalidArgument
+from gate.model import Severity
 from scanners.reports import TOOLS, parse_report
 
 KEY = b"unit-test-secret-key-0123456789abcdef"
@@ -92,3 +93,81 @@ def test_a_huge_match_line_of_stars_is_handled_in_linear_time() -> None:
     parsed = parse_report("trivy", json.dumps(report).encode(), secret_key=KEY)
     assert time.perf_counter() - started < 5
     assert match.encode() not in parsed.redacted_report
+
+
+# Each is refused when the report is read, before anything is normalised or stored.
+_UNREADABLE = {
+    "a key written twice (the secret in the first)": (
+        "gitleaks",
+        b'[{"RuleID":"aws","File":"f","Secret":"AKIAREALSECRET12345","Secret":"REDACTED"}]',
+        "the key 'Secret' appears twice in one object",
+    ),
+    "a float beyond a double's range": (
+        "gitleaks",
+        b'[{"RuleID":"r","File":"f","StartLine":1e400}]',
+        "the number 1e400 is beyond a double's range",
+    ),
+    "an integer of 401 digits": (
+        "snyk",
+        b'{"vulnerabilities":[{"id":"x","cvssScore":1' + b"0" * 400 + b"}]}",
+        "an integer of 401 digits; expected at most 20",
+    ),
+    "a lone surrogate in a secret's report": (
+        "gitleaks",
+        b'[{"RuleID":"r","File":"\\ud800","Secret":"s3cr3tvalue"}]',
+        "a string holds a lone UTF-16 surrogate (\\ud800)",
+    ),
+    "a lone surrogate in a SARIF snippet": (
+        "sarif",
+        b'{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"x"}},"results":[{"ruleId":"R",'
+        b'"message":{"text":"m"},"locations":[{"physicalLocation":{"region":{"snippet":'
+        b'{"text":"\\udfff"}}}}]}]}]}',
+        "lone UTF-16 surrogate (\\udfff)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(_UNREADABLE))
+def test_a_report_json_could_be_read_two_ways_is_refused_when_read(case: str) -> None:
+    tool, data, expected = _UNREADABLE[case]
+    with pytest.raises(InvalidArgument) as caught:
+        parse_report(tool, data, secret_key=KEY, source="bad.json")
+    assert caught.value.message.startswith("bad.json")
+    assert expected in caught.value.message
+
+
+def test_a_surrogate_pair_and_an_escaped_backslash_u_are_ordinary_text() -> None:
+    data = b'[{"RuleID":"r","File":"\\ud83d\\ude00/\\\\ud800","Secret":"s3cr3tvalue"}]'
+    parsed = parse_report("gitleaks", data, secret_key=KEY)
+    assert parsed.findings[0].location is not None
+    assert parsed.findings[0].location.path == "\N{GRINNING FACE}/\\ud800"
+    assert b"s3cr3tvalue" not in parsed.redacted_report
+
+
+def _sarif_with_score(score: Any) -> bytes:
+    result = {
+        "ruleId": "R",
+        "level": "note",
+        "message": {"text": "m"},
+        "properties": {"security-severity": score},
+    }
+    return json.dumps(
+        {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "x"}}, "results": [result]}]}
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    "score", ["inf", "NaN", "1e400", "1_0", "\N{ARABIC-INDIC DIGIT NINE}", "11", -1, 10.5]
+)
+def test_a_security_severity_that_is_no_score_leaves_the_level_to_speak(score: Any) -> None:
+    parsed = parse_report("sarif", _sarif_with_score(score), secret_key=KEY)
+    assert [f.severity for f in parsed.findings] == [Severity.LOW]  # the result's level, note
+    assert any("security-severity" in w and "expected a score from 0 to 10" in w for w in parsed.warnings)
+
+
+@pytest.mark.parametrize(
+    ("score", "severity"), [("9.8", Severity.CRITICAL), (" 7.5 ", Severity.HIGH), (4, Severity.MEDIUM)]
+)
+def test_a_security_severity_score_sets_the_severity(score: Any, severity: Severity) -> None:
+    parsed = parse_report("sarif", _sarif_with_score(score), secret_key=KEY)
+    assert [f.severity for f in parsed.findings] == [severity]
