@@ -29,6 +29,7 @@ from gate.config import Config, RegistrySettings, SbomSettings
 from gate.errors import (
     ConfigError,
     EvidenceError,
+    GateError,
     InfrastructureError,
     InvalidArgument,
     NotFound,
@@ -357,7 +358,22 @@ class Gate:
             imported=True,
         )
         self.store.add_scan(scan)
-        return jobs.record(scan, tool, parsed)
+        try:
+            return jobs.record(scan, tool, parsed)
+        except Exception as error:
+            # No job or lease watches an imported scan: left running, it would stay so for good.
+            reason = error.message if isinstance(error, GateError) else "an internal error (see the gate log)"
+            failed = replace(
+                scan,
+                state=ScanState.FAILED,
+                error=f"the report was not stored: {reason}",
+                finished_at=self.clock(),
+            )
+            try:
+                self.store.complete_scan(failed, [])
+            except GateError as second:
+                _log.error("imported scan %s could not be marked failed: %s", scan.id, second.message)
+            raise
 
     def cancel_scan(self, scan_id: str) -> Scan:
         """Ask a queued or running scan to stop; return its state now.
