@@ -9,14 +9,19 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import re
 import secrets
 import string
+import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gate.model import FindingKind
 from scanners.reports import ParsedReport, parse_report
 from scanners.reports._context import preview
+from scanners.reports._parse import _Scrubber
 
 KEY = b"unit-test-secret-key-0123456789abcdef"
 
@@ -272,3 +277,44 @@ def test_the_same_secret_in_two_commits_is_one_finding_seen_twice() -> None:
     assert len(parsed.findings) == 2
     assert sorted(parsed.occurrences.values()) == [1, 2]
     assert parsed.entry_counts.total == 3
+
+
+def _alternation_scrub(values: set[str], text: str) -> str:
+    # What the scrubber did before it used an automaton: one alternation, longest value first.
+    ordered = sorted((v for v in values if v), key=len, reverse=True)
+    if not ordered:
+        return text
+    return re.sub("|".join(re.escape(v) for v in ordered), "<redacted by gate>", text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.sets(st.text(alphabet="abc*", min_size=1, max_size=6), max_size=8),
+    text=st.text(alphabet="abc*xyz", max_size=60),
+)
+def test_the_scrubber_replaces_leftmost_longest_values_as_an_alternation_would(
+    values: set[str], text: str
+) -> None:
+    assert _Scrubber(values)(text) == _alternation_scrub(values, text)
+
+
+def test_a_report_of_ten_thousand_secrets_is_redacted_in_one_pass() -> None:
+    # An alternation of the values took 98 s here; one automaton takes well under a second.
+    planted = [_token("tok_", 20) for _ in range(10_000)]
+    report = [
+        {"RuleID": "r", "File": f"dir/file{i}.py", "StartLine": i + 1, "Secret": value, "Match": f"k={value}"}
+        for i, value in enumerate(planted)
+    ]
+    started = time.perf_counter()
+    parsed = parse_report("gitleaks", json.dumps(report).encode(), secret_key=KEY)
+    assert time.perf_counter() - started < 20
+    assert all(value.encode() not in parsed.redacted_report for value in planted[::97])
+
+
+def test_a_text_made_of_nested_secret_values_is_redacted_whole_and_quickly() -> None:
+    values = {"a" * length for length in range(1, 1025)}
+    text = "a" * 200_000
+    started = time.perf_counter()
+    assert _Scrubber(values)(text) == "<redacted by gate>"
+    assert time.perf_counter() - started < 20
+    assert _Scrubber(values)("b" + "a" * 3 + "b") == "b<redacted by gate>b"
