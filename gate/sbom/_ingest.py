@@ -13,12 +13,14 @@ deserialiser took 18 s for a 5,000-component document here, where
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Iterator, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from gate.errors import InvalidArgument
 from gate.model import Component, SbomFormat
@@ -30,6 +32,18 @@ MAX_NESTING = 64
 
 CYCLONEDX_VERSIONS = ("1.4", "1.5", "1.6", "1.7")
 _XML_NAMESPACE = re.compile(r"\{http://cyclonedx\.org/schema/bom/(\d+\.\d+)\}bom")
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+# UTF-32 first: its little-endian mark starts with UTF-16's.
+_OTHER_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+# May also match an escaped backslash followed by "ud800" text, or half of a valid pair: only a hint.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,17 +91,40 @@ def detect_format(document: bytes) -> SbomFormat:
     """Guess the format of a document from its first bytes and top-level keys.
 
     Raises:
-        InvalidArgument: the document is neither JSON nor XML, or JSON of neither kind.
+        InvalidArgument: the document is not UTF-8, neither JSON nor XML, or JSON of neither kind.
     """
+    refuse_other_encodings(document)
+    return _detect(document)[0]
+
+
+def _detect(document: bytes) -> tuple[SbomFormat, dict[str, Any] | None]:
+    """The format, and the JSON already loaded to tell SPDX from CycloneDX (None for XML)."""
     head = document.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if head == b"<":
-        return SbomFormat.CYCLONEDX_XML
+        return SbomFormat.CYCLONEDX_XML, None
     if head != b"{":
         raise InvalidArgument("document", "expected a CycloneDX JSON or XML, or SPDX JSON document")
     data = _load_json(document)
     if "spdxVersion" in data:
-        return SbomFormat.SPDX_JSON
-    return SbomFormat.CYCLONEDX_JSON
+        return SbomFormat.SPDX_JSON, data
+    return SbomFormat.CYCLONEDX_JSON, data
+
+
+def refuse_other_encodings(document: bytes) -> None:
+    """Raise InvalidArgument when the first bytes show UTF-16 or UTF-32.
+
+    Both parsers would decode those (json.loads and libxml2 detect the
+    encoding), but gate stores the document verbatim as the UTF-8 the API
+    promises, and byte-level checks (the XML DTD refusal) only see characters
+    when each ASCII character is one byte.
+    """
+    for mark, name in _OTHER_BOMS:
+        if document.startswith(mark):
+            raise InvalidArgument("document", f"not UTF-8: got a {name} byte order mark")
+    if b"\x00" in document[:4]:
+        raise InvalidArgument(
+            "document", "not UTF-8: NUL bytes at the start (UTF-16 or UTF-32 without a byte order mark)"
+        )
 
 
 def parse(document: bytes, fmt: SbomFormat | None = None, *, check_schema: bool = True) -> ParsedSbom:
@@ -99,21 +136,27 @@ def parse(document: bytes, fmt: SbomFormat | None = None, *, check_schema: bool 
         check_schema: False for documents gate stored itself (checked on the way in).
 
     Raises:
-        InvalidArgument: the document is empty, too large, not well-formed, of an
-            unsupported specification version, or not valid against its schema
-            (the field is ``document`` plus the path of the first error).
+        InvalidArgument: the document is empty, too large, not UTF-8, not well-formed
+            (JSON with NaN, Infinity, a number out of range or a lone surrogate escape
+            included; XML with a DTD), of an unsupported specification version, or not
+            valid against its schema (the field is ``document`` plus the path of the
+            first error).
     """
     if not document:
         raise InvalidArgument("document", "required, got an empty document")
     if len(document) > MAX_DOCUMENT_BYTES:
         raise InvalidArgument("document", f"at most {MAX_DOCUMENT_BYTES} bytes, got {len(document)}")
-    fmt = fmt or detect_format(document)
+    refuse_other_encodings(document)
+    data = None
+    if fmt is None:
+        fmt, data = _detect(document)
     try:
         if fmt is SbomFormat.CYCLONEDX_XML:
             from gate.sbom._ingest_xml import parse_cyclonedx_xml
 
             return parse_cyclonedx_xml(document, check_schema=check_schema)
-        data = _load_json(document)
+        if data is None:
+            data = _load_json(document)
         if fmt is SbomFormat.SPDX_JSON:
             from gate.sbom._spdx import parse_spdx_json
 
@@ -128,19 +171,156 @@ def parse(document: bytes, fmt: SbomFormat | None = None, *, check_schema: bool 
 
 
 def _load_json(document: bytes) -> dict[str, Any]:
+    text = _utf8_text(document)
     try:
-        data = json.loads(document)
-    except UnicodeDecodeError as error:
-        raise InvalidArgument("document", f"not UTF-8: {error.reason} at byte {error.start}") from None
+        data = json.loads(
+            text, parse_constant=_refuse_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys
+        )
+    except _DuplicateKey as error:
+        raise InvalidArgument("document", str(error)) from None
     except json.JSONDecodeError as error:
         raise InvalidArgument(
             "document", f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
         ) from None
     except RecursionError:
         raise InvalidArgument("document", "JSON nested too deeply") from None
+    except ValueError as error:
+        # NaN/Infinity, a float overflowing, or an integer past Python's digit limit: json says
+        # neither which nor where, so the (rare) failing document is read again to find out.
+        raise _number_error(text, error) from None
     if not isinstance(data, dict):
         raise InvalidArgument("document", f"expected a JSON object, got {type(data).__name__}")
+    if _SURROGATE_ESCAPE.search(document) is not None:
+        _refuse_lone_surrogates(data)
     return data
+
+
+def _utf8_text(document: bytes) -> str:
+    # Decoded here, strictly: json.loads decodes bytes with "surrogatepass", which lets a
+    # UTF-8-encoded surrogate (ED A0 80) through to the store, where encoding it fails.
+    start = len(_UTF8_BOM) if document.startswith(_UTF8_BOM) else 0
+    try:
+        return document[start:].decode()
+    except UnicodeDecodeError as error:
+        raise InvalidArgument(
+            "document", f"not UTF-8: {error.reason} at byte {start + error.start}"
+        ) from None
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # JSON leaves a repeated key to the reader: the component index (last value) and another
+    # reader of the stored document (perhaps the first) would then see different components.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                shown = key[:60].encode("utf-8", "backslashreplace").decode()
+                raise _DuplicateKey(f"the key {shown!r} appears twice in one object; expected unique keys")
+            seen.add(key)
+    return obj
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    # json.loads accepts NaN and Infinity, which RFC 8259 does not: the stored document would not
+    # be JSON to any other reader.
+    raise ValueError(name)
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):
+        raise ValueError(literal)
+    return value
+
+
+class _BadNumber:
+    """Stands in for a refused number while a failing document is read again to locate it."""
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def _number_error(text: str, error: ValueError) -> InvalidArgument:
+    limit = sys.get_int_max_str_digits()
+
+    def integer(literal: str) -> Any:
+        digits = len(literal.lstrip("-"))
+        if limit and digits > limit:
+            return _BadNumber(f"integer with {digits} digits, at most {limit}")
+        return int(literal)
+
+    def number(literal: str) -> Any:
+        value = float(literal)
+        if math.isinf(value):
+            shown = literal if len(literal) <= 40 else literal[:40] + "..."
+            return _BadNumber(f"{shown} is out of range for a 64-bit float")
+        return value
+
+    def constant(name: str) -> Any:
+        return _BadNumber(f"{name} is not a JSON number (RFC 8259 has no NaN or Infinity)")
+
+    try:
+        data = json.loads(text, parse_int=integer, parse_float=number, parse_constant=constant)
+    except ValueError:
+        return InvalidArgument("document", f"number not accepted: {error}")
+    found = _first_problem(data, lambda value: value.problem if isinstance(value, _BadNumber) else None)
+    return found or InvalidArgument("document", f"number not accepted: {error}")
+
+
+def _refuse_lone_surrogates(data: dict[str, Any]) -> None:
+    # Python's json pairs \ud83d\ude00 into one character but keeps an unpaired escape as a lone
+    # surrogate, which is no Unicode character: storing or converting it fails later. Encoding
+    # the whole document at C speed settles the common case (a valid pair) before any walk.
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        pass
+    else:
+        return
+
+    def problem(value: Any) -> str | None:
+        if isinstance(value, str):
+            found = _SURROGATE.search(value)
+            return None if found is None else _surrogate_problem(found.group(), "")
+        if isinstance(value, dict):
+            for key in value:
+                found = _SURROGATE.search(key)
+                if found is not None:
+                    return _surrogate_problem(found.group(), " in a key")
+        return None
+
+    error = _first_problem(data, problem)
+    raise error or InvalidArgument("document", _surrogate_problem("", ""))
+
+
+def _surrogate_problem(surrogate: str, where: str) -> str:
+    code = f" \\u{ord(surrogate):04x}" if surrogate else ""
+    return f"lone UTF-16 surrogate{code}{where} is not a Unicode character (expected a surrogate pair)"
+
+
+def _first_problem(data: Any, problem: Callable[[Any], str | None]) -> InvalidArgument | None:
+    """InvalidArgument at the JSON pointer of the first value, in document order, ``problem`` names."""
+    # A loop, not recursion: json.loads nests as deep as the recursion limit allows.
+    stack: list[tuple[tuple[str, ...], Any]] = [((), data)]
+    while stack:
+        parts, value = stack.pop()
+        found = problem(value)
+        if found is not None:
+            # A key on the path may hold a lone surrogate itself; the message must stay encodable.
+            path = "/".join(part.encode("utf-8", "backslashreplace").decode() for part in parts)
+            return InvalidArgument(f"document/{path}" if path else "document", found)
+        if isinstance(value, dict):
+            stack.extend(((*parts, str(key)), item) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend(((*parts, str(index)), item) for index, item in reversed(list(enumerate(value))))
+    return None
 
 
 # --- CycloneDX JSON -----------------------------------------------------------------------

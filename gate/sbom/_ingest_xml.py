@@ -1,11 +1,15 @@
 """CycloneDX XML (1.4-1.7): schema check with lxml against the library's XSDs, then the component index.
 
 The parser refuses DTDs, entities and network access (a hostile document
-cannot expand entities or make gate fetch anything).
+cannot expand entities or make gate fetch anything). Only UTF-8 is read, as
+for JSON: the document is stored verbatim and handed back as the UTF-8 that
+``parse`` promises, and a check on the raw bytes (as for ``<!ENTITY``) only
+means something when each ASCII character is one byte.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
@@ -18,16 +22,29 @@ from gate.sbom._ingest import (
     _cap,
     _resources,
     check_spec_version,
+    refuse_other_encodings,
 )
 
 _PREFIX = "{http://cyclonedx.org/schema/bom/"
+_DECLARED_ENCODING = re.compile(
+    rb"""\A(?:\xef\xbb\xbf)?\s*<\?xml\s[^>]{0,200}?\bencoding\s*=\s*["']([^"']{0,64})["']"""
+)
+_UTF8_NAMES = ("utf-8", "utf8")
 
 
 def _parser() -> Any:
     from lxml import etree  # type: ignore[import-untyped]
 
+    # Without comments and processing instructions, text they split reads whole: findtext()
+    # stops at the first one, so <name>re<!---->quests</name> would be indexed as "re".
     return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
     )
 
 
@@ -48,21 +65,27 @@ def parse_cyclonedx_xml(document: bytes, *, check_schema: bool = True) -> Parsed
     """
     from lxml import etree
 
+    refuse_other_encodings(document)
+    declared = _DECLARED_ENCODING.match(document)
+    if declared is not None:
+        _require_utf8(declared.group(1).decode("ascii", "backslashreplace"))
+    # Refused before the parser sees them when they are easy to spot; _refuse_dtd below has
+    # the last word, whatever the bytes looked like.
     if b"<!DOCTYPE" in document[:4096] or b"<!ENTITY" in document:
         raise InvalidArgument("document", "XML with a DTD or entities is refused")
     try:
         root = etree.fromstring(document, _parser())
     except etree.XMLSyntaxError as syntax:
         raise InvalidArgument("document", f"invalid XML at line {syntax.lineno}: {syntax.msg}") from None
+    docinfo = root.getroottree().docinfo
+    _require_utf8(docinfo.encoding or "UTF-8")
+    _refuse_dtd(docinfo)
     tag = root.tag if isinstance(root.tag, str) else ""
     if not tag.startswith(_PREFIX) or not tag.endswith("}bom"):
         raise InvalidArgument("document", f"expected a CycloneDX <bom> element, got {tag or root.tag!r}")
     version = check_spec_version(tag[len(_PREFIX) : -len("}bom")], "document/xmlns")
-    schema = _schema(version) if check_schema else None
-    if schema is not None and not schema.validate(root):
-        first = schema.error_log.filter_from_errors()[0]
-        where = _element_path(root, first.line, (first.path or "").count("/"))
-        raise InvalidArgument(f"document/{where}", f"line {first.line}: {first.message}")
+    if check_schema:
+        _validate(_schema(version), root)
     ns = f"{_PREFIX}{version}}}"
     metadata = root.find(f"{ns}metadata")
     subject = None
@@ -95,6 +118,38 @@ def parse_cyclonedx_xml(document: bytes, *, check_schema: bool = True) -> Parsed
         serial_number=root.get("serialNumber", ""),
         timestamp=timestamp,
     )
+
+
+def _require_utf8(encoding: str) -> None:
+    if encoding.lower() not in _UTF8_NAMES:
+        raise InvalidArgument("document", f"not UTF-8: the XML declares encoding {encoding!r}")
+
+
+def _refuse_dtd(docinfo: Any) -> None:
+    # What libxml2 parsed, not the bytes: a declaration past the first 4096 bytes (after a long
+    # comment) or one the byte check could not see is still refused here.
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        doctype = docinfo.doctype if len(docinfo.doctype) <= 80 else docinfo.doctype[:80] + "..."
+        raise InvalidArgument("document", f"XML with a DTD or entities is refused, got {doctype!r}")
+
+
+def _validate(schema: Any, root: Any) -> None:
+    from lxml import etree
+
+    try:
+        valid = schema.validate(root)
+    except etree.XMLSchemaValidateError as error:
+        # libxml2 gives up on trees it did not expect (entity references did this) instead of
+        # reporting an invalid document.
+        raise InvalidArgument("document", f"XML schema validation failed: {error}") from None
+    if valid:
+        return
+    errors = schema.error_log.filter_from_errors()
+    if not errors:
+        raise InvalidArgument("document", "not valid against the CycloneDX XML schema")
+    first = errors[0]
+    where = _element_path(root, first.line, (first.path or "").count("/"))
+    raise InvalidArgument(f"document/{where}", f"line {first.line}: {first.message}")
 
 
 def _local(tag: object) -> str:
