@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, NoReturn
 
+from gate._strict_json import DuplicateKey, finite_float, unique_keys
 from gate.errors import InvalidArgument
 from gate.model import Component, SbomFormat
 
@@ -174,9 +175,9 @@ def _load_json(document: bytes) -> dict[str, Any]:
     text = _utf8_text(document)
     try:
         data = json.loads(
-            text, parse_constant=_refuse_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys
+            text, parse_constant=_refuse_constant, parse_float=finite_float, object_pairs_hook=unique_keys
         )
-    except _DuplicateKey as error:
+    except DuplicateKey as error:
         raise InvalidArgument("document", str(error)) from None
     except json.JSONDecodeError as error:
         raise InvalidArgument(
@@ -207,35 +208,10 @@ def _utf8_text(document: bytes) -> str:
         ) from None
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # JSON leaves a repeated key to the reader: the component index (last value) and another
-    # reader of the stored document (perhaps the first) would then see different components.
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                shown = key[:60].encode("utf-8", "backslashreplace").decode()
-                raise _DuplicateKey(f"the key {shown!r} appears twice in one object; expected unique keys")
-            seen.add(key)
-    return obj
-
-
 def _refuse_constant(name: str) -> NoReturn:
     # json.loads accepts NaN and Infinity, which RFC 8259 does not: the stored document would not
     # be JSON to any other reader.
     raise ValueError(name)
-
-
-def _finite_float(literal: str) -> float:
-    value = float(literal)
-    if math.isinf(value):
-        raise ValueError(literal)
-    return value
 
 
 class _BadNumber:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +12,7 @@ from typing import Any
 
 import ahocorasick
 
+from gate._strict_json import finite_float, unique_keys
 from gate.errors import InvalidArgument
 from gate.model import Finding, FindingStatus, SeverityCounts
 from scanners.reports import _cyclonedx, _gitleaks, _sarif_in, _snyk, _sonarqube, _trivy
@@ -43,27 +43,6 @@ def _bounded_int(text: str) -> int:
     if digits > _MAX_INT_DIGITS:
         raise ValueError(f"an integer of {digits} digits; expected at most {_MAX_INT_DIGITS} (64 bits)")
     return int(text)
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"the number {text[:40]} is beyond a double's range")
-    return value
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # JSON leaves a repeated key to the reader: this one keeps the last value, another (or a
-    # person reading the stored report) may take the first. A report whose secret hid in the
-    # first of two "Secret" keys was stored in clear, since the parser never saw the value.
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise ValueError(f"the key {key[:60]!r} appears twice in one object; expected unique keys")
-            seen.add(key)
-    return obj
 
 
 # A \uD800-\uDFFF escape: json.loads combines a high and low pair into one character but keeps a
@@ -110,8 +89,8 @@ def load(data: bytes, source: str, max_bytes: int) -> Any:
             text,
             parse_constant=_reject_constant,
             parse_int=_bounded_int,
-            parse_float=_finite_float,
-            object_pairs_hook=_unique_keys,
+            parse_float=finite_float,
+            object_pairs_hook=unique_keys,
         )
         _check_surrogates(text, doc)
         return doc
