@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from policies._engine import ContextValues
 from policies._errors import PolicyLoadError
 from policies._match import UserInfo
 from policies._model import AdmissionRequest, Policy, RuleResponse
-from policies._yaml import Document, read_documents
+from policies._yaml import Document, FieldPath, read_documents
 
 TEST_FILE = "kyverno-test.yaml"
 _RESULTS = {o.value for o in RuleOutcome}
@@ -126,6 +127,72 @@ def _one_document(path: Path) -> Document:
     return documents[0]
 
 
+def _kind_of(value: Any) -> str:  # noqa: PLR0911  # one exit per JSON type
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    return "mapping"
+
+
+def _mapping(document: Document, path: FieldPath, value: Any) -> dict[str, Any]:
+    """``value`` when it is a mapping; a field left empty (null) is an empty one."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise document.error(path, f"expected a mapping, got {_kind_of(value)}")
+    return value
+
+
+def _list(document: Document, path: FieldPath, value: Any) -> list[Any]:
+    """``value`` when it is a list; a field left empty (null) is an empty one."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise document.error(path, f"expected a list, got {_kind_of(value)}")
+    return value
+
+
+def _entries(document: Document, path: FieldPath, value: Any) -> Iterator[tuple[FieldPath, dict[str, Any]]]:
+    """The mappings of a list field, each with its own path (a null entry is an error)."""
+    for index, item in enumerate(_list(document, path, value)):
+        if not isinstance(item, dict):
+            raise document.error((*path, index), f"expected a mapping, got {_kind_of(item)}")
+        yield (*path, index), item
+
+
+def _strings(document: Document, path: FieldPath, value: Any) -> tuple[str, ...]:
+    items = _list(document, path, value)
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            raise document.error((*path, index), f"expected a string, got {_kind_of(item)}")
+    return tuple(items)
+
+
+def _text(document: Document, path: FieldPath, value: Any) -> str:
+    # Names may be written as YAML numbers (``name: 1``); only containers are wrong.
+    if isinstance(value, (dict, list)):
+        raise document.error(path, f"expected a string, got {_kind_of(value)}")
+    return "" if value is None else str(value)
+
+
+def _file_name(document: Document, data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise document.error((key,), f"expected a file name, got {_kind_of(value)}")
+    return value
+
+
 def _string_list(document: Document, data: Mapping[str, Any], key: str) -> list[str]:
     value = data.get(key) or []
     if isinstance(value, str):
@@ -140,33 +207,71 @@ def _string_list(document: Document, data: Mapping[str, Any], key: str) -> list[
 _CONFINED_TO: ContextVar[Path | None] = ContextVar("kyverno_test_root", default=None)
 
 
-def _path(base: Path, name: str) -> Path:
-    """``base / name``, refused when it leaves the directory the tests are confined to."""
+def _shown(name: str, limit: int = 60) -> str:
+    # A hostile name may be megabytes long; the error only needs to identify it.
+    return repr(name) if len(name) <= limit else repr(name[:limit]) + f"... ({len(name)} characters)"
+
+
+def _path(document: Document, where: FieldPath, base: Path, name: str) -> Path:
+    """``base / name`` (named at ``where`` in ``document``), refused when it cannot name a file
+    or leaves the directory the tests are confined to."""
+    if "\0" in name:
+        raise document.error(where, f"expected a file path, got {_shown(name)} (it holds a NUL character)")
+    try:
+        os.fsencode(name)
+    except UnicodeEncodeError:
+        raise document.error(where, f"expected a file path, got {_shown(name)} (not encodable)") from None
     path = base / name
     root = _CONFINED_TO.get()
-    if root is not None and not path.resolve().is_relative_to(root.resolve()):
-        raise PolicyLoadError(name, None, "", "refers to a file outside the uploaded test files")
+    try:
+        # RuntimeError: pathlib's report of a symlink loop.
+        if root is not None and not path.resolve().is_relative_to(root.resolve()):
+            raise document.error(where, f"{_shown(name)} refers to a file outside the uploaded test files")
+        path.stat()
+    except FileNotFoundError:
+        pass  # the reader reports a missing file, as for any other file
+    except (OSError, RuntimeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise document.error(where, f"cannot read {_shown(name)}: {reason}") from None
     return path
 
 
-def _load_resources(base: Path, names: Sequence[str]) -> list[_Resource]:
+def _check_metadata(document: Document, path: FieldPath, resource: Mapping[str, Any]) -> None:
+    """A resource's metadata has the shapes Kubernetes gives it (the engine relies on them)."""
+    if "metadata" not in resource:
+        return
+    metadata = resource["metadata"]
+    path = (*path, "metadata")
+    if not isinstance(metadata, dict):
+        raise document.error(path, f"a resource needs a metadata mapping, got {_kind_of(metadata)}")
+    for key in ("name", "namespace", "generateName"):
+        if metadata.get(key) is not None and not isinstance(metadata[key], str):
+            raise document.error((*path, key), f"expected a string, got {_kind_of(metadata[key])}")
+    for key in ("labels", "annotations"):
+        _mapping(document, (*path, key), metadata.get(key))
+
+
+def _load_resources(test: Document, field_name: str, base: Path, names: Sequence[str]) -> list[_Resource]:
     found: list[_Resource] = []
     seen: set[tuple[str, str, str, str]] = set()
-    for name in names:
-        for document in read_documents(_path(base, name)):
+    for number, name in enumerate(names):
+        for document in read_documents(_path(test, (field_name, number), base, name)):
             data = document.data
             if not isinstance(data, dict):
-                raise document.error((), "a resource must be a mapping")
+                raise document.error((), f"a resource must be a mapping, got {_kind_of(data)}")
             items = data.get("items") if str(data.get("kind", "")).endswith("List") else None
-            for item in items if isinstance(items, list) else [data]:
-                if not isinstance(item, dict) or not isinstance(item.get("metadata", {}), dict):
-                    raise document.error((), "a resource must be a mapping with a metadata mapping")
+            listed = isinstance(items, list)
+            for index, item in enumerate(items if isinstance(items, list) else [data]):
+                where: FieldPath = ("items", index) if listed else ()
+                if not isinstance(item, dict):
+                    raise document.error(where, f"a resource must be a mapping, got {_kind_of(item)}")
+                _check_metadata(document, where, item)
                 resource = normalise_resource(item)
                 meta = resource["metadata"]
                 key = (
                     str(resource.get("apiVersion", "")),
                     str(resource.get("kind", "")),
-                    meta.get("namespace", ""),
+                    str(meta.get("namespace") or ""),
                     str(meta.get("name", "")),
                 )
                 if key in seen:
@@ -198,42 +303,51 @@ class _Values:
     namespaces: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _load_values(document: Document | None, inline: Any) -> _Values:
+def _load_values(document: Document, path: FieldPath, data: Any) -> _Values:
+    """The ``values:`` of a test (``path`` ``("values",)``) or its ``variables:`` file (``()``)."""
     values = _Values()
-    data = inline if inline is not None else (document.data if document is not None else None)
-    if not data:
-        return values
-    if not isinstance(data, dict):
-        raise PolicyLoadError(document.source if document else "values", None, "", "values must be a mapping")
-    values.global_values = dict(data.get("globalValues") or {})
-    for policy in data.get("policies") or ():
-        name = str(policy.get("name", ""))
-        for rule in policy.get("rules") or ():
-            key = (name, str(rule.get("name", "")))
-            values.rules[key] = dict(rule.get("values") or {})
-            if rule.get("foreachValues"):
-                values.foreach[key] = {k: list(v) for k, v in rule["foreachValues"].items()}
-        for resource in policy.get("resources") or ():
-            values.resources[(name, str(resource.get("name", "")))] = dict(resource.get("values") or {})
-    for entry in data.get("namespaceSelector") or ():
-        values.namespace_labels[str(entry.get("name", ""))] = dict(entry.get("labels") or {})
-    for namespace in data.get("namespaces") or ():
-        meta = namespace.get("metadata") or {}
-        values.namespace_labels.setdefault(str(meta.get("name", "")), dict(meta.get("labels") or {}))
-        values.namespaces.setdefault(str(meta.get("name", "")), dict(namespace))
+    data = _mapping(document, path, data)
+    values.global_values = dict(_mapping(document, (*path, "globalValues"), data.get("globalValues")))
+    for here, policy in _entries(document, (*path, "policies"), data.get("policies")):
+        name = _text(document, (*here, "name"), policy.get("name"))
+        for at, rule in _entries(document, (*here, "rules"), policy.get("rules")):
+            key = (name, _text(document, (*at, "name"), rule.get("name")))
+            values.rules[key] = dict(_mapping(document, (*at, "values"), rule.get("values")))
+            foreach = _mapping(document, (*at, "foreachValues"), rule.get("foreachValues"))
+            if foreach:
+                values.foreach[key] = {
+                    k: list(_list(document, (*at, "foreachValues", k), v)) for k, v in foreach.items()
+                }
+        for at, resource in _entries(document, (*here, "resources"), policy.get("resources")):
+            resource_name = _text(document, (*at, "name"), resource.get("name"))
+            values.resources[(name, resource_name)] = dict(
+                _mapping(document, (*at, "values"), resource.get("values"))
+            )
+    for here, entry in _entries(document, (*path, "namespaceSelector"), data.get("namespaceSelector")):
+        values.namespace_labels[_text(document, (*here, "name"), entry.get("name"))] = dict(
+            _mapping(document, (*here, "labels"), entry.get("labels"))
+        )
+    for here, namespace in _entries(document, (*path, "namespaces"), data.get("namespaces")):
+        meta = _mapping(document, (*here, "metadata"), namespace.get("metadata"))
+        name = _text(document, (*here, "metadata", "name"), meta.get("name"))
+        values.namespace_labels.setdefault(
+            name, dict(_mapping(document, (*here, "metadata", "labels"), meta.get("labels")))
+        )
+        values.namespaces.setdefault(name, dict(namespace))
     return values
 
 
 def _load_user(path: Path | None) -> UserInfo | None:
     if path is None:
         return None
-    data = _one_document(path).data
-    info = data.get("userInfo") or {}
+    document = _one_document(path)
+    data = document.data
+    info = _mapping(document, ("userInfo",), data.get("userInfo"))
     return UserInfo(
-        username=str(info.get("username", "")),
-        groups=tuple(str(g) for g in info.get("groups") or ()),
-        roles=tuple(str(r) for r in data.get("roles") or ()),
-        cluster_roles=tuple(str(r) for r in data.get("clusterRoles") or ()),
+        username=_text(document, ("userInfo", "username"), info.get("username")),
+        groups=_strings(document, ("userInfo", "groups"), info.get("groups")),
+        roles=_strings(document, ("roles",), data.get("roles")),
+        cluster_roles=_strings(document, ("clusterRoles",), data.get("clusterRoles")),
     )
 
 
@@ -286,49 +400,64 @@ class _TestCase:
         base = path.parent
         self.policies: dict[str, Policy] = {}
         documents = _loader.load_documents(
-            [_path(base, p) for p in _string_list(self.document, data, "policies")]
+            [
+                _path(self.document, ("policies", index), base, name)
+                for index, name in enumerate(_string_list(self.document, data, "policies"))
+            ]
         )
         compiled, _ = _loader.compile_policies(d for d in documents if not _loader.is_exception(d.data))
         for policy in compiled:
             self.policies.setdefault(policy.key, policy)
         # ``exceptions:`` files hold PolicyExceptions (a policy file may carry some as well).
         exception_documents = [d for d in documents if _loader.is_exception(d.data)]
-        for name in _string_list(self.document, data, "exceptions"):
-            for document in read_documents(_path(base, name)):
+        for index, name in enumerate(_string_list(self.document, data, "exceptions")):
+            for document in read_documents(_path(self.document, ("exceptions", index), base, name)):
                 if not _loader.is_exception(document.data):
                     raise document.error(("kind",), "expected a kyverno.io PolicyException")
                 exception_documents.append(document)
         self.exceptions = tuple(_exceptions.compile_exceptions(exception_documents))
-        self.resources = _load_resources(base, _string_list(self.document, data, "resources"))
-        variables = data.get("variables")
-        values_doc = _one_document(_path(base, str(variables))) if variables else None
-        self.values = _load_values(values_doc, data.get("values"))
-        user = data.get("userinfo")
-        self.user = _load_user(_path(base, str(user)) if user else None)
+        self.resources = _load_resources(
+            self.document, "resources", base, _string_list(self.document, data, "resources")
+        )
+        self.values = self._values(base, data)
+        user = _file_name(self.document, data, "userinfo")
+        self.user = _load_user(_path(self.document, ("userinfo",), base, user) if user else None)
         self.cel = self._cel_inputs(base, data)
         self._cache: dict[tuple[str, int, str], list[RuleResponse]] = {}
+
+    def _values(self, base: Path, data: Mapping[str, Any]) -> _Values:
+        """Inline ``values:``, else the ``variables:`` file (read, and checked, either way)."""
+        variables = _file_name(self.document, data, "variables")
+        values_doc = (
+            _one_document(_path(self.document, ("variables",), base, variables)) if variables else None
+        )
+        if data.get("values") is not None or values_doc is None:
+            return _load_values(self.document, ("values",), data.get("values"))
+        return _load_values(values_doc, (), values_doc.data)
 
     def _cel_inputs(self, base: Path, data: Mapping[str, Any]) -> _cel_policy.CelInputs:
         """The CLI's offline channel for CEL policies: the ``context:`` file and paramResources."""
         resources: list[Mapping[str, Any]] = []
         images: dict[str, Mapping[str, Any]] = {}
-        context = data.get("context")
+        context = _file_name(self.document, data, "context")
         if context:
-            document = _one_document(_path(base, str(context)))
-            spec = document.data.get("spec") or {}
-            if not isinstance(spec, dict):
-                raise document.error(("spec",), "expected a mapping")
-            for index, item in enumerate(spec.get("resources") or ()):
-                if not isinstance(item, dict):
-                    raise document.error(("spec", "resources", index), "expected a mapping")
+            document = _one_document(_path(self.document, ("context",), base, context))
+            spec = _mapping(document, ("spec",), document.data.get("spec"))
+            for _, item in _entries(document, ("spec", "resources"), spec.get("resources")):
                 resources.append(item)
-            for index, item in enumerate(spec.get("images") or ()):
-                if not isinstance(item, dict) or not isinstance(item.get("image"), str):
+            for here, item in _entries(document, ("spec", "images"), spec.get("images")):
+                if not isinstance(item.get("image"), str):
+                    got = _kind_of(item.get("image"))
                     raise document.error(
-                        ("spec", "images", index), "expected a mapping with an image reference"
+                        (*here, "image"), f"expected an image reference (a string), got {got}"
                     )
                 images[item["image"]] = item
-        params = [r.data for r in _load_resources(base, _string_list(self.document, data, "paramResources"))]
+        params = [
+            r.data
+            for r in _load_resources(
+                self.document, "paramResources", base, _string_list(self.document, data, "paramResources")
+            )
+        ]
         return _cel_policy.CelInputs(
             data=_cel_libs.RequestData(images=images, resources=tuple(resources)),
             namespaces=self.values.namespaces,

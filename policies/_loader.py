@@ -38,23 +38,30 @@ def policy_files(paths: Iterable[str | Path]) -> list[tuple[Path, bool]]:
     files: list[tuple[Path, bool]] = []
     for entry in paths:
         path = Path(entry)
-        if path.is_dir():
-            # Hidden entries are skipped: a kubelet ConfigMap mount holds every file twice (the
-            # visible symlink and its target under ``..<timestamp>/``), and ``.kyverno-test/``
-            # folders hold test resources, not policies.
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.suffix in (".yaml", ".yml")
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                and p.is_file()
-            )
-            files.extend((p, False) for p in found)
-        elif path.exists():
-            files.append((path, True))
-        else:
-            raise PolicyLoadError(str(path), None, "", "no such file or directory")
+        try:
+            files.extend(_files_of(path))
+        except OSError as exc:
+            # A name too long, a permission refused: a caller's path, never a crash.
+            raise PolicyLoadError(str(path), None, "", f"cannot read: {exc.strerror or exc}") from None
     return files
+
+
+def _files_of(path: Path) -> list[tuple[Path, bool]]:
+    if path.is_dir():
+        # Hidden entries are skipped: a kubelet ConfigMap mount holds every file twice (the
+        # visible symlink and its target under ``..<timestamp>/``), and ``.kyverno-test/``
+        # folders hold test resources, not policies.
+        found = sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix in (".yaml", ".yml")
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            and p.is_file()
+        )
+        return [(p, False) for p in found]
+    if path.exists():
+        return [(path, True)]
+    raise PolicyLoadError(str(path), None, "", "no such file or directory")
 
 
 def is_policy(data: Any) -> bool:
