@@ -16,6 +16,7 @@ from policies._engine import ContextValues
 from policies._errors import PolicyLoadError
 from policies._match import UserInfo
 from policies._model import AdmissionRequest, Policy, RuleResponse
+from policies._schema import _type_of
 from policies._yaml import Document, FieldPath, read_documents
 
 TEST_FILE = "kyverno-test.yaml"
@@ -127,28 +128,12 @@ def _one_document(path: Path) -> Document:
     return documents[0]
 
 
-def _kind_of(value: Any) -> str:  # noqa: PLR0911  # one exit per JSON type
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    return "mapping"
-
-
 def _mapping(document: Document, path: FieldPath, value: Any) -> dict[str, Any]:
     """``value`` when it is a mapping; a field left empty (null) is an empty one."""
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise document.error(path, f"expected a mapping, got {_kind_of(value)}")
+        raise document.error(path, f"expected a mapping, got {_type_of(value)}")
     return value
 
 
@@ -157,7 +142,7 @@ def _list(document: Document, path: FieldPath, value: Any) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise document.error(path, f"expected a list, got {_kind_of(value)}")
+        raise document.error(path, f"expected a list, got {_type_of(value)}")
     return value
 
 
@@ -165,7 +150,7 @@ def _entries(document: Document, path: FieldPath, value: Any) -> Iterator[tuple[
     """The mappings of a list field, each with its own path (a null entry is an error)."""
     for index, item in enumerate(_list(document, path, value)):
         if not isinstance(item, dict):
-            raise document.error((*path, index), f"expected a mapping, got {_kind_of(item)}")
+            raise document.error((*path, index), f"expected a mapping, got {_type_of(item)}")
         yield (*path, index), item
 
 
@@ -173,14 +158,14 @@ def _strings(document: Document, path: FieldPath, value: Any) -> tuple[str, ...]
     items = _list(document, path, value)
     for index, item in enumerate(items):
         if not isinstance(item, str):
-            raise document.error((*path, index), f"expected a string, got {_kind_of(item)}")
+            raise document.error((*path, index), f"expected a string, got {_type_of(item)}")
     return tuple(items)
 
 
 def _text(document: Document, path: FieldPath, value: Any) -> str:
     # Names may be written as YAML numbers (``name: 1``); only containers are wrong.
     if isinstance(value, (dict, list)):
-        raise document.error(path, f"expected a string, got {_kind_of(value)}")
+        raise document.error(path, f"expected a string, got {_type_of(value)}")
     return "" if value is None else str(value)
 
 
@@ -189,7 +174,7 @@ def _file_name(document: Document, data: Mapping[str, Any], key: str) -> str | N
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise document.error((key,), f"expected a file name, got {_kind_of(value)}")
+        raise document.error((key,), f"expected a file name, got {_type_of(value)}")
     return value
 
 
@@ -243,10 +228,10 @@ def _check_metadata(document: Document, path: FieldPath, resource: Mapping[str, 
     metadata = resource["metadata"]
     path = (*path, "metadata")
     if not isinstance(metadata, dict):
-        raise document.error(path, f"a resource needs a metadata mapping, got {_kind_of(metadata)}")
+        raise document.error(path, f"a resource needs a metadata mapping, got {_type_of(metadata)}")
     for key in ("name", "namespace", "generateName"):
         if metadata.get(key) is not None and not isinstance(metadata[key], str):
-            raise document.error((*path, key), f"expected a string, got {_kind_of(metadata[key])}")
+            raise document.error((*path, key), f"expected a string, got {_type_of(metadata[key])}")
     for key in ("labels", "annotations"):
         _mapping(document, (*path, key), metadata.get(key))
 
@@ -258,13 +243,13 @@ def _load_resources(test: Document, field_name: str, base: Path, names: Sequence
         for document in read_documents(_path(test, (field_name, number), base, name)):
             data = document.data
             if not isinstance(data, dict):
-                raise document.error((), f"a resource must be a mapping, got {_kind_of(data)}")
+                raise document.error((), f"a resource must be a mapping, got {_type_of(data)}")
             items = data.get("items") if str(data.get("kind", "")).endswith("List") else None
             listed = isinstance(items, list)
             for index, item in enumerate(items if isinstance(items, list) else [data]):
                 where: FieldPath = ("items", index) if listed else ()
                 if not isinstance(item, dict):
-                    raise document.error(where, f"a resource must be a mapping, got {_kind_of(item)}")
+                    raise document.error(where, f"a resource must be a mapping, got {_type_of(item)}")
                 _check_metadata(document, where, item)
                 resource = normalise_resource(item)
                 meta = resource["metadata"]
@@ -447,7 +432,7 @@ class _TestCase:
                 resources.append(item)
             for here, item in _entries(document, ("spec", "images"), spec.get("images")):
                 if not isinstance(item.get("image"), str):
-                    got = _kind_of(item.get("image"))
+                    got = _type_of(item.get("image"))
                     raise document.error(
                         (*here, "image"), f"expected an image reference (a string), got {got}"
                     )

@@ -13,7 +13,6 @@ deserialiser took 18 s for a 5,000-component document here, where
 from __future__ import annotations
 
 import json
-import math
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -233,11 +232,10 @@ def _number_error(text: str, error: ValueError) -> InvalidArgument:
         return int(literal)
 
     def number(literal: str) -> Any:
-        value = float(literal)
-        if math.isinf(value):
-            shown = literal if len(literal) <= 40 else literal[:40] + "..."
-            return _BadNumber(f"{shown} is out of range for a 64-bit float")
-        return value
+        try:
+            return finite_float(literal)
+        except ValueError as problem:
+            return _BadNumber(str(problem))
 
     def constant(name: str) -> Any:
         return _BadNumber(f"{name} is not a JSON number (RFC 8259 has no NaN or Infinity)")
