@@ -14,6 +14,15 @@ _PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*
 _EXPIRY_MARGIN = 10.0
 # The distribution spec's default lifetime when the token service gives none.
 DEFAULT_TOKEN_LIFETIME = 60.0
+# The longest a token is cached, whatever the token service says. Clamped, not refused: the
+# token itself is usable, only its lifetime is unbelievable. Token services hand out tokens for
+# minutes (Docker Hub: 300 s), and one the registry finds expired costs a 401 and a new token,
+# so the cap costs at most one request an hour; without it ``expires_in: 1e400`` (infinity)
+# kept a token, and whatever rights it carried, for the life of the process.
+MAX_TOKEN_LIFETIME = 3600.0
+# RFC 6750 section 2.1 ``b64token``: what a Bearer credential may hold. Anything else could not
+# be sent (httpx encodes headers as ASCII) or would change the header's meaning (spaces, CR/LF).
+_B64TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 _MAX_CHALLENGE = 4096
 
 
@@ -47,6 +56,21 @@ def parse_challenge(header: str) -> Challenge | None:
         params[name.lower()] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else plain
         position = match.end()
     return Challenge(scheme.lower(), params)
+
+
+def token_lifetime(expires_in: object) -> float:
+    """Seconds to keep a token whose service answered ``expires_in``: the default when absent or
+    not a positive number, at most :data:`MAX_TOKEN_LIFETIME`."""
+    # ``not > 0`` also catches NaN, which compares false with everything.
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or not expires_in > 0:
+        return DEFAULT_TOKEN_LIFETIME
+    # Capped before float(): float() of a 400-digit integer overflows; int and float compare exactly.
+    return float(min(expires_in, MAX_TOKEN_LIFETIME))
+
+
+def is_bearer_token(token: str) -> bool:
+    """True when ``token`` may be sent as ``Authorization: Bearer <token>`` (RFC 6750 b64token)."""
+    return _B64TOKEN.fullmatch(token) is not None
 
 
 class TokenCache:

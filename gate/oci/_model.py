@@ -9,9 +9,9 @@ over exact bytes, never over a re-serialisation.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +28,10 @@ from gate.oci._errors import (
 
 _MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
 _MAX_INT = 2**63 - 1
+# A JSON escape of a UTF-16 surrogate (U+D800-U+DFFF). Raw UTF-8 bytes cannot hold a surrogate
+# (decoding refuses it), so only an escape can put one into a string.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Architectures whose variant Docker and containerd fill in when it is omitted.
 _DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7"}
 
@@ -178,12 +182,49 @@ class _DuplicateKey(ValueError):
         self.key = key
 
 
+class _IntegerTooLong(ValueError):
+    def __init__(self, digits: int) -> None:
+        super().__init__(digits)
+        self.digits = digits
+
+
+def _integer(text: str) -> int:
+    # int() refuses more digits than sys.get_int_max_str_digits() with a ValueError json lets through.
+    try:
+        return int(text)
+    except ValueError:
+        raise _IntegerTooLong(len(text.lstrip("-"))) from None
+
+
+def _lone_surrogate(value: object) -> str | None:
+    """The first surrogate left in a string of ``value`` (json joins valid pairs into one character)."""
+    # A stack, not recursion: the document may be nested as deep as json's own limit allows.
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            found = _SURROGATE.search(item)
+            if found is not None:
+                return found.group()
+    return None
+
+
 def load_json_object(raw: bytes, *, where: str) -> dict[str, Any]:
     """Decode a UTF-8 JSON object, refusing duplicate keys and other values at the top."""
     try:
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_int=_integer)
     except _DuplicateKey as exc:
         raise MalformedContent(f"{where}: duplicate key {exc.key!r}") from None
+    except _IntegerTooLong as exc:
+        raise MalformedContent(
+            f"{where}: invalid JSON: an integer of {exc.digits} digits; "
+            f"expected at most {sys.get_int_max_str_digits()}"
+        ) from None
     except UnicodeDecodeError as exc:
         raise MalformedContent(f"{where}: not UTF-8 (byte {exc.start})") from None
     except (json.JSONDecodeError, RecursionError) as exc:
@@ -193,6 +234,15 @@ def load_json_object(raw: bytes, *, where: str) -> dict[str, Any]:
             else str(exc)
         )
         raise MalformedContent(f"{where}: invalid JSON: {detail}") from None
+    # A lone surrogate cannot be encoded as UTF-8, so it would break whoever later encodes the
+    # value (signature checks of annotations did). The byte scan keeps the walk off the common path.
+    if _SURROGATE_ESCAPE.search(raw) is not None:
+        lone = _lone_surrogate(value)
+        if lone is not None:
+            raise MalformedContent(
+                f"{where}: invalid JSON: a lone UTF-16 surrogate \\u{ord(lone):04x} in a string; "
+                "expected a high and a low surrogate together"
+            )
     if not isinstance(value, dict):
         raise MalformedContent(f"{where}: expected a JSON object, got {type(value).__name__}")
     return value
@@ -277,7 +327,7 @@ def parse_descriptor(value: object, *, where: str) -> Descriptor:
         encoded = value["data"]
         try:
             data = base64.b64decode(encoded, validate=True) if isinstance(encoded, str) else None
-        except binascii.Error:
+        except ValueError:  # binascii.Error, and ValueError for a str that is not ASCII
             data = None
         if data is None:
             raise MalformedContent(f"{where}.data: expected standard base64")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from gate.oci import _media as media
-from gate.oci._auth import DEFAULT_TOKEN_LIFETIME, TokenCache, parse_challenge
+from gate.oci._auth import TokenCache, is_bearer_token, parse_challenge, token_lifetime
 from gate.oci._cosign import referrers_tag
 from gate.oci._credentials import Credentials, RegistryAuth
 from gate.oci._digest import VerifiedReader, check_digest, digest_of
@@ -73,6 +73,10 @@ _MAX_TAGS = 100_000
 # How many fallback-index members are fetched to learn an artifact type the index entry leaves out.
 _MAX_MEMBERS_INSPECTED = 64
 DEFAULT_MAX_COPY_BLOB = 512 * 1024 * 1024
+# The most digits a Content-Length may have: h11, which parses responses on real connections,
+# refuses more, so this cap changes nothing there; it keeps int() off the thousands of digits
+# another transport could hand over (past 4,300 int() raises ValueError).
+_MAX_LENGTH_DIGITS = 20
 
 
 class _Operation:
@@ -143,10 +147,25 @@ def _registry_message(body: bytes) -> str:
                 if isinstance(e, dict)
             ]
             text = "; ".join(parts)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         text = body[:200].decode("utf-8", "replace")
     printable = "".join(c if c.isprintable() else " " for c in text).strip()
     return printable[:300]
+
+
+def _content_length(op: _Operation, response: httpx.Response) -> int | None:
+    """The Content-Length, None when absent; RegistryError when it is not a plain decimal number."""
+    text = response.headers.get("content-length")
+    if text is None:
+        return None
+    # str.isdigit() alone accepts "²" and other Unicode digits (httpx decodes headers as latin-1).
+    if not (text.isascii() and text.isdigit() and len(text) <= _MAX_LENGTH_DIGITS):
+        shown = text if len(text) <= 40 else f"{text[:40]}... ({len(text)} characters)"
+        raise RegistryError(
+            f"{op.where}: invalid Content-Length: expected a decimal number of at most "
+            f"{_MAX_LENGTH_DIGITS} digits, got {shown!r}"
+        )
+    return int(text)
 
 
 class RegistryClient:
@@ -265,17 +284,17 @@ class RegistryClient:
                 self._fail(op, got, "manifest", str(ref))
             digest = got.headers.get("docker-content-digest")
             kind = _essence(got.headers.get("content-type"))
-            length = got.headers.get("content-length", "")
-        if digest and kind in media.MANIFEST_TYPES and length.isdigit():
+            length = _content_length(op, got)
+        if digest and kind in media.MANIFEST_TYPES and length is not None:
             try:
                 check_digest(digest, field=f"{op.where}: Docker-Content-Digest")
             except InvalidReference as exc:
                 raise MalformedContent(exc.message) from None
             if ref.digest is not None and digest != ref.digest:
                 raise DigestMismatch(op.where, ref.digest, digest)
-            if int(length) > self.max_manifest_bytes:
-                raise SizeLimitExceeded(op.where, self.max_manifest_bytes, int(length), at_least=False)
-            return Descriptor(kind, digest, int(length))
+            if length > self.max_manifest_bytes:
+                raise SizeLimitExceeded(op.where, self.max_manifest_bytes, length, at_least=False)
+            return Descriptor(kind, digest, length)
         return self.manifest(ref).descriptor
 
     def manifest(self, ref: ImageRef, *, expected: Descriptor | None = None) -> ImageManifest | ImageIndex:
@@ -317,9 +336,9 @@ class RegistryClient:
         try:
             if got.status_code != 200:
                 self._fail(op, got, "blob", f"{descriptor.digest} in {ref.name}")
-            length = got.headers.get("content-length", "")
-            if length.isdigit() and int(length) != descriptor.size:
-                raise SizeMismatch(where, descriptor.size, int(length))
+            length = _content_length(op, got)
+            if length is not None and length != descriptor.size:
+                raise SizeMismatch(where, descriptor.size, length)
             return VerifiedReader(
                 self._chunks(op, got),
                 where=where,
@@ -678,18 +697,19 @@ class RegistryClient:
             body = self._read_body(op, got, _MAX_TOKEN_BODY)
         try:
             doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise RegistryError(f"{op.where}: token service {realm.host} answered invalid JSON") from None
         token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
         if not isinstance(token, str) or not token:
             raise RegistryError(f"{op.where}: token service {realm.host} answered without a token")
-        expires = doc.get("expires_in")
-        lifetime = (
-            float(expires)
-            if isinstance(expires, int | float) and not isinstance(expires, bool) and expires > 0
-            else DEFAULT_TOKEN_LIFETIME
-        )
-        return token, lifetime
+        if not is_bearer_token(token):
+            # The token is a credential: its length is shown, never its characters.
+            raise RegistryError(
+                f"{op.where}: token service {realm.host} answered a token that is not an RFC 6750 "
+                f"b64token: expected ASCII letters, digits, -._~+/ and a trailing =, "
+                f"got {len(token)} characters with others among them"
+            )
+        return token, token_lifetime(doc.get("expires_in"))
 
     def _chunks(self, op: _Operation, response: httpx.Response) -> Iterator[bytes]:
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
@@ -709,9 +729,9 @@ class RegistryClient:
             ) from None
 
     def _read_body(self, op: _Operation, response: httpx.Response, cap: int) -> bytes:
-        length = response.headers.get("content-length", "")
-        if length.isdigit() and int(length) > cap:
-            raise SizeLimitExceeded(op.where, cap, int(length), at_least=False)
+        length = _content_length(op, response)
+        if length is not None and length > cap:
+            raise SizeLimitExceeded(op.where, cap, length, at_least=False)
         body = bytearray()
         for chunk in self._chunks(op, response):
             body += chunk
