@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gate.errors import InvalidArgument, Unsupported
+from gate.oci._auth import is_bearer_token
 from gate.oci._reference import registry_key
 
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -223,14 +224,7 @@ class Credentials:
 
     @classmethod
     def _parse(cls, raw: bytes, *, source: str, require_auths: bool, legacy: bool = False) -> Credentials:
-        if len(raw) > MAX_CONFIG_BYTES:
-            raise InvalidArgument(source, f"larger than {MAX_CONFIG_BYTES} bytes")
-        try:
-            doc = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise InvalidArgument(source, "not a JSON document") from None
-        if not isinstance(doc, dict):
-            raise InvalidArgument(source, f"expected a JSON object, got {type(doc).__name__}")
+        doc = _config_document(raw, source)
         if legacy:
             entries: object = doc
         elif "auths" in doc:
@@ -257,6 +251,20 @@ class Credentials:
         return cls(auths, helper_hosts=frozenset(helper_hosts), source=source)
 
 
+def _config_document(raw: bytes, source: str) -> dict[str, Any]:
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise InvalidArgument(source, f"larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidArgument(source, "not a JSON document") from None
+    except RecursionError:
+        raise InvalidArgument(source, "not a JSON document: nested too deeply") from None
+    if not isinstance(doc, dict):
+        raise InvalidArgument(source, f"expected a JSON object, got {type(doc).__name__}")
+    return doc
+
+
 def _entry(entry: object, where: str) -> RegistryAuth | None:
     if not isinstance(entry, dict):
         raise InvalidArgument(where, f"expected an object, got {type(entry).__name__}")
@@ -276,6 +284,15 @@ def _entry(entry: object, where: str) -> RegistryAuth | None:
         if not colon or not name:
             raise InvalidArgument(f"{where}.auth", "decodes to no username:password pair")
         username, password = name, secret
+    token = fields["registrytoken"]
+    if token is not None and not is_bearer_token(token):
+        # Sent as it is in an Authorization header, which holds ASCII only (the token is a secret:
+        # its length is named, not its characters).
+        raise InvalidArgument(
+            f"{where}.registrytoken",
+            f"expected an RFC 6750 bearer token (ASCII letters, digits, -._~+/ and a trailing =), "
+            f"got a token of {len(token)} characters that is not",
+        )
     if (username is None) != (password is None) and fields["identitytoken"] is None:
         raise InvalidArgument(where, "username and password must be given together")
     auth = RegistryAuth(

@@ -95,6 +95,11 @@ def test_dockerconfigjson_secret_bytes_and_objects() -> None:
         (json.dumps({"auths": []}).encode(), "auths: expected an object, got list"),
         (json.dumps({"auths": {}, "credHelpers": []}).encode(), "credHelpers: expected an object"),
         (b"{" + b" " * (1024 * 1024 + 1) + b"}", "larger than 1048576 bytes"),
+        (b"[" * 100_000, "not a JSON document: nested too deeply"),
+        (
+            _config({"r.io": {"registrytoken": "s\u00e9cret-pw"}}),
+            "auths['r.io'].registrytoken: expected an RFC 6750 bearer token",
+        ),
     ],
 )
 def test_malformed_config_is_refused_without_quoting_secrets(raw: bytes, fragment: str) -> None:
