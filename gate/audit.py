@@ -122,6 +122,11 @@ def _key_and_signature(public_key_pem: bytes, signature: bytes) -> tuple[Any, di
 def _json_object(signature: bytes) -> dict[str, Any]:
     try:
         document = json.loads(signature)
+    except RecursionError:
+        # A stored column is as hostile as any input: "[" * 100000 exhausts the parser's stack.
+        raise InvalidArgument(
+            "signature", "got JSON nested too deeply to parse, expected a seal or envelope object"
+        ) from None
     except ValueError as error:
         raise InvalidArgument("signature", f"not JSON ({error})") from None
     if not isinstance(document, dict):
@@ -178,7 +183,14 @@ def _seal_parts(document: dict[str, Any]) -> tuple[int, int, list[bytes], bytes]
         raise InvalidArgument(
             "seal.envelope", f"got {type(envelope).__name__}, expected a DSSE envelope object"
         )
-    return index, size, [bytes.fromhex(item) for item in proof], json.dumps(envelope).encode()
+    try:
+        encoded = json.dumps(envelope).encode()
+    except RecursionError:
+        # Parsed just under the recursion limit, it can still be too deep to write back out.
+        raise InvalidArgument(
+            "seal.envelope", "got JSON nested too deeply to re-encode, expected a DSSE envelope object"
+        ) from None
+    return index, size, [bytes.fromhex(item) for item in proof], encoded
 
 
 def _whole(document: dict[str, Any], name: str) -> int:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gate.errors import EvidenceError, InvalidArgument
@@ -26,9 +25,10 @@ from gate.signatures._dsse import (
     parse_statement,
     sha256_subject,
 )
+from gate.signatures._json import load_json
 from gate.signatures._keys import PublicKey
 from gate.signatures._policy import SignaturePolicy
-from gate.signatures._rekor import RekorEntry, check_dsse_entry, check_hashedrekord
+from gate.signatures._rekor import RekorEntry, check_dsse_entry, check_hashedrekord, unix_time
 from gate.signatures._results import Verification
 from gate.signatures._trust import TrustRoot
 
@@ -41,22 +41,42 @@ MAX_BUNDLE_BYTES = 16 * 1024 * 1024
 def rekor_entry(inner: Any) -> RekorEntry:
     """A bundle's log entry (sigstore model) as a :class:`RekorEntry` with its parsed body.
 
+    Index and time are those :func:`signed_position` vouches for.
+
     Raises:
         InvalidArgument: the canonicalized body is not a JSON object.
     """
-    try:
-        body = json.loads(inner.canonicalized_body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument("bundle log entry", "canonicalizedBody is not JSON") from None
+    body = load_json(inner.canonicalized_body, "bundle log entry", "canonicalizedBody is not JSON")
     if not isinstance(body, dict):
         raise InvalidArgument("bundle log entry", "canonicalizedBody is not an object")
-    integrated = datetime.fromtimestamp(inner.integrated_time, tz=UTC) if inner.integrated_time else None
+    log_index, integrated = signed_position(inner)
     return RekorEntry(
-        log_index=int(inner.log_index),
+        log_index=log_index,
         log_id=bytes(inner.log_id.key_id),
         integrated_time=integrated,
         body=body,
     )
+
+
+def signed_position(inner: Any) -> tuple[int | None, datetime | None]:
+    """The log index and integrated time of a verified bundle log entry, or None for each
+    that nothing the log signed vouches for.
+
+    ``integratedTime`` and ``logIndex`` are plain bundle fields: only the inclusion promise
+    (SET) signs them, and the sigstore library checks it exactly when both it and a non-zero
+    time are present. Without it a bundle can name any time (a v0.2+ bundle needs only the
+    inclusion proof). The proof is computed at its own index, so a matching ``logIndex`` is
+    proven too (Rekor v2, unsharded); a sharded v1 log's global index is not.
+
+    Raises:
+        InvalidArgument: the promised time is outside the years 1970 to 9999.
+    """
+    if inner.inclusion_promise and inner.integrated_time:
+        return int(inner.log_index), unix_time(int(inner.integrated_time), "bundle log entry integratedTime")
+    proof = inner.inclusion_proof
+    if proof is not None and int(proof.log_index) == int(inner.log_index):
+        return int(inner.log_index), None
+    return None, None
 
 
 def _verifier(trust: TrustRoot) -> OfflineVerifier:
@@ -144,15 +164,13 @@ def _verify_keyless_bundle(
         return _library_failure(exc)
     cert = bundle.signing_certificate
     matched = next(i for i in policy.identities if i.mismatch(cert) is None)
-    inner = bundle.log_entry._inner
+    log_index, integrated = signed_position(bundle.log_entry._inner)
     result = Verification(
         verified=True,
         signer=matched.matching_subject(cert),
         issuer=certificate_issuer(cert) or "",
-        tlog_index=int(inner.log_index),
-        integrated_time=datetime.fromtimestamp(inner.integrated_time, tz=UTC)
-        if inner.integrated_time
-        else None,
+        tlog_index=log_index,
+        integrated_time=integrated,
     )
     if envelope is None:
         return result

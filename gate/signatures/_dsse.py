@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from gate.errors import InvalidArgument
+from gate.signatures._json import load_json
 from gate.signatures._keys import PublicKey
 from gate.signatures._rekor import b64decode_strict
 
@@ -53,10 +53,7 @@ def parse_envelope(data: bytes) -> Envelope:
     """
     if len(data) > MAX_ENVELOPE_BYTES:
         raise InvalidArgument("envelope", f"{len(data)} bytes exceeds {MAX_ENVELOPE_BYTES}")
-    try:
-        document = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument("envelope", "not JSON") from None
+    document = load_json(data, "envelope")
     if not isinstance(document, dict):
         raise InvalidArgument("envelope", "not a JSON object")
     payload_type = document.get("payloadType")
@@ -104,10 +101,7 @@ def parse_statement(payload: bytes) -> Statement:
     Raises:
         InvalidArgument: the statement is malformed or of another type.
     """
-    try:
-        document = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument("statement", "payload is not JSON") from None
+    document = load_json(payload, "statement", "payload is not JSON")
     if not isinstance(document, dict):
         raise InvalidArgument("statement", "not a JSON object")
     statement_type = document.get("_type")

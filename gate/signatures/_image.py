@@ -36,6 +36,7 @@ from gate.signatures._verify import (
     ANNOTATION_CHAIN,
     DSSE_MEDIA_TYPE,
     SignatureLayer,
+    annotation_bytes,
     verify_attestation,
     verify_simple_signing,
 )
@@ -195,7 +196,7 @@ def _cosign_layers(source: ImageSource, ref: ImageRef, digest: str, suffix: str)
 def _evidence(layer: Descriptor) -> SignerEvidence:
     def get(name: str) -> bytes | None:
         value = layer.annotations.get(name)
-        return value.encode() if value else None
+        return annotation_bytes(name, value) if value else None
 
     return SignerEvidence(
         certificate=get(ANNOTATION_CERTIFICATE),
@@ -231,6 +232,7 @@ def _verify_attestation_layer(
     if layer.media_type != DSSE_MEDIA_TYPE:
         return Verification.failure(f"attestation layer {layer.digest}: media type {layer.media_type!r}")
     try:
+        evidence = _evidence(layer)
         envelope = source.read_blob(ref.with_tag(cosign_tag(digest, "att")), layer, MAX_ENVELOPE_BLOB)
     except EvidenceError as exc:
         return Verification.failure(f"attestation layer {layer.digest}: {exc.message}")
@@ -240,7 +242,7 @@ def _verify_attestation_layer(
         predicate_type=requirement.predicate_type,
         policy=requirement.signers,
         trust=trust,
-        evidence=_evidence(layer),
+        evidence=evidence,
     )
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import rfc8785
@@ -15,22 +14,46 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gate.errors import InvalidArgument
+from gate.signatures._json import load_json
 from gate.signatures._keys import PublicKey, load_public_key
 from gate.signatures._trust import TrustRoot
 
 MAX_REKOR_BUNDLE_BYTES = 1024 * 1024
+# RFC 8785 writes numbers as IEEE doubles, so a SET can only sign integers up to 2^53-1.
+MAX_SAFE_INTEGER = 2**53 - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# 9999-12-31T23:59:59Z, the last second a datetime can hold.
+MAX_UNIX_TIME = 253402300799
 
 Signer = PublicKey | x509.Certificate
 
 
 @dataclass(frozen=True)
 class RekorEntry:
-    """A Rekor entry whose signed entry timestamp verified."""
+    """A Rekor entry whose log proof verified.
 
-    log_index: int
+    ``log_index`` and ``integrated_time`` are None unless something the log signed (its SET,
+    or for the index an inclusion proof computed at it) vouches for them.
+    """
+
+    log_index: int | None
     log_id: bytes
     integrated_time: datetime | None
     body: dict[str, Any]
+
+
+def unix_time(seconds: int, what: str) -> datetime:
+    """The UTC moment ``seconds`` after the epoch, for a time a log signed.
+
+    Raises:
+        InvalidArgument: before 1970 or after 9999, where no log entry can have been made.
+    """
+    if not 0 <= seconds <= MAX_UNIX_TIME:
+        raise InvalidArgument(
+            what, f"got {seconds}, expected Unix seconds from 0 to {MAX_UNIX_TIME} (1970 to 9999)"
+        )
+    # Arithmetic instead of fromtimestamp(): no platform time_t limits (OverflowError, EOVERFLOW).
+    return _EPOCH + timedelta(seconds=seconds)
 
 
 def b64decode_strict(text: object, what: str) -> bytes:
@@ -65,10 +88,7 @@ def verify_set(bundle: str | bytes, trust: TrustRoot) -> RekorEntry:
     raw = bundle.encode() if isinstance(bundle, str) else bundle
     if len(raw) > MAX_REKOR_BUNDLE_BYTES:
         raise InvalidArgument("rekor bundle", f"{len(raw)} bytes exceeds {MAX_REKOR_BUNDLE_BYTES}")
-    try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument("rekor bundle", "not JSON") from None
+    document = load_json(raw, "rekor bundle")
     if not isinstance(document, dict) or not isinstance(document.get("Payload"), dict):
         raise InvalidArgument("rekor bundle", "expected an object with SignedEntryTimestamp and Payload")
     payload = document["Payload"]
@@ -93,6 +113,13 @@ def verify_set(bundle: str | bytes, trust: TrustRoot) -> RekorEntry:
     assert isinstance(log_id_hex, str)
     assert isinstance(integrated, int)
     assert isinstance(index, int)
+    for name, number in (("integratedTime", integrated), ("logIndex", index)):
+        if not -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER:
+            raise InvalidArgument(
+                f"rekor bundle Payload.{name}",
+                f"got {number}, expected an integer from -(2^53-1) to 2^53-1 "
+                "(what RFC 8785 can canonicalize)",
+            )
     try:
         log_id = bytes.fromhex(log_id_hex)
     except ValueError:
@@ -100,18 +127,19 @@ def verify_set(bundle: str | bytes, trust: TrustRoot) -> RekorEntry:
     key = trust.rekor_key(log_id)
     if key is None:
         raise InvalidArgument("rekor bundle", f"log {log_id_hex[:16]}... is not a trusted Rekor log")
-    when = datetime.fromtimestamp(integrated, tz=UTC)
-    if not key.validity.contains(when):
-        raise InvalidArgument("rekor bundle", f"Rekor key {key.name} was not valid at {when.isoformat()}")
-    canonical = rfc8785.dumps(
-        {"body": body_b64, "integratedTime": integrated, "logID": log_id_hex, "logIndex": index}
-    )
+    try:
+        canonical = rfc8785.dumps(
+            {"body": body_b64, "integratedTime": integrated, "logID": log_id_hex, "logIndex": index}
+        )
+    except ValueError as exc:
+        raise InvalidArgument("rekor bundle Payload", f"cannot be canonicalized (RFC 8785): {exc}") from None
     if not key.key.verify(set_signature, canonical, "sha256"):
         raise InvalidArgument("rekor bundle", "signed entry timestamp does not verify under the Rekor key")
-    try:
-        body = json.loads(b64decode_strict(body_b64, "rekor bundle Payload.body"))
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument("rekor bundle Payload.body", "not JSON") from None
+    # Only now is integratedTime the log's word rather than the bundle author's.
+    when = unix_time(integrated, "rekor bundle Payload.integratedTime")
+    if not key.validity.contains(when):
+        raise InvalidArgument("rekor bundle", f"Rekor key {key.name} was not valid at {when.isoformat()}")
+    body = load_json(b64decode_strict(body_b64, "rekor bundle Payload.body"), "rekor bundle Payload.body")
     if not isinstance(body, dict):
         raise InvalidArgument("rekor bundle Payload.body", "not a JSON object")
     return RekorEntry(log_index=index, log_id=log_id, integrated_time=when, body=body)

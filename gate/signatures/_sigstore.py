@@ -6,7 +6,6 @@ imports this module.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from cryptography import x509
@@ -19,7 +18,7 @@ from sigstore.verify import Verifier
 from gate.errors import InvalidArgument
 from gate.signatures._bundle import rekor_entry
 from gate.signatures._certs import Identity
-from gate.signatures._rekor import check_dsse_entry
+from gate.signatures._rekor import check_dsse_entry, unix_time
 
 
 class IdentityPolicy:
@@ -50,7 +49,7 @@ class OfflineVerifier(Verifier):
                 raise SigstoreVerificationError("bundle has signed timestamps but no TSA is trusted")
             verified.extend(self._verify_timestamp_authority(bundle))
         if entry.integrated_time and entry.inclusion_promise:
-            moment = datetime.fromtimestamp(entry.integrated_time, tz=UTC)
+            moment = unix_time(int(entry.integrated_time), "bundle log entry integratedTime")
             verified.append(
                 TimestampVerificationResult(source=TimestampSource.TRANSPARENCY_SERVICE, time=moment)
             )

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from pydantic import ValidationError
 
 from gate.errors import InvalidArgument
@@ -255,5 +256,25 @@ def _certificates(data: bytes, what: str) -> tuple[x509.Certificate, ...]:
 
 
 def certificate_key(cert: x509.Certificate) -> PublicKey:
-    """The certificate's public key as a :class:`PublicKey`."""
-    return public_key_from_crypto(cert.public_key())
+    """The certificate's public key as a :class:`PublicKey`.
+
+    Raises:
+        InvalidArgument: the key does not parse or is of an algorithm gate does not verify with.
+    """
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        # The key is parsed only here, not when the certificate is loaded.
+        raise InvalidArgument(
+            "certificate",
+            f"got a public key of algorithm {_algorithm_oid(cert)} that does not load ({_summary(exc)}), "
+            "expected an ECDSA, RSA or Ed25519 key",
+        ) from None
+    return public_key_from_crypto(key)
+
+
+def _algorithm_oid(cert: x509.Certificate) -> str:
+    try:
+        return cert.public_key_algorithm_oid.dotted_string
+    except ValueError:
+        return "(unreadable)"

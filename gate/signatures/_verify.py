@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +17,7 @@ from gate.signatures._dsse import (
     parse_statement,
     sha256_subject,
 )
+from gate.signatures._json import load_json
 from gate.signatures._keys import PublicKey
 from gate.signatures._policy import SignaturePolicy
 from gate.signatures._rekor import RekorEntry, Signer, b64decode_strict, check_dsse_entry, check_hashedrekord
@@ -45,17 +45,37 @@ class SignatureLayer:
     annotations: Mapping[str, str] = field(default_factory=dict)
 
     def evidence(self) -> SignerEvidence:
-        """The certificate, chain and Rekor bundle annotations."""
+        """The certificate, chain and Rekor bundle annotations.
+
+        Raises:
+            InvalidArgument: one of them is not UTF-8 text.
+        """
 
         def get(name: str) -> bytes | None:
             value = self.annotations.get(name)
-            return value.encode() if isinstance(value, str) else None
+            return annotation_bytes(name, value) if isinstance(value, str) else None
 
         return SignerEvidence(
             certificate=get(ANNOTATION_CERTIFICATE),
             chain=get(ANNOTATION_CHAIN),
             rekor_bundle=get(ANNOTATION_BUNDLE),
         )
+
+
+def annotation_bytes(name: str, value: str) -> bytes:
+    """The UTF-8 bytes of the annotation ``name``.
+
+    Raises:
+        InvalidArgument: the value holds a lone surrogate (a registry's JSON may carry
+            ``"\\ud800"``), which no UTF-8 text, and so no certificate or bundle, contains.
+    """
+    try:
+        return value.encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidArgument(
+            f"annotation {name}",
+            f"got a lone surrogate at character {exc.start}, expected text that encodes as UTF-8",
+        ) from None
 
 
 def _lookup(mapping: object, name: str) -> object:
@@ -77,10 +97,7 @@ def parse_simple_signing(payload: bytes) -> dict[str, Any]:
     """
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise InvalidArgument("payload", f"{len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
-    try:
-        claims = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument("payload", "not JSON") from None
+    claims = load_json(payload, "payload")
     if not isinstance(claims, dict) or not isinstance(_lookup(claims, "critical"), dict):
         raise InvalidArgument("payload.critical", "missing or not an object")
     kind = _lookup(_lookup(claims, "critical"), "type")
