@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +49,9 @@ def parse_listen(value: str) -> ListenAddress:
     """Parse ``host:port`` (``[v6]:port`` for IPv6); raise ValueError with got/expected."""
     text = value.strip()
     host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit():
-        raise ValueError(f"expected host:port (e.g. 0.0.0.0:50051), got {value!r}")
+    # isdigit() also takes digits int() refuses ('²') and lengths it refuses (past 4300).
+    if not sep or not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 6):
+        raise ValueError(f"expected host:port (e.g. 0.0.0.0:50051), got {value[:80]!r}")
     port = int(port_text)
     if port > 65535:
         raise ValueError(f"port must be 0-65535, got {port}")
@@ -60,9 +62,9 @@ def parse_listen(value: str) -> ListenAddress:
         except ValueError:
             raise ValueError(f"expected an IPv6 address inside [], got {host!r}") from None
     elif ":" in host:
-        raise ValueError(f"put an IPv6 host in brackets ([::]:{port}), got {value!r}")
+        raise ValueError(f"put an IPv6 host in brackets ([::]:{port}), got {value[:80]!r}")
     if not host:
-        raise ValueError(f"expected a host before ':{port}', got {value!r}")
+        raise ValueError(f"expected a host before ':{port}', got {value[:80]!r}")
     return ListenAddress(host, port)
 
 
@@ -86,8 +88,11 @@ def _processes(value: Any) -> Any:
         text = value.strip().lower()
         if text == "auto":
             return min(usable_cpus(), MAX_PROCESSES)
-        if not text.isdigit():
-            raise ValueError(f"expected a number of processes (1-{MAX_PROCESSES}) or auto, got {value!r}")
+        # isdigit() also takes digits int() refuses ('²') and lengths it refuses (past 4300).
+        if not (text.isascii() and text.isdigit() and len(text) <= 6):
+            raise ValueError(
+                f"expected a number of processes (1-{MAX_PROCESSES}) or auto, got {value[:40]!r}"
+            )
         return int(text)
     return value
 
@@ -542,22 +547,128 @@ def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    source = str(path)
+# A real configuration is a few KiB of a few hundred values a few levels deep; these bounds only
+# keep a wrong file (/dev/zero, an alias bomb, a runaway nesting) from hanging or crashing start-up.
+MAX_FILE_BYTES = 1 * MIB
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
+
+
+def _yaml_problem(problem: str, mark: yaml.Mark | None) -> yaml.MarkedYAMLError:
+    return yaml.constructor.ConstructorError(None, None, problem, mark)
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """SafeLoader that bounds nesting and turns its value constructors' own errors into YAML errors."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        # The composer recurses once per level: stop before Python's stack does (RecursionError).
+        if self._depth >= MAX_DEPTH:
+            raise _yaml_problem(f"nesting deeper than {MAX_DEPTH} levels", self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # PyYAML's scalar constructors let int(), datetime() and dict lookups raise plain
+        # ValueError, KeyError or AttributeError on values their resolvers or tags let through.
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, AttributeError, KeyError, OverflowError):
+            raise _yaml_problem(self._unreadable(node), node.start_mark) from None
+
+    def _unreadable(self, node: yaml.Node) -> str:
+        kind = str(node.tag).rsplit(":", 1)[-1]
+        if not isinstance(node, yaml.ScalarNode):
+            return f"expected a valid !!{kind}"
+        text = str(node.value)
+        shown = repr(text[:40] + "...") if len(text) > 40 else repr(text)
+        message = f"expected a valid !!{kind}, got {shown}"
+        implicit = self.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+        if node.style is None and implicit == node.tag:
+            message += " (quote it to keep it as text)"
+        return message
+
+
+def _check_size(root: yaml.Node) -> None:
+    """Refuse documents whose values, each alias counted at every use, pass the bounds.
+
+    Constructed aliases share one object, but validation and error messages walk the values as
+    a tree, so a few lines of nested aliases would stand for billions of values."""
+    budget = MAX_VALUES
+    stack: list[tuple[yaml.Node, int]] = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _yaml_problem(f"nesting deeper than {MAX_DEPTH} levels (through aliases)", node.start_mark)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        # Counted before they are stacked, so the stack never holds more than the budget.
+        budget -= len(children)
+        if budget < 0:
+            raise _yaml_problem(
+                f"more than {MAX_VALUES} values, counting every use of an alias", node.start_mark
+            )
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _parse_yaml(text: str) -> Any:
+    loader = _ConfigLoader(text)
     try:
-        text = path.read_text(encoding="utf-8")
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_size(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _read_text(path: Path, source: str) -> str:
+    if "\x00" in str(path):
+        raise ConfigError(source, "", f"expected a file path, got {str(path)!r}: it holds a NUL byte")
+    try:
+        with path.open("rb") as stream:
+            # Read one byte past the bound: a device or pipe may never end.
+            data = stream.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(source, "", "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(source, "", f"cannot read: {exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(source, "", f"file is larger than {MAX_FILE_BYTES} bytes")
     try:
-        data = yaml.safe_load(text)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, "", f"cannot read: {exc}") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    # A NUL cannot be in a real path, nor printed in one line; shown escaped.
+    source = str(path) if "\x00" not in str(path) else repr(str(path))
+    text = _read_text(path, source)
+    try:
+        data = _parse_yaml(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         raise ConfigError(source, "", f"invalid YAML at {where}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(source, "", f"invalid YAML: {exc}") from None
+    except RecursionError:
+        # Kept as a backstop: MAX_DEPTH stops the composer long before Python's stack limit.
+        raise ConfigError(source, "", f"invalid YAML: nesting deeper than {MAX_DEPTH} levels") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -565,10 +676,43 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+class _ShortRepr(reprlib.Repr):
+    """A repr that looks at a few items of a few levels and never prints a huge integer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 2
+        self.maxdict = self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = 4
+        self.maxstring = self.maxother = 60
+
+    def repr_int(self, x: int, level: int) -> str:
+        # Past 4300 digits repr() raises ValueError (CPython's guard against slow conversion).
+        if x.bit_length() > 200:
+            return f"<an integer of {x.bit_length()} bits>"
+        return repr(x)
+
+    def repr_bytes(self, x: bytes, level: int) -> str:
+        return repr(x[: self.maxstring]) + ("..." if len(x) > self.maxstring else "")
+
+
+_SHORT_REPR = _ShortRepr()
+
+
+def _shown(value: Any) -> str:
+    """A one-line, bounded picture of a wrong value; never walks the whole of it."""
+    shown = _SHORT_REPR.repr(value)
+    return shown[:77] + "..." if len(shown) > 80 else shown
+
+
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{_shown(part)}]"
+        else:
+            # A key is the user's text: keep the line short.
+            name = part if len(part) <= 60 else part[:57] + "..."
+            text += f".{name}" if text else name
     return text
 
 
@@ -580,6 +724,12 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
     """
     env = os.environ if environ is None else environ
     if path is None and env.get("GATE_CONFIG"):
+        if "\x00" in env["GATE_CONFIG"]:
+            raise ConfigError(
+                "environment variable GATE_CONFIG",
+                "",
+                f"expected a file path, got {env['GATE_CONFIG'][:100]!r}: it holds a NUL byte",
+            )
         path = Path(env["GATE_CONFIG"])
     tree: dict[str, Any] = _read_yaml(path) if path is not None else {}
     file_source = str(path) if path is not None else "built-in defaults"
@@ -603,9 +753,7 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         elif error["type"] != "missing":
-            shown = repr(error["input"])
-            if len(shown) > 80:
-                shown = shown[:77] + "..."
+            shown = _shown(error["input"])
             if "got" not in message:
                 message = f"{message}, got {shown}"
         raise ConfigError(source, key, message) from None
