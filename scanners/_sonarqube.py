@@ -46,6 +46,8 @@ import base64
 import json
 import math
 import os
+import re
+import ssl
 import threading
 import time
 from collections.abc import Mapping
@@ -85,6 +87,12 @@ _RESPONSE_MAX_BYTES = 64 * 1024 * 1024
 _PENDING = frozenset({"PENDING", "IN_PROGRESS"})
 _RETRIES = 3
 _DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+# The newest creation date still followed by a whole second: the last window ends one second later.
+_LATEST_DATE = datetime.max.replace(tzinfo=UTC) - timedelta(seconds=1)
+# SonarQube's answers nest a handful of levels; anything far deeper is hostile and would break
+# whatever serialises or parses the bundle next, long before Python's own recursion limit.
+_MAX_DEPTH = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 OPTIONS = (
     Option("server_url", "str", config_only=True),
@@ -145,15 +153,35 @@ class SonarQubeProvider(BaseProvider):
                 "no SonarQube token: set this option or the SONAR_TOKEN environment variable",
             )
         self._window = int(self.options.number("result_window", RESULT_WINDOW)) or RESULT_WINDOW
+        problem = _poll_interval_problem(self.options)
+        if problem:
+            raise ConfigError("configuration", f"scanners.{name}.options.poll_interval", problem)
+        ca_file = self.options.text("ca_file")
+        if ca_file:
+            # Checked now so a wrong path is a configuration error, not a failure of every scan.
+            try:
+                ssl.create_default_context(cafile=ca_file)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(
+                    "configuration",
+                    f"scanners.{name}.options.ca_file",
+                    f"expected a readable PEM file of CA certificates, got {ca_file!r} ({exc})",
+                ) from None
 
     # -- HTTP ------------------------------------------------------------------
 
     def _client(self, timeout: float) -> httpx.Client:
         verify: Any = True
-        if self.options.text("ca_file"):
-            import ssl
-
-            verify = ssl.create_default_context(cafile=self.options.text("ca_file"))
+        ca_file = self.options.text("ca_file")
+        if ca_file:
+            try:
+                verify = ssl.create_default_context(cafile=ca_file)
+            except (OSError, ValueError) as exc:
+                # Checked at configuration; it can still be moved or replaced since.
+                raise ScannerUnavailable(
+                    f"{self.tool}: cannot load the CA certificates {ca_file!r} ({exc})",
+                    f"{self.config_key}.options.ca_file",
+                ) from None
         return httpx.Client(
             base_url=self._server_url + "/",
             timeout=httpx.Timeout(min(60.0, max(1.0, timeout))),
@@ -165,8 +193,7 @@ class SonarQubeProvider(BaseProvider):
     def _auth_header(self, version: str) -> dict[str, str]:
         mode = self.options.text("auth", "auto")
         if mode == "auto":
-            major = version.split(".", 1)[0]
-            mode = "bearer" if major.isdigit() and int(major) >= 10 else "basic"
+            mode = "bearer" if _major(version) >= 10 else "basic"
         if mode == "bearer":
             return {"Authorization": f"Bearer {self._token}"}
         encoded = base64.b64encode(f"{self._token}:".encode()).decode()
@@ -209,10 +236,10 @@ class SonarQubeProvider(BaseProvider):
             raise ScannerFailed(self.tool, f"{path} answered HTTP {status}", detail=message)
         if text:
             return body.decode("utf-8", "replace").strip()
-        try:
-            return json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidReport(self.tool, f"{path} response", f"is not JSON ({exc})") from None
+        document, problem = _load_json(body)
+        if problem:
+            raise InvalidReport(self.tool, f"{path} response", problem)
+        return document
 
     def _read_body(self, response: httpx.Response, session: _Session) -> bytes:
         chunks: list[bytes] = []
@@ -226,9 +253,8 @@ class SonarQubeProvider(BaseProvider):
         return b"".join(chunks)
 
     def _error_message(self, body: bytes) -> str:
-        try:
-            document = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        document, problem = _load_json(body)
+        if problem:
             return ""
         errors = document.get("errors") if isinstance(document, dict) else None
         if isinstance(errors, list):
@@ -249,7 +275,14 @@ class SonarQubeProvider(BaseProvider):
                 _RESPONSE_MAX_BYTES,
                 self.tool,
             )
-            version = self._get(session, "api/server/version", {}, text=True)
+            try:
+                version = self._get(session, "api/server/version", {}, text=True)
+            except _Aborted:
+                # Only the 503 retries can run out this private clock: the server stayed busy.
+                raise ScannerUnavailable(
+                    f"{self.tool}: api/server/version kept answering HTTP 503 (busy) for 30 s",
+                    f"{self.config_key}.options.server_url",
+                ) from None
         assert isinstance(version, str)
         if not version or len(version) > 64:
             raise ScannerFailed(self.tool, "api/server/version returned no version", detail=version[:64])
@@ -259,6 +292,9 @@ class SonarQubeProvider(BaseProvider):
         """Collect the analysis named by the target's ``report-task.txt`` (or the ``project_key`` option)."""
         self.check_target(request.target)
         options = self.request_options(request)
+        problem = _poll_interval_problem(options)
+        if problem:
+            raise InvalidArgument("options.poll_interval", problem)
         started = time.monotonic()
         timeout = self.timeout_for(request)
         task_file = self._report_task(request, options)
@@ -337,7 +373,15 @@ class SonarQubeProvider(BaseProvider):
             if not values.get(key):
                 raise InvalidArgument(f"{where}: {key}", "missing")
         for key in ("serverUrl", "ceTaskUrl"):
-            if values.get(key) and not _same_origin(values[key], self._server_url):
+            if not values.get(key):
+                continue
+            try:
+                same = _same_origin(values[key], self._server_url)
+            except ValueError as exc:
+                raise InvalidArgument(
+                    f"{where}: {key}", f"expected an http(s) URL, got {values[key][:200]!r} ({exc})"
+                ) from None
+            if not same:
                 raise InvalidArgument(
                     f"{where}: {key}",
                     f"points at {_origin(values[key])!r}, not the configured server "
@@ -362,7 +406,14 @@ class SonarQubeProvider(BaseProvider):
             branch = options.text("branch") or task_file.get("branch", "")
             pull_request = options.text("pull_request") or task_file.get("pullRequest", "")
             task = self._wait_for_task(session, task_file["ceTaskId"], options, progress, started)
-            analysis_id = str(task.get("analysisId") or "")
+            found = task.get("analysisId")
+            if found is not None and not isinstance(found, str):
+                raise InvalidReport(
+                    self.tool,
+                    "api/ce/task response",
+                    f"task.analysisId: expected a string, got {_shown(found)}",
+                )
+            analysis_id = found or ""
         else:
             project = options.text("project_key")
             branch = options.text("branch")
@@ -422,12 +473,18 @@ class SonarQubeProvider(BaseProvider):
             if not isinstance(task, dict):
                 raise InvalidReport(self.tool, "api/ce/task response", "has no 'task' object")
             status = task.get("status")
+            if not isinstance(status, str):
+                raise InvalidReport(
+                    self.tool, "api/ce/task response", f"task.status: expected a string, got {_shown(status)}"
+                )
             if status == "SUCCESS":
                 return task
             if status not in _PENDING:
                 reason = redact_text(str(task.get("errorMessage") or ""), (self._token,))[:500]
                 raise ScannerFailed(
-                    self.tool, f"analysis task {task_id} ended {status}", detail=reason or "no error message"
+                    self.tool,
+                    f"analysis task {task_id} ended {status[:80]}",
+                    detail=reason or "no error message",
                 )
             progress(
                 Progress(
@@ -454,8 +511,7 @@ class SonarQubeProvider(BaseProvider):
         progress: ProgressCallback,
         started: float,
     ) -> list[Any]:
-        major = version.split(".", 1)[0]
-        project_param = "components" if major.isdigit() and int(major) >= 10 else "componentKeys"
+        project_param = "components" if _major(version) >= 10 else "componentKeys"
         base = {project_param: project, "resolved": "false", "additionalFields": "rules", **scope}
         page_size = self._page_size(options)
         issues: list[Any] = []
@@ -536,11 +592,11 @@ class SonarQubeProvider(BaseProvider):
                 raise InvalidReport(self.tool, f"{path} response", f"has no {field!r} array")
             into.extend(items)
             fetched += len(items)
-            for component in document.get("components") or []:
+            for component in self._array(document, path, "components"):
                 if isinstance(component, dict) and isinstance(component.get("key"), str):
                     components[component["key"]] = component
             if rules is not None:
-                for rule in document.get("rules") or []:
+                for rule in self._array(document, path, "rules"):
                     if isinstance(rule, dict) and isinstance(rule.get("key"), str):
                         rules[rule["key"]] = rule
             total = _total(self.tool, path, document)
@@ -549,6 +605,17 @@ class SonarQubeProvider(BaseProvider):
             if (page + 1) * page_size > self._window:
                 raise ScannerFailed(self.tool, f"{path}: more than {self._window} results in one query")
             page += 1
+
+    def _array(self, document: dict[str, Any], path: str, field: str) -> list[Any]:
+        """An optional array of a search answer: absent or null is empty, anything else is refused."""
+        value = document.get(field)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise InvalidReport(
+                self.tool, f"{path} response", f"{field!r}: expected an array, got {_shown(value)}"
+            )
+        return value
 
     def _hotspots(
         self,
@@ -609,6 +676,70 @@ class _Session:
         self.check()
 
 
+def _major(version: str) -> int:
+    """The major version, -1 when it is not plain ASCII digits (str.isdigit also accepts '²')."""
+    major = version.split(".", 1)[0]
+    return int(major) if major.isascii() and major.isdigit() and len(major) <= 9 else -1
+
+
+def _poll_interval_problem(options: Options) -> str:
+    interval = options.number("poll_interval", 2.0)
+    # Zero or NaN would poll the server in a tight loop until the deadline.
+    if math.isfinite(interval) and interval > 0:
+        return ""
+    return f"expected a finite number of seconds > 0, got {interval!r}"
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return number
+
+
+def _load_json(body: bytes) -> tuple[Any, str]:
+    """Parse a server answer; return (document, "") or (None, what is wrong with it)."""
+    try:
+        document = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        return None, "is not JSON: nested too deeply"
+    except ValueError as exc:
+        # JSONDecodeError, UnicodeDecodeError and int()'s digit limit are all ValueErrors.
+        return None, f"is not JSON ({str(exc)[:200]})"
+    return document, _document_problem(document)
+
+
+def _document_problem(document: Any) -> str:
+    """What makes a parsed answer unfit for the bundle: hostile nesting or lone surrogates."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            # json.loads accepts "\ud800"; such a string cannot be encoded as UTF-8 in the bundle.
+            if _SURROGATE.search(node):
+                return f"holds a lone UTF-16 surrogate in {_shown(node)}; expected valid Unicode text"
+            continue
+        if not isinstance(node, (dict, list)):
+            continue
+        if depth > _MAX_DEPTH:
+            return f"is nested more than {_MAX_DEPTH} levels deep"
+        if isinstance(node, dict):
+            stack.extend((key, depth) for key in node)
+            stack.extend((value, depth + 1) for value in node.values())
+        else:
+            stack.extend((item, depth + 1) for item in node)
+    return ""
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
@@ -638,12 +769,28 @@ def _parse_date(tool: str, value: object) -> datetime:
     if not isinstance(value, str):
         raise InvalidReport(tool, "api/issues/search response", f"creationDate missing, got {value!r}")
     try:
-        return datetime.strptime(value, _DATE_FORMAT).astimezone(UTC)
+        parsed = datetime.strptime(value, _DATE_FORMAT)
     except ValueError:
         raise InvalidReport(
-            tool, "api/issues/search response", f"creationDate {value!r} is not a date"
+            tool, "api/issues/search response", f"creationDate {_shown(value)} is not a date"
         ) from None
+    try:
+        parsed = parsed.astimezone(UTC)
+        in_range = parsed <= _LATEST_DATE
+    except OverflowError:
+        # Within the calendar in its own zone, before year 1 or after 9999 in UTC.
+        in_range = False
+    if not in_range:
+        raise InvalidReport(
+            tool,
+            "api/issues/search response",
+            f"creationDate {_shown(value)} is out of range; expected a UTC time from "
+            f"0001-01-01T00:00:00+0000 to {_format_date(_LATEST_DATE)}",
+        )
+    return parsed
 
 
 def _format_date(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
+    # strftime's %Y drops the leading zeros of years before 1000 on glibc; SonarQube wants four digits.
+    value = value.astimezone(UTC)
+    return f"{value.year:04d}-{value:%m-%dT%H:%M:%S}+0000"
