@@ -82,6 +82,9 @@ def answer_object(data: bytes, limit: int) -> dict[str, Any]:
         document = json.loads(data)
     except ValueError:
         raise ValueError("not JSON") from None
+    except RecursionError:
+        # Deep nesting exhausts the parser's stack: no object an API server sends nests so deep.
+        raise ValueError("not JSON gate can read (nested deeper than Python can follow)") from None
     if not isinstance(document, dict):
         raise ValueError("not a JSON object")
     return document

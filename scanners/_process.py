@@ -55,10 +55,15 @@ _HEARTBEAT_SECONDS = 1.0
 
 # Values that look like credentials: long runs of token characters mixing
 # letters and digits, key=value pairs with secret-ish keys, PEM bodies.
+# The key is matched from the start of its word only (the lookbehind), with the keyword
+# found by a lookahead: starting at every keyword inside one long word made the search
+# quadratic ("token" * 10000 took seconds), while this masks exactly the same pairs.
 _SECRET_PAIR = re.compile(
-    r"(?i)((?:secret|token|password|passwd|pwd|api[_-]?key|apikey|auth|credential|match|"
-    r"private[_-]?key)[\w.-]*\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)"
+    r"(?i)(?<![\w.-])((?=[\w.-]*?(?:secret|token|password|passwd|pwd|api[_-]?key|apikey|auth|"
+    r"credential|match|private[_-]?key))[\w.-]+\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)"
 )
+# How much of a long text redact_head reads: far more than any caller shows.
+_REDACT_WINDOW = 64 * 1024
 _TOKENISH = re.compile(r"[A-Za-z0-9+/_\-=.]{20,}")
 _PEM = re.compile(r"-----BEGIN [A-Z ]+-----.*?(-----END [A-Z ]+-----|$)", re.S)
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -85,6 +90,30 @@ def redact_text(text: str, known: Sequence[str] = ()) -> str:
     text = _PEM.sub("[REDACTED PEM BLOCK]", text)
     text = _SECRET_PAIR.sub(lambda m: m.group(1) + "[REDACTED]", text)
     return _TOKENISH.sub(lambda m: "[REDACTED]" if _looks_secret(m.group(0)) else m.group(0), text)
+
+
+def redact_head(text: str | bytes, limit: int, known: Sequence[str] = ()) -> str:
+    """At most ``limit`` characters of redacted ``text``, reading only a bounded head of it.
+
+    Bytes are decoded as UTF-8 (invalid bytes replaced). A text longer than the window is
+    cut at a word boundary, and any quote it leaves open is closed, so that a secret
+    straddling the cut is masked whole rather than shown in part.
+    """
+    longest = max((len(value) for value in known), default=0)
+    # Four bytes per character at most, so every known value starting in the window fits.
+    window = text[: _REDACT_WINDOW + 4 * longest]
+    truncated = len(window) < len(text)
+    head = window.decode("utf-8", "replace") if isinstance(window, bytes) else window
+    if not truncated:
+        return redact_text(head, known)[:limit]
+    for value in known:
+        if value:
+            head = head.replace(value, "[REDACTED]")
+    head = head[:_REDACT_WINDOW]
+    cut = max(head.rfind(space) for space in " \t\r\n\f\v")
+    # With no whitespace at all the whole head is one word that may be a cut secret.
+    head = head[:cut] if cut > 0 else ""
+    return redact_text(head + "\"'", known)[:limit]
 
 
 def resolve_binary(configured: str, default: str, config_key: str) -> str:
@@ -363,7 +392,7 @@ def json_version(tool: str, argv: Sequence[str], env: Mapping[str, str], cwd: Pa
     text = output_version(tool, argv, env, cwd)
     try:
         version = json.loads(text).get(key, "")
-    except (json.JSONDecodeError, AttributeError):
+    except (ValueError, RecursionError, AttributeError):
         version = ""
     if not isinstance(version, str) or not version:
         raise ScannerFailed(tool, "cannot read its version", detail=text[:200])
@@ -388,6 +417,15 @@ def check_json(tool: str, data: bytes, where: str, *, kinds: tuple[type, ...] = 
     except json.JSONDecodeError as exc:
         raise InvalidReport(
             tool, where, f"is not complete JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    except ValueError as exc:
+        # Python refuses integers longer than its digit limit (sys.get_int_max_str_digits).
+        raise InvalidReport(tool, where, f"is not JSON gate can read: {exc}") from None
+    except RecursionError:
+        raise InvalidReport(
+            tool,
+            where,
+            "is not JSON gate can read: expected nesting Python can follow, got deeper nested values",
         ) from None
     if not isinstance(document, kinds):
         expected = " or ".join("an object" if kind is dict else "an array" for kind in kinds)

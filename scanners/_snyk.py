@@ -36,7 +36,7 @@ from scanners._process import (
     last_error_line,
     output_version,
     read_report,
-    redact_text,
+    redact_head,
     resolve_binary,
     run_tool,
 )
@@ -237,8 +237,8 @@ class SnykProvider(BaseProvider):
         # With --json, Snyk prints its failures as {"ok": false, "error": "..."} on stdout.
         try:
             document = json.loads(report)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return redact_text(report[:500].decode("utf-8", "replace"), (self._token,)).strip()
+        except (ValueError, RecursionError):
+            return redact_head(report, 500, (self._token,)).strip()
         if isinstance(document, dict) and isinstance(document.get("error"), str):
-            return redact_text(document["error"], (self._token,))[:500]
+            return redact_head(document["error"], 500, (self._token,))
         return ""

@@ -74,13 +74,57 @@ class KubernetesTokenReviewer:
         if len(data) > MAX_REVIEW_BYTES:
             raise InfrastructureError(f"kubernetes TokenReview: answer larger than {MAX_REVIEW_BYTES} bytes")
         try:
-            status = json.loads(data).get("status") or {}
-            user = status.get("user") or {}
-            return TokenReviewResult(
-                authenticated=status.get("authenticated") is True,
-                username=str(user.get("username") or ""),
-                audiences=tuple(str(a) for a in status.get("audiences") or ()),
-                error=str(status.get("error") or ""),
-            )
-        except (ValueError, AttributeError, TypeError):
-            raise InfrastructureError("kubernetes TokenReview: the answer is not a TokenReview") from None
+            document = json.loads(data)
+        except (ValueError, RecursionError):
+            raise InfrastructureError(
+                "kubernetes TokenReview: the answer is not a TokenReview (not JSON)"
+            ) from None
+        return _read_status(document)
+
+
+def _refuse(field: str, expected: str, value: object) -> InfrastructureError:
+    return InfrastructureError(
+        f"kubernetes TokenReview: the answer is not a TokenReview: {field}: "
+        f"expected {expected}, got {type(value).__name__}"
+    )
+
+
+def _strings(field: str, value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _refuse(field, "a list of strings", value)
+    return tuple(value)
+
+
+def _read_status(document: object) -> TokenReviewResult:
+    """The result a TokenReview answer states, refusing one whose identity cannot be trusted.
+
+    An authenticated answer whose user is not plainly typed is an error, not a login: turning
+    a dict or an empty string into a username would grant an identity nobody was issued.
+    """
+    if not isinstance(document, dict):
+        raise _refuse("the answer", "an object", document)
+    status = document.get("status") or {}
+    if not isinstance(status, dict):
+        raise _refuse("status", "an object", status)
+    error = status.get("error") or ""
+    if not isinstance(error, str):
+        raise _refuse("status.error", "a string", error)
+    if status.get("authenticated") is not True:
+        return TokenReviewResult(authenticated=False, error=error)
+    user = status.get("user")
+    if not isinstance(user, dict):
+        raise _refuse("status.user", "an object", user)
+    username = user.get("username")
+    if not isinstance(username, str) or not username:
+        raise _refuse("status.user.username", "a non-empty string", username)
+    if not isinstance(user.get("uid", ""), str):
+        raise _refuse("status.user.uid", "a string", user["uid"])
+    _strings("status.user.groups", user.get("groups"))
+    return TokenReviewResult(
+        authenticated=True,
+        username=username,
+        audiences=_strings("status.audiences", status.get("audiences")),
+        error=error,
+    )
