@@ -8,6 +8,7 @@ never silently turn a check off.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -72,10 +73,16 @@ def _convert(spec: Option, raw: str) -> OptionValue:
             return lowered in _TRUE
         raise _Problem(spec.name, f"expected true or false, got {_shown(spec, raw)}")
     if spec.kind in ("int", "seconds"):
+        # ASCII only: int() and float() also read other scripts' digits ("٣" is 3), and float()
+        # reads "nan" and "inf", which no count or wait can be (a wait of NaN polled in a loop).
         try:
+            if not raw.isascii():
+                raise ValueError(raw)
             number = float(raw) if spec.kind == "seconds" else int(raw)
         except ValueError:
             raise _Problem(spec.name, f"expected a number, got {_shown(spec, raw)}") from None
+        if not math.isfinite(number):
+            raise _Problem(spec.name, f"expected a finite number, got {_shown(spec, raw)}")
         if number < 0:
             raise _Problem(spec.name, f"expected a number >= 0, got {_shown(spec, raw)}")
         return number
