@@ -46,7 +46,6 @@ import base64
 import json
 import math
 import os
-import re
 import ssl
 import threading
 import time
@@ -58,6 +57,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from gate._strict_json import SURROGATE
 from gate.config import ScannerProvider as ProviderSettings
 from gate.errors import ConfigError, InvalidArgument, NotFound
 from gate.model import TargetKind
@@ -92,7 +92,6 @@ _LATEST_DATE = datetime.max.replace(tzinfo=UTC) - timedelta(seconds=1)
 # SonarQube's answers nest a handful of levels; anything far deeper is hostile and would break
 # whatever serialises or parses the bundle next, long before Python's own recursion limit.
 _MAX_DEPTH = 64
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 OPTIONS = (
     Option("server_url", "str", config_only=True),
@@ -725,7 +724,7 @@ def _document_problem(document: Any) -> str:
         node, depth = stack.pop()
         if isinstance(node, str):
             # json.loads accepts "\ud800"; such a string cannot be encoded as UTF-8 in the bundle.
-            if _SURROGATE.search(node):
+            if SURROGATE.search(node):
                 return f"holds a lone UTF-16 surrogate in {_shown(node)}; expected valid Unicode text"
             continue
         if not isinstance(node, (dict, list)):

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gate._strict_json import lone_surrogate
 from gate.oci import _media as media
 from gate.oci._digest import check_digest, digest_of, verify_bytes
 from gate.oci._errors import (
@@ -28,10 +29,6 @@ from gate.oci._errors import (
 
 _MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
 _MAX_INT = 2**63 - 1
-# A JSON escape of a UTF-16 surrogate (U+D800-U+DFFF). Raw UTF-8 bytes cannot hold a surrogate
-# (decoding refuses it), so only an escape can put one into a string.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 # Architectures whose variant Docker and containerd fill in when it is omitted.
 _DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7"}
 
@@ -196,24 +193,6 @@ def _integer(text: str) -> int:
         raise _IntegerTooLong(len(text.lstrip("-"))) from None
 
 
-def _lone_surrogate(value: object) -> str | None:
-    """The first surrogate left in a string of ``value`` (json joins valid pairs into one character)."""
-    # A stack, not recursion: the document may be nested as deep as json's own limit allows.
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-        elif isinstance(item, str):
-            found = _SURROGATE.search(item)
-            if found is not None:
-                return found.group()
-    return None
-
-
 def load_json_object(raw: bytes, *, where: str) -> dict[str, Any]:
     """Decode a UTF-8 JSON object, refusing duplicate keys and other values at the top."""
     try:
@@ -235,14 +214,13 @@ def load_json_object(raw: bytes, *, where: str) -> dict[str, Any]:
         )
         raise MalformedContent(f"{where}: invalid JSON: {detail}") from None
     # A lone surrogate cannot be encoded as UTF-8, so it would break whoever later encodes the
-    # value (signature checks of annotations did). The byte scan keeps the walk off the common path.
-    if _SURROGATE_ESCAPE.search(raw) is not None:
-        lone = _lone_surrogate(value)
-        if lone is not None:
-            raise MalformedContent(
-                f"{where}: invalid JSON: a lone UTF-16 surrogate \\u{ord(lone):04x} in a string; "
-                "expected a high and a low surrogate together"
-            )
+    # value (signature checks of annotations did).
+    lone = lone_surrogate(raw, value)
+    if lone is not None:
+        raise MalformedContent(
+            f"{where}: invalid JSON: a lone UTF-16 surrogate \\u{ord(lone):04x} in a string; "
+            "expected a high and a low surrogate together"
+        )
     if not isinstance(value, dict):
         raise MalformedContent(f"{where}: expected a JSON object, got {type(value).__name__}")
     return value

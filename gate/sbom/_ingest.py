@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, NoReturn
 
-from gate._strict_json import DuplicateKey, finite_float, unique_keys
+from gate._strict_json import SURROGATE, DuplicateKey, finite_float, lone_surrogate, unique_keys
 from gate.errors import InvalidArgument
 from gate.model import Component, SbomFormat
 
@@ -41,9 +41,6 @@ _OTHER_BOMS = (
     (b"\xff\xfe", "UTF-16"),
     (b"\xfe\xff", "UTF-16"),
 )
-# May also match an escaped backslash followed by "ud800" text, or half of a valid pair: only a hint.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +187,7 @@ def _load_json(document: bytes) -> dict[str, Any]:
         raise _number_error(text, error) from None
     if not isinstance(data, dict):
         raise InvalidArgument("document", f"expected a JSON object, got {type(data).__name__}")
-    if _SURROGATE_ESCAPE.search(document) is not None:
+    if lone_surrogate(document, data) is not None:
         _refuse_lone_surrogates(data)
     return data
 
@@ -249,23 +246,14 @@ def _number_error(text: str, error: ValueError) -> InvalidArgument:
 
 
 def _refuse_lone_surrogates(data: dict[str, Any]) -> None:
-    # Python's json pairs \ud83d\ude00 into one character but keeps an unpaired escape as a lone
-    # surrogate, which is no Unicode character: storing or converting it fails later. Encoding
-    # the whole document at C speed settles the common case (a valid pair) before any walk.
-    try:
-        json.dumps(data, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        pass
-    else:
-        return
-
+    # Storing or converting a lone surrogate fails later: refused here, naming where it is.
     def problem(value: Any) -> str | None:
         if isinstance(value, str):
-            found = _SURROGATE.search(value)
+            found = SURROGATE.search(value)
             return None if found is None else _surrogate_problem(found.group(), "")
         if isinstance(value, dict):
             for key in value:
-                found = _SURROGATE.search(key)
+                found = SURROGATE.search(key)
                 if found is not None:
                     return _surrogate_problem(found.group(), " in a key")
         return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -12,7 +11,7 @@ from typing import Any
 
 import ahocorasick
 
-from gate._strict_json import finite_float, unique_keys
+from gate._strict_json import finite_float, lone_surrogate, unique_keys
 from gate.errors import InvalidArgument
 from gate.model import Finding, FindingStatus, SeverityCounts
 from scanners.reports import _cyclonedx, _gitleaks, _sarif_in, _snyk, _sonarqube, _trivy
@@ -45,21 +44,13 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
-# A \uD800-\uDFFF escape: json.loads combines a high and low pair into one character but keeps a
-# lone one, which UTF-8 cannot encode (the store, hashes and the redacted copy then fail).
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-
-
 def _check_surrogates(text: str, doc: Any) -> None:
-    if _SURROGATE_ESCAPE.search(text) is None:
-        return
-    try:
-        json.dumps(doc, ensure_ascii=False).encode()
-    except UnicodeEncodeError as exc:
-        bad = exc.object[exc.start : exc.end].encode("unicode_escape").decode()
+    # The store, the fingerprints' hashes and the redacted copy would fail on one.
+    lone = lone_surrogate(text, doc)
+    if lone is not None:
         raise ValueError(
-            f"a string holds a lone UTF-16 surrogate ({bad}); expected text UTF-8 can carry"
-        ) from None
+            f"a string holds a lone UTF-16 surrogate (\\u{ord(lone):04x}); expected text UTF-8 can carry"
+        )
 
 
 def load(data: bytes, source: str, max_bytes: int) -> Any:
