@@ -7,9 +7,9 @@ needs it; :func:`api_client` says which extra to install when it is missing.
 from __future__ import annotations
 
 import importlib.util
-import json
 from typing import TYPE_CHECKING, Any
 
+from gate._strict_json import StrictJsonError, loads_leniently
 from gate.config import KubernetesSettings
 from gate.errors import ConfigError, InfrastructureError, Unsupported
 
@@ -79,12 +79,12 @@ def answer_object(data: bytes, limit: int) -> dict[str, Any]:
     if len(data) > limit:
         raise ValueError(f"larger than {limit} bytes")
     try:
-        document = json.loads(data)
-    except ValueError:
-        raise ValueError("not JSON") from None
-    except RecursionError:
-        # Deep nesting exhausts the parser's stack: no object an API server sends nests so deep.
-        raise ValueError("not JSON gate can read (nested deeper than Python can follow)") from None
+        document = loads_leniently(data)
+    except StrictJsonError as exc:
+        if exc.kind in ("syntax", "encoding"):
+            raise ValueError("not JSON") from None
+        # Deep nesting or a huge integer: no object an API server sends looks like that.
+        raise ValueError(f"not JSON gate can read (got {exc.reason})") from None
     if not isinstance(document, dict):
         raise ValueError("not a JSON object")
     return document

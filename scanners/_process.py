@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gate._strict_json import StrictJsonError, loads_leniently
 from scanners._errors import (
     InvalidReport,
     ReportTooLarge,
@@ -411,22 +412,17 @@ def check_json(tool: str, data: bytes, where: str, *, kinds: tuple[type, ...] = 
     if not data.strip():
         raise InvalidReport(tool, where, "is empty")
     try:
-        document = json.loads(data)
-    except UnicodeDecodeError as exc:
-        raise InvalidReport(tool, where, f"is not UTF-8 (byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidReport(
-            tool, where, f"is not complete JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
-    except ValueError as exc:
-        # Python refuses integers longer than its digit limit (sys.get_int_max_str_digits).
-        raise InvalidReport(tool, where, f"is not JSON gate can read: {exc}") from None
-    except RecursionError:
-        raise InvalidReport(
-            tool,
-            where,
-            "is not JSON gate can read: expected nesting Python can follow, got deeper nested values",
-        ) from None
+        # Only completeness is checked here; the readers of reports and SBOMs refuse the rest
+        # later. A strict check would cost a hook call per value on reports of many megabytes.
+        document = loads_leniently(data)
+    except StrictJsonError as exc:
+        if exc.kind == "encoding":
+            raise InvalidReport(tool, where, f"is not UTF-8 (byte {exc.offset})") from None
+        if exc.kind == "syntax":
+            raise InvalidReport(
+                tool, where, f"is not complete JSON (line {exc.line}, column {exc.column}: {exc.detail})"
+            ) from None
+        raise InvalidReport(tool, where, f"is not JSON gate can read: got {exc.reason}") from None
     if not isinstance(document, kinds):
         expected = " or ".join("an object" if kind is dict else "an array" for kind in kinds)
         raise InvalidReport(

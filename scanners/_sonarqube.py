@@ -57,7 +57,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from gate._strict_json import SURROGATE
+from gate._strict_json import StrictJsonError, loads
 from gate.config import ScannerProvider as ProviderSettings
 from gate.errors import ConfigError, InvalidArgument, NotFound
 from gate.model import TargetKind
@@ -694,48 +694,31 @@ def _shown(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"number {text[:40]} is out of range")
-    return number
-
-
 def _load_json(body: bytes) -> tuple[Any, str]:
     """Parse a server answer; return (document, "") or (None, what is wrong with it)."""
     try:
-        document = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except RecursionError:
-        return None, "is not JSON: nested too deeply"
-    except ValueError as exc:
-        # JSONDecodeError, UnicodeDecodeError and int()'s digit limit are all ValueErrors.
-        return None, f"is not JSON ({str(exc)[:200]})"
-    return document, _document_problem(document)
+        # NaN, 1e400 and lone surrogates would break the bundle when it is serialised; a
+        # repeated key has always been read as json.loads reads it (the last one).
+        document = loads(body, any_encoding=True, allow_duplicate_keys=True)
+    except StrictJsonError as exc:
+        if exc.kind == "depth":
+            return None, "is not JSON: nested too deeply"
+        if exc.kind == "lone_surrogate":
+            return None, f"holds {exc.reason}"
+        return None, f"is not JSON: got {exc.reason}"
+    return document, _depth_problem(document)
 
 
-def _document_problem(document: Any) -> str:
-    """What makes a parsed answer unfit for the bundle: hostile nesting or lone surrogates."""
+def _depth_problem(document: Any) -> str:
+    """Nesting deeper than any SonarQube answer, which json.loads reads but later writers may not."""
     stack: list[tuple[Any, int]] = [(document, 1)]
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, str):
-            # json.loads accepts "\ud800"; such a string cannot be encoded as UTF-8 in the bundle.
-            if SURROGATE.search(node):
-                return f"holds a lone UTF-16 surrogate in {_shown(node)}; expected valid Unicode text"
-            continue
         if not isinstance(node, (dict, list)):
             continue
         if depth > _MAX_DEPTH:
             return f"is nested more than {_MAX_DEPTH} levels deep"
-        if isinstance(node, dict):
-            stack.extend((key, depth) for key in node)
-            stack.extend((value, depth + 1) for value in node.values())
-        else:
-            stack.extend((item, depth + 1) for item in node)
+        stack.extend((item, depth + 1) for item in (node.values() if isinstance(node, dict) else node))
     return ""
 
 

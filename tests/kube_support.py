@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from gate.auth import KubernetesTokenReviewer
+
 # The bearer token the fake API server expects from gate itself.
 SERVER_TOKEN = "gate-serviceaccount-token"
 _OBJECT_PATH = re.compile(
@@ -334,3 +336,29 @@ def kubeconfig(state: FakeApiServer) -> str:
             "current-context": "fake",
         }
     )
+
+
+class _TokenReviewAnswer:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def read(self, size: int) -> bytes:
+        return self._data[:size]
+
+
+class _TokenReviewApi:
+    """Stands in for AuthenticationV1Api: answers every TokenReview with the same bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def create_token_review(self, body: object, **kwargs: object) -> _TokenReviewAnswer:
+        return _TokenReviewAnswer(self.data)
+
+
+def token_reviewer_answering(data: bytes) -> KubernetesTokenReviewer:
+    """A KubernetesTokenReviewer whose API server answers every TokenReview with ``data``."""
+    reviewer = object.__new__(KubernetesTokenReviewer)
+    reviewer._api = _TokenReviewApi(data)  # type: ignore[assignment]
+    reviewer._timeout = 1.0
+    return reviewer

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gate._strict_json import SURROGATE, StrictJsonError, loads_leniently
 from gate.errors import InfrastructureError
 
 if TYPE_CHECKING:
@@ -14,6 +15,9 @@ if TYPE_CHECKING:
 
 # A TokenReview answer is a few hundred bytes; cap what is read from the API server.
 MAX_REVIEW_BYTES = 256 * 1024
+# Characters no name of a user or group holds: control characters (C0, DEL, C1) cut or forge
+# log and audit lines, and a surrogate cannot be encoded as UTF-8 for the audit trail at all.
+_UNFIT = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f]|{SURROGATE.pattern}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +78,10 @@ class KubernetesTokenReviewer:
         if len(data) > MAX_REVIEW_BYTES:
             raise InfrastructureError(f"kubernetes TokenReview: answer larger than {MAX_REVIEW_BYTES} bytes")
         try:
-            document = json.loads(data)
-        except (ValueError, RecursionError):
+            document = loads_leniently(data)
+        except StrictJsonError as exc:
             raise InfrastructureError(
-                "kubernetes TokenReview: the answer is not a TokenReview (not JSON)"
+                f"kubernetes TokenReview: the answer is not a TokenReview (not JSON: got {exc.reason})"
             ) from None
         return _read_status(document)
 
@@ -95,6 +99,20 @@ def _strings(field: str, value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise _refuse(field, "a list of strings", value)
     return tuple(value)
+
+
+def _check_printable(field: str, value: str) -> None:
+    """Refuse a name that would become an identity no log line or audit record can show as it is.
+
+    The value itself is not echoed: it is exactly what must not reach a log.
+    """
+    found = _UNFIT.search(value)
+    if found is not None:
+        raise InfrastructureError(
+            f"kubernetes TokenReview: the answer is not a TokenReview: {field}: expected a string "
+            f"without control characters or surrogates, got one with U+{ord(found.group()):04X} "
+            f"at character {found.start()}"
+        )
 
 
 def _read_status(document: object) -> TokenReviewResult:
@@ -119,9 +137,13 @@ def _read_status(document: object) -> TokenReviewResult:
     username = user.get("username")
     if not isinstance(username, str) or not username:
         raise _refuse("status.user.username", "a non-empty string", username)
-    if not isinstance(user.get("uid", ""), str):
-        raise _refuse("status.user.uid", "a string", user["uid"])
-    _strings("status.user.groups", user.get("groups"))
+    _check_printable("status.user.username", username)
+    uid = user.get("uid", "")
+    if not isinstance(uid, str):
+        raise _refuse("status.user.uid", "a string", uid)
+    _check_printable("status.user.uid", uid)
+    for index, group in enumerate(_strings("status.user.groups", user.get("groups"))):
+        _check_printable(f"status.user.groups[{index}]", group)
     return TokenReviewResult(
         authenticated=True,
         username=username,

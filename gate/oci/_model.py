@@ -11,12 +11,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gate._strict_json import lone_surrogate
+from gate._strict_json import StrictJsonError, loads
 from gate.oci import _media as media
 from gate.oci._digest import check_digest, digest_of, verify_bytes
 from gate.oci._errors import (
@@ -164,63 +163,23 @@ class ImageIndex:
         )
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise _DuplicateKey(key)
-        obj[key] = value
-    return obj
-
-
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-class _IntegerTooLong(ValueError):
-    def __init__(self, digits: int) -> None:
-        super().__init__(digits)
-        self.digits = digits
-
-
-def _integer(text: str) -> int:
-    # int() refuses more digits than sys.get_int_max_str_digits() with a ValueError json lets through.
-    try:
-        return int(text)
-    except ValueError:
-        raise _IntegerTooLong(len(text.lstrip("-"))) from None
-
-
 def load_json_object(raw: bytes, *, where: str) -> dict[str, Any]:
     """Decode a UTF-8 JSON object, refusing duplicate keys and other values at the top."""
     try:
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_int=_integer)
-    except _DuplicateKey as exc:
-        raise MalformedContent(f"{where}: duplicate key {exc.key!r}") from None
-    except _IntegerTooLong as exc:
-        raise MalformedContent(
-            f"{where}: invalid JSON: an integer of {exc.digits} digits; "
-            f"expected at most {sys.get_int_max_str_digits()}"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise MalformedContent(f"{where}: not UTF-8 (byte {exc.start})") from None
-    except (json.JSONDecodeError, RecursionError) as exc:
-        detail = (
-            f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-            if isinstance(exc, json.JSONDecodeError)
-            else str(exc)
-        )
-        raise MalformedContent(f"{where}: invalid JSON: {detail}") from None
-    # A lone surrogate cannot be encoded as UTF-8, so it would break whoever later encodes the
-    # value (signature checks of annotations did).
-    lone = lone_surrogate(raw, value)
-    if lone is not None:
-        raise MalformedContent(
-            f"{where}: invalid JSON: a lone UTF-16 surrogate \\u{ord(lone):04x} in a string; "
-            "expected a high and a low surrogate together"
-        )
+        # A lone surrogate would break whoever later encodes the value (signature checks of
+        # annotations did). NaN and 1e400 have always been read: no field gate reads is a float,
+        # and the exact bytes, not a re-serialisation, are what is kept.
+        value = loads(raw, allow_non_finite=True)
+    except StrictJsonError as exc:
+        if exc.kind == "encoding":
+            raise MalformedContent(f"{where}: not UTF-8 (byte {exc.offset})") from None
+        if exc.kind == "duplicate_key":
+            raise MalformedContent(f"{where}: {exc.reason}") from None
+        if exc.kind == "syntax":
+            raise MalformedContent(
+                f"{where}: invalid JSON: {exc.detail} at line {exc.line} column {exc.column}"
+            ) from None
+        raise MalformedContent(f"{where}: invalid JSON: {exc.reason}") from None
     if not isinstance(value, dict):
         raise MalformedContent(f"{where}: expected a JSON object, got {type(value).__name__}")
     return value

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from gate._kube import answer_object
-from gate.auth import KubernetesTokenReviewer
 from gate.errors import GateError, InfrastructureError
 from scanners._errors import InvalidReport
 from scanners._process import check_json, redact_head, redact_text
 from scanners._snyk import SnykProvider
+from tests.kube_support import token_reviewer_answering
 
 DEEP = b"[" * 100_000
 HUGE_INT = b"9" * 5_000
@@ -115,28 +115,9 @@ def test_answer_object_reports_unreadable_json_as_value_error(data: bytes) -> No
         answer_object(data, 1 << 20)
 
 
-class _Response:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def read(self, size: int) -> bytes:
-        return self._data[:size]
-
-
-class _Api:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def create_token_review(self, body: Any, **kwargs: Any) -> _Response:
-        return _Response(self.data)
-
-
 def _review(answer: bytes | dict[str, Any]) -> Any:
     data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
-    reviewer = object.__new__(KubernetesTokenReviewer)
-    reviewer._api = _Api(data)
-    reviewer._timeout = 1.0
-    return reviewer.review("tok", ["gate"])
+    return token_reviewer_answering(data).review("tok", ["gate"])
 
 
 def _authenticated(user: Any, audiences: Any = ("gate",)) -> dict[str, Any]:
