@@ -12,10 +12,11 @@ import ipaddress
 import os
 import re
 import reprlib
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, BinaryIO, Literal, NoReturn
 
 import yaml
 from pydantic import (
@@ -597,6 +598,19 @@ class _ConfigLoader(yaml.SafeLoader):
             message += " (quote it to keep it as text)"
         return message
 
+    def construct_undefined(self, node: yaml.Node) -> NoReturn:
+        # PyYAML's own wording ("could not determine a constructor") names neither what was
+        # expected nor the tag as the user wrote it.
+        tag = str(node.tag)
+        shown = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        expected = "expected a value without a tag or with a standard one (!!str, !!int, ...)"
+        raise _yaml_problem(f"{expected}, got the tag {shown!r}", node.start_mark)
+
+
+# The SafeLoader table maps unknown tags to its own function, not to a method an override reaches.
+_ConfigLoader.add_constructor(None, _ConfigLoader.construct_undefined)
+
 
 def _check_size(root: yaml.Node) -> None:
     """Refuse documents whose values, each alias counted at every use, pass the bounds.
@@ -613,6 +627,7 @@ def _check_size(root: yaml.Node) -> None:
         if isinstance(node, yaml.SequenceNode):
             children = list(node.value)
         elif isinstance(node, yaml.MappingNode):
+            _check_unique_keys(node)
             children = [part for pair in node.value for part in pair]
         # Counted before they are stacked, so the stack never holds more than the budget.
         budget -= len(children)
@@ -623,24 +638,141 @@ def _check_size(root: yaml.Node) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _check_unique_keys(node: yaml.MappingNode) -> None:
+    """Refuse a mapping that names a key twice.
+
+    PyYAML keeps the last value and says nothing, so a setting written twice (two ``workers:``
+    under ``grpc:`` after an edit) silently meant the one further down; Kubernetes' strict
+    decoding refuses the same. Keys brought in by a ``<<`` merge may be overridden: that is what
+    a merge is for, and the composed tree, looked at here, has not merged them yet.
+    """
+    first: dict[tuple[str, str], yaml.Node] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE_TAG:
+            continue
+        seen = first.setdefault((str(key.tag), str(key.value)), key)
+        if seen is not key:
+            name = str(key.value)
+            shown = repr(name[:40] + "...") if len(name) > 40 else repr(name)
+            raise _yaml_problem(
+                f"the key {shown} appears twice in one mapping (first at line {seen.start_mark.line + 1}), "
+                "expected each key once",
+                key.start_mark,
+            )
+
+
+class _YAMLErrorAt(Exception):
+    """A YAML error met after the document was composed, with the key of the node it is about."""
+
+    def __init__(self, error: yaml.MarkedYAMLError, key: str) -> None:
+        super().__init__(error)
+        self.error = error
+        self.key = key
+
+
+def _key_at(root: yaml.Node, mark: yaml.Mark | None) -> str:
+    """The dotted key of the first node, in document order, that starts at ``mark``; "" if none.
+
+    PyYAML's errors carry only a position. A block mapping starts where its first key does, so
+    a key node is given the key of the mapping holding it: the two then name the same setting.
+    A node reached again through an alias keeps the key of its anchor, where its text is."""
+    if mark is None:
+        return ""
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, tuple[int | str, ...]]] = [(root, ())]
+    while stack:
+        node, loc = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.start_mark.index == mark.index:
+            return _format_loc(loc)
+        # Pushed in reverse so the walk pops them in document order.
+        if isinstance(node, yaml.MappingNode):
+            for key, value in reversed(node.value):
+                name = (
+                    str(key.value)
+                    if isinstance(key, yaml.ScalarNode)
+                    else f"<key at line {key.start_mark.line + 1}>"
+                )
+                stack.append((value, (*loc, name)))
+                stack.append((key, loc))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*loc, index)) for index, item in reversed(list(enumerate(node.value))))
+    return ""
+
+
 def _parse_yaml(text: str) -> Any:
     loader = _ConfigLoader(text)
     try:
+        # Composed whole before anything is built, so an error met while building or counting
+        # can be traced back through the node tree to the setting it is in.
         node = loader.get_single_node()
         if node is None:
             return None
-        _check_size(node)
-        return loader.construct_document(node)
+        try:
+            _check_size(node)
+            return loader.construct_document(node)
+        except yaml.MarkedYAMLError as exc:
+            raise _YAMLErrorAt(exc, _key_at(node, exc.problem_mark)) from None
     finally:
         loader.dispose()
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_regular(mode: int) -> str:
+    """The got/expected problem naming what ``mode`` says a path leads to; empty for a regular file."""
+    if stat.S_ISREG(mode):
+        return ""
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
+    return f"got {kind}, expected a regular file"
+
+
+def _open_regular(path: Path, source: str) -> BinaryIO:
+    """Open ``path`` for reading if it leads to a regular file, without ever waiting on it.
+
+    gate/sbom/_fs.open_regular is not used: it refuses a final symlink, and a mounted ConfigMap or
+    Secret is one. The path is looked at before it is opened, so a device is never opened (opening
+    some has effects), and the descriptor again after, in case the path was swapped in between.
+
+    Raises:
+        ConfigError: not a regular file.
+        OSError: it cannot be reached or opened.
+    """
+    problem = _not_regular(os.stat(path).st_mode)
+    if problem:
+        raise ConfigError(source, "", problem)
+    # Without O_NONBLOCK, opening a FIFO waits for a writer, for ever if none comes.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        problem = _not_regular(os.fstat(fd).st_mode)
+        if problem:
+            raise ConfigError(source, "", problem)
+        # A regular file ignores O_NONBLOCK on local disks; some network and FUSE ones do not.
+        os.set_blocking(fd, True)
+        return open(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _read_text(path: Path, source: str) -> str:
     if "\x00" in str(path):
         raise ConfigError(source, "", f"expected a file path, got {str(path)!r}: it holds a NUL byte")
     try:
-        with path.open("rb") as stream:
-            # Read one byte past the bound: a device or pipe may never end.
+        with _open_regular(path, source) as stream:
+            # One byte past the bound: a file that grew after it was opened is still refused.
             data = stream.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(source, "", "file not found") from None
@@ -654,16 +786,36 @@ def _read_text(path: Path, source: str) -> str:
         raise ConfigError(source, "", f"cannot read: {exc}") from None
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    # A NUL cannot be in a real path, nor printed in one line; shown escaped.
-    source = str(path) if "\x00" not in str(path) else repr(str(path))
+def _yaml_message(error: yaml.MarkedYAMLError) -> str:
+    mark = error.problem_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+    return f"invalid YAML at {where}: {error.problem}"
+
+
+def _source_of(path: Path) -> str:
+    # A NUL or a newline in a path would break the one-line message; such a path is shown escaped.
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
+def read_yaml_file(path: Path) -> dict[str, Any]:
+    """A YAML file of settings (this configuration, an auth tokens file), read as strictly as this one.
+
+    Only a regular file of at most :data:`MAX_FILE_BYTES`, UTF-8, one mapping at the top, no
+    repeated keys, bounded nesting and alias use; errors name the file, the key and the position.
+
+    Raises:
+        ConfigError: any of those does not hold, or the file cannot be read.
+    """
+    source = _source_of(path)
     text = _read_text(path, source)
     try:
         data = _parse_yaml(text)
+    except _YAMLErrorAt as exc:
+        raise ConfigError(source, exc.key, _yaml_message(exc.error)) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise ConfigError(source, "", f"invalid YAML at {where}: {exc.problem}") from None
+        # Met while composing: the tree is half built, so no key is named rather than a wrong one.
+        raise ConfigError(source, "", _yaml_message(exc)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(source, "", f"invalid YAML: {exc}") from None
     except RecursionError:
@@ -710,8 +862,10 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             text += f"[{_shown(part)}]"
         else:
-            # A key is the user's text: keep the line short.
+            # A key is the user's text: keep the line short, and on one line (a quoted key may
+            # hold a newline).
             name = part if len(part) <= 60 else part[:57] + "..."
+            name = name if name.isprintable() else repr(name)
             text += f".{name}" if text else name
     return text
 
@@ -731,8 +885,8 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
                 f"expected a file path, got {env['GATE_CONFIG'][:100]!r}: it holds a NUL byte",
             )
         path = Path(env["GATE_CONFIG"])
-    tree: dict[str, Any] = _read_yaml(path) if path is not None else {}
-    file_source = str(path) if path is not None else "built-in defaults"
+    tree: dict[str, Any] = read_yaml_file(path) if path is not None else {}
+    file_source = _source_of(path) if path is not None else "built-in defaults"
     origins: dict[str, str] = {}
     for name, (dotted, kind) in ENV_OVERRIDES.items():
         raw = env.get(name)
@@ -744,9 +898,22 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         return Config.model_validate(tree)
     except ValidationError as exc:
         error = exc.errors()[0]
-        key = _format_loc(tuple(error["loc"]))
+        loc = tuple(error["loc"])
+        # pydantic names a wrong key of a mapping setting by appending "[key]" to the key's path.
+        wrong_key = bool(loc) and loc[-1] == "[key]"
+        if wrong_key:
+            loc = loc[:-1]
+        elif error["type"] == "invalid_key" and loc:
+            # A number used as a key is a key, not a list index: shown as grpc.1, not grpc[1].
+            loc = (*loc[:-1], str(loc[-1]))
+        key = _format_loc(loc)
         source = next(
-            (origin for dotted, origin in origins.items() if key == dotted or key.startswith(dotted + ".")),
+            # An item of a list set by a variable ("policies.sources[0]") came from that variable too.
+            (
+                origin
+                for dotted, origin in origins.items()
+                if key == dotted or key.startswith((dotted + ".", dotted + "["))
+            ),
             file_source,
         )
         message = str(error["msg"]).removeprefix("Value error, ")
@@ -756,4 +923,6 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
             shown = _shown(error["input"])
             if "got" not in message:
                 message = f"{message}, got {shown}"
+            if wrong_key:
+                message = f"unknown key: {message}"
         raise ConfigError(source, key, message) from None

@@ -11,18 +11,17 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gate._files import FileIdentity, file_identity
 from gate.auth._identity import Identity
-from gate.config import Role
+from gate.config import MAX_FILE_BYTES, Role, read_yaml_file
 from gate.errors import ConfigError
 
 log = logging.getLogger("gate.auth")
 
 # A tokens file lists at most a few thousand entries; anything larger is a mistake.
-MAX_TOKENS_FILE_BYTES = 1024 * 1024
+MAX_TOKENS_FILE_BYTES = MAX_FILE_BYTES
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -55,18 +54,10 @@ def load_tokens(path: Path) -> Mapping[str, Identity]:
         ConfigError: the file is missing, too large, not YAML, or an entry is malformed.
     """
     source = str(path)
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_TOKENS_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(source, "", f"cannot read: {exc.strerror}") from None
-    if len(data) > MAX_TOKENS_FILE_BYTES:
-        raise ConfigError(source, "", f"larger than {MAX_TOKENS_FILE_BYTES} bytes")
-    try:
-        tree = yaml.safe_load(data) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, "", f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    entries = tree.get("tokens") if isinstance(tree, dict) else None
+    # Read as the configuration is: a FIFO or device named here blocked the server's start, and
+    # plain safe_load let alias bombs, deep nesting and repeated keys through.
+    tree = read_yaml_file(path)
+    entries = tree.get("tokens")
     for digest in entries if isinstance(entries, dict) else ():
         if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):
             # Shown truncated: a clear token pasted by mistake must not land in a log whole.

@@ -94,6 +94,97 @@ def test_bad_file_gives_one_line_with_file_key_and_problem(tmp_path: Path, text:
     assert expected in message
 
 
+@pytest.mark.parametrize(
+    ("text", "key", "problem"),
+    [
+        (
+            "log:\n  level: info\ngrpc:\n  workers: !!int abc\n",
+            "grpc.workers",
+            "invalid YAML at line 4, column 12: expected a valid !!int, got 'abc'",
+        ),
+        (
+            "webhook:\n  tls:\n    key_file: k.pem\n    cert_file: !!timestamp 2001-13-45\n",
+            "webhook.tls.cert_file",
+            "invalid YAML at line 4, column 16: expected a valid !!timestamp, got '2001-13-45'",
+        ),
+        ("grpc:\n  listen: 2001-13-45\n", "grpc.listen", "(quote it to keep it as text)"),
+        ("grpc:\n  workers: " + "9" * 5000 + "\n", "grpc.workers", "expected a valid !!int, got '999"),
+        ("policies:\n  sources: [a, !!int b]\n", "policies.sources[1]", "expected a valid !!int, got 'b'"),
+        (
+            "notifications:\n  webhooks:\n    - url: https://a.example\n    - url: https://b.example\n"
+            "      timeout: !!float soon\n",
+            "notifications.webhooks[1].timeout",
+            "expected a valid !!float, got 'soon'",
+        ),
+        # The text is at the anchor, so the anchor's setting is named, not the alias's.
+        (
+            "policies:\n  evidence_ttl: &ttl !!float x\n  waiver_ttl: *ttl\n",
+            "policies.evidence_ttl",
+            "line 2, column 17",
+        ),
+        # A wrong key is in the mapping that holds it.
+        ("grpc:\n  !!int abc: 1\n", "grpc", "expected a valid !!int, got 'abc'"),
+    ],
+)
+def test_value_yaml_cannot_build_names_the_setting_it_is_in(
+    tmp_path: Path, text: str, key: str, problem: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert caught.value.key == key
+    assert caught.value.message.startswith(f"{path}: {key}: invalid YAML at line "), caught.value.message
+    assert problem in caught.value.message
+
+
+def test_unknown_tag_names_the_setting_and_the_tag_with_got_and_expected(tmp_path: Path) -> None:
+    path = write(tmp_path, "grpc:\n  workers: !!python/object:os.system x\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert caught.value.message == (
+        f"{path}: grpc.workers: invalid YAML at line 2, column 12: expected a value without a tag or "
+        "with a standard one (!!str, !!int, ...), got the tag '!!python/object:os.system'"
+    )
+
+
+def test_wrong_key_of_a_role_mapping_names_its_path_without_a_key_marker(tmp_path: Path) -> None:
+    path = write(tmp_path, "auth:\n  rate_limits:\n    boss: {rate: 1, burst: 1}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert caught.value.key == "auth.rate_limits.boss"
+    assert caught.value.problem.startswith("unknown key: Input should be 'pipeline'"), caught.value.problem
+    assert caught.value.problem.endswith("got 'boss'")
+
+
+def test_number_used_as_a_key_is_named_as_a_key_not_a_list_index(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, "grpc:\n  1: 2\n"), {})
+    assert caught.value.key == "grpc.1"
+
+
+def test_key_holding_a_newline_is_named_escaped_on_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, 'grpc:\n  "work\\ners": 2\n'), {})
+    assert caught.value.key == "grpc.'work\\ners'"
+    assert "\n" not in caught.value.message
+
+
+def test_config_path_holding_a_newline_is_named_escaped_on_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "gate\n.yaml", {})
+    assert caught.value.source == repr(str(tmp_path / "gate\n.yaml"))
+    assert "\n" not in caught.value.message
+
+
+def test_bad_item_of_a_list_variable_names_the_variable() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {"GATE_REGISTRY_PULL_SECRETS": "ns/ok:bad"})
+    assert caught.value.message == (
+        "environment variable GATE_REGISTRY_PULL_SECRETS: registry.pull_secrets[1]: "
+        "expected NAMESPACE/NAME of a Secret, got 'bad'"
+    )
+
+
 def test_bad_environment_value_names_the_variable() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(None, {"GATE_WEBHOOK_LISTEN": "8443"})

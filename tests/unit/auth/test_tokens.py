@@ -132,3 +132,36 @@ def test_a_tokens_file_is_not_read_again_within_the_interval(tmp_path: Path) -> 
     assert hash_token("second") not in tokens
     clock.now += 1.5
     assert hash_token("second") in tokens
+
+
+def test_a_tokens_file_is_read_as_strictly_as_the_configuration(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    fifo = tmp_path / "tokens.fifo"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            load_tokens(fifo)
+        except BaseException as error:  # judged below
+            outcome.append(error)
+
+    reader = threading.Thread(target=load, daemon=True)
+    reader.start()
+    reader.join(20)
+    assert outcome, "load_tokens still waiting on a FIFO after 20 s"
+    assert isinstance(outcome[0], ConfigError)
+    assert "got a FIFO, expected a regular file" in outcome[0].message
+
+    twice = tmp_path / "twice.yaml"
+    entry = "{identity: a, roles: [admin]}"
+    twice.write_text(f"tokens:\n  {hash_token('x')}: {entry}\n  {hash_token('x')}: {entry}\n")
+    with pytest.raises(ConfigError, match="appears twice in one mapping"):
+        load_tokens(twice)
+
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("tokens: " + "[" * 200 + "]" * 200 + "\n")
+    with pytest.raises(ConfigError, match="nesting deeper than 64 levels"):
+        load_tokens(deep)
