@@ -5,7 +5,8 @@ adjustments, both in ``gate.signatures._sigstore.OfflineVerifier``: Rekor v1 ``i
 like ``dsse`` ones (their integrated time is bound by the SET just the same), and TSA
 validity ends are inclusive (see ``TrustRoot.sigstore_trusted_root``). The library has no
 key-based ("managed key") path, so :func:`_verify_key_bundle` does that one with the
-library's log-entry proof checks.
+library's log-entry proof checks and verifies its RFC 3161 timestamps in
+``gate.signatures._timestamp``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gate.errors import EvidenceError, InvalidArgument
 from gate.signatures._certs import certificate_issuer
@@ -30,6 +35,7 @@ from gate.signatures._keys import PublicKey
 from gate.signatures._policy import SignaturePolicy
 from gate.signatures._rekor import RekorEntry, check_dsse_entry, check_hashedrekord, unix_time
 from gate.signatures._results import Verification
+from gate.signatures._timestamp import verified_timestamp
 from gate.signatures._trust import TrustRoot
 
 if TYPE_CHECKING:
@@ -38,10 +44,8 @@ if TYPE_CHECKING:
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
 
 
-def rekor_entry(inner: Any) -> RekorEntry:
-    """A bundle's log entry (sigstore model) as a :class:`RekorEntry` with its parsed body.
-
-    Index and time are those :func:`signed_position` vouches for.
+def entry_body(inner: Any) -> dict[str, Any]:
+    """A bundle log entry's (sigstore model) canonicalized body, parsed.
 
     Raises:
         InvalidArgument: the canonicalized body is not a JSON object.
@@ -49,34 +53,94 @@ def rekor_entry(inner: Any) -> RekorEntry:
     body = load_json(inner.canonicalized_body, "bundle log entry", "canonicalizedBody is not JSON")
     if not isinstance(body, dict):
         raise InvalidArgument("bundle log entry", "canonicalizedBody is not an object")
-    log_index, integrated = signed_position(inner)
+    return body
+
+
+def rekor_entry(inner: Any, trust: TrustRoot) -> RekorEntry:
+    """A verified bundle log entry as a :class:`RekorEntry` placed by :func:`log_position`.
+
+    Raises:
+        InvalidArgument: the canonicalized body is not a JSON object.
+    """
+    position = log_position(inner, trust)
     return RekorEntry(
-        log_index=log_index,
+        log_index=position.index,
         log_id=bytes(inner.log_id.key_id),
-        integrated_time=integrated,
-        body=body,
+        integrated_time=position.integrated_time,
+        body=entry_body(inner),
+        tree=position.tree,
+        tree_index=position.tree_index,
     )
 
 
-def signed_position(inner: Any) -> tuple[int | None, datetime | None]:
-    """The log index and integrated time of a verified bundle log entry, or None for each
-    that nothing the log signed vouches for.
+@dataclass(frozen=True)
+class LogPosition:
+    """Where a verified bundle log entry sits, as far as the log's own signatures say.
+
+    ``index`` and ``integrated_time`` are the log's global index and time, or None when
+    nothing the log signed vouches for them; ``tree`` and ``tree_index`` are the checkpoint
+    origin and the index the inclusion proof was verified at.
+    """
+
+    index: int | None
+    integrated_time: datetime | None
+    tree: str = ""
+    tree_index: int | None = None
+
+
+def log_position(inner: Any, trust: TrustRoot) -> LogPosition:
+    """The position of a bundle log entry whose proofs the sigstore library verified.
 
     ``integratedTime`` and ``logIndex`` are plain bundle fields: only the inclusion promise
     (SET) signs them, and the sigstore library checks it exactly when both it and a non-zero
     time are present. Without it a bundle can name any time (a v0.2+ bundle needs only the
-    inclusion proof). The proof is computed at its own index, so a matching ``logIndex`` is
-    proven too (Rekor v2, unsharded); a sharded v1 log's global index is not.
+    inclusion proof), and any index: the proof is computed in the tree its checkpoint names,
+    at the tree's own index. A sharded Rekor v1 log starts each shard's tree at zero under
+    the same key (the trust root says nothing of shard offsets), so a proven tree index is
+    the global one only when the trust root's log id pins that very tree (see
+    :func:`_tree_is_the_log`); otherwise it is reported as what it is, an index in ``tree``.
 
     Raises:
         InvalidArgument: the promised time is outside the years 1970 to 9999.
     """
-    if inner.inclusion_promise and inner.integrated_time:
-        return int(inner.log_index), unix_time(int(inner.integrated_time), "bundle log entry integratedTime")
+    tree, tree_index = "", None
     proof = inner.inclusion_proof
-    if proof is not None and int(proof.log_index) == int(inner.log_index):
-        return int(inner.log_index), None
-    return None, None
+    if proof is not None and proof.checkpoint is not None:
+        tree, tree_index = _checkpoint_origin(proof.checkpoint.envelope), int(proof.log_index)
+    if inner.inclusion_promise and inner.integrated_time:
+        when = unix_time(int(inner.integrated_time), "bundle log entry integratedTime")
+        return LogPosition(int(inner.log_index), when, tree, tree_index)
+    if tree_index is not None and _tree_is_the_log(tree, bytes(inner.log_id.key_id), trust):
+        return LogPosition(tree_index, None, tree, tree_index)
+    return LogPosition(None, None, tree, tree_index)
+
+
+def _checkpoint_origin(envelope: str) -> str:
+    from sigstore._internal.rekor.checkpoint import SignedCheckpoint
+
+    # The checkpoint was verified before this is called, so parsing it again fails only if
+    # the library changed; refusing then beats reporting an index in a tree nobody named.
+    try:
+        return str(SignedCheckpoint.from_text(envelope).checkpoint.origin)
+    except Exception:
+        raise InvalidArgument(
+            "bundle log entry", "inclusion proof checkpoint has no readable origin"
+        ) from None
+
+
+def _tree_is_the_log(origin: str, log_id: bytes, trust: TrustRoot) -> bool:
+    """True when the trusted log ``log_id`` is exactly the tree named ``origin``.
+
+    A Rekor v2 log (one tree per log, Ed25519 checkpoints) is identified in the trusted
+    root by its C2SP signed-note key id, SHA-256(origin || 0x0A || 0x01 || raw key), which
+    commits to the origin; a Rekor v1 log id is SHA-256 of the key alone and is shared by
+    all of the log's shards.
+    """
+    key = trust.rekor_key(log_id)
+    if key is None or not isinstance(key.key.key, ed25519.Ed25519PublicKey):
+        return False
+    raw = key.key.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(origin.encode() + b"\n\x01" + raw).digest() == log_id
 
 
 def _verifier(trust: TrustRoot) -> OfflineVerifier:
@@ -164,13 +228,15 @@ def _verify_keyless_bundle(
         return _library_failure(exc)
     cert = bundle.signing_certificate
     matched = next(i for i in policy.identities if i.mismatch(cert) is None)
-    log_index, integrated = signed_position(bundle.log_entry._inner)
+    position = log_position(bundle.log_entry._inner, trust)
     result = Verification(
         verified=True,
         signer=matched.matching_subject(cert),
         issuer=certificate_issuer(cert) or "",
-        tlog_index=log_index,
-        integrated_time=integrated,
+        tlog_index=position.index,
+        integrated_time=position.integrated_time,
+        tlog_tree=position.tree,
+        tlog_tree_index=position.tree_index,
     )
     if envelope is None:
         return result
@@ -220,10 +286,13 @@ def _verify_key_bundle(
         raise
     except Exception as exc:
         return _library_failure(exc)
-    entry = rekor_entry(log_entry._inner)
+    entry = rekor_entry(log_entry._inner, trust)
+    timestamps = _timestamps(material)
     hex_digest = digest.partition(":")[2]
     if inner.dsse_envelope is not None:
-        return _verify_key_envelope(inner.dsse_envelope, entry, policy, digest, predicate_type)
+        return _verify_key_envelope(
+            inner.dsse_envelope, entry, policy, digest, predicate_type, timestamps, trust
+        )
     signature_message = inner.message_signature
     if signature_message is None:
         raise InvalidArgument("bundle", "has neither a message signature nor a DSSE envelope")
@@ -235,11 +304,24 @@ def _verify_key_bundle(
     signature = bytes(signature_message.signature)
     signer = _key_for_message(policy, signature, artifact, bytes.fromhex(hex_digest))
     check_hashedrekord(entry, message_sha256=hex_digest, signature=signature, signer=signer)
-    return _key_result(signer, entry)
+    return _key_result(signer, entry, verified_timestamp(timestamps, [signature], trust))
+
+
+def _timestamps(material: Any) -> list[bytes]:
+    data = material.timestamp_verification_data
+    if data is None or not data.rfc3161_timestamps:
+        return []
+    return [bytes(item.signed_timestamp) for item in data.rfc3161_timestamps]
 
 
 def _verify_key_envelope(
-    model: Any, entry: RekorEntry, policy: SignaturePolicy, digest: str, predicate_type: str | None
+    model: Any,
+    entry: RekorEntry,
+    policy: SignaturePolicy,
+    digest: str,
+    predicate_type: str | None,
+    timestamps: list[bytes],
+    trust: TrustRoot,
 ) -> Verification:
     envelope = Envelope(
         payload_type=model.payload_type,
@@ -263,7 +345,12 @@ def _verify_key_envelope(
         check_dsse_entry(
             entry, payload=envelope.payload, signatures=list(envelope.signatures), signer=signers[0]
         )
-    result = _key_result(signers[0], entry)
+    # Only a signature a trusted key made may carry the time: a timestamp over any other
+    # bytes in the envelope could be an old token for an unrelated signature.
+    message = envelope.pae()
+    hash_name = policy.hash_algorithm
+    trusted = [sig for sig in envelope.signatures if any(k.verify(sig, message, hash_name) for k in signers)]
+    result = _key_result(signers[0], entry, verified_timestamp(timestamps, trusted, trust))
     return _with_statement(result, envelope.payload_type, envelope.payload, digest, predicate_type)
 
 
@@ -281,12 +368,15 @@ def _key_for_message(
     )
 
 
-def _key_result(key: PublicKey, entry: RekorEntry) -> Verification:
+def _key_result(key: PublicKey, entry: RekorEntry, timestamp: datetime | None) -> Verification:
     return Verification(
         verified=True,
         signer=key.fingerprint,
         tlog_index=entry.log_index,
         integrated_time=entry.integrated_time,
+        tlog_tree=entry.tree,
+        tlog_tree_index=entry.tree_index,
+        timestamp=timestamp,
     )
 
 

@@ -33,13 +33,17 @@ class RekorEntry:
     """A Rekor entry whose log proof verified.
 
     ``log_index`` and ``integrated_time`` are None unless something the log signed (its SET,
-    or for the index an inclusion proof computed at it) vouches for them.
+    or for the index an inclusion proof in a tree that is the whole log) vouches for them.
+    ``tree``/``tree_index`` are the checkpoint origin and index an inclusion proof verified
+    (empty and None without one, as for SET-only evidence).
     """
 
     log_index: int | None
     log_id: bytes
     integrated_time: datetime | None
     body: dict[str, Any]
+    tree: str = ""
+    tree_index: int | None = None
 
 
 def unix_time(seconds: int, what: str) -> datetime:

@@ -16,9 +16,9 @@ from sigstore.models import Bundle
 from sigstore.verify import Verifier
 
 from gate.errors import InvalidArgument
-from gate.signatures._bundle import rekor_entry
+from gate.signatures._bundle import entry_body
 from gate.signatures._certs import Identity
-from gate.signatures._rekor import check_dsse_entry, unix_time
+from gate.signatures._rekor import RekorEntry, check_dsse_entry, unix_time
 
 
 class IdentityPolicy:
@@ -66,7 +66,11 @@ class OfflineVerifier(Verifier):
         sigstore_dsse._verify(
             cast(ec.EllipticCurvePublicKey, bundle.signing_certificate.public_key()), envelope
         )
-        entry = rekor_entry(bundle.log_entry._inner)
+        # Only the body is compared here; the position is reported by the caller.
+        inner = bundle.log_entry._inner
+        entry = RekorEntry(
+            log_index=None, log_id=bytes(inner.log_id.key_id), integrated_time=None, body=entry_body(inner)
+        )
         try:
             check_dsse_entry(
                 entry,

@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import rfc8785
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gate.signatures import SignatureLayer, TrustRoot, load_private_key, sign_simple_signing
@@ -196,29 +198,141 @@ def authority(ca: Authority, *intermediates: Authority) -> CertificateAuthority:
     )
 
 
-def trusted_root_json(rekor: Rekor) -> bytes:
-    """A trusted_root.json trusting only this fake Rekor log."""
-    spki = rekor.key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    log = {
+def trusted_log(spki: bytes, key_id: bytes, key_details: str = "PKIX_ECDSA_P256_SHA_256") -> dict[str, Any]:
+    """A trusted_root.json ``tlogs`` item for a fake log."""
+    return {
         "baseUrl": "https://rekor.test",
         "hashAlgorithm": "SHA2_256",
         "publicKey": {
             "rawBytes": base64.b64encode(spki).decode(),
-            "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+            "keyDetails": key_details,
             "validFor": {"start": "2020-01-01T00:00:00Z"},
         },
-        "logId": {"keyId": base64.b64encode(bytes.fromhex(rekor.log_id)).decode()},
+        "logId": {"keyId": base64.b64encode(key_id).decode()},
     }
+
+
+def trusted_root_json(
+    rekor: Rekor,
+    *,
+    timestamp_authorities: list[dict[str, Any]] | None = None,
+    tlogs: list[dict[str, Any]] | None = None,
+) -> bytes:
+    """A trusted_root.json trusting only this fake Rekor log (or ``tlogs``) and those TSAs."""
+    spki = rekor.key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     root = {
         "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
-        "tlogs": [log],
+        "tlogs": tlogs if tlogs is not None else [trusted_log(spki, bytes.fromhex(rekor.log_id))],
         "certificateAuthorities": [],
         "ctlogs": [],
-        "timestampAuthorities": [],
+        "timestampAuthorities": timestamp_authorities or [],
     }
     return json.dumps(root).encode()
+
+
+def _leaf(entry: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + entry).digest()
+
+
+def _tree_hash(leaves: list[bytes]) -> bytes:
+    if len(leaves) == 1:
+        return leaves[0]
+    split = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return hashlib.sha256(b"\x01" + _tree_hash(leaves[:split]) + _tree_hash(leaves[split:])).digest()
+
+
+def _audit_path(leaves: list[bytes], index: int) -> list[bytes]:
+    # RFC 6962 section 2.1.1, leaf to root: split at the largest power of two below the size.
+    if len(leaves) == 1:
+        return []
+    split = 1 << ((len(leaves) - 1).bit_length() - 1)
+    if index < split:
+        return [*_audit_path(leaves[:split], index), _tree_hash(leaves[split:])]
+    return [*_audit_path(leaves[split:], index - split), _tree_hash(leaves[:split])]
+
+
+@dataclass
+class Shard:
+    """One tree of a fake log: its checkpoint origin, signing key and log id.
+
+    ``set_key`` also signs inclusion promises (Rekor v1 logs do; Rekor v2 logs do not).
+    """
+
+    origin: str
+    key_id: bytes
+    sign_note: Callable[[bytes], bytes]
+    set_key: ec.EllipticCurvePrivateKey | None = None
+
+    @classmethod
+    def v1(cls, rekor: Rekor, tree_id: int) -> Shard:
+        """A shard of a Rekor v1 log: every shard shares the key and log id."""
+        return cls(
+            origin=f"rekor.test - {tree_id}",
+            key_id=bytes.fromhex(rekor.log_id),
+            sign_note=lambda note: rekor.key.sign(note, ec.ECDSA(hashes.SHA256())),
+            set_key=rekor.key,
+        )
+
+    @classmethod
+    def v2(cls, key: ed25519.Ed25519PrivateKey, origin: str, *, named: str | None = None) -> Shard:
+        """A Rekor v2 log (one tree), its id the C2SP key id of ``named`` (default ``origin``)."""
+        raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        key_id = hashlib.sha256((named or origin).encode() + b"\n\x01" + raw).digest()
+        return cls(origin=origin, key_id=key_id, sign_note=key.sign)
+
+    def bundle(
+        self,
+        body: dict[str, object],
+        content: dict[str, object],
+        hint: str,
+        *,
+        tree_index: int,
+        tree_size: int,
+        log_index: int,
+    ) -> bytes:
+        """A v0.3 key-based bundle for ``body`` at ``tree_index`` of this tree; global ``log_index``.
+
+        The other leaves are filler entries. With a ``set_key`` the entry carries a SET over
+        ``log_index``, else no inclusion promise and no integrated time.
+        """
+        canonical = json.dumps(body, separators=(",", ":")).encode()
+        leaves = [_leaf(b"filler %d" % i) for i in range(tree_size)]
+        leaves[tree_index] = _leaf(canonical)
+        root_hash = _tree_hash(leaves)
+        note = f"{self.origin}\n{tree_size}\n{base64.b64encode(root_hash).decode()}\n"
+        signed = base64.b64encode(self.key_id[:4] + self.sign_note(note.encode())).decode()
+        entry: dict[str, object] = {
+            "logIndex": str(log_index),
+            "logId": {"keyId": base64.b64encode(self.key_id).decode()},
+            "kindVersion": {"kind": body["kind"], "version": body["apiVersion"]},
+            "inclusionProof": {
+                "logIndex": str(tree_index),
+                "rootHash": base64.b64encode(root_hash).decode(),
+                "treeSize": str(tree_size),
+                "hashes": [base64.b64encode(h).decode() for h in _audit_path(leaves, tree_index)],
+                "checkpoint": {"envelope": f"{note}\n\u2014 {self.origin.split(' ')[0]} {signed}\n"},
+            },
+            "canonicalizedBody": base64.b64encode(canonical).decode(),
+        }
+        if self.set_key is not None:
+            integrated = int(NOW.timestamp())
+            promised = {
+                "body": base64.b64encode(canonical).decode(),
+                "integratedTime": integrated,
+                "logID": self.key_id.hex(),
+                "logIndex": log_index,
+            }
+            set_signature = self.set_key.sign(rfc8785.dumps(promised), ec.ECDSA(hashes.SHA256()))
+            entry["integratedTime"] = str(integrated)
+            entry["inclusionPromise"] = {"signedEntryTimestamp": base64.b64encode(set_signature).decode()}
+        bundle = {
+            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "verificationMaterial": {"publicKey": {"hint": hint}, "tlogEntries": [entry]},
+            **content,
+        }
+        return json.dumps(bundle).encode()
 
 
 def key_bundle(rekor: Rekor, body: dict[str, object], content: dict[str, object], hint: str) -> bytes:

@@ -357,8 +357,11 @@ def test_a_key_bundle_reports_time_and_index_only_when_signed_or_proven() -> Non
     assert (result.verified, result.integrated_time, result.tlog_index) == (True, NOW, 0), result.reason
     proven, policy = _message_bundle(rekor, promise=False, integratedTime="1")
     result = verify_bundle(proven, policy=policy, trust=trust, digest=digest)
-    # Index 0 is what the inclusion proof was checked at; the time is unsigned.
-    assert (result.verified, result.integrated_time, result.tlog_index) == (True, None, 0), result.reason
+    # Index 0 is what the inclusion proof was checked at, in the tree "rekor.test - 1"; this
+    # log's id does not pin that tree (a v1 log's shards share it), so 0 is no global index.
+    # The time is unsigned.
+    assert (result.verified, result.integrated_time, result.tlog_index) == (True, None, None), result.reason
+    assert (result.tlog_tree, result.tlog_tree_index) == ("rekor.test - 1", 0)
     forged, policy = _message_bundle(rekor, promise=False, logIndex="99")
     result = verify_bundle(forged, policy=policy, trust=trust, digest=digest)
     assert (result.verified, result.tlog_index) == (True, None), result.reason
@@ -434,3 +437,43 @@ def test_a_seal_envelope_nested_around_the_parser_limit_is_refused_at_every_dept
         check = verify_decision_statement(b"{}", seal.encode(), key)
         assert not check.verified
         assert check.reason
+
+
+def _statement_naming(first: str, last: str) -> bytes:
+    subject = '[{"name": "app", "digest": {"sha256": "%s"}}]'
+    return (
+        '{"_type": "https://in-toto.io/Statement/v1", '
+        f'"subject": {subject % first}, "subject": {subject % last}, '
+        '"predicateType": "https://slsa.dev/provenance/v1", "predicate": {}}'
+    ).encode()
+
+
+def test_a_statement_naming_its_subject_twice_is_refused_not_read_by_its_last_value() -> None:
+    # Readers that keep the first value would see another image than Python's json (the last).
+    other = "b" * 64
+    result = verify_statement(
+        _statement_naming(other, DIGEST.partition(":")[2]), digest=DIGEST, predicate_type=None
+    )
+    assert not result.verified
+    assert result.reason == "statement: got duplicate key 'subject' in one object, expected unique keys"
+
+
+def test_a_simple_signing_payload_with_a_repeated_key_or_nan_is_a_failed_verification() -> None:
+    key = signing_key()
+    good = signed_layer(key).payload
+    document = json.loads(good)
+    critical = json.dumps(document["critical"])
+    twice = good.decode().replace('"critical":', f'"critical": {critical}, "critical":', 1).encode()
+    nan = good.decode().replace("{", '{"n": NaN, ', 1).encode()
+    for payload, reason in (
+        (twice, "payload: got duplicate key 'critical' in one object, expected unique keys"),
+        (nan, "payload: got the constant NaN, expected a JSON number (JSON has no NaN or Infinity)"),
+    ):
+        # Signed as they are: the signature holds, the document is what is refused.
+        signature = base64.b64encode(key.sign(payload)).decode()
+        layer = SignatureLayer(SIMPLE_SIGNING, payload, {"dev.cosignproject.cosign/signature": signature})
+        result = verify_simple_signing(
+            layer, image_digest=DIGEST, policy=SignaturePolicy(keys=(key.public,)), trust=TrustRoot()
+        )
+        assert not result.verified
+        assert result.reason == reason
