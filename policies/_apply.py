@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from policies._kyverno_test import normalise_resource
+from policies._kyverno_test import check_metadata, normalise_resource
 from policies._yaml import read_documents
 
 
@@ -34,7 +34,11 @@ def load_resources(paths: Iterable[Path]) -> list[dict[str, Any]]:
                         raise document.error((key,), "missing or not a string")
                 items = data.get("items") if data["kind"].endswith("List") else None
                 if isinstance(items, list):
-                    found.extend(normalise_resource(item) for item in items if isinstance(item, dict))
+                    for index, item in enumerate(items):
+                        if isinstance(item, dict):
+                            check_metadata(document, ("items", index), item)
+                            found.append(normalise_resource(item))
                 else:
+                    check_metadata(document, (), data)
                     found.append(normalise_resource(data))
     return found

@@ -23,7 +23,7 @@ from gate.model import EnforcementAction, RuleOutcome
 from policies import _cel_env, _cel_libs, _schema
 from policies._cel_env import Activation, Budget, CelCompileError, Environment, EvalError, Program
 from policies._match import Selector, Target, UserInfo
-from policies._schema import ANY, BOOL, STR, ListOf, MapOf, Obj
+from policies._schema import ANY, BOOL, SCALAR, STR, ListOf, MapOf, Obj
 from policies._yaml import Document, FieldPath, format_path
 
 VPOL_GROUP = "policies.kyverno.io/"
@@ -77,8 +77,15 @@ _VPOL_SPEC = Obj(
         "auditAnnotations": ListOf(_AUDIT_ANNOTATION),
         "validationActions": ListOf(STR),
         "failurePolicy": STR,
-        "evaluation": ANY,
-        "autogen": ANY,
+        "evaluation": Obj(
+            {
+                "background": Obj({"enabled": BOOL}, True),
+                "admission": Obj({"enabled": BOOL}, True),
+                "mode": STR,
+            },
+            True,
+        ),
+        "autogen": Obj({"podControllers": Obj({"controllers": ListOf(STR)}, True)}, True),
         "webhookConfiguration": ANY,
         "paramKind": _PARAM_KIND,
         "admission": ANY,
@@ -104,7 +111,8 @@ _BINDING_SPEC = Obj(
         "validationActions": ListOf(STR),
     }
 )
-_TOP = {"apiVersion": STR, "kind": STR, "metadata": Obj({"name": STR, "namespace": STR}, True), "status": ANY}
+_METADATA = Obj({"name": STR, "namespace": STR, "annotations": MapOf(SCALAR), "labels": MapOf(SCALAR)}, True)
+_TOP = {"apiVersion": STR, "kind": STR, "metadata": _METADATA, "status": ANY}
 VPOL_SHAPE = Obj({**_TOP, "spec": _VPOL_SPEC})
 VAP_SHAPE = Obj({**_TOP, "spec": _VAP_SPEC})
 BINDING_SHAPE = Obj({**_TOP, "spec": _BINDING_SPEC})
@@ -343,9 +351,24 @@ class _Compiler:
 _AUTHORIZER = re.compile(r"(?<![\w.])authorizer\b")
 
 
+def check_rule_shape(document: Document, raw_rule: Mapping[str, Any], path: FieldPath) -> None:
+    """Raise a load error where a ``validate.cel`` rule's block or ``celPreconditions`` is misshapen."""
+    validate = raw_rule.get("validate") or {}
+    _schema.check(document, validate.get("cel") or {}, CEL_BLOCK, (*path, "validate", "cel"))
+    _schema.check(
+        document,
+        raw_rule.get("celPreconditions") or [],
+        ListOf(_NAMED_EXPRESSION),
+        (*path, "celPreconditions"),
+    )
+
+
 def unsupported_reason(raw_rule: Mapping[str, Any]) -> str:
     """Why a ``validate.cel`` rule cannot run here ("" when it can): authorizer checks ask the
-    cluster's authorizer, which an offline engine does not have."""
+    cluster's authorizer, which an offline engine does not have.
+
+    The rule's shape is checked first (:func:`check_rule_shape`).
+    """
     block = ((raw_rule.get("validate") or {}).get("cel")) or {}
     if not isinstance(block, Mapping):
         return ""
@@ -369,16 +392,10 @@ def compile_rule(
     Raises:
         PolicyLoadError: a field has the wrong shape or an expression does not compile.
     """
+    check_rule_shape(document, raw_rule, path)
     validate = raw_rule.get("validate") or {}
     block: dict[str, Any] = validate.get("cel") or {}
     cel_path = (*path, "validate", "cel")
-    _schema.check(document, block, CEL_BLOCK, cel_path)
-    _schema.check(
-        document,
-        raw_rule.get("celPreconditions") or [],
-        ListOf(_NAMED_EXPRESSION),
-        (*path, "celPreconditions"),
-    )
     if not block.get("expressions"):
         raise document.error((*cel_path, "expressions"), "validate.cel needs at least one expression")
     compiler = _Compiler(document, _cel_env.admission_environment(), policy_name)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gate.errors import EvidenceError
-from policies import _loader, _pss, _wildcard
+from policies import _loader, _pss, _schema, _wildcard
 from policies._match import Selection, Target
 from policies._yaml import Document
 
@@ -181,11 +181,14 @@ def compile_exception(document: Document) -> PolicyException:  # noqa: PLR0912, 
         filters = match.get(block) or []
         if not isinstance(filters, list) or not all(isinstance(f, dict) for f in filters):
             raise document.error(("spec", "match", block), "expected a list of resource filters")
+    # The fields inside each filter and condition have the types a policy's have.
+    _schema.check(document, match, _schema.EXCEPTION_MATCH, ("spec", "match"))
     selection = Selection.parse(match)
     conditions = spec.get("conditions")
     if conditions is not None:
         if not isinstance(conditions, dict):
             raise document.error(("spec", "conditions"), "expected a mapping with any or all")
+        _schema.check(document, conditions, _schema.ANY_ALL_CONDITIONS, ("spec", "conditions"))
         _loader._check_conditions(document, conditions, ("spec", "conditions"))
         _loader._check_expressions(document, conditions, ("spec", "conditions"))
     pod_security = spec.get("podSecurity") or []

@@ -168,6 +168,14 @@ def compile_expression(expression: str) -> jmespath.parser.ParsedResult:
         return jmespath.compile(expression)
     except jmespath.exceptions.JMESPathError as exc:
         raise CompileError(f"invalid JMESPath {expression!r}: {_reason(exc)}") from None
+    except RecursionError:
+        # jmespath's parser recurses once per prefix operator or bracket: ``!!!…a`` or ``((…))``.
+        raise CompileError(f"invalid JMESPath {_shown(expression)}: nested too deeply") from None
+
+
+def _shown(expression: str, limit: int = 80) -> str:
+    """``expression`` quoted, cut short when long (a hostile one can be megabytes)."""
+    return repr(expression) if len(expression) <= limit else repr(expression[:limit]) + "..."
 
 
 def _reason(exc: Exception) -> str:
@@ -414,7 +422,12 @@ def _type_names(name: str, arity: int) -> list[frozenset[str] | None] | None:
 
 @lru_cache(maxsize=8192)
 def _compiled(expression: str) -> Compiled:
-    return _compile_node(compile_expression(expression).parsed)
+    parsed = compile_expression(expression).parsed
+    try:
+        return _compile_node(parsed)
+    except RecursionError:
+        # The parser's stack was shallower than the tree walk's (a caller deep in recursion).
+        raise CompileError(f"invalid JMESPath {_shown(expression)}: nested too deeply") from None
 
 
 def search(expression: str, data: Any) -> Any:
@@ -495,8 +508,21 @@ def substitute(value: Any, resolve: Resolver) -> Any:
     return value
 
 
-@lru_cache(maxsize=8192)
-def _template(text: str) -> tuple[str | None, tuple[tuple[bool, str], ...]]:
+# The longest text a substitution may build. Substituted values can multiply: a context
+# variable ``"{{ v }}{{ v }}"`` doubles the one before it (24 such took 16 GB), and text built
+# by a nested round comes from the resource (a container image of
+# ``{{ request.object.spec.containers[].image }}`` in a message that lists the images grows it
+# by the number of containers per round: 50 MB for four).
+MAX_SUBSTITUTED_TEXT = 4 << 20
+
+
+def _too_long() -> EvaluationError:
+    return EvaluationError(
+        f"variable substitution makes a text longer than {MAX_SUBSTITUTED_TEXT} characters"
+    )
+
+
+def _split(text: str) -> tuple[str | None, tuple[tuple[bool, str], ...]]:
     """``(expression, ())`` for a lone variable, else ``(None, parts)`` of (is_expression, text)."""
     matches = list(_VARIABLE.finditer(text))
     if len(matches) == 1 and matches[0].span() == (0, len(text)):
@@ -511,21 +537,55 @@ def _template(text: str) -> tuple[str | None, tuple[tuple[bool, str], ...]]:
     return None, tuple(parts)
 
 
+# Only a policy's own texts are cached: nested rounds split resource-made text, which would
+# pin megabytes per entry.
+_template = lru_cache(maxsize=8192)(_split)
+
+
+def _bounded_join(parts: tuple[tuple[bool, str], ...], resolve: Resolver) -> str:
+    pieces: list[str] = []
+    size = 0
+    for is_expression, chunk in parts:
+        piece = to_text(resolve(chunk)) if is_expression else chunk
+        size += len(piece)
+        if size > MAX_SUBSTITUTED_TEXT:
+            raise _too_long()
+        pieces.append(piece)
+    return "".join(pieces)
+
+
 def substitute_text(text: str, resolve: Resolver) -> Any:
-    """Substitute the variables of one string; a lone variable keeps its JSON type."""
+    """Substitute the variables of one string; a lone variable keeps its JSON type.
+
+    Raises:
+        EvaluationError: an expression fails, or the text grows past
+            :data:`MAX_SUBSTITUTED_TEXT` characters.
+    """
     if "{{" not in text:
         return text
+    nested = False
     for _ in range(10):  # nested variables resolve in rounds; bounded against self-reference
-        whole, parts = _template(text)
+        whole, parts = _split(text) if nested else _template(text)
         if whole is not None:
             result = resolve(whole)
             if isinstance(result, str) and "{{" in result and _VARIABLE.search(result):
                 text = result
+                nested = True
                 continue
             return result
         if len(parts) == 1:
             break
-        text = "".join(to_text(resolve(chunk)) if is_expression else chunk for is_expression, chunk in parts)
+        if nested:
+            # Resource-made text: its pieces can be many and large, so the size is kept as it grows.
+            text = _bounded_join(parts, resolve)
+        else:
+            # A policy's text has few pieces, each a value already within bounds.
+            text = "".join(
+                to_text(resolve(chunk)) if is_expression else chunk for is_expression, chunk in parts
+            )
+            if len(text) > MAX_SUBSTITUTED_TEXT:
+                raise _too_long()
         if "{{" not in text or not _VARIABLE.search(text):
             break
+        nested = True
     return _ESCAPED.sub("{{", text)

@@ -221,7 +221,7 @@ def _path(document: Document, where: FieldPath, base: Path, name: str) -> Path:
     return path
 
 
-def _check_metadata(document: Document, path: FieldPath, resource: Mapping[str, Any]) -> None:
+def check_metadata(document: Document, path: FieldPath, resource: Mapping[str, Any]) -> None:
     """A resource's metadata has the shapes Kubernetes gives it (the engine relies on them)."""
     if "metadata" not in resource:
         return
@@ -250,7 +250,7 @@ def _load_resources(test: Document, field_name: str, base: Path, names: Sequence
                 where: FieldPath = ("items", index) if listed else ()
                 if not isinstance(item, dict):
                     raise document.error(where, f"a resource must be a mapping, got {_type_of(item)}")
-                _check_metadata(document, where, item)
+                check_metadata(document, where, item)
                 resource = normalise_resource(item)
                 meta = resource["metadata"]
                 key = (

@@ -13,6 +13,7 @@ from typing import Any
 from gate.model import EnforcementAction
 from policies import _autogen, _cel_policy, _operators, _pattern, _schema, _verify_images
 from policies._errors import PolicyLoadError
+from policies._functions import RegexError, compile_go_regex
 from policies._jmes import CompileError, compile_expression, has_variables, variables_in
 from policies._match import Selection
 from policies._model import ActionOverride, Policy, Rule
@@ -158,9 +159,11 @@ def _check_regexes(document: Document, node: Any, expression: str, path: FieldPa
     if node.get("type") == "function_expression" and node.get("value") in _REGEX_FUNCTIONS and children:
         first = children[0]
         if isinstance(first, dict) and first.get("type") == "literal" and isinstance(first.get("value"), str):
+            # RE2, as at evaluation: Python's ``re`` refuses valid Go syntax such as ``\p{L}``
+            # and raises OverflowError or RecursionError on hostile patterns.
             try:
-                re.compile(first["value"])
-            except re.error as exc:
+                compile_go_regex(first["value"])
+            except RegexError as exc:
                 raise document.error(
                     path, f"invalid regular expression {first['value']!r} in {expression!r}: {exc}"
                 ) from None
@@ -260,6 +263,7 @@ def _rule(document: Document, raw: dict[str, Any], path: FieldPath) -> Rule:  # 
         if kinds[0] in _UNSUPPORTED_VALIDATE:
             unsupported = _UNSUPPORTED_VALIDATE[kinds[0]]
         if kinds[0] == "cel" and not unsupported:
+            _cel_policy.check_rule_shape(document, raw, path)
             unsupported = _cel_policy.unsupported_reason(raw)
         if kinds[0] == "cel" and not unsupported:
             policy_name = str((document.data.get("metadata") or {}).get("name", ""))
@@ -352,19 +356,16 @@ def compile_policies(documents: Iterable[Document]) -> tuple[list[Policy], list[
 def _compile_cel_policy(document: Document) -> Policy:
     data = document.data
     kind = str(data.get("kind"))
-    metadata = data.get("metadata") or {}
-    annotations = {str(k): str(v) for k, v in (metadata.get("annotations") or {}).items()}
+    # Compiling checks the document's shape, so metadata and spec are read only after it.
     if kind == _cel_policy.VAP_KIND:
         name, compiled = _cel_policy.compile_admission_policy(document)
         background = True
     else:
         name, compiled, _ = _cel_policy.compile_validating_policy(document)
         evaluation = (data.get("spec") or {}).get("evaluation") or {}
-        background = bool(
-            ((evaluation.get("background") or {}) if isinstance(evaluation, dict) else {}).get(
-                "enabled", True
-            )
-        )
+        background = bool((evaluation.get("background") or {}).get("enabled", True))
+    metadata = data.get("metadata") or {}
+    annotations = {str(k): str(v) for k, v in (metadata.get("annotations") or {}).items()}
     namespace = str(metadata.get("namespace") or "default") if kind == "NamespacedValidatingPolicy" else ""
     return Policy(
         name=name,

@@ -74,11 +74,21 @@ def plain_value(text: str) -> Any:
     return text
 
 
+# The most significant digits a 64-bit magnitude has in each base.
+_MOST_DIGITS = {16: 16, 8: 22, 2: 64, 10: 20}
+
+
 def _integer(match: re.Match[str]) -> int:
     for group, base in (("hex", 16), ("oct", 8), ("bin", 2), ("zoct", 8), ("dec", 10)):
         digits = match[group]
         if digits is not None:
-            magnitude = int(digits, base)
+            significant = digits.lstrip("0")
+            if len(significant) > _MOST_DIGITS[base]:
+                # Out of range whatever the digits; int() refuses decimals past 4,300 digits
+                # (ValueError) and is quadratic below that.
+                magnitude = LARGEST_INT + 1
+            else:
+                magnitude = int(significant or "0", base)
             return -magnitude if match["sign"] == "-" else magnitude
     raise AssertionError(match.group(0))  # the pattern has no other branch
 

@@ -64,7 +64,10 @@ _FILTER_FIELDS: dict[str, Any] = {
 _FILTER = Obj(_FILTER_FIELDS)
 _MATCH = Obj({"any": ListOf(_FILTER), "all": ListOf(_FILTER), **_FILTER_FIELDS})
 _CONDITION = Obj({"key": ANY, "operator": STR, "value": ANY, "message": STR})
-_CONDITIONS = ("conditions", ListOf(_CONDITION), Obj({"any": ListOf(_CONDITION), "all": ListOf(_CONDITION)}))
+ANY_ALL_CONDITIONS = Obj({"any": ListOf(_CONDITION), "all": ListOf(_CONDITION)})
+_CONDITIONS = ("conditions", ListOf(_CONDITION), ANY_ALL_CONDITIONS)
+# A PolicyException's match: only any/all blocks of filters.
+EXCEPTION_MATCH = Obj({"any": ListOf(_FILTER), "all": ListOf(_FILTER)})
 _CONTEXT_ENTRY = Obj(
     {
         "name": STR,

@@ -15,10 +15,11 @@ as loaded.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -35,7 +36,16 @@ FieldPath = tuple[str | int, ...]
 # The tag given to plain scalars without one: their values are typed by policies._plain_scalars,
 # not by PyYAML's YAML 1.1 resolvers.
 _PLAIN = "tag:gate.dev,2026:plain"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _MERGE = "tag:yaml.org,2002:merge"
+
+
+class TooManyNodes(yaml.MarkedYAMLError):
+    """A document holds more than :data:`MAX_NODES` values (found while composing it)."""
+
+    def __init__(self, count: int, mark: Any) -> None:
+        super().__init__(problem=f"document exceeds {MAX_NODES} values", problem_mark=mark)
+        self.count = count
 
 
 class KubernetesLoader(yaml.SafeLoader):
@@ -45,11 +55,33 @@ class KubernetesLoader(yaml.SafeLoader):
     nothing is text).
     """
 
+    composed = 0
+
+    def compose_document(self) -> Any:
+        self.composed = 0
+        return super().compose_document()
+
     def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
-        if kind is yaml.ScalarNode and implicit[0]:
-            # The merge key is resolved before values are typed (flatten_mapping looks for it).
-            return _MERGE if value == "<<" else _PLAIN
-        return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+        tag = _counted_tag(self, kind, value, implicit)
+        return tag or str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+
+
+def _counted_tag(loader: Any, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+    """The tag of a plain scalar or the merge key ("" for other nodes), counting the node.
+
+    A loader resolves each node once, as it composes it: an over-large document stops here,
+    before the scanner reads the rest of an 8 MB file only for the builder to refuse it. Keys
+    are nodes too and the builder counts values only, so past twice the limit, the builder
+    would refuse the document as well.
+    """
+    loader.composed += 1
+    if loader.composed > 2 * MAX_NODES:
+        get_mark = getattr(loader, "get_mark", None)  # libyaml's parser has none
+        raise TooManyNodes(loader.composed, get_mark() if get_mark is not None else None)
+    if kind is yaml.ScalarNode and implicit[0]:
+        # The merge key is resolved before values are typed (flatten_mapping looks for it).
+        return _MERGE if value == "<<" else _PLAIN
+    return ""
 
 
 def _scalar_text_of(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
@@ -60,8 +92,34 @@ def _plain_of(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
     return plain_value(node.value)
 
 
+def _unreadable(node: yaml.Node, what: str) -> yaml.constructor.ConstructorError:
+    """A load error for an explicitly tagged scalar its tag cannot read (go-yaml refuses it too)."""
+    text = str(node.value)
+    shown = repr(text) if len(text) <= 40 else f"{text[:40]!r}... ({len(text)} characters)"
+    return yaml.constructor.ConstructorError(None, None, f"cannot read {shown} as {what}", node.start_mark)
+
+
+# PyYAML's constructors raise KeyError, ValueError or IndexError on values their tag cannot
+# read (``!!bool maybe``, ``!!float abc``, ``!!int ""``), and int() refuses 4,300 digits or more.
+def _bool_of(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    try:
+        return loader.construct_yaml_bool(node)
+    except KeyError:
+        raise _unreadable(node, "a boolean") from None
+
+
+def _float_of(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    try:
+        return loader.construct_yaml_float(node)
+    except (ValueError, IndexError):
+        raise _unreadable(node, "a number") from None
+
+
 def _int_of(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
-    value = loader.construct_yaml_int(node)
+    try:
+        value = loader.construct_yaml_int(node)
+    except (ValueError, IndexError):
+        raise _unreadable(node, "an integer") from None
     if SMALLEST_INT <= value <= LARGEST_INT:
         return value
     try:
@@ -86,7 +144,41 @@ KubernetesLoader.add_constructor(_MERGE, _scalar_text_of)
 KubernetesLoader.add_constructor("tag:yaml.org,2002:timestamp", _scalar_text_of)
 KubernetesLoader.add_constructor("tag:yaml.org,2002:binary", _binary_of)
 KubernetesLoader.add_constructor("tag:yaml.org,2002:int", _int_of)
+KubernetesLoader.add_constructor("tag:yaml.org,2002:bool", _bool_of)
+KubernetesLoader.add_constructor("tag:yaml.org,2002:float", _float_of)
 KubernetesLoader.add_constructor("tag:yaml.org,2002:set", _set_of)
+
+
+def _libyaml_loader() -> type[Any] | None:
+    """:class:`KubernetesLoader` with libyaml's scanner and parser, if PyYAML was built with it.
+
+    The pure-Python scanner reads about 0.5 MB a second, so a file at the size limit took
+    15 s of CPU (a 4 MB pipeline manifest, 10 s); with libyaml, loading is about ten times
+    faster. libyaml is also what go-yaml was ported from: where the two scanners differ (some
+    tabs the Python one refuses), libyaml's reading is the nearer to Kubernetes'.
+    """
+    try:
+        from yaml._yaml import CParser  # absent when PyYAML lacks libyaml
+    except ImportError:  # pragma: no cover - the wheels on PyPI include it
+        return None
+
+    class LibyamlKubernetesLoader(CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+        composed = 0
+        yaml_constructors: ClassVar[dict[Any, Any]] = dict(KubernetesLoader.yaml_constructors)
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+        def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+            tag = _counted_tag(self, kind, value, implicit)
+            return tag or str(yaml.resolver.Resolver.resolve(self, kind, value, implicit))  # type: ignore[no-untyped-call]
+
+    return LibyamlKubernetesLoader
+
+
+_FAST_LOADER = _libyaml_loader()
 
 
 @dataclass
@@ -173,7 +265,7 @@ class _Builder:
                         format_path(path),
                         "a mapping key must be a scalar",
                     )
-                key = self._scalar(key_node)
+                key = self._scalar(key_node, path)
                 text = key if isinstance(key, str) else _scalar_text(key)
                 if text in result:
                     raise PolicyLoadError(
@@ -183,13 +275,23 @@ class _Builder:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
-        return self._json_scalar(self._scalar(node), node, path)
+        return self._json_scalar(self._scalar(node, path), node, path)
 
-    def _scalar(self, node: yaml.Node) -> Any:
+    def _scalar(self, node: yaml.Node, path: FieldPath) -> Any:
         # Plain scalars (the most) typed directly; tagged and quoted ones by their constructors.
         if node.tag == _PLAIN:
             return plain_value(node.value)
-        return self.loader.construct_object(node, deep=True)
+        value = self.loader.construct_object(node, deep=True)
+        # Only a double-quoted escape such as "\udfff" makes one (the reader refuses them as
+        # characters). go-yaml refuses it too; UTF-8, hashes and the audit store cannot hold it.
+        if getattr(node, "style", None) == '"' and isinstance(value, str):
+            found = _SURROGATE.search(value)
+            if found is not None:
+                problem = (
+                    f"invalid Unicode escape \\u{ord(found.group()):04x}: a lone surrogate is not a character"
+                )
+                raise PolicyLoadError(self.source, node.start_mark.line + 1, format_path(path), problem)
+        return value
 
     def _json_scalar(self, value: Any, node: yaml.Node, path: FieldPath) -> Any:
         """``value``, unless JSON cannot hold it: NaN and the infinities are load errors."""
@@ -214,11 +316,16 @@ def parse_documents(text: str, source: str) -> Iterator[Document]:
         raise PolicyLoadError(source, None, "", f"file is larger than {MAX_FILE_BYTES} bytes")
     try:
         # The reader checks the characters of the whole text as it is built.
-        loader = KubernetesLoader(text)
+        loader = (_FAST_LOADER or KubernetesLoader)(text)
     except yaml.YAMLError as exc:
         raise PolicyLoadError(source, None, "", f"malformed YAML: {exc}") from None
+    except UnicodeEncodeError as exc:  # libyaml reads UTF-8: a lone surrogate cannot be encoded
+        raise PolicyLoadError(
+            source, None, "", f"not UTF-8 text: a lone surrogate at character {exc.start}"
+        ) from None
     try:
         while loader.check_node():
+            loader.composed = 0
             node = loader.get_node()
             if node is None:
                 continue
@@ -227,9 +334,15 @@ def parse_documents(text: str, source: str) -> Iterator[Document]:
             if data is None:
                 continue
             yield Document(source, data, builder.lines)
+    except TooManyNodes as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
+        raise PolicyLoadError(source, line, "", str(exc.problem)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
+        if "maximum nesting depth" in str(exc.problem):
+            # libyaml's own limit (1,000 levels), far past this one.
+            raise PolicyLoadError(source, line, "", f"nesting deeper than {MAX_DEPTH}") from None
         raise PolicyLoadError(source, line, "", f"malformed YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise PolicyLoadError(source, None, "", f"malformed YAML: {exc}") from None

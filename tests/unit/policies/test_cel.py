@@ -474,3 +474,87 @@ def test_validate_cel_param_kind_runs_once_per_matching_param_object() -> None:
     [(result, message)] = outcomes(bundle, pod())
     assert result == "fail"
     assert "no params" in message
+
+
+_VALIDATION = """
+validations:
+  - expression: "true"
+"""
+
+
+@pytest.mark.parametrize(
+    ("metadata", "field", "problem"),
+    [
+        ("metadata: [v]", "metadata", "expected a mapping, got list"),
+        (
+            "metadata:\n  name: v\n  annotations: text",
+            "metadata.annotations",
+            "expected a mapping, got string",
+        ),
+    ],
+)
+def test_a_cel_policy_with_misshapen_metadata_is_a_load_error_naming_the_field(
+    metadata: str, field: str, problem: str
+) -> None:
+    # The annotations were read before the shape was checked: AttributeError on a list or string.
+    text = textwrap.dedent(
+        """\
+        apiVersion: policies.kyverno.io/v1alpha1
+        kind: ValidatingPolicy
+        METADATA
+        spec:
+          validations:
+            - expression: "true"
+        """
+    ).replace("METADATA", metadata.replace("\n", "\n"))
+    with pytest.raises(PolicyLoadError) as caught:
+        parse_policies(text, "vpol.yaml")
+    assert (caught.value.field, caught.value.problem) == (field, problem)
+
+
+def test_a_validating_policy_with_a_non_mapping_background_setting_is_a_load_error() -> None:
+    with pytest.raises(PolicyLoadError) as caught:
+        vpol(_VALIDATION + "evaluation:\n  background: yes-please\n")
+    assert caught.value.field == "spec.evaluation.background"
+    assert caught.value.problem == "expected a mapping, got string"
+
+
+@pytest.mark.parametrize(
+    ("expressions", "extra", "field", "problem"),
+    [
+        ("expressions: 7", "", "spec.rules[0].validate.cel.expressions", "expected a list, got integer"),
+        (
+            'expressions: [{expression: "true"}]',
+            "celPreconditions: 3",
+            "spec.rules[0].celPreconditions",
+            "expected a list, got integer",
+        ),
+    ],
+)
+def test_a_misshapen_validate_cel_block_is_a_load_error_naming_the_field(
+    expressions: str, extra: str, field: str, problem: str
+) -> None:
+    # The authorizer check walked these lists before their shape was checked: TypeError.
+    with pytest.raises(PolicyLoadError) as caught:
+        cel_rule(expressions, extra)
+    assert (caught.value.field, caught.value.problem) == (field, problem)
+
+
+@pytest.mark.parametrize(
+    ("autogen", "field", "problem"),
+    [
+        ("autogen: -1", "spec.autogen", "expected a mapping, got integer"),
+        (
+            "autogen: {podControllers: [deployments]}",
+            "spec.autogen.podControllers",
+            "expected a mapping, got list",
+        ),
+    ],
+)
+def test_a_validating_policy_with_misshapen_autogen_settings_is_a_load_error(
+    autogen: str, field: str, problem: str
+) -> None:
+    # The pod controllers were read from these unchecked: AttributeError.
+    with pytest.raises(PolicyLoadError) as caught:
+        vpol(_VALIDATION + autogen + "\n")
+    assert (caught.value.field, caught.value.problem) == (field, problem)

@@ -323,3 +323,37 @@ def test_waivers_also_skip_cel_policies() -> None:
     )
     assert waived.outcome is RuleOutcome.SKIP
     assert waived.waivers == ("w-1",)
+
+
+@pytest.mark.parametrize(
+    ("changed", "field", "problem"),
+    [
+        (
+            {"match": "{any: [{resources: [Pod]}]}"},
+            "spec.match.any[0].resources",
+            "expected a mapping, got list",
+        ),
+        (
+            {"match": "{any: [{resources: {kinds: Pod}}]}"},
+            "spec.match.any[0].resources.kinds",
+            "expected a list, got string",
+        ),
+        (
+            {"extra": "  conditions: {any: key-equals-value}"},
+            "spec.conditions.any",
+            "expected a list, got string",
+        ),
+        (
+            {"extra": "  conditions: {all: [[key, Equals, value]]}"},
+            "spec.conditions.all[0]",
+            "expected a mapping, got list",
+        ),
+    ],
+)
+def test_a_policy_exception_with_misshapen_filters_or_conditions_is_a_load_error_naming_the_field(
+    changed: dict[str, str], field: str, problem: str
+) -> None:
+    # These reached Selection.parse and the operator check as AttributeError.
+    with pytest.raises(PolicyLoadError) as caught:
+        parse_policies(HOST_POLICY + exception(**changed), "exception.yaml")
+    assert (caught.value.field, caught.value.problem) == (field, problem)

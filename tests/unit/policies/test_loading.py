@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from gate.errors import InvalidArgument
-from policies import AdmissionRequest, PolicyLoadError, ResourceLimitError, load_policies, parse_policies
+from policies import (
+    AdmissionRequest,
+    PolicyLoadError,
+    ResourceLimitError,
+    _yaml,
+    load_policies,
+    parse_policies,
+)
 
 GOOD = """\
 apiVersion: kyverno.io/v1
@@ -192,3 +200,102 @@ def test_a_configmap_mount_loads_each_policy_once(tmp_path: Path) -> None:
     (tmp_path / "one.yaml").symlink_to("..data/one.yaml")
     bundle = load_policies([tmp_path])
     assert [p.name for p in bundle.policies] == ["one"]
+
+
+def _with_regex(pattern: str) -> str:
+    return GOOD.replace(
+        'app: "?*"', f"app: \"{{{{ regex_match('{pattern}', request.object.metadata.name) }}}}\""
+    )
+
+
+def test_literal_regular_expressions_are_checked_with_go_syntax_not_pythons() -> None:
+    # RE2 (Go's syntax, used at evaluation) has Unicode classes that Python's re refuses.
+    bundle = parse_policies(_with_regex(r"^\\p{Ll}+$"))
+    [response] = bundle.evaluate_resource(
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "labels": {"app": True}}}
+    )
+    assert response.outcome.value == "pass"
+
+
+def test_a_literal_regular_expression_python_would_overflow_or_recurse_on_is_not_a_crash() -> None:
+    # Python's re raised OverflowError and RecursionError here, escaping the loader.
+    parse_policies(_with_regex("a{99999999999}"))
+    parse_policies(_with_regex("(" * 3000 + ")" * 3000))
+
+
+def test_a_literal_regular_expression_go_refuses_is_a_load_error_naming_the_field() -> None:
+    error = error_of(_with_regex("(?=x)"))
+    assert error.field == "spec.rules[0].validate.pattern.metadata.labels.app"
+    assert "invalid perl operator" in error.problem
+
+
+@pytest.mark.parametrize(
+    "expression", ["!" * 3000 + "a", "(" * 600 + "a" + ")" * 600, "[" * 400 + "a" + "]" * 400]
+)
+def test_an_over_nested_jmespath_expression_is_a_load_error_not_a_recursion_error(expression: str) -> None:
+    error = error_of(GOOD.replace("message: label app is required", f'message: "{{{{ {expression} }}}}"'))
+    assert error.field == "spec.rules[0].validate.message"
+    assert "nested too deeply" in error.problem
+    assert len(error.problem) < 200
+
+
+_SURROGATE_ESCAPES = [
+    ('message: "label \\udfff"', "spec.rules[0].validate.message"),
+    ('message: "pair \\ud83d\\ude00"', "spec.rules[0].validate.message"),
+    ('"\\ud800": x', "spec.rules[0].validate"),
+]
+
+
+@pytest.mark.parametrize("escaped", [escaped for escaped, _ in _SURROGATE_ESCAPES])
+def test_a_lone_surrogate_escape_is_a_load_error_naming_its_line(escaped: str) -> None:
+    # go-yaml refuses surrogate escapes; here they reached the digest as a UnicodeEncodeError.
+    error = error_of(GOOD.replace("message: label app is required", escaped))
+    assert error.line == 14
+    assert "invalid Unicode" in error.problem
+    str(error).encode("utf-8")
+
+
+@pytest.mark.parametrize(("escaped", "field"), _SURROGATE_ESCAPES)
+def test_without_libyaml_a_lone_surrogate_escape_is_a_load_error_naming_line_and_field(
+    monkeypatch: pytest.MonkeyPatch, escaped: str, field: str
+) -> None:
+    # PyYAML's own scanner decodes the escape; the builder refuses it.
+    monkeypatch.setattr(_yaml, "_FAST_LOADER", None)
+    error = error_of(GOOD.replace("message: label app is required", escaped))
+    assert (error.line, error.field) == (14, field)
+    assert "lone surrogate" in error.problem
+    str(error).encode("utf-8")
+
+
+def test_an_over_large_document_is_refused_before_the_rest_of_the_file_is_parsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The count ran after the whole document was composed (16 s of CPU for an 8 MB file), so
+    # the scanner reached the broken last line first; now it stops once the count is past.
+    monkeypatch.setattr(_yaml, "MAX_NODES", 1000)
+    error = error_of("k:\n" + "- a\n" * 5000 + "bad: [unclosed\n")
+    assert error.problem == "document exceeds 1000 values"
+
+
+def test_manifests_are_parsed_by_libyaml_several_times_faster_than_by_pyyamls_own_scanner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # PyYAML's Python scanner read ~0.5 MB a second: a 4 MB pipeline manifest cost 10 s of CPU.
+    # Both readings are timed here, one after the other, so a loaded machine slows both.
+    from policies._yaml import parse_documents
+
+    assert _yaml._FAST_LOADER is not None, "PyYAML without libyaml: manifests parse ~10 times slower"
+    document = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n" + "".join(
+        f"  k{i}: v\n" for i in range(700)
+    )
+    text = document * 40
+
+    def seconds() -> float:
+        started = time.process_time()
+        assert len(list(parse_documents(text, "manifest.yaml"))) == 40
+        return time.process_time() - started
+
+    fast = min(seconds() for _ in range(3))
+    monkeypatch.setattr(_yaml, "_FAST_LOADER", None)
+    slow = min(seconds() for _ in range(2))
+    assert fast * 3 < slow, f"libyaml {fast:.3f} s, PyYAML's scanner {slow:.3f} s for {len(text)} bytes"

@@ -165,3 +165,39 @@ def test_strings_kubernetes_would_type_are_quoted_and_plain_text_is_not() -> Non
     assert yaml.dump({"a": "1e3", "b": "y", "c": "plain text"}, Dumper=KubernetesDumper) == (
         "a: '1e3'\nb: 'y'\nc: plain text\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Past 64 bits whatever the digits; int() raised ValueError on these (4,300 digits or more).
+        ("9" * 5000, "9" * 5000),
+        ("-" + "9" * 4400, "-" + "9" * 4400),
+    ],
+)
+def test_plain_scalars_of_thousands_of_digits_are_typed_without_converting_them_whole(
+    text: str, expected: Any
+) -> None:
+    assert plain_value(text) == expected
+    [document] = parse_documents(f"a: {text}\n", "long.yaml")
+    assert document.data == {"a": expected}
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("!!bool maybe", "cannot read 'maybe' as a boolean"),
+        ("!!float abc", "cannot read 'abc' as a number"),
+        ("!!int abc", "cannot read 'abc' as an integer"),
+        ("!!int ''", "cannot read '' as an integer"),
+        ("!!int " + "9" * 5000, "(5000 characters) as an integer"),
+    ],
+)
+def test_a_tagged_scalar_its_tag_cannot_read_is_a_load_error_naming_the_line(
+    value: str, problem: str
+) -> None:
+    # PyYAML's constructors raised KeyError, ValueError and IndexError out of the loader.
+    with pytest.raises(PolicyLoadError) as caught:
+        list(parse_documents(f"x: 1\na: {value}\n", "tagged.yaml"))
+    assert caught.value.line == 2
+    assert problem in caught.value.problem
