@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -14,11 +15,14 @@ from gate.errors import EvidenceError, InvalidArgument
 from gate.model import TargetKind
 from gate.sbom import _apk, _dpkg, _gobinary, _gomod, _java, _npm, _os_release, _python, _python_locks
 from gate.sbom._fs import Limits, Root, TooLarge, UnsafePath, open_regular
+from gate.sbom._ingest import identifier, purl, text
 from gate.sbom._result import GeneratedSbom, Subject
 from gate.sbom._types import Found, FoundComponent, MalformedInput, SbomWarning
 from gate.sbom._walk import Candidates, walk
 
 Progress = Callable[[str, float], None]
+
+log = logging.getLogger("gate.sbom")
 
 _LOCK_READERS: dict[str, Callable[[str, str], Found]] = {
     "package-lock.json": _npm.package_lock,
@@ -40,6 +44,7 @@ class _Run:
         self.strict = strict
         self.components: dict[str, FoundComponent] = {}
         self.warnings: list[SbomWarning] = []
+        self.skipped = 0
 
     def report(self, stage: str, fraction: float) -> None:
         if self.progress is not None:
@@ -47,6 +52,12 @@ class _Run:
 
     def add(self, found: Found) -> None:
         for item in found.components:
+            problem = unstorable(item)
+            if problem is not None:
+                # One bad entry of a package database costs that entry, not the image's SBOM.
+                self.skipped += 1
+                self.warn(SbomWarning(item.path, f"{item.found_by} entry {_shown(item)} skipped: {problem}"))
+                continue
             # The same ref twice (one file listed twice) is one component.
             self.components.setdefault(item.ref, item)
         for warning in found.warnings:
@@ -77,6 +88,47 @@ class _Run:
             # Parsers of hostile input can fail in ways their formats do not
             # name; the file is skipped with the reason rather than ending the run.
             self.warn(SbomWarning(path, f"cannot be parsed: {type(exc).__name__}: {exc}"))
+
+
+def unstorable(item: FoundComponent) -> str | None:
+    """``<field>: <problem>`` when a found component holds what the store cannot index alike on
+    every backend, else None.
+
+    Package databases, lock files and metadata are read from disk as they are, so a NUL or a
+    control character can sit in a name or a version: PostgreSQL's text columns refuse NUL
+    (SQLite's keep it), and uploads refuse both in these fields. Paths and property values are
+    not indexed, and the document writer already makes them safe, so they are not checked.
+    """
+    c = item.component
+    identifiers = [c.type, c.name, c.version, c.group, c.purl]
+    identifiers += [part for h in item.hashes for part in (h.alg, h.content)]
+    # One C-level pass for the common case; isprintable() is also false for some harmless
+    # characters (U+00A0) and "%" may start an encoded control, so a miss means looking closer.
+    if "".join(identifiers).isprintable() and "%" not in c.purl and "".join(c.licenses).isprintable():
+        return None
+    checks: list[tuple[Callable[[object, str], str], object, str]] = [
+        (identifier, c.type, "type"),
+        (identifier, c.name, "name"),
+        (identifier, c.version, "version"),
+        (identifier, c.group, "group"),
+        (purl, c.purl, "purl"),
+        *((identifier, h.alg, "hash algorithm") for h in item.hashes),
+        *((identifier, h.content, "hash") for h in item.hashes),
+        *((text, licence, "licence") for licence in c.licenses),
+    ]
+    for check, value, field in checks:
+        try:
+            check(value, field)
+        except InvalidArgument as refused:
+            return str(refused)
+    return None
+
+
+def _shown(item: FoundComponent) -> str:
+    # The name, escaped: the warning is logged and shown, and must not carry the control
+    # characters it reports.
+    name = item.component.name or item.component.purl
+    return repr(name[:80])
 
 
 def _read_text(run: _Run, rel: str) -> str:
@@ -280,6 +332,15 @@ def _finish(
         content.update(b"\1")
     for c in components:
         content.update(repr((c.component, c.hashes, c.scope.value, c.properties)).encode())
+    if run.skipped:
+        first = next(w for w in run.warnings if " skipped: " in w.message)
+        log.warning(
+            "SBOM of %s: %d component(s) skipped for holding a NUL or a control character; the first: %s: %s",
+            subject.bom_ref,
+            run.skipped,
+            first.path,
+            first.message,
+        )
     run.report("done", 1.0)
     return GeneratedSbom(
         subject=subject,

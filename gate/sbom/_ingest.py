@@ -42,6 +42,17 @@ _OTHER_BOMS = (
     (b"\xfe\xff", "UTF-16"),
 )
 
+# A NUL can reach decoded JSON only through this escape (json.loads refuses raw control
+# characters in strings), so a document without it needs no walk.
+_NUL_ESCAPE = "\\u0000"
+# Every C0 control: identifiers are single-line tokens, so a line break or an escape
+# sequence in one could only forge lines or terminal output where gate shows it.
+_IDENTIFIER_CONTROL = re.compile("[\x00-\x1f]")
+# The C0 controls XML 1.0 cannot carry: licence names are free text (some generators put a
+# whole licence text, line breaks included, in one), but converting to XML must still work.
+_TEXT_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_ENCODED_CONTROL = re.compile("%[01][0-9a-fA-F]")
+
 
 @dataclass(frozen=True, slots=True)
 class ParsedComponent:
@@ -189,6 +200,8 @@ def _load_json(document: bytes) -> dict[str, Any]:
         raise InvalidArgument("document", f"expected a JSON object, got {type(data).__name__}")
     if lone_surrogate(document, data) is not None:
         _refuse_lone_surrogates(data)
+    if _NUL_ESCAPE in text:
+        _refuse_nul(data)
     return data
 
 
@@ -260,6 +273,67 @@ def _refuse_lone_surrogates(data: dict[str, Any]) -> None:
 
     error = _first_problem(data, problem)
     raise error or InvalidArgument("document", _surrogate_problem("", ""))
+
+
+def _refuse_nul(data: dict[str, Any]) -> None:
+    # PostgreSQL's text columns cannot hold NUL (SQLite's can), and XML cannot carry one: refused
+    # anywhere in the document, so both backends and every output format accept the same uploads.
+    def problem(value: Any) -> str | None:
+        if isinstance(value, str):
+            return NUL_PROBLEM if "\x00" in value else None
+        if isinstance(value, dict) and any("\x00" in key for key in value):
+            return "got a NUL character (\\u0000) in a key, expected text without NUL"
+        return None
+
+    error = _first_problem(data, problem)
+    if error is not None:
+        raise error
+
+
+NUL_PROBLEM = "got a NUL character (\\u0000), expected text without NUL"
+
+
+def identifier(value: object, field: str) -> str:
+    """``value`` as text, or InvalidArgument naming ``field`` when it holds a C0 control character.
+
+    For the values gate indexes, stores and shows as identifiers: names, versions, groups,
+    purls, refs, types, scopes, hashes.
+    """
+    return _checked(str(value), field, _IDENTIFIER_CONTROL, "an identifier without control characters")
+
+
+def purl(value: object, field: str) -> str:
+    """``value`` as an identifier that also holds no percent-encoded C0 control character.
+
+    The purl index decodes names, namespaces and versions (``%00`` becomes a NUL there).
+    """
+    checked = identifier(value, field)
+    found = _ENCODED_CONTROL.search(checked)
+    if found is not None:
+        raise InvalidArgument(
+            field,
+            f"got a percent-encoded control character ({found.group()}), "
+            "expected a package URL without control characters",
+        )
+    return checked
+
+
+def text(value: object, field: str) -> str:
+    """``value`` as text, or InvalidArgument naming ``field`` when it holds a control character
+    other than tab, line feed or carriage return (for licence names and the generator)."""
+    return _checked(
+        str(value), field, _TEXT_CONTROL, "text without control characters other than tab, LF and CR"
+    )
+
+
+def _checked(value: str, field: str, pattern: re.Pattern[str], expected: str) -> str:
+    found = pattern.search(value)
+    if found is None:
+        return value
+    if found.group() == "\x00":
+        raise InvalidArgument(field, NUL_PROBLEM)
+    code = f"\\u{ord(found.group()):04x}"
+    raise InvalidArgument(field, f"got a control character ({code}), expected {expected}")
 
 
 def _surrogate_problem(surrogate: str, where: str) -> str:
@@ -339,9 +413,12 @@ def parse_cyclonedx_json(data: dict[str, Any], *, check_schema: bool = True) -> 
         first_schema_error(cyclonedx_validator(version), data)
     metadata = data.get("metadata") or {}
     subject_data = metadata.get("component")
-    subject = _json_component(subject_data, "metadata") if subject_data else None
+    subject = (
+        _json_component(subject_data, "metadata", "document/metadata/component") if subject_data else None
+    )
     components = tuple(
-        _json_component(entry, str(index)) for index, entry in _walk_json(data.get("components") or [], 0)
+        _json_component(entry, str(index), path)
+        for index, path, entry in _walk_json(data.get("components") or [], "document/components", 0)
     )
     _cap(len(components))
     dependencies = {
@@ -365,52 +442,70 @@ def _cap(count: int) -> None:
         raise InvalidArgument("document/components", f"at most {MAX_COMPONENTS} components, got {count}")
 
 
-def _walk_json(entries: list[Any], depth: int) -> Iterator[tuple[int, dict[str, Any]]]:
+def _walk_json(entries: list[Any], path: str, depth: int) -> Iterator[tuple[int, str, dict[str, Any]]]:
     if depth > MAX_NESTING:
         raise InvalidArgument("document/components", f"components nested deeper than {MAX_NESTING} levels")
     for index, entry in enumerate(entries):
-        yield index, entry
+        yield index, f"{path}/{index}", entry
         if entry.get("components"):
-            yield from _walk_json(entry["components"], depth + 1)
+            yield from _walk_json(entry["components"], f"{path}/{index}/components", depth + 1)
 
 
-def _json_licences(entries: list[Any]) -> tuple[str, ...]:
+def _json_licences(entries: list[Any], path: str) -> tuple[str, ...]:
     values: list[str] = []
-    for entry in entries:
+    for index, entry in enumerate(entries):
         if "expression" in entry:
-            values.append(str(entry["expression"]))
+            values.append(text(entry["expression"], f"{path}/{index}/expression"))
             continue
         licence = entry.get("license") or {}
-        value = licence.get("id") or licence.get("name")
+        key = "id" if licence.get("id") else "name"
+        value = licence.get(key)
         if value:
-            values.append(str(value))
+            values.append(text(value, f"{path}/{index}/license/{key}"))
     return tuple(dict.fromkeys(values))
 
 
-def _json_component(entry: dict[str, Any], fallback_ref: str) -> ParsedComponent:
+def _json_component(entry: dict[str, Any], fallback_ref: str, path: str) -> ParsedComponent:
+    def field(key: str, default: str = "") -> str:
+        return identifier(entry.get(key, default), f"{path}/{key}")
+
     component = Component(
-        type=str(entry.get("type", "library")),
-        name=str(entry.get("name", "")),
-        version=str(entry.get("version", "")),
-        group=str(entry.get("group", "")),
-        purl=str(entry.get("purl", "")),
-        licenses=_json_licences(entry.get("licenses") or []),
+        type=field("type", "library"),
+        name=field("name"),
+        version=field("version"),
+        group=field("group"),
+        purl=purl(entry.get("purl", ""), f"{path}/purl"),
+        licenses=_json_licences(entry.get("licenses") or [], f"{path}/licenses"),
+    )
+    hashes = tuple(
+        (
+            identifier(h["alg"], f"{path}/hashes/{index}/alg"),
+            identifier(h["content"], f"{path}/hashes/{index}/content").lower(),
+        )
+        for index, h in enumerate(entry.get("hashes") or ())
     )
     return ParsedComponent(
-        ref=str(entry.get("bom-ref") or f"component-{fallback_ref}"),
+        ref=identifier(entry.get("bom-ref") or f"component-{fallback_ref}", f"{path}/bom-ref"),
         component=component,
-        hashes=tuple((str(h["alg"]), str(h["content"]).lower()) for h in entry.get("hashes") or ()),
-        scope=str(entry.get("scope", "")),
+        hashes=hashes,
+        scope=field("scope"),
     )
 
 
 def _json_generator(tools: Any) -> str:
     # 1.4: an array of {vendor, name, version}; 1.5+: {components: [...], services: [...]}
     # (the array form is still allowed there, deprecated).
+    path = "document/metadata/tools"
     if isinstance(tools, dict):
-        tools = [*(tools.get("components") or ()), *(tools.get("services") or ())]
-    for tool in tools or ():
-        name = str(tool.get("name", "")).strip()
+        listed = [
+            (f"{path}/{kind}/{index}", tool)
+            for kind in ("components", "services")
+            for index, tool in enumerate(tools.get(kind) or ())
+        ]
+    else:
+        listed = [(f"{path}/{index}", tool) for index, tool in enumerate(tools or ())]
+    for where, tool in listed:
+        name = identifier(tool.get("name", ""), f"{where}/name").strip()
         if name:
-            return f"{name} {tool.get('version', '')}".strip()
+            return f"{name} {identifier(tool.get('version', ''), f'{where}/version')}".strip()
     return ""

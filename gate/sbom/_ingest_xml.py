@@ -1,10 +1,20 @@
 """CycloneDX XML (1.4-1.7): schema check with lxml against the library's XSDs, then the component index.
 
-The parser refuses DTDs, entities and network access (a hostile document
-cannot expand entities or make gate fetch anything). Only UTF-8 is read, as
-for JSON: the document is stored verbatim and handed back as the UTF-8 that
-``parse`` promises, and a check on the raw bytes (as for ``<!ENTITY``) only
-means something when each ASCII character is one byte.
+A first pass stops at whichever libxml2 reports first, a document type
+declaration (refused) or the root element (nothing can be declared after it),
+so no entity is ever declared, let alone expanded: libxml2 expands internal
+entities in attribute values whatever the parser options say. The tree parse
+that follows neither expands entities, loads a DTD nor touches the network,
+and refuses a DTD it sees as a second line. Both rest on what libxml2 parsed,
+never on the raw bytes, so ``<!ENTITY`` or ``<!DOCTYPE`` written as text in a
+comment or a CDATA section is just text. Only UTF-8 is read, as for
+JSON: the document is stored verbatim and handed back as the UTF-8 that
+``parse`` promises.
+
+XML 1.0 cannot carry NUL or the other C0 controls but tab, LF and CR (libxml2
+refuses ``&#0;`` and raw control bytes as not well-formed), so the checks of
+the JSON path that refuse them have nothing to find here; identifiers are
+still checked for tab, LF and CR, as JSON ones are.
 """
 
 from __future__ import annotations
@@ -22,7 +32,10 @@ from gate.sbom._ingest import (
     _cap,
     _resources,
     check_spec_version,
+    identifier,
+    purl,
     refuse_other_encodings,
+    text,
 )
 
 _PREFIX = "{http://cyclonedx.org/schema/bom/"
@@ -30,6 +43,33 @@ _DECLARED_ENCODING = re.compile(
     rb"""\A(?:\xef\xbb\xbf)?\s*<\?xml\s[^>]{0,200}?\bencoding\s*=\s*["']([^"']{0,64})["']"""
 )
 _UTF8_NAMES = ("utf-8", "utf8")
+_DTD_REFUSED = "XML with a DTD or entities is refused"
+
+
+class _Doctype(Exception):
+    """The first pass met a document type declaration (the message shows it)."""
+
+
+class _RootReached(Exception):
+    """The first pass met the root element: the prolog held no document type declaration."""
+
+
+class _Prolog:
+    """lxml parser target for the first pass: raises at the first event that settles it."""
+
+    def doctype(self, name: str | None, public: str | None, system: str | None) -> None:
+        shown = f"<!DOCTYPE {name or ''}"
+        if public:
+            shown += f' PUBLIC "{public}" "{system or ""}"'
+        elif system:
+            shown += f' SYSTEM "{system}"'
+        raise _Doctype(shown + ">")
+
+    def start(self, *element: object) -> None:
+        raise _RootReached
+
+    def close(self) -> None:
+        return None
 
 
 def _parser() -> Any:
@@ -69,11 +109,8 @@ def parse_cyclonedx_xml(document: bytes, *, check_schema: bool = True) -> Parsed
     declared = _DECLARED_ENCODING.match(document)
     if declared is not None:
         _require_utf8(declared.group(1).decode("ascii", "backslashreplace"))
-    # Refused before the parser sees them when they are easy to spot; _refuse_dtd below has
-    # the last word, whatever the bytes looked like.
-    if b"<!DOCTYPE" in document[:4096] or b"<!ENTITY" in document:
-        raise InvalidArgument("document", "XML with a DTD or entities is refused")
     try:
+        _refuse_declarations(document)
         root = etree.fromstring(document, _parser())
     except etree.XMLSyntaxError as syntax:
         raise InvalidArgument("document", f"invalid XML at line {syntax.lineno}: {syntax.msg}") from None
@@ -93,13 +130,14 @@ def parse_cyclonedx_xml(document: bytes, *, check_schema: bool = True) -> Parsed
     timestamp = ""
     if metadata is not None:
         found = metadata.find(f"{ns}component")
-        subject = _component(found, ns, "metadata") if found is not None else None
+        if found is not None:
+            subject = _component(found, ns, "metadata", "document/bom/metadata/component")
         timestamp = metadata.findtext(f"{ns}timestamp") or ""
         generator = _generator(metadata, ns)
     components: list[ParsedComponent] = []
     container = root.find(f"{ns}components")
     if container is not None:
-        _walk(container, ns, components, 0)
+        _walk(container, ns, components, 0, "document/bom/components")
     _cap(len(components))
     dependencies: dict[str, tuple[str, ...]] = {}
     deps = root.find(f"{ns}dependencies")
@@ -125,12 +163,29 @@ def _require_utf8(encoding: str) -> None:
         raise InvalidArgument("document", f"not UTF-8: the XML declares encoding {encoding!r}")
 
 
+def _refuse_declarations(document: bytes) -> None:
+    from lxml import etree
+
+    parser = etree.XMLParser(
+        target=_Prolog(), resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+    )
+    try:
+        etree.fromstring(document, parser)
+    except _RootReached:
+        return
+    except _Doctype as found:
+        raise InvalidArgument("document", f"{_DTD_REFUSED}, got {_shorten(str(found))!r}") from None
+
+
+def _shorten(doctype: str) -> str:
+    return doctype if len(doctype) <= 80 else doctype[:80] + "..."
+
+
 def _refuse_dtd(docinfo: Any) -> None:
-    # What libxml2 parsed, not the bytes: a declaration past the first 4096 bytes (after a long
-    # comment) or one the byte check could not see is still refused here.
+    # The parser kept entity references unexpanded and loaded nothing, so refusing after the
+    # parse is safe; a bare <!DOCTYPE bom> is refused too, as no CycloneDX document needs one.
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        doctype = docinfo.doctype if len(docinfo.doctype) <= 80 else docinfo.doctype[:80] + "..."
-        raise InvalidArgument("document", f"XML with a DTD or entities is refused, got {doctype!r}")
+        raise InvalidArgument("document", f"{_DTD_REFUSED}, got {_shorten(docinfo.doctype)!r}")
 
 
 def _validate(schema: Any, root: Any) -> None:
@@ -180,46 +235,55 @@ def _element_path(root: Any, line: int, depth: int) -> str:
     return "/".join(parts)
 
 
-def _walk(container: Any, ns: str, into: list[ParsedComponent], depth: int) -> None:
+def _walk(container: Any, ns: str, into: list[ParsedComponent], depth: int, path: str) -> None:
     if depth > MAX_NESTING:
         raise InvalidArgument("document/components", f"components nested deeper than {MAX_NESTING} levels")
-    for element in container.findall(f"{ns}component"):
-        into.append(_component(element, ns, str(len(into))))
+    for index, element in enumerate(container.findall(f"{ns}component")):
+        where = f"{path}/component[{index}]"
+        into.append(_component(element, ns, str(len(into)), where))
         nested = element.find(f"{ns}components")
         if nested is not None:
-            _walk(nested, ns, into, depth + 1)
+            _walk(nested, ns, into, depth + 1, f"{where}/components")
 
 
-def _component(element: Any, ns: str, fallback_ref: str) -> ParsedComponent:
+def _component(element: Any, ns: str, fallback_ref: str, path: str) -> ParsedComponent:
+    def child(name: str) -> str:
+        return identifier((element.findtext(f"{ns}{name}") or "").strip(), f"{path}/{name}")
+
     licences: list[str] = []
     container = element.find(f"{ns}licenses")
     if container is not None:
-        for choice in container:
+        for index, choice in enumerate(container):
             if not isinstance(choice.tag, str):
                 continue
+            where = f"{path}/licenses/{_local(choice.tag)}[{index}]"
             if choice.tag == f"{ns}expression":
-                licences.append((choice.text or "").strip())
+                licences.append(text((choice.text or "").strip(), where))
             elif choice.tag == f"{ns}license":
-                value = choice.findtext(f"{ns}id") or choice.findtext(f"{ns}name") or ""
-                licences.append(value.strip())
+                key = "id" if choice.findtext(f"{ns}id") else "name"
+                licences.append(text((choice.findtext(f"{ns}{key}") or "").strip(), f"{where}/{key}"))
     hashes: list[tuple[str, str]] = []
     hash_container = element.find(f"{ns}hashes")
     if hash_container is not None:
         hashes = [
-            (h.get("alg", ""), (h.text or "").strip().lower()) for h in hash_container.findall(f"{ns}hash")
+            (
+                identifier(h.get("alg", ""), f"{path}/hashes/hash[{index}]/@alg"),
+                identifier((h.text or "").strip().lower(), f"{path}/hashes/hash[{index}]"),
+            )
+            for index, h in enumerate(hash_container.findall(f"{ns}hash"))
         ]
     return ParsedComponent(
-        ref=element.get("bom-ref") or f"component-{fallback_ref}",
+        ref=identifier(element.get("bom-ref") or f"component-{fallback_ref}", f"{path}/@bom-ref"),
         component=Component(
-            type=element.get("type", "library"),
-            name=(element.findtext(f"{ns}name") or "").strip(),
-            version=(element.findtext(f"{ns}version") or "").strip(),
-            group=(element.findtext(f"{ns}group") or "").strip(),
-            purl=(element.findtext(f"{ns}purl") or "").strip(),
+            type=identifier(element.get("type", "library"), f"{path}/@type"),
+            name=child("name"),
+            version=child("version"),
+            group=child("group"),
+            purl=purl((element.findtext(f"{ns}purl") or "").strip(), f"{path}/purl"),
             licenses=tuple(dict.fromkeys(v for v in licences if v)),
         ),
         hashes=tuple(hashes),
-        scope=(element.findtext(f"{ns}scope") or "").strip(),
+        scope=child("scope"),
     )
 
 
@@ -231,7 +295,8 @@ def _generator(metadata: Any, ns: str) -> str:
     candidates = [*tools.findall(f"{ns}tool"), *tools.iterfind(f"{ns}components/{ns}component")]
     candidates += list(tools.iterfind(f"{ns}services/{ns}service"))
     for tool in candidates:
-        name = (tool.findtext(f"{ns}name") or "").strip()
+        name = identifier((tool.findtext(f"{ns}name") or "").strip(), "document/bom/metadata/tools")
         if name:
-            return f"{name} {(tool.findtext(f'{ns}version') or '').strip()}".strip()
+            version = identifier((tool.findtext(f"{ns}version") or "").strip(), "document/bom/metadata/tools")
+            return f"{name} {version}".strip()
     return ""

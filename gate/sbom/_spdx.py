@@ -24,7 +24,15 @@ from urllib.parse import unquote
 from gate.errors import InvalidArgument
 from gate.model import Component, SbomFormat
 from gate.sbom import _licenses
-from gate.sbom._ingest import MAX_COMPONENTS, ParsedComponent, ParsedSbom, first_schema_error
+from gate.sbom._ingest import (
+    MAX_COMPONENTS,
+    ParsedComponent,
+    ParsedSbom,
+    first_schema_error,
+    identifier,
+    purl,
+    text,
+)
 
 _SPDXID = "^SPDXRef-[A-Za-z0-9.-]+$"
 _RELATIONSHIP_TYPES = [
@@ -202,14 +210,18 @@ def parse_spdx_json(data: dict[str, Any], *, check_schema: bool = True) -> Parse
     roots = set(described)
     subject: ParsedComponent | None = None
     components: list[ParsedComponent] = []
-    for package in data.get("packages") or ():
-        parsed = _package(package)
+    for index, package in enumerate(data.get("packages") or ()):
+        parsed = _package(package, f"document/packages/{index}")
         if parsed.ref in roots:
             subject = subject or parsed
         else:
             components.append(parsed)
     creators = data["creationInfo"]["creators"]
-    tools = [str(c).removeprefix("Tool:").strip() for c in creators if str(c).startswith("Tool:")]
+    tools = [
+        identifier(c, f"document/creationInfo/creators/{index}").removeprefix("Tool:").strip()
+        for index, c in enumerate(creators)
+        if str(c).startswith("Tool:")
+    ]
     return ParsedSbom(
         format=SbomFormat.SPDX_JSON,
         spec_version="2.3",
@@ -222,39 +234,42 @@ def parse_spdx_json(data: dict[str, Any], *, check_schema: bool = True) -> Parse
     )
 
 
-def _package(package: dict[str, Any]) -> ParsedComponent:
-    purl = ""
-    for ref in package.get("externalRefs") or ():
+def _package(package: dict[str, Any], path: str) -> ParsedComponent:
+    locator = ""
+    for index, ref in enumerate(package.get("externalRefs") or ()):
         if ref["referenceType"] == "purl":
-            purl = str(ref["referenceLocator"])
+            locator = purl(ref["referenceLocator"], f"{path}/externalRefs/{index}/referenceLocator")
             break
     licences = [
-        str(package.get(key, ""))
+        text(package.get(key, ""), f"{path}/{key}")
         for key in ("licenseConcluded", "licenseDeclared")
         if str(package.get(key, "")) not in _NO_LICENCE
     ]
     group = ""
-    if purl.startswith(_GROUP_TYPES):
+    if locator.startswith(_GROUP_TYPES):
         # SPDX has no group; npm scopes and Maven groupIds are the purl namespace.
         from packageurl import PackageURL
 
         try:
-            group = unquote(PackageURL.from_string(purl).namespace or "")
+            group = unquote(PackageURL.from_string(locator).namespace or "")
         except ValueError:
             group = ""
     hashes = tuple(
-        (_CHECKSUM_TO_CDX[c["algorithm"]], str(c["checksumValue"]).lower())
-        for c in package.get("checksums") or ()
+        (
+            _CHECKSUM_TO_CDX[c["algorithm"]],
+            identifier(c["checksumValue"], f"{path}/checksums/{index}/checksumValue").lower(),
+        )
+        for index, c in enumerate(package.get("checksums") or ())
         if c["algorithm"] in _CHECKSUM_TO_CDX
     )
     return ParsedComponent(
-        ref=str(package["SPDXID"]),
+        ref=identifier(package["SPDXID"], f"{path}/SPDXID"),
         component=Component(
             type=_TYPE_OF_PURPOSE.get(str(package.get("primaryPackagePurpose", "")), "library"),
-            name=str(package["name"]),
-            version=str(package.get("versionInfo", "")),
+            name=identifier(package["name"], f"{path}/name"),
+            version=identifier(package.get("versionInfo", ""), f"{path}/versionInfo"),
             group=group,
-            purl=purl,
+            purl=locator,
             licenses=tuple(dict.fromkeys(licences[:1])),
         ),
         hashes=hashes,

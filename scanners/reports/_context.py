@@ -12,11 +12,12 @@ import hashlib
 import hmac
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
+from gate.errors import InvalidArgument
 from gate.model import Finding
-from scanners.reports._types import ReportError
+from scanners.reports._types import ArtifactHints, ReportError
 
 T = TypeVar("T")
 
@@ -26,6 +27,8 @@ _PLACEHOLDERS = frozenset({"REDACTED", "<redacted>", "***"})
 _MIN_SECRET_LENGTH = 4
 _PREVIEW_STARS = "********"
 _FINGERPRINT_VERSION = "gate-finding/v1"
+# The escape a NUL takes in JSON text (json.loads refuses a raw one inside a string).
+NUL_ESCAPE = b"\\u0000"
 
 
 def join(path: str, key: str | int) -> str:
@@ -80,8 +83,10 @@ def _kind(value: object) -> str:
 class Ctx:
     """State of one parse: where we are, what was found, which secrets to keep out."""
 
-    def __init__(self, *, source: str, secret_key: bytes, root: str = "") -> None:
+    def __init__(self, *, source: str, secret_key: bytes, root: str = "", may_hold_nul: bool = True) -> None:
         self.source = source
+        # False when the report's text holds no NUL escape: then no string read can hold one.
+        self._may_hold_nul = may_hold_nul
         self._key = secret_key
         self._root = root.rstrip("/") + "/" if root and root != "/" else ""
         self.findings: list[Finding] = []
@@ -102,6 +107,45 @@ class Ctx:
     def error(self, path: str, problem: str) -> ReportError:
         """An error about the value at ``path``."""
         return ReportError(self.where(path), problem)
+
+    def add(self, finding: Finding, path: str) -> None:
+        """Append the finding read at ``path``, refusing the report when gate could not store it alike
+        on every backend: a control character in an identifier, or a NUL anywhere.
+
+        Identifiers are checked here, once they are built, because many are derived rather than
+        read (a SARIF URI percent-decoded, a package name taken from a message, a title standing
+        in for a rule id); reads of free text already refused a NUL at its exact path.
+        """
+        package, location = finding.package, finding.location
+        # The common case in one C-level pass over the identifiers joined; the labelled check
+        # runs only when that pass (or a possible percent-encoded control in a purl) says so.
+        joined = finding.scanner + finding.rule_id + finding.tool_severity
+        if package is not None:
+            joined += package.name + package.version + package.purl + "".join(package.fixed_versions)
+        if location is not None:
+            joined += location.path + location.commit + location.layer_digest
+        if not joined.isprintable() or "%" in joined or self._may_hold_nul:
+            problem = _finding_problem(finding)
+            if problem is not None:
+                raise self.error(path, problem)
+        self.findings.append(finding)
+
+    def check_hints(self, hints: ArtifactHints) -> None:
+        """Refuse the report when what it says about the artifact or the tool holds a control character."""
+        values = (
+            ("scanner", self.tool),
+            ("scanner version", self.tool_version),
+            ("artifact name", hints.name),
+            ("artifact type", hints.type),
+            ("image id", hints.image_id),
+            *(("repository digest", digest) for digest in hints.repo_digests),
+            ("repository URL", hints.repo_url),
+            ("commit", hints.commit),
+            ("branch", hints.branch),
+        )
+        problem = _identifier_problem(values)
+        if problem is not None:
+            raise self.error("", problem)
 
     def warn(self, path: str, problem: str) -> None:
         """Record something unexpected that parsing tolerated."""
@@ -156,6 +200,10 @@ class Ctx:
             raise self.error(join(path, key), f"expected a string, got {_kind(value)}")
         if required and not value:
             raise self.error(join(path, key), "required, got an empty string")
+        if self._may_hold_nul and "\x00" in value:
+            # PostgreSQL's text columns refuse NUL and SQLite's keep it: refused here, on every
+            # backend, before anything is stored. The message never quotes the value (a secret).
+            raise self.error(join(path, key), _nul_problem())
         return value
 
     def texts(self, parent: Mapping[str, Any], key: str, path: str) -> list[str]:
@@ -164,6 +212,8 @@ class Ctx:
         for i, item in enumerate(items):
             if not isinstance(item, str):
                 raise self.error(join(join(path, key), i), f"expected a string, got {_kind(item)}")
+            if self._may_hold_nul and "\x00" in item:
+                raise self.error(join(join(path, key), i), _nul_problem())
         return items
 
     def integer(self, parent: Mapping[str, Any], key: str, path: str) -> int:
@@ -242,6 +292,73 @@ class Ctx:
             or not value.strip("*. ")
             or value.startswith("REDACTED")
         )
+
+
+def _nul_problem() -> str:
+    # Imported when a report is refused: gate.sbom costs 0.2 s to import, parsing never needs it.
+    from gate.sbom._ingest import NUL_PROBLEM
+
+    return NUL_PROBLEM
+
+
+def _finding_problem(finding: Finding) -> str | None:
+    identifiers = [
+        ("scanner", finding.scanner),
+        ("rule id", finding.rule_id),
+        ("tool severity", finding.tool_severity),
+    ]
+    package, location = finding.package, finding.location
+    if package is not None:
+        identifiers += [
+            ("package name", package.name),
+            ("package version", package.version),
+            ("package URL", package.purl),
+            *(("fixed version", version) for version in package.fixed_versions),
+        ]
+    if location is not None:
+        identifiers += [
+            ("file path", location.path),
+            ("commit", location.commit),
+            ("layer digest", location.layer_digest),
+        ]
+    problem = _identifier_problem(identifiers)
+    if problem is not None:
+        return problem
+    if package is not None and "%" in package.purl:
+        # A purl re-encodes a decoded control character (%01); the SBOM index refuses those too.
+        from gate.sbom._ingest import purl
+
+        try:
+            purl(package.purl, "package URL")
+        except InvalidArgument as refused:
+            return f"package URL: {refused.problem}"
+    texts = (
+        ("title", finding.title),
+        ("description", finding.description),
+        ("redacted match", finding.redacted_match),
+        *(("reference", link) for link in finding.references),
+    )
+    for label, value in texts:
+        if "\x00" in value:
+            return f"{label}: {_nul_problem()}"
+    return None
+
+
+def _identifier_problem(identifiers: Iterable[tuple[str, str]]) -> str | None:
+    """``<label>: <problem>`` for the first value holding a C0 control character, else None."""
+    pairs = tuple(identifiers)
+    # One C-level pass over all of them for the common case; isprintable() is also false for
+    # some harmless characters (U+00A0), so a miss only means looking closer.
+    if "".join(value for _, value in pairs).isprintable():
+        return None
+    from gate.sbom._ingest import identifier
+
+    for label, value in pairs:
+        try:
+            identifier(value, label)
+        except InvalidArgument as refused:
+            return f"{label}: {refused.problem}"
+    return None
 
 
 def masked_tokens(line: str) -> list[str]:

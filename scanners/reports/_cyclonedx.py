@@ -108,7 +108,7 @@ def _vulnerability(
         version = version or (purl.version if purl is not None else "")
         declared_in = owners.get(ref, "")
         recommendation = ctx.text(vuln, "recommendation", path)
-        ctx.findings.append(
+        ctx.add(
             Finding(
                 fingerprint=vulnerability_fingerprint(vuln_id, package_identity(purl, "", name), declared_in),
                 scan_id="",
@@ -127,5 +127,6 @@ def _vulnerability(
                 references=references(advisories),
                 cvss_score=best_score,
                 status=status,
-            )
+            ),
+            path,
         )

@@ -30,7 +30,7 @@ def parse(doc: Any, ctx: Ctx) -> ArtifactHints:
     commits: list[str] = []
     for path, item in items:
         found = _legacy(item, path, ctx) if legacy else _leak(item, path, ctx)
-        ctx.findings.append(found)
+        ctx.add(found, path)
         if found.location is not None and found.location.commit:
             commits.append(found.location.commit)
     # A history scan lists many commits; only a scan of exactly one names the artifact's commit.

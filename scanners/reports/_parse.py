@@ -15,7 +15,7 @@ from gate._strict_json import finite_float, lone_surrogate, unique_keys
 from gate.errors import InvalidArgument
 from gate.model import Finding, FindingStatus, SeverityCounts
 from scanners.reports import _cyclonedx, _gitleaks, _sarif_in, _snyk, _sonarqube, _trivy
-from scanners.reports._context import Ctx
+from scanners.reports._context import NUL_ESCAPE, Ctx
 from scanners.reports._types import ArtifactHints, ParsedReport, QualityGate, ReportError, UnsupportedReport
 
 TOOLS = ("trivy", "gitleaks", "snyk", "sonarqube", "sarif")
@@ -197,8 +197,9 @@ def parse_report(
 
 
 def _parse(tool: str, data: bytes, doc: Any, *, secret_key: bytes, source: str, root: str) -> ParsedReport:
-    ctx = Ctx(source=source, secret_key=secret_key, root=root)
+    ctx = Ctx(source=source, secret_key=secret_key, root=root, may_hold_nul=NUL_ESCAPE in data)
     hints, gate = _dispatch(tool, doc, ctx)
+    ctx.check_hints(hints)
     findings, occurrences = _merge(ctx.findings)
     if ctx.sensitive:
         scrub = _Scrubber(ctx.sensitive)

@@ -94,7 +94,7 @@ def parse(doc: dict[str, Any], ctx: Ctx) -> ArtifactHints:
         for result_path, result in ctx.field_objects(run, "results", run_path):
             found = _result(result, result_path, ctx, tool, rules, by_id)
             if found is not None:
-                ctx.findings.append(found)
+                ctx.add(found, result_path)
         for vpath, provenance in ctx.field_objects(run, "versionControlProvenance", run_path):
             if not hints.commit:
                 hints = ArtifactHints(

@@ -63,16 +63,17 @@ def _project(project: dict[str, Any], path: str, ctx: Ctx) -> ArtifactHints:
         # targetFilePath is the runner's absolute path; targetFile is relative to the scan.
         manifest = manifest or ctx.relpath(ctx.text(project, "targetFilePath", path))
         for item_path, item in ctx.field_objects(project, "infrastructureAsCodeIssues", path):
-            ctx.findings.append(_iac(item, item_path, ctx, manifest))
+            ctx.add(_iac(item, item_path, ctx, manifest), item_path)
         return ArtifactHints(name=ctx.text(project, "projectName", path), type="iac")
     ctx.format = ctx.format or "snyk-json"
     for item_path, item in ctx.field_objects(project, "vulnerabilities", path):
-        ctx.findings.append(_vulnerability(item, item_path, ctx, manager, manifest, FindingStatus.AFFECTED))
+        ctx.add(_vulnerability(item, item_path, ctx, manager, manifest, FindingStatus.AFFECTED), item_path)
     filtered = ctx.field_obj(project, "filtered", path)
     for item_path, item in ctx.field_objects(filtered, "ignore", join(path, "filtered")):
         # Ignored in the Snyk policy: an accepted risk, kept rather than dropped.
-        ctx.findings.append(
-            _vulnerability(item, item_path, ctx, manager, manifest, FindingStatus.WILL_NOT_FIX)
+        ctx.add(
+            _vulnerability(item, item_path, ctx, manager, manifest, FindingStatus.WILL_NOT_FIX),
+            item_path,
         )
     for app_path, app in ctx.field_objects(project, "applications", path):
         _project(app, app_path, ctx)
@@ -237,7 +238,7 @@ def _rest(doc: dict[str, Any], ctx: Ctx) -> ArtifactHints:
             fp = fingerprint(
                 TOOL, kind.value, key, location.path if location else "", package.name if package else ""
             )
-        ctx.findings.append(
+        ctx.add(
             Finding(
                 fingerprint=fp,
                 scan_id="",
@@ -253,6 +254,7 @@ def _rest(doc: dict[str, Any], ctx: Ctx) -> ArtifactHints:
                 references=references([ctx.text(p, "url", pp) for pp, p in problems]),
                 cvss_score=score,
                 status=status,
-            )
+            ),
+            path,
         )
     return ArtifactHints()

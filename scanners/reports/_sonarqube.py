@@ -253,7 +253,7 @@ def _issues(
         start, end = _lines(issue, ipath, ctx)
         message = ctx.text(issue, "message", ipath)
         line_hash = ctx.text(issue, "hash", ipath)
-        ctx.findings.append(
+        ctx.add(
             Finding(
                 # SonarQube's line hash follows the code, not its position; without one the
                 # issue key (SonarQube's own tracking) is the best identity left.
@@ -270,7 +270,8 @@ def _issues(
                 ),
                 location=Location(path=file_path, start_line=start, end_line=end) if file_path else None,
                 status=_issue_status(issue, ipath, ctx),
-            )
+            ),
+            ipath,
         )
 
 
@@ -293,7 +294,7 @@ def _hotspots(items: Any, path: str, ctx: Ctx, components: dict[str, str]) -> No
         resolution = ctx.text(hotspot, "resolution", hpath)
         status = _RESOLUTION.get(resolution, FindingStatus.AFFECTED) if resolution else FindingStatus.AFFECTED
         start, end = _lines(hotspot, hpath, ctx)
-        ctx.findings.append(
+        ctx.add(
             Finding(
                 # Hotspots carry no line hash; SonarQube tracks them by key across analyses.
                 fingerprint=fingerprint(TOOL, FindingKind.HOTSPOT.value, rule, file_path, f"key:{key}"),
@@ -309,5 +310,6 @@ def _hotspots(items: Any, path: str, ctx: Ctx, components: dict[str, str]) -> No
                 description=ctx.text(hotspot, "securityCategory", hpath),
                 location=Location(path=file_path, start_line=start, end_line=end) if file_path else None,
                 status=status,
-            )
+            ),
+            hpath,
         )

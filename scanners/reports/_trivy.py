@@ -109,15 +109,15 @@ def _result(result: dict[str, Any], path: str, ctx: Ctx, *, scope: str) -> None:
     is_os = result_class == "os-pkgs" or (not result_class and result_type in OS_TYPES)
     where = (target, result_type, is_os, scope)
     for item_path, item in ctx.field_objects(result, "Vulnerabilities", path):
-        ctx.findings.append(_vulnerability(item, item_path, ctx, where))
+        ctx.add(_vulnerability(item, item_path, ctx, where), item_path)
     for item_path, item in ctx.field_objects(result, "Misconfigurations", path):
         found = _misconfiguration(item, item_path, ctx, target, scope)
         if found is not None:
-            ctx.findings.append(found)
+            ctx.add(found, item_path)
     for item_path, item in ctx.field_objects(result, "Secrets", path):
-        ctx.findings.append(_secret(item, item_path, ctx, target, scope))
+        ctx.add(_secret(item, item_path, ctx, target, scope), item_path)
     for item_path, item in ctx.field_objects(result, "Licenses", path):
-        ctx.findings.append(_license(item, item_path, ctx, target, scope))
+        ctx.add(_license(item, item_path, ctx, target, scope), item_path)
     for item_path, item in ctx.field_objects(result, "ExperimentalModifiedFindings", path):
         _suppressed(item, item_path, ctx, where)
 
@@ -147,7 +147,7 @@ def _suppressed(item: dict[str, Any], path: str, ctx: Ctx, where: tuple[str, str
     source = ctx.text(item, "Source", path)
     note = f"Suppressed by {source or 'policy'}: {statement}" if statement else ""
     description = "\n\n".join(part for part in (found.description, note) if part)
-    ctx.findings.append(replace(found, status=status, description=description))
+    ctx.add(replace(found, status=status, description=description), path)
 
 
 def _severity(item: dict[str, Any], path: str, ctx: Ctx, key: str = "Severity") -> tuple[Severity, str]:
@@ -423,11 +423,11 @@ def _operator(crd: dict[str, Any], path: str, ctx: Ctx) -> ArtifactHints:
         for check_path, check in ctx.field_objects(report, "checks", report_path):
             found = _operator_check(check, check_path, ctx, scope)
             if found is not None:
-                ctx.findings.append(found)
+                ctx.add(found, check_path)
         return ArtifactHints(name=scope, type="kubernetes")
     if kind == "ExposedSecretReport":
         for secret_path, secret in ctx.field_objects(report, "secrets", report_path):
-            ctx.findings.append(_operator_secret(secret, secret_path, ctx, scope))
+            ctx.add(_operator_secret(secret, secret_path, ctx, scope), secret_path)
         return _operator_artifact(report, report_path, ctx)
     raise UnsupportedReport(
         ctx.where(join(path, "kind")),
@@ -469,7 +469,7 @@ def _operator_vulns(report: dict[str, Any], path: str, ctx: Ctx, scope: str) -> 
             ctx, ctx.text(item, "pkgPURL", item_path), join(item_path, "pkgPURL")
         ) or build_purl(package_type, name, installed)
         severity, tool_severity = _severity(item, item_path, ctx, "severity")
-        ctx.findings.append(
+        ctx.add(
             _vulnerability_finding(
                 vuln_id=vuln_id,
                 name=name,
@@ -487,7 +487,8 @@ def _operator_vulns(report: dict[str, Any], path: str, ctx: Ctx, scope: str) -> 
                     ctx.text(item, "primaryLink", item_path), ctx.texts(item, "links", item_path)
                 ),
                 cvss_score=ctx.number(item, "score", item_path),
-            )
+            ),
+            item_path,
         )
     return _operator_artifact(report, path, ctx)
 
