@@ -8,7 +8,7 @@ from a running gate or from the in-process API alike.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import TypeVar
 
@@ -80,9 +80,51 @@ def timestamp(value: datetime | None) -> Timestamp | None:
     return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1_000)
 
 
-def from_timestamp(stamp: Timestamp) -> datetime:
-    """Convert a Timestamp to an aware UTC datetime."""
+# The range google.protobuf.Timestamp and Duration define (years 1 to 9999; about +-10,000 years).
+_MIN_SECONDS = -62_135_596_800
+_MAX_SECONDS = 253_402_300_799
+_MAX_DURATION_SECONDS = 315_576_000_000
+_NANOS = 1_000_000_000
+
+
+def from_timestamp(stamp: Timestamp, field: str = "timestamp") -> datetime:
+    """Convert a Timestamp from a request to an aware UTC datetime.
+
+    Raises:
+        InvalidArgument: on ``field`` for a Timestamp outside the range protobuf defines
+            (a caller can send any seconds and nanos; datetime cannot hold them all).
+    """
+    if not 0 <= stamp.nanos < _NANOS:
+        raise InvalidArgument(f"{field}.nanos", f"expected 0 to 999999999, got {stamp.nanos}")
+    if not _MIN_SECONDS <= stamp.seconds <= _MAX_SECONDS:
+        raise InvalidArgument(
+            f"{field}.seconds",
+            f"expected {_MIN_SECONDS} (0001-01-01T00:00:00Z) to {_MAX_SECONDS} (9999-12-31T23:59:59Z), "
+            f"got {stamp.seconds}",
+        )
     return stamp.ToDatetime(tzinfo=UTC)
+
+
+def from_duration(duration: Duration, field: str = "duration") -> timedelta:
+    """Convert a Duration from a request to a timedelta (to the microsecond, rounded down).
+
+    Raises:
+        InvalidArgument: on ``field`` for a Duration protobuf does not define: out of range,
+            nanos beyond a second, or seconds and nanos of opposite signs.
+    """
+    seconds, nanos = duration.seconds, duration.nanos
+    if not -_NANOS < nanos < _NANOS:
+        raise InvalidArgument(f"{field}.nanos", f"expected -999999999 to 999999999, got {nanos}")
+    if not -_MAX_DURATION_SECONDS <= seconds <= _MAX_DURATION_SECONDS:
+        raise InvalidArgument(
+            f"{field}.seconds",
+            f"expected -{_MAX_DURATION_SECONDS} to {_MAX_DURATION_SECONDS}, got {seconds}",
+        )
+    if (seconds > 0 and nanos < 0) or (seconds < 0 and nanos > 0):
+        raise InvalidArgument(
+            field, f"seconds and nanos must have the same sign, got seconds={seconds} nanos={nanos}"
+        )
+    return timedelta(seconds=seconds, microseconds=nanos // 1_000 if nanos >= 0 else -(-nanos // 1_000))
 
 
 def _duration(seconds: float) -> Duration:

@@ -13,12 +13,13 @@ from gate.v1 import waiver_pb2
 from gate.waivers import Waiver
 
 if TYPE_CHECKING:
+    from google.protobuf.duration_pb2 import Duration
     from google.protobuf.message import Message
 
     from gate.core import Gate
 
 # Longest a ``duration`` may be before it is refused outright (the configured maximum is checked later).
-_MAX_DURATION_SECONDS = 3650 * 86400
+_MAX_DURATION = timedelta(days=3650)
 
 
 def waiver_to_proto(waiver: Waiver, now: Any) -> waiver_pb2.Waiver:
@@ -39,6 +40,13 @@ def waiver_to_proto(waiver: Waiver, now: Any) -> waiver_pb2.Waiver:
         revoked_by=waiver.revoked_by,
         state=waiver.state(now),
     )
+
+
+def _seconds_text(duration: Duration) -> str:
+    """A valid Duration in seconds, exactly (``-0.000000001``, ``90``)."""
+    sign = "-" if duration.seconds < 0 or duration.nanos < 0 else ""
+    fraction = f"{abs(duration.nanos):09d}".rstrip("0")
+    return f"{sign}{abs(duration.seconds)}" + (f".{fraction}" if fraction else "")
 
 
 def _actor(declared: str) -> str:
@@ -65,12 +73,14 @@ class WaiverApi:
             raise InvalidArgument("expires_at", "required: exactly one of expires_at and duration")
         now = self._gate.clock()
         if has_duration:
-            seconds = request.duration.seconds
-            if not 0 < seconds <= _MAX_DURATION_SECONDS:
-                raise InvalidArgument("duration", f"expected 1 s to 3650 days, got {seconds} s")
-            expires_at = now + timedelta(seconds=seconds)
+            duration = cv.from_duration(request.duration, "duration")
+            if not timedelta(seconds=1) <= duration <= _MAX_DURATION:
+                raise InvalidArgument(
+                    "duration", f"expected 1 s to 3650 days, got {_seconds_text(request.duration)} s"
+                )
+            expires_at = now + duration
         else:
-            expires_at = cv.from_timestamp(request.expires_at)
+            expires_at = cv.from_timestamp(request.expires_at, "expires_at")
         waiver = self._gate.create_waiver(
             policy=request.policy,
             rule=request.rule,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import re
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -93,6 +94,11 @@ _log = logging.getLogger("gate.decisions")
 # package is imported as `from gate import pipeline`, not `from gate.pipeline import name`: the
 # latter makes CPython 3.11 raise and clear two AttributeErrors each time it runs (its lookup of
 # the module's `__path__`), ~0.5 us.
+
+
+# Warnings of one SBOM generation passed on to the caller: a tree of broken package databases
+# could give thousands, and each rides on the stream's last message.
+MAX_SBOM_WARNINGS = 100
 
 
 def _never() -> bool:
@@ -280,6 +286,7 @@ class Gate:
         if selector.digest:
             return check_digest(selector.digest, f"{field}.digest")
         if selector.reference:
+            _check_text(selector.reference, f"{field}.reference", "an image reference or alias")
             digest = self.store.resolve_alias(selector.reference)
             if digest is None:
                 raise NotFound("artifact reference", selector.reference)
@@ -296,6 +303,7 @@ class Gate:
             NotFound: an unknown alias.
         """
         digest = self.resolve(selector, field)
+        _check_text(name, f"{field}_name", "a repository name")
         if selector.digest and self.store.get_artifact(digest) is None:
             if kind is None:
                 raise InvalidArgument(
@@ -538,7 +546,9 @@ class Gate:
 
             wanted = parse_range(version_range)
             query = replace(
-                query, versions=lambda ecosystem, version: wanted.matches(ordering_of(ecosystem), version)
+                query,
+                versions=lambda ecosystem, version: wanted.matches(ordering_of(ecosystem), version),
+                versions_key=version_range,
             )
         return self.store.search_components(query)
 
@@ -1137,6 +1147,7 @@ class Gate:
         fmt: SbomFormat,
         generator: str,
         progress: Callable[[str, float], None] | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> Sbom:
         """Generate the SBOM of a directory, root filesystem, Python environment or image, and store it.
 
@@ -1149,6 +1160,8 @@ class Gate:
         provider (``native``, ``trivy``, ``syft``); empty: ``sbom.generator``.
         The document is stored in ``fmt`` when the generator writes it, else as
         CycloneDX JSON (the record says which); GetSbom converts on read.
+        ``warn`` is told, once the SBOM is stored, what the generator skipped or read only in
+        part (``<path>: <reason>``, at most :data:`MAX_SBOM_WARNINGS`).
 
         Raises:
             InvalidArgument: a missing, unreadable or hostile target, or no artifact to attach the SBOM to.
@@ -1197,6 +1210,11 @@ class Gate:
             document_digest="sha256:" + hashlib.sha256(output.document).hexdigest(),
         )
         self.store.add_sbom(sbom, output.document, output.components)
+        if warn is not None:
+            for warning in output.warnings[:MAX_SBOM_WARNINGS]:
+                warn(f"{warning.path}: {warning.message}")
+            if len(output.warnings) > MAX_SBOM_WARNINGS:
+                warn(f"and {len(output.warnings) - MAX_SBOM_WARNINGS} more warnings")
         return sbom
 
     def _sbom_directory_target(
@@ -1378,6 +1396,22 @@ class Gate:
 
 
 MAX_TEST_FILES = 10_000
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _check_text(value: str, field: str, expected: str) -> None:
+    """InvalidArgument on ``field`` when ``value`` holds a control character.
+
+    Names and references are stored in text columns and shown on one line; PostgreSQL refuses a
+    NUL outright, so the request would have failed as if the store were down (and been retried).
+    """
+    found = _CONTROL.search(value)
+    if found is not None:
+        raise InvalidArgument(
+            field, f"got a control character (\\u{ord(found.group()):04x}), expected {expected} without one"
+        )
 
 
 def _load_policies(sources: Sequence[Path]) -> PolicyBundle:

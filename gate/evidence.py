@@ -35,6 +35,7 @@ The document (every key always present, so conditions never hit a missing key)::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,10 @@ from typing import TYPE_CHECKING, Any
 
 from gate._nonblocking import may_block
 from gate.model import FindingKind, Sbom, Scan, Severity, Verification
+
+_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
+# No alias gate stores can hold one; PostgreSQL refuses a NUL even as a query parameter.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 if TYPE_CHECKING:
     # The engine is imported when a resolver is built, not when the webhook module loads.
@@ -296,10 +301,12 @@ class StoreEvidence:
         """The digest an image reference names: its own, or the artifact an alias points at."""
         if "@" in image:
             digest = image.rsplit("@", 1)[1]
-            return digest if digest.startswith("sha256:") and len(digest) == 71 else None
+            return digest if _SHA256.fullmatch(digest) else None
         cached = self._aliases.get(image)
         if cached is not None:
             return cached
+        if _CONTROL.search(image) is not None:
+            return None
         may_block("the digest of a tag")
         found = alias_digest(self._store, image)
         if found is not None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,8 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_MANIFEST_DOCUMENTS = 500
 _STAGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _NAME_UNSAFE = re.compile(r"[^a-z0-9.-]+")
+_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+MAX_REPOSITORY_CHARS = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,34 @@ class DecideSubject:
         if self.source is not None:
             return f"source {self.source.repository}@{self.source.commit}"
         return f"manifest ({len(self.manifest)} bytes)"
+
+
+def source_tree(repository: str, commit: str) -> SourceTree:
+    """A source tree from a request, checked (``source.repository``, ``source.commit``).
+
+    The commit is what gate keys the tree's evidence under (``repository@commit``): a
+    near-miss (short, uppercase, padded) would name no evidence and silently decide on none.
+
+    Raises:
+        InvalidArgument: on ``source`` or the field that is wrong.
+    """
+    if not repository or not commit:
+        raise InvalidArgument("source", "required: repository and commit")
+    if not _COMMIT.fullmatch(commit):
+        raise InvalidArgument("source.commit", f"expected 40 or 64 lowercase hex characters, got {commit!r}")
+    if len(repository) > MAX_REPOSITORY_CHARS:
+        raise InvalidArgument(
+            "source.repository", f"at most {MAX_REPOSITORY_CHARS} characters, got {len(repository)}"
+        )
+    if repository.strip() != repository or any(
+        unicodedata.category(char) in ("Cc", "Cf") for char in repository
+    ):
+        raise InvalidArgument(
+            "source.repository",
+            f"expected a repository URL or path without spaces around it or control characters, "
+            f"got {repository!r}",
+        )
+    return SourceTree(repository, commit)
 
 
 def check_stage(stage: str) -> str:
@@ -164,27 +195,35 @@ def manifest_resources(manifest: bytes) -> list[dict[str, Any]]:
         raise InvalidArgument(
             "manifest", f"expected UTF-8 text: {error.reason} at byte {error.start}"
         ) from None
+    resources: list[dict[str, Any]] = []
+    # Documents are checked as they are parsed: a stream of thousands of documents is refused
+    # at the first bad one or past the limit, not after parsing all of it.
     try:
-        documents = [document.data for document in parse_documents(text, "manifest")]
+        for index, document in enumerate(parse_documents(text, "manifest")):
+            _add_resources(resources, document.data, f"manifest[{index}]")
     except PolicyLoadError as error:
         raise InvalidArgument("manifest", str(error).removeprefix("manifest: ")) from None
-    resources: list[dict[str, Any]] = []
-    for index, data in enumerate(documents):
-        field = f"manifest[{index}]"
-        try:
-            check_depth(data, field, MAX_DEPTH, MAX_NODES)
-        except ResourceLimitError as error:
-            raise InvalidArgument(field, str(error)) from None
-        items = data.get("items") if isinstance(data, dict) and data.get("kind") == "List" else [data]
-        if not isinstance(items, list):
-            raise InvalidArgument(f"{field}.items", f"expected a list, got {type(items).__name__}")
-        for item in items:
-            resources.append(_check_object(item, field))
-            if len(resources) > MAX_MANIFEST_DOCUMENTS:
-                raise InvalidArgument("manifest", f"expected at most {MAX_MANIFEST_DOCUMENTS} objects")
     if not resources:
         raise InvalidArgument("manifest", "expected at least one Kubernetes object, got an empty document")
     return resources
+
+
+def _add_resources(resources: list[dict[str, Any]], data: Any, field: str) -> None:
+    try:
+        check_depth(data, field, MAX_DEPTH, MAX_NODES)
+    except ResourceLimitError as error:
+        raise InvalidArgument(field, str(error)) from None
+    if isinstance(data, dict) and data.get("kind") == "List":
+        items = data.get("items")
+        if not isinstance(items, list):
+            raise InvalidArgument(f"{field}.items", f"expected a list, got {type(items).__name__}")
+        fields = [f"{field}.items[{index}]" for index in range(len(items))]
+    else:
+        items, fields = [data], [field]
+    for item, item_field in zip(items, fields, strict=True):
+        resources.append(_check_object(item, item_field))
+        if len(resources) > MAX_MANIFEST_DOCUMENTS:
+            raise InvalidArgument("manifest", f"expected at most {MAX_MANIFEST_DOCUMENTS} objects")
 
 
 def _check_object(item: Any, field: str) -> dict[str, Any]:
@@ -193,6 +232,11 @@ def _check_object(item: Any, field: str) -> dict[str, Any]:
     for key in ("apiVersion", "kind"):
         if not isinstance(item.get(key), str) or not item[key]:
             raise InvalidArgument(f"{field}.{key}", f"expected a non-empty string, got {item.get(key)!r}")
+    # What every consumer of a resource reads first (its namespace, its name): a metadata that
+    # is not a mapping is no Kubernetes object.
+    metadata = item.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidArgument(f"{field}.metadata", f"expected a mapping, got {type(metadata).__name__}")
     return item
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 import gate
+from gate.cli import _text
 from gate.cli._client import Client, LocalClient, RemoteClient
 from gate.config import Config, load_config
 from gate.errors import ConfigError, EvidenceError, GateError, InfrastructureError
@@ -202,6 +203,7 @@ def _register_commands() -> None:
 
 
 _register_commands()
+_text.require_utf8_text(cli)
 
 
 # Error family -> (what the message starts with, exit code); first match wins.

@@ -9,6 +9,7 @@ from typing import Any
 import click
 import yaml
 
+from gate.cli._input import KEY_BYTES, read_input, read_text_input
 from gate.errors import EvidenceError
 from gate.v1 import audit_pb2
 
@@ -32,7 +33,7 @@ def audit_verify(state: Any, /, decision_id: str, key: Path | None, local: bool)
     if local:
         _verify_locally(state, decision_id, key)
         return
-    public = key.read_text(encoding="utf-8") if key is not None else ""
+    public = read_text_input(key, "--key", KEY_BYTES) if key is not None else ""
     request = audit_pb2.VerifyDecisionRequest(id=decision_id, public_key=public)
     check: Any = state.client().call("gate.v1.AuditService/VerifyDecision", request)
     if not check.verified:
@@ -55,7 +56,7 @@ def _verify_locally(state: Any, decision_id: str, key: Path | None) -> None:
             f"decision {decision_id}: the server sent no statement to check (a gate from before seals); "
             "verify it on the server instead (without --local)"
         )
-    check = verify_statement(decision.statement, decision.signature, key.read_bytes())
+    check = verify_statement(decision.statement, decision.signature, read_input(key, "--key", KEY_BYTES))
     if not check.verified:
         raise EvidenceError(f"decision {decision_id} does not verify: {check.reason}")
     try:

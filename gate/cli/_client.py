@@ -18,6 +18,7 @@ from google.protobuf import message_factory
 from google.protobuf.message import Message
 
 from gate._api import METHODS, Api, unavailable
+from gate.cli._input import DOCUMENT_BYTES, KEY_BYTES, TooLarge, read_bounded
 from gate.config import Config
 from gate.core import Gate, utc_now
 from gate.credentials import credentials_from_settings
@@ -197,15 +198,17 @@ def with_project(request: Message, project: str) -> None:
 MAX_TOKEN_FILE_BYTES = 16 * 1024
 
 
-def _read_file(path: Path, option: str) -> bytes:
+def _read_file(path: Path, option: str, limit: int = DOCUMENT_BYTES) -> bytes:
     try:
-        return path.read_bytes()
+        return read_bounded(path, limit)
     except OSError as exc:
         raise InvalidArgument(option, f"cannot read {path}: {exc.strerror}") from None
+    except TooLarge as exc:
+        raise InvalidArgument(option, f"{path}: {exc}") from None
 
 
 def _read_token(path: Path) -> str:
-    data = _read_file(path, "--token-file")
+    data = _read_file(path, "--token-file", KEY_BYTES)
     token = data.strip()
     if not token or len(token) > MAX_TOKEN_FILE_BYTES or any(c in token for c in b" \r\n\t"):
         # Never quote the file: it is a secret.

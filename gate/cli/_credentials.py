@@ -8,22 +8,14 @@ from typing import Any
 import click
 
 from gate.cli import _output as out
+from gate.cli._input import read_input
 
 # Generous caps on what is read from files; the server checks the exact limits.
 _MAX_FILE_BYTES = 64 * 1024
 
 
 def _read(path: Path | None, option: str) -> bytes:
-    if path is None:
-        return b""
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_FILE_BYTES + 1)
-    except OSError as error:
-        raise click.BadParameter(f"cannot read {path}: {error.strerror}", param_hint=option) from None
-    if len(data) > _MAX_FILE_BYTES:
-        raise click.BadParameter(f"{path} is larger than {_MAX_FILE_BYTES} bytes", param_hint=option)
-    return data
+    return read_input(path, option, _MAX_FILE_BYTES)
 
 
 def _show(result: Any, fmt: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from gate.cli._input import read_input
 from gate.errors import InvalidArgument
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -33,17 +34,7 @@ def _request(stage: str, image: str, manifest: Path | None, source: str, project
         else:
             request.artifact.CopyFrom(common_pb2.ArtifactRef(reference=image))
     elif manifest is not None:
-        try:
-            size = manifest.stat().st_size
-            if size > MAX_MANIFEST_BYTES:
-                raise click.BadParameter(
-                    f"{manifest} is larger than {MAX_MANIFEST_BYTES} bytes", param_hint="--manifest"
-                )
-            request.manifest = manifest.read_bytes()
-        except OSError as error:
-            raise click.BadParameter(
-                f"cannot read {manifest}: {error.strerror}", param_hint="--manifest"
-            ) from None
+        request.manifest = read_input(manifest, "--manifest", MAX_MANIFEST_BYTES)
     else:
         repository, at, commit = source.rpartition("@")
         if not at or not repository or not commit:

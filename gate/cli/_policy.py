@@ -16,9 +16,24 @@ def policy() -> None:
     """Kyverno-compatible policies: test and apply them locally (no server needed)."""
 
 
+def _plain_file_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    # The name is looked for in every directory below DIRECTORY (as Kyverno's --file-name is);
+    # a path or a wildcard would make that search something else, or fail inside pathlib.
+    if not value or value in (".", "..") or "/" in value or any(c in value for c in "*?["):
+        raise click.BadParameter(f"got {value!r}, expected a file name without directory or wildcard")
+    return value
+
+
 @policy.command("test")
 @click.argument("directory", type=click.Path(exists=True, path_type=Path))
-@click.option("-f", "--file-name", default="kyverno-test.yaml", show_default=True, help="Test file name.")
+@click.option(
+    "-f",
+    "--file-name",
+    default="kyverno-test.yaml",
+    show_default=True,
+    callback=_plain_file_name,
+    help="Test file name.",
+)
 @click.option(
     "--strict",
     is_flag=True,

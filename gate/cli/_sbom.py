@@ -70,12 +70,16 @@ def sbom_generate(
         request.artifact.CopyFrom(_artifact_ref(artifact))
     shown = out.ProgressLine("sbom")
     stored: sbom_pb2.Sbom | None = None
+    warnings: list[str] = []
     for event in client.stream("gate.v1.SbomService/GenerateSbom", request):
         assert isinstance(event, sbom_pb2.GenerateSbomEvent)
         shown.update(event.progress.phase, event.progress.message, event.progress.fraction)
         if event.HasField("sbom"):
             stored = event.sbom
+            warnings = list(event.warnings)
     shown.close()
+    for warning in warnings:
+        click.echo(f"gate: warning: {warning}", err=True)
     if stored is None:
         raise click.ClickException("the server ended the stream without an SBOM")
     document = client.call(

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from gate.cli import _output as out
+from gate.cli._input import read_input
 from gate.cli._read import _artifact_ref, _obj
 from gate.model import Component
 from gate.v1 import common_pb2, sbom_pb2, scan_pb2
@@ -51,15 +52,13 @@ def sbom_upload(
     file: Path, artifact: str, document_format: str, kind: str | None, name: str, fmt: str
 ) -> None:
     """Validate and store an SBOM made elsewhere (CycloneDX 1.4-1.7 JSON/XML, SPDX 2.3 JSON)."""
-    size = file.stat().st_size
-    if size > MAX_UPLOAD:
-        raise click.BadParameter(f"at most {MAX_UPLOAD} bytes, got {size}", param_hint="FILE")
+    document = read_input(file, "FILE", MAX_UPLOAD)
     request = sbom_pb2.UploadSbomRequest(
         artifact=_artifact_ref(artifact),
         artifact_kind=_KINDS[kind] if kind else common_pb2.ARTIFACT_KIND_UNSPECIFIED,
         artifact_name=name,
         format=_UPLOAD_FORMATS[document_format],
-        document=file.read_bytes(),
+        document=document,
     )
     result = _obj().client().call("gate.v1.SbomService/UploadSbom", request)
     assert isinstance(result, sbom_pb2.Sbom)

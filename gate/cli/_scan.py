@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from gate.cli import _output as out
+from gate.cli._input import read_input
 from gate.cli._read import _artifact_ref, _obj, _pages
 from gate.v1 import common_pb2, scan_pb2
 from scanners.reports import to_sarif
@@ -179,11 +180,7 @@ def scan_import(
     report: Path, tool: str, artifact: str, artifact_kind: str | None, name: str, fmt: str
 ) -> None:
     """Store REPORT (written by a scanner elsewhere) as a completed scan."""
-    size = report.stat().st_size
-    if size > MAX_REPORT_BYTES:
-        raise click.BadParameter(
-            f"{size} bytes exceeds the {MAX_REPORT_BYTES}-byte limit", param_hint="REPORT"
-        )
+    data = read_input(report, "REPORT", MAX_REPORT_BYTES)
     request = scan_pb2.ImportReportRequest(
         artifact=_artifact_ref(artifact),
         artifact_kind=_ARTIFACT_KINDS[artifact_kind]
@@ -191,7 +188,7 @@ def scan_import(
         else common_pb2.ARTIFACT_KIND_UNSPECIFIED,
         artifact_name=name,
         scanner=tool,
-        report=report.read_bytes(),
+        report=data,
     )
     result = _obj().client().call("gate.v1.ScanService/ImportReport", request)
     assert isinstance(result, scan_pb2.Scan)

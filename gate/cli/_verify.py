@@ -15,23 +15,14 @@ from typing import Any, TypeVar
 
 import click
 
+from gate.cli._input import DOCUMENT_BYTES, KEY_BYTES, read_input
 from gate.errors import EvidenceError, InvalidArgument
 
 F = TypeVar("F", bound=Callable[..., Any])
-MAX_INPUT_BYTES = 64 * 1024 * 1024
 
 
-def _read(path: Path | None, option: str, limit: int = MAX_INPUT_BYTES) -> bytes:
-    if path is None:
-        return b""
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)
-    except OSError as exc:
-        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint=option) from None
-    if len(data) > limit:
-        raise click.BadParameter(f"{path} is larger than {limit} bytes", param_hint=option)
-    return data
+def _read(path: Path | None, option: str, limit: int = DOCUMENT_BYTES) -> bytes:
+    return read_input(path, option, limit)
 
 
 def trust_options(function: F) -> F:
@@ -148,7 +139,7 @@ def _build_policy(options: dict[str, Any]) -> Any:
     keys: tuple[Any, ...] = ()
     identities: tuple[Any, ...] = ()
     if key_path is not None:
-        keys = (load_public_key(_read(key_path, "--key", 64 * 1024)),)
+        keys = (load_public_key(_read(key_path, "--key", KEY_BYTES)),)
     else:
         identities = (
             Identity(

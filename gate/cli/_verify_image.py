@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from gate.cli._input import DOCUMENT_BYTES, KEY_BYTES, read_input, read_text_input
 from gate.cli._verify import build_trust, identity_options, trust_options, verify
 from gate.errors import EvidenceError, InvalidArgument
 
@@ -40,7 +41,9 @@ def _trust(state: Any, options: dict[str, Any]) -> Any:
         return given
     configured = state.config.signatures.trusted_root
     if configured is not None:
-        base = TrustRoot.from_trusted_root_json(Path(configured).read_bytes())
+        base = TrustRoot.from_trusted_root_json(
+            read_input(Path(configured), "signatures.trusted_root", DOCUMENT_BYTES)
+        )
     else:
         base = embedded_trust_root()
     return base.merged(given)
@@ -63,7 +66,7 @@ def _request(options: dict[str, Any], predicate_types: tuple[str, ...], attestat
     if keyless and not (issuer or issuer_regexp):
         raise click.UsageError("--certificate-oidc-issuer or --certificate-oidc-issuer-regexp is required")
     try:
-        keys = (key_path.read_text(encoding="utf-8"),) if key_path is not None else ()
+        keys = (read_text_input(key_path, "--key", KEY_BYTES),) if key_path is not None else ()
         identities = (
             (
                 Identity(
@@ -228,10 +231,7 @@ def _signing_key(path: Path, password_env: str) -> Any:
 
     from gate.signatures import load_private_key
 
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise click.BadParameter(f"cannot read {path}: {error.strerror}", param_hint="--key") from None
+    data = read_input(path, "--key", KEY_BYTES)
     password = os.environ.get(password_env, "").encode() or None
     try:
         return load_private_key(data, password)
@@ -300,10 +300,7 @@ def attest(
 
     try:
         uri = predicate_type(kind)
-        size = predicate.stat().st_size
-        if size > MAX_PREDICATE_BYTES:
-            raise InvalidArgument("predicate", f"expected at most {MAX_PREDICATE_BYTES} bytes, got {size}")
-        body = parse_predicate(predicate.read_bytes())
+        body = parse_predicate(read_input(predicate, "--predicate", MAX_PREDICATE_BYTES))
     except InvalidArgument as error:
         raise click.BadParameter(error.problem, param_hint=f"--{error.field}") from None
     signing_key = _signing_key(key, key_password_env)

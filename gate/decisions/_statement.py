@@ -122,15 +122,43 @@ def seal(decision: Decision, signer: DecisionSigner | None) -> Decision:
     return seal_all([decision], signer)[0]
 
 
+# The decision's fields stored in text columns; the rest are JSON, which escapes a NUL itself.
+_TEXT_FIELDS = ("message", "subject", "caller", "stage")
+
+
+def storable(decision: Decision) -> Decision:
+    """``decision`` with each NUL of its text fields written as the six characters ``\\u0000``.
+
+    PostgreSQL's text columns cannot hold a NUL (SQLite's can), and one can come from what was
+    decided about: a policy message quoting an annotation, a resource named by a caller that is
+    not the API server. Refused by the database, it failed the whole batch of decisions sharing
+    its commit. Escaped here, before the seal, the record, its seal and a later verification agree
+    on every backend.
+    """
+    # Spelled out: every recorded decision passes here, and a generator costs ~1 us.
+    if (
+        "\x00" not in decision.message
+        and "\x00" not in decision.subject
+        and "\x00" not in decision.caller
+        and "\x00" not in decision.stage
+    ):
+        return decision
+    fields = {name: getattr(decision, name).replace("\x00", "\\u0000") for name in _TEXT_FIELDS}
+    return replace_decision(decision, **fields)
+
+
 def seal_all(batch: Sequence[Decision], signer: DecisionSigner | None) -> list[Decision]:
     """The decisions with their request digests set and, when a signer is given, their seals.
 
     One signature covers every decision of ``batch`` that has none yet; a decision already
     sealed (on the request path, or by an earlier attempt to store it) keeps its seal.
 
+    A NUL in a decision's text fields is written as ``\\u0000`` first (see :func:`storable`).
+
     Raises:
         Exception: whatever the signer raises (nothing is half sealed).
     """
+    batch = [storable(decision) for decision in batch]
     digests = [decision.request_digest or request_digest(decision.request) for decision in batch]
     unsealed = [] if signer is None else [i for i, decision in enumerate(batch) if not decision.signature]
     to_seal = set(unsealed)

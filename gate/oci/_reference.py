@@ -31,6 +31,13 @@ def _check_repository(path: str, *, field: str, text: str) -> None:
             )
 
 
+def _check_port(registry: str, *, field: str, text: str) -> None:
+    # The grammar allows any digits after the colon; no registry can listen past 65535.
+    host, colon, port = registry.rpartition(":")
+    if colon and not host.endswith(":") and port.isdigit() and not 0 < int(port) <= 65535:
+        raise InvalidReference(field, f"invalid registry port {port} in {text!r}, expected 1-65535")
+
+
 def _is_domain(component: str) -> bool:
     # Docker's rule: the first path component names a registry when it looks like a host.
     return "." in component or ":" in component or component == "localhost" or component.lower() != component
@@ -76,6 +83,7 @@ class ImageRef:
             registry, path = first, remainder
             if not _DOMAIN.match(registry):
                 raise InvalidReference(field, f"invalid registry {registry!r} in {text!r}")
+            _check_port(registry, field=field, text=text)
         else:
             registry, path = DOCKER_HUB, rest
         if registry in _HUB_ALIASES:

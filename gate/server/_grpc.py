@@ -256,7 +256,7 @@ class GrpcApi:
                 identity = await guard.authenticate(full, context) if guard is not None else None
                 if isinstance(request, _Rejected):
                     code = grpc.StatusCode.INVALID_ARGUMENT
-                    await context.abort(code, request.message)
+                    await context.abort(code, status_details(request.message))
                 if identity is not None:
                     assert guard is not None
                     await guard.admit(full, identity, request, context)
@@ -274,7 +274,7 @@ class GrpcApi:
                 if code is grpc.StatusCode.INTERNAL:
                     log.error("%s failed: %s", full, error.message, exc_info=error)
                 _retry_hint(context, error)
-                await context.abort(code, error.message)
+                await context.abort(code, status_details(error.message))
             except grpc.aio.AbortError:
                 raise
             except Exception:
@@ -308,7 +308,7 @@ class GrpcApi:
                 await self._admit(full, request, context)
                 if isinstance(request, _Rejected):
                     code = grpc.StatusCode.INVALID_ARGUMENT
-                    await context.abort(code, request.message)
+                    await context.abort(code, status_details(request.message))
                 if self._open_streams >= self._max_streams:
                     code = grpc.StatusCode.RESOURCE_EXHAUSTED
                     await context.abort(code, f"{self._max_streams} streams are open; retry later")
@@ -327,7 +327,7 @@ class GrpcApi:
             except GateError as error:
                 code = status_for(GRPC_STATUS, error)
                 _retry_hint(context, error)
-                await context.abort(code, error.message)
+                await context.abort(code, status_details(error.message))
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
             except Exception:
@@ -369,7 +369,7 @@ class GrpcApi:
                 code = status_for(GRPC_STATUS, error)
                 GRPC_REQUESTS.labels(full, code.name).inc()
                 _retry_hint(context, error)
-                await context.abort(code, error.message)
+                await context.abort(code, status_details(error.message))
             GRPC_REQUESTS.labels(full, grpc.StatusCode.UNIMPLEMENTED.name).inc()
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
             raise AssertionError("context.abort returned")  # it always raises
@@ -448,6 +448,23 @@ def _within_budget(
     budget.started = True
     BUDGET.set(budget)
     return implementation(request)
+
+
+# Largest status message sent, in UTF-8 bytes. Messages quote what the caller sent (got/expected),
+# and the status travels as the grpc-message trailer, percent-encoded (up to 3 bytes per byte):
+# past the client's metadata limit (8 KiB by default) the caller gets RESOURCE_EXHAUSTED from its
+# own library instead of our status.
+MAX_DETAILS_BYTES = 1024
+
+
+def status_details(message: str) -> str:
+    """``message``, cut to at most MAX_DETAILS_BYTES of UTF-8 (at a character boundary) with a mark."""
+    encoded = message.encode("utf-8", "surrogatepass")
+    if len(encoded) <= MAX_DETAILS_BYTES:
+        return message
+    suffix = f"... ({len(encoded)} bytes in all)"
+    kept = encoded[: MAX_DETAILS_BYTES - len(suffix)].decode("utf-8", "ignore")
+    return kept + suffix
 
 
 def _internal_error(method: str) -> str:

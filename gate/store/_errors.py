@@ -11,7 +11,7 @@ import re
 
 from sqlalchemy import exc
 
-from gate.errors import StoreUnavailable
+from gate.errors import GateError, InvalidArgument, StoreUnavailable
 
 _SQL_TEXT = re.compile(r"\b(?:SELECT|INSERT|UPDATE|DELETE|FROM|WHERE|VALUES|CREATE|ALTER|DROP)\b")
 _MAX_REASON = 160
@@ -21,9 +21,25 @@ _PG_UNIQUE_VIOLATION = "23505"
 _PG_FOREIGN_KEY_VIOLATION = "23503"
 
 
-def store_unavailable(error: BaseException) -> StoreUnavailable:
-    """Return the StoreUnavailable to raise (``from error``) for a backend failure."""
+def store_error(error: BaseException) -> GateError:
+    """Return the error to raise (``from error``) for a backend failure.
+
+    StoreUnavailable (retry, or apply the failure policy), except for a value the database cannot
+    hold: psycopg refuses a NUL in any text value, a parameter of a lookup included, before the
+    server sees it. That is the request's fault on every retry, so it is InvalidArgument; SQLite
+    takes the value, and what gate stores is checked for NUL earlier, so this is the net under
+    a field no check reached.
+    """
+    cause = error.orig if isinstance(error, exc.StatementError) and error.orig is not None else error
+    if _NUL_REFUSED in str(cause):
+        return InvalidArgument(
+            "request", "got a NUL character (\\u0000) in a text value, expected text without NUL"
+        )
     return StoreUnavailable(f"evidence store unavailable: {reason(error)}")
+
+
+# What psycopg says when a str holding a NUL is sent as text.
+_NUL_REFUSED = "cannot contain NUL (0x00) bytes"
 
 
 def reason(error: BaseException) -> str:

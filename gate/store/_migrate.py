@@ -53,7 +53,7 @@ from sqlalchemy.engine import Engine
 
 from gate.errors import StoreUnavailable
 from gate.store._engine import StoreTarget, writer
-from gate.store._errors import store_unavailable
+from gate.store._errors import store_error
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -108,7 +108,7 @@ def migrate(engine: Engine, target: StoreTarget, lock_timeout: float = 120.0) ->
         else:
             _upgrade(engine)
     except sa.exc.SQLAlchemyError as error:
-        raise store_unavailable(error) from error
+        raise store_error(error) from error
 
 
 def current_revisions(engine: Engine) -> tuple[str, ...]:

@@ -48,7 +48,7 @@ from typing import Any
 
 from gate.errors import Conflict
 from gate.store._engine import sqlite_pragmas
-from gate.store._errors import store_unavailable
+from gate.store._errors import store_error
 
 log = logging.getLogger("gate.store")
 
@@ -116,7 +116,7 @@ class NoWaitCommits:
             except sqlite3.OperationalError as error:
                 if error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                     return False
-                raise store_unavailable(error) from error
+                raise store_error(error) from error
             try:
                 connection.executemany(self._insert_decisions, rows)
                 if links:
@@ -126,14 +126,14 @@ class NoWaitCommits:
                 connection.execute("ROLLBACK")
                 if isinstance(error, sqlite3.IntegrityError) and error.sqlite_errorcode in _UNIQUE:
                     raise Conflict(f"decision {what!r} already exists") from error
-                raise store_unavailable(error) from error
+                raise store_error(error) from error
             self._since_checkpoint += len(rows)
             if self._since_checkpoint >= self._checkpoint_every:
                 self._since_checkpoint = 0
                 self._checkpoints.request()
             return True
         except sqlite3.Error as error:  # connecting, or a ROLLBACK that failed
-            raise store_unavailable(error) from error
+            raise store_error(error) from error
         finally:
             self._lock.release()
 

@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from gate.store._errors import store_unavailable
+from gate.store._errors import store_error
 
 Lookup = Callable[[Any], Any]
 
@@ -88,7 +88,7 @@ class PointReader:
             except self._driver_error as error:
                 self._discard(connection)
                 if attempt == 2 or not self._is_disconnect(error, connection):
-                    raise store_unavailable(error) from error
+                    raise store_error(error) from error
         raise AssertionError("unreachable")
 
     def _is_disconnect(self, error: Exception, connection: Any) -> bool:
@@ -99,7 +99,7 @@ class PointReader:
         if connection is not None:
             return connection
         if self._closed:
-            raise store_unavailable(RuntimeError("the store is closed"))
+            raise store_error(RuntimeError("the store is closed"))
         try:
             proxied = self._engine.raw_connection()
             # Detached: the connection leaves the pool for good (the pool may
@@ -110,9 +110,9 @@ class PointReader:
             if self._dialect.name == "postgresql":
                 connection.autocommit = True
         except sa.exc.SQLAlchemyError as error:
-            raise store_unavailable(error) from error
+            raise store_error(error) from error
         except self._driver_error as error:
-            raise store_unavailable(error) from error
+            raise store_error(error) from error
         with self._lock:
             self._all.append(connection)
         self._local.connection = connection

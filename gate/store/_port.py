@@ -79,6 +79,8 @@ class ComponentQuery:
     page_size: int = DEFAULT_PAGE_SIZE
     page_token: str = ""
     versions: Callable[[str, str], bool] | None = None
+    # What ``versions`` was made from (the range's text): page tokens are bound to it.
+    versions_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,9 +68,9 @@ from gate.model import (
 )
 from gate.store import _bindings
 from gate.store._engine import writer
-from gate.store._errors import is_foreign_key_violation, is_unique_violation, store_unavailable
+from gate.store._errors import is_foreign_key_violation, is_unique_violation, store_error
 from gate.store._nowait import NoWaitCommits
-from gate.store._paging import KeyPart, KeyValue, decode_token, encode_token, page_limit
+from gate.store._paging import KeyPart, KeyValue, decode_token, encode_token, filter_scope, page_limit
 from gate.store._point import PointReader
 from gate.store._port import (
     DEFAULT_PAGE_SIZE,
@@ -313,7 +313,7 @@ class SqlStore(WaiverRecords):
             except GateError:
                 raise
             except (exc.SQLAlchemyError, self._driver_error) as error:
-                raise store_unavailable(error) from error
+                raise store_error(error) from error
 
     @contextlib.contextmanager
     def _write(
@@ -328,10 +328,10 @@ class SqlStore(WaiverRecords):
                 raise
             except exc.IntegrityError as error:
                 if on_integrity is None:
-                    raise store_unavailable(error) from error
+                    raise store_error(error) from error
                 raise on_integrity(error) from error
             except (exc.SQLAlchemyError, self._driver_error) as error:
-                raise store_unavailable(error) from error
+                raise store_error(error) from error
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -497,7 +497,7 @@ class SqlStore(WaiverRecords):
         if row is None:
             return None
         if row.encoding != "zlib":
-            raise store_unavailable(ValueError(f"unknown report encoding {row.encoding!r}"))
+            raise store_error(ValueError(f"unknown report encoding {row.encoding!r}"))
         return ScanReport(format=row.format, data=zlib.decompress(row.data))
 
     def touch_scans(self, scan_ids: Sequence[str], now: datetime) -> None:
@@ -557,8 +557,12 @@ class SqlStore(WaiverRecords):
             raise InvalidArgument(
                 "scan_id", f"expected exactly one of scan_id and artifact_digest, got {got}"
             )
+        kinds = sorted(kind.value for kind in query.kinds)
+        scope = filter_scope(query.scan_id, query.artifact_digest, int(query.min_severity), kinds)
         after = (
-            decode_token("findings", query.page_token, ("int", "str", "str")) if query.page_token else None
+            decode_token("findings", query.page_token, ("int", "str", "str"), scope)
+            if query.page_token
+            else None
         )
         params: dict[str, Any] = {"min_severity": int(query.min_severity), "limit": limit + 1}
         if query.kinds:
@@ -579,7 +583,9 @@ class SqlStore(WaiverRecords):
                 for severity, count in conn.execute(_finding_counts(bool(query.kinds)), params)
             }
             rows = conn.execute(_finding_page(bool(query.kinds), after is not None), params).all()
-        rows, token = _cut(rows, limit, "findings", lambda row: (row.severity, row.fingerprint, row.scan_id))
+        rows, token = _cut(
+            rows, limit, "findings", lambda row: (row.severity, row.fingerprint, row.scan_id), scope
+        )
         return FindingPage(
             findings=tuple(_finding(row) for row in rows),
             counts=SeverityCounts.from_mapping(tally),
@@ -661,7 +667,7 @@ class SqlStore(WaiverRecords):
         if row is None:
             return None
         if row.encoding != "zlib":
-            raise store_unavailable(ValueError(f"unknown SBOM document encoding {row.encoding!r}"))
+            raise store_error(ValueError(f"unknown SBOM document encoding {row.encoding!r}"))
         return zlib.decompress(row.document)
 
     def sbom_components(self, sbom_id: str) -> tuple[Component, ...]:
@@ -681,11 +687,13 @@ class SqlStore(WaiverRecords):
         limit = page_limit(page_size)
         params: dict[str, Any] = {"digest": artifact_digest, "limit": limit + 1}
         if page_token:
-            after = decode_token("sboms", page_token, ("time", "str"))
+            after = decode_token("sboms", page_token, ("time", "str"), filter_scope(artifact_digest))
             params.update(after_at=after[0], after_id=after[1])
         with self._read() as conn:
             rows = conn.execute(_sbom_page(bool(artifact_digest), bool(page_token)), params).all()
-        rows, token = _cut(rows, limit, "sboms", lambda row: (row.created_at, row.id))
+        rows, token = _cut(
+            rows, limit, "sboms", lambda row: (row.created_at, row.id), filter_scope(artifact_digest)
+        )
         return Page(items=tuple(_sbom(row) for row in rows), next_token=token)
 
     def search_components(self, query: ComponentQuery) -> Page[ComponentMatch]:
@@ -711,7 +719,8 @@ class SqlStore(WaiverRecords):
         params = _component_params(query, limit)
         shape = (params.pop("name_mode"), params.pop("purl_mode"), "version" in params, bool(query.purl))
         listing, parts, key = _component_order(shape[3])
-        after = decode_token(listing, query.page_token, parts) if query.page_token else None
+        scope = filter_scope(query.name, query.purl, query.versions_key if query.versions else None)
+        after = decode_token(listing, query.page_token, parts, scope) if query.page_token else None
         with self._read() as conn:
             if query.versions is None:
                 rows = self._component_rows(conn, shape, params, after)
@@ -719,7 +728,7 @@ class SqlStore(WaiverRecords):
                 rows = self._one_package_in_range(conn, shape, params, after, query.versions)
             else:
                 rows = self._version_filtered(conn, shape, params, after, query.versions, limit, key)
-            page_rows, token = _cut(rows, limit, listing, key)
+            page_rows, token = _cut(rows, limit, listing, key, scope)
             digests = sorted({row.artifact_digest for row in page_rows})
             aliases = self._aliases(conn, digests) if page_rows else {}
         matches = tuple(
@@ -1017,6 +1026,7 @@ class SqlStore(WaiverRecords):
                 token is bad.
         """
         limit = page_limit(query.page_size)
+        scope = filter_scope(query.artifact_digest, query.allowed, query.stage, query.since, query.until)
         params: dict[str, Any] = {
             "digest": query.artifact_digest,
             "allowed": query.allowed,
@@ -1026,7 +1036,7 @@ class SqlStore(WaiverRecords):
             "limit": limit + 1,
         }
         if query.page_token:
-            after = decode_token("decisions", query.page_token, ("time", "str"))
+            after = decode_token("decisions", query.page_token, ("time", "str"), scope)
             params.update(after_at=after[0], after_id=after[1])
         statement = _decision_page(
             bool(query.artifact_digest),
@@ -1038,7 +1048,7 @@ class SqlStore(WaiverRecords):
         )
         with self._read() as conn:
             rows = conn.execute(statement, params).all()
-        rows, token = _cut(rows, limit, "decisions", lambda row: (row.decided_at, row.id))
+        rows, token = _cut(rows, limit, "decisions", lambda row: (row.decided_at, row.id), scope)
         return Page(items=tuple(_decision(row) for row in rows), next_token=token)
 
     # -- artifact projects (appended; see gate.store._bindings) -----------------
@@ -1425,13 +1435,17 @@ def _decision_page(
 
 
 def _cut(
-    rows: Sequence[Row[Any]], limit: int, listing: str, key: Callable[[Row[Any]], Sequence[KeyValue]]
+    rows: Sequence[Row[Any]],
+    limit: int,
+    listing: str,
+    key: Callable[[Row[Any]], Sequence[KeyValue]],
+    scope: str,
 ) -> tuple[Sequence[Row[Any]], str]:
     """Trim the look-ahead row fetched beyond ``limit``; return the rows and the next token."""
     if len(rows) <= limit:
         return rows, ""
     rows = rows[:limit]
-    return rows, encode_token(listing, key(rows[-1]))
+    return rows, encode_token(listing, key(rows[-1]), scope)
 
 
 def _escape_like(text: str) -> str:
@@ -1498,7 +1512,7 @@ def _duplicate(what: str, key: str) -> Callable[[exc.IntegrityError], GateError]
     def translate(error: exc.IntegrityError) -> GateError:
         if is_unique_violation(error):
             return Conflict(f"{what} {key!r} already exists")
-        return store_unavailable(error)
+        return store_error(error)
 
     return translate
 
@@ -1509,7 +1523,7 @@ def _scan_integrity(scan: Scan) -> Callable[[exc.IntegrityError], GateError]:
             return Conflict(f"scan {scan.id!r} already exists")
         if is_foreign_key_violation(error):
             return NotFound("artifact", scan.artifact_digest)
-        return store_unavailable(error)
+        return store_error(error)
 
     return translate
 
@@ -1791,6 +1805,15 @@ def _decision_values(decision: Decision) -> dict[str, Any]:
     timings = decision.timings
     for name in ("total", "policy", "evidence"):
         _finite(getattr(timings, name), f"timings.{name}")
+    # gate.decisions.storable escapes these before the seal; a caller of the port that did not
+    # gets the same refusal from SQLite as from PostgreSQL (which cannot store a NUL in text).
+    if (
+        "\x00" in decision.message
+        or "\x00" in decision.subject
+        or "\x00" in decision.caller
+        or "\x00" in decision.stage
+    ):
+        raise InvalidArgument("decision", "got a NUL character in its message, subject, caller or stage")
     return {
         "id": decision.id,
         "allowed": decision.allowed,

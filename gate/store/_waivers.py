@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from gate.errors import Conflict, GateError, InvalidArgument, NotFound
-from gate.store._errors import is_unique_violation, store_unavailable
+from gate.store._errors import is_unique_violation, store_error
 from gate.store._schema import waivers
 from gate.waivers import Waiver
 
@@ -48,7 +48,7 @@ class WaiverRecords:
         def translate(error: exc.IntegrityError) -> GateError:
             if is_unique_violation(error):
                 return Conflict(f"waiver {waiver.id!r} already exists")
-            return store_unavailable(error)
+            return store_error(error)
 
         with self._write(translate) as conn:
             conn.execute(waivers.insert().values(**_values(waiver)))

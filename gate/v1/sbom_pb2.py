@@ -27,7 +27,7 @@ from gate.v1 import scan_pb2 as gate_dot_v1_dot_scan__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12gate/v1/sbom.proto\x12\x07gate.v1\x1a\x14gate/v1/common.proto\x1a\x12gate/v1/scan.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"g\n\tComponent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0c\n\x04purl\x18\x05 \x01(\t\x12\x10\n\x08licenses\x18\x06 \x03(\t\"\xed\x01\n\x04Sbom\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0f\x61rtifact_digest\x18\x02 \x01(\t\x12#\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x13.gate.v1.SbomFormat\x12\x14\n\x0cspec_version\x18\x04 \x01(\t\x12\x11\n\tgenerator\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63omponent_count\x18\x07 \x01(\r\x12\x17\n\x0f\x64ocument_digest\x18\x08 \x01(\t\x12\x10\n\x08\x64ocument\x18\t \x01(\x0c\"\xc2\x01\n\x13GenerateSbomRequest\x12(\n\x0btarget_kind\x18\x01 \x01(\x0e\x32\x13.gate.v1.TargetKind\x12\x10\n\x08location\x18\x02 \x01(\t\x12&\n\x08\x61rtifact\x18\x03 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\x12#\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x13.gate.v1.SbomFormat\x12\x11\n\tgenerator\x18\x05 \x01(\t\x12\x0f\n\x07project\x18\x0f \x01(\t\"U\n\x11GenerateSbomEvent\x12#\n\x08progress\x18\x01 \x01(\x0b\x32\x11.gate.v1.Progress\x12\x1b\n\x04sbom\x18\x02 \x01(\x0b\x32\r.gate.v1.Sbom\"\xc8\x01\n\x11UploadSbomRequest\x12&\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\x12,\n\rartifact_kind\x18\x02 \x01(\x0e\x32\x15.gate.v1.ArtifactKind\x12\x15\n\rartifact_name\x18\x03 \x01(\t\x12#\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x13.gate.v1.SbomFormat\x12\x10\n\x08\x64ocument\x18\x05 \x01(\x0c\x12\x0f\n\x07project\x18\x0f \x01(\t\"[\n\x0eGetSbomRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x18\n\x10include_document\x18\x02 \x01(\x08\x12#\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x13.gate.v1.SbomFormat\"a\n\x10ListSbomsRequest\x12&\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"J\n\x11ListSbomsResponse\x12\x1c\n\x05sboms\x18\x01 \x03(\x0b\x32\r.gate.v1.Sbom\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x17SearchComponentsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04purl\x18\x02 \x01(\t\x12\x15\n\rversion_range\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"{\n\x0e\x43omponentMatch\x12%\n\tcomponent\x18\x01 \x01(\x0b\x32\x12.gate.v1.Component\x12\x0f\n\x07sbom_id\x18\x02 \x01(\t\x12\x17\n\x0f\x61rtifact_digest\x18\x03 \x01(\t\x12\x18\n\x10\x61rtifact_aliases\x18\x04 \x03(\t\"]\n\x18SearchComponentsResponse\x12(\n\x07matches\x18\x01 \x03(\x0b\x32\x17.gate.v1.ComponentMatch\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8e\x01\n\x10\x44iffSbomsRequest\x12\x0f\n\x07\x62\x61se_id\x18\x01 \x01(\t\x12\x0f\n\x07head_id\x18\x02 \x01(\t\x12+\n\rbase_artifact\x18\x03 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\x12+\n\rhead_artifact\x18\x04 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\"U\n\x0f\x43omponentChange\x12 \n\x04\x62\x61se\x18\x01 \x01(\x0b\x32\x12.gate.v1.Component\x12 \n\x04head\x18\x02 \x01(\x0b\x32\x12.gate.v1.Component\"\xa8\x01\n\x11\x44iffSbomsResponse\x12!\n\x05\x61\x64\x64\x65\x64\x18\x01 \x03(\x0b\x32\x12.gate.v1.Component\x12#\n\x07removed\x18\x02 \x03(\x0b\x32\x12.gate.v1.Component\x12)\n\x07\x63hanged\x18\x03 \x03(\x0b\x32\x18.gate.v1.ComponentChange\x12\x0f\n\x07\x62\x61se_id\x18\x04 \x01(\t\x12\x0f\n\x07head_id\x18\x05 \x01(\t\"S\n\x18SummarizeLicensesRequest\x12\x0f\n\x07sbom_id\x18\x01 \x01(\t\x12&\n\x08\x61rtifact\x18\x02 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\"V\n\x0cLicenseCount\x12\x0f\n\x07license\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12&\n\ncomponents\x18\x03 \x03(\x0b\x32\x12.gate.v1.Component\"\xaa\x01\n\x19SummarizeLicensesResponse\x12\x0f\n\x07sbom_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63omponent_count\x18\x02 \x01(\r\x12\'\n\x08licenses\x18\x03 \x03(\x0b\x32\x15.gate.v1.LicenseCount\x12\x15\n\runknown_count\x18\x04 \x01(\r\x12#\n\x07unknown\x18\x05 \x03(\x0b\x32\x12.gate.v1.Component*\x83\x01\n\nSbomFormat\x12\x1b\n\x17SBOM_FORMAT_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSBOM_FORMAT_CYCLONEDX_JSON\x10\x01\x12\x1d\n\x19SBOM_FORMAT_CYCLONEDX_XML\x10\x02\x12\x19\n\x15SBOM_FORMAT_SPDX_JSON\x10\x03\x32\x82\x04\n\x0bSbomService\x12J\n\x0cGenerateSbom\x12\x1c.gate.v1.GenerateSbomRequest\x1a\x1a.gate.v1.GenerateSbomEvent0\x01\x12\x37\n\nUploadSbom\x12\x1a.gate.v1.UploadSbomRequest\x1a\r.gate.v1.Sbom\x12\x31\n\x07GetSbom\x12\x17.gate.v1.GetSbomRequest\x1a\r.gate.v1.Sbom\x12\x42\n\tListSboms\x12\x19.gate.v1.ListSbomsRequest\x1a\x1a.gate.v1.ListSbomsResponse\x12W\n\x10SearchComponents\x12 .gate.v1.SearchComponentsRequest\x1a!.gate.v1.SearchComponentsResponse\x12\x42\n\tDiffSboms\x12\x19.gate.v1.DiffSbomsRequest\x1a\x1a.gate.v1.DiffSbomsResponse\x12Z\n\x11SummarizeLicenses\x12!.gate.v1.SummarizeLicensesRequest\x1a\".gate.v1.SummarizeLicensesResponseB1Z/github.com/gate-project/gate/gen/gate/v1;gatev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12gate/v1/sbom.proto\x12\x07gate.v1\x1a\x14gate/v1/common.proto\x1a\x12gate/v1/scan.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"g\n\tComponent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0c\n\x04purl\x18\x05 \x01(\t\x12\x10\n\x08licenses\x18\x06 \x03(\t\"\xed\x01\n\x04Sbom\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0f\x61rtifact_digest\x18\x02 \x01(\t\x12#\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x13.gate.v1.SbomFormat\x12\x14\n\x0cspec_version\x18\x04 \x01(\t\x12\x11\n\tgenerator\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63omponent_count\x18\x07 \x01(\r\x12\x17\n\x0f\x64ocument_digest\x18\x08 \x01(\t\x12\x10\n\x08\x64ocument\x18\t \x01(\x0c\"\xc2\x01\n\x13GenerateSbomRequest\x12(\n\x0btarget_kind\x18\x01 \x01(\x0e\x32\x13.gate.v1.TargetKind\x12\x10\n\x08location\x18\x02 \x01(\t\x12&\n\x08\x61rtifact\x18\x03 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\x12#\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x13.gate.v1.SbomFormat\x12\x11\n\tgenerator\x18\x05 \x01(\t\x12\x0f\n\x07project\x18\x0f \x01(\t\"g\n\x11GenerateSbomEvent\x12#\n\x08progress\x18\x01 \x01(\x0b\x32\x11.gate.v1.Progress\x12\x1b\n\x04sbom\x18\x02 \x01(\x0b\x32\r.gate.v1.Sbom\x12\x10\n\x08warnings\x18\x03 \x03(\t\"\xc8\x01\n\x11UploadSbomRequest\x12&\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\x12,\n\rartifact_kind\x18\x02 \x01(\x0e\x32\x15.gate.v1.ArtifactKind\x12\x15\n\rartifact_name\x18\x03 \x01(\t\x12#\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x13.gate.v1.SbomFormat\x12\x10\n\x08\x64ocument\x18\x05 \x01(\x0c\x12\x0f\n\x07project\x18\x0f \x01(\t\"[\n\x0eGetSbomRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x18\n\x10include_document\x18\x02 \x01(\x08\x12#\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x13.gate.v1.SbomFormat\"a\n\x10ListSbomsRequest\x12&\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"J\n\x11ListSbomsResponse\x12\x1c\n\x05sboms\x18\x01 \x03(\x0b\x32\r.gate.v1.Sbom\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x17SearchComponentsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04purl\x18\x02 \x01(\t\x12\x15\n\rversion_range\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"{\n\x0e\x43omponentMatch\x12%\n\tcomponent\x18\x01 \x01(\x0b\x32\x12.gate.v1.Component\x12\x0f\n\x07sbom_id\x18\x02 \x01(\t\x12\x17\n\x0f\x61rtifact_digest\x18\x03 \x01(\t\x12\x18\n\x10\x61rtifact_aliases\x18\x04 \x03(\t\"]\n\x18SearchComponentsResponse\x12(\n\x07matches\x18\x01 \x03(\x0b\x32\x17.gate.v1.ComponentMatch\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8e\x01\n\x10\x44iffSbomsRequest\x12\x0f\n\x07\x62\x61se_id\x18\x01 \x01(\t\x12\x0f\n\x07head_id\x18\x02 \x01(\t\x12+\n\rbase_artifact\x18\x03 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\x12+\n\rhead_artifact\x18\x04 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\"U\n\x0f\x43omponentChange\x12 \n\x04\x62\x61se\x18\x01 \x01(\x0b\x32\x12.gate.v1.Component\x12 \n\x04head\x18\x02 \x01(\x0b\x32\x12.gate.v1.Component\"\xa8\x01\n\x11\x44iffSbomsResponse\x12!\n\x05\x61\x64\x64\x65\x64\x18\x01 \x03(\x0b\x32\x12.gate.v1.Component\x12#\n\x07removed\x18\x02 \x03(\x0b\x32\x12.gate.v1.Component\x12)\n\x07\x63hanged\x18\x03 \x03(\x0b\x32\x18.gate.v1.ComponentChange\x12\x0f\n\x07\x62\x61se_id\x18\x04 \x01(\t\x12\x0f\n\x07head_id\x18\x05 \x01(\t\"S\n\x18SummarizeLicensesRequest\x12\x0f\n\x07sbom_id\x18\x01 \x01(\t\x12&\n\x08\x61rtifact\x18\x02 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\"V\n\x0cLicenseCount\x12\x0f\n\x07license\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12&\n\ncomponents\x18\x03 \x03(\x0b\x32\x12.gate.v1.Component\"\xaa\x01\n\x19SummarizeLicensesResponse\x12\x0f\n\x07sbom_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63omponent_count\x18\x02 \x01(\r\x12\'\n\x08licenses\x18\x03 \x03(\x0b\x32\x15.gate.v1.LicenseCount\x12\x15\n\runknown_count\x18\x04 \x01(\r\x12#\n\x07unknown\x18\x05 \x03(\x0b\x32\x12.gate.v1.Component*\x83\x01\n\nSbomFormat\x12\x1b\n\x17SBOM_FORMAT_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSBOM_FORMAT_CYCLONEDX_JSON\x10\x01\x12\x1d\n\x19SBOM_FORMAT_CYCLONEDX_XML\x10\x02\x12\x19\n\x15SBOM_FORMAT_SPDX_JSON\x10\x03\x32\x82\x04\n\x0bSbomService\x12J\n\x0cGenerateSbom\x12\x1c.gate.v1.GenerateSbomRequest\x1a\x1a.gate.v1.GenerateSbomEvent0\x01\x12\x37\n\nUploadSbom\x12\x1a.gate.v1.UploadSbomRequest\x1a\r.gate.v1.Sbom\x12\x31\n\x07GetSbom\x12\x17.gate.v1.GetSbomRequest\x1a\r.gate.v1.Sbom\x12\x42\n\tListSboms\x12\x19.gate.v1.ListSbomsRequest\x1a\x1a.gate.v1.ListSbomsResponse\x12W\n\x10SearchComponents\x12 .gate.v1.SearchComponentsRequest\x1a!.gate.v1.SearchComponentsResponse\x12\x42\n\tDiffSboms\x12\x19.gate.v1.DiffSbomsRequest\x1a\x1a.gate.v1.DiffSbomsResponse\x12Z\n\x11SummarizeLicenses\x12!.gate.v1.SummarizeLicensesRequest\x1a\".gate.v1.SummarizeLicensesResponseB1Z/github.com/gate-project/gate/gen/gate/v1;gatev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gate.v1.sbom_pb2', _globals
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z/github.com/gate-project/gate/gen/gate/v1;gatev1'
-  _globals['_SBOMFORMAT']._serialized_start=2293
-  _globals['_SBOMFORMAT']._serialized_end=2424
+  _globals['_SBOMFORMAT']._serialized_start=2311
+  _globals['_SBOMFORMAT']._serialized_end=2442
   _globals['_COMPONENT']._serialized_start=106
   _globals['_COMPONENT']._serialized_end=209
   _globals['_SBOM']._serialized_start=212
@@ -44,33 +44,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATESBOMREQUEST']._serialized_start=452
   _globals['_GENERATESBOMREQUEST']._serialized_end=646
   _globals['_GENERATESBOMEVENT']._serialized_start=648
-  _globals['_GENERATESBOMEVENT']._serialized_end=733
-  _globals['_UPLOADSBOMREQUEST']._serialized_start=736
-  _globals['_UPLOADSBOMREQUEST']._serialized_end=936
-  _globals['_GETSBOMREQUEST']._serialized_start=938
-  _globals['_GETSBOMREQUEST']._serialized_end=1029
-  _globals['_LISTSBOMSREQUEST']._serialized_start=1031
-  _globals['_LISTSBOMSREQUEST']._serialized_end=1128
-  _globals['_LISTSBOMSRESPONSE']._serialized_start=1130
-  _globals['_LISTSBOMSRESPONSE']._serialized_end=1204
-  _globals['_SEARCHCOMPONENTSREQUEST']._serialized_start=1206
-  _globals['_SEARCHCOMPONENTSREQUEST']._serialized_end=1321
-  _globals['_COMPONENTMATCH']._serialized_start=1323
-  _globals['_COMPONENTMATCH']._serialized_end=1446
-  _globals['_SEARCHCOMPONENTSRESPONSE']._serialized_start=1448
-  _globals['_SEARCHCOMPONENTSRESPONSE']._serialized_end=1541
-  _globals['_DIFFSBOMSREQUEST']._serialized_start=1544
-  _globals['_DIFFSBOMSREQUEST']._serialized_end=1686
-  _globals['_COMPONENTCHANGE']._serialized_start=1688
-  _globals['_COMPONENTCHANGE']._serialized_end=1773
-  _globals['_DIFFSBOMSRESPONSE']._serialized_start=1776
-  _globals['_DIFFSBOMSRESPONSE']._serialized_end=1944
-  _globals['_SUMMARIZELICENSESREQUEST']._serialized_start=1946
-  _globals['_SUMMARIZELICENSESREQUEST']._serialized_end=2029
-  _globals['_LICENSECOUNT']._serialized_start=2031
-  _globals['_LICENSECOUNT']._serialized_end=2117
-  _globals['_SUMMARIZELICENSESRESPONSE']._serialized_start=2120
-  _globals['_SUMMARIZELICENSESRESPONSE']._serialized_end=2290
-  _globals['_SBOMSERVICE']._serialized_start=2427
-  _globals['_SBOMSERVICE']._serialized_end=2941
+  _globals['_GENERATESBOMEVENT']._serialized_end=751
+  _globals['_UPLOADSBOMREQUEST']._serialized_start=754
+  _globals['_UPLOADSBOMREQUEST']._serialized_end=954
+  _globals['_GETSBOMREQUEST']._serialized_start=956
+  _globals['_GETSBOMREQUEST']._serialized_end=1047
+  _globals['_LISTSBOMSREQUEST']._serialized_start=1049
+  _globals['_LISTSBOMSREQUEST']._serialized_end=1146
+  _globals['_LISTSBOMSRESPONSE']._serialized_start=1148
+  _globals['_LISTSBOMSRESPONSE']._serialized_end=1222
+  _globals['_SEARCHCOMPONENTSREQUEST']._serialized_start=1224
+  _globals['_SEARCHCOMPONENTSREQUEST']._serialized_end=1339
+  _globals['_COMPONENTMATCH']._serialized_start=1341
+  _globals['_COMPONENTMATCH']._serialized_end=1464
+  _globals['_SEARCHCOMPONENTSRESPONSE']._serialized_start=1466
+  _globals['_SEARCHCOMPONENTSRESPONSE']._serialized_end=1559
+  _globals['_DIFFSBOMSREQUEST']._serialized_start=1562
+  _globals['_DIFFSBOMSREQUEST']._serialized_end=1704
+  _globals['_COMPONENTCHANGE']._serialized_start=1706
+  _globals['_COMPONENTCHANGE']._serialized_end=1791
+  _globals['_DIFFSBOMSRESPONSE']._serialized_start=1794
+  _globals['_DIFFSBOMSRESPONSE']._serialized_end=1962
+  _globals['_SUMMARIZELICENSESREQUEST']._serialized_start=1964
+  _globals['_SUMMARIZELICENSESREQUEST']._serialized_end=2047
+  _globals['_LICENSECOUNT']._serialized_start=2049
+  _globals['_LICENSECOUNT']._serialized_end=2135
+  _globals['_SUMMARIZELICENSESRESPONSE']._serialized_start=2138
+  _globals['_SUMMARIZELICENSESRESPONSE']._serialized_end=2308
+  _globals['_SBOMSERVICE']._serialized_start=2445
+  _globals['_SBOMSERVICE']._serialized_end=2959
 # @@protoc_insertion_point(module_scope)

@@ -206,6 +206,7 @@ class GenerateSbomEvent(_message.Message):
 
     PROGRESS_FIELD_NUMBER: _builtins.int
     SBOM_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def progress(self) -> _common_pb2.Progress:
         """Progress of the generation."""
@@ -214,15 +215,22 @@ class GenerateSbomEvent(_message.Message):
     def sbom(self) -> Global___Sbom:
         """The stored SBOM; set only on the last event."""
 
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """On the last event: what the generator skipped or read only in part, each
+        as `<path>: <reason>` (at most 100; the last then says how many more).
+        """
+
     def __init__(
         self,
         *,
         progress: _common_pb2.Progress | None = ...,
         sbom: Global___Sbom | None = ...,
+        warnings: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "sbom", b"sbom"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "sbom", b"sbom"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "sbom", b"sbom", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -100,3 +100,26 @@ def test_apply_evaluates_a_recorded_admission_review(capsys: pytest.CaptureFixtu
     output = capsys.readouterr().out
     assert "Pod/payments/payments-api-" in output
     assert output.rstrip().endswith("1 pass, 0 fail, 0 warn, 0 error, 0 skip")
+
+
+@pytest.mark.parametrize("name", ["/dev/zero", "sub/kyverno-test.yaml", "*.yaml", "..", ""])
+def test_a_test_file_name_with_a_directory_or_wildcard_is_a_usage_error(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["policy", "test", str(SUITE), "--file-name", name]) == 2
+    err = capsys.readouterr().err
+    assert f"got {name!r}, expected a file name without directory or wildcard" in err
+    assert "Traceback" not in err
+
+
+def test_another_test_file_name_is_found_in_every_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    copy = tmp_path / "suite"
+    shutil.copytree(SUITE, copy)
+    for found in copy.rglob("kyverno-test.yaml"):
+        found.rename(found.with_name("checks.yaml"))
+    assert main(["policy", "test", str(copy), "-f", "checks.yaml"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("5 passed, 0 failed")

@@ -704,6 +704,50 @@ def test_a_token_of_another_listing_is_rejected(store: EvidenceStore) -> None:
     assert raised.value.field == "page_token"
 
 
+def test_a_token_is_refused_with_other_filters_than_it_was_issued_for(store: EvidenceStore) -> None:
+    digest = new_artifact(store)
+    for stage in ("build", "build", "deploy"):
+        store.add_decision(make_decision(T0, digest, stage=stage))
+    first = DecisionQuery(artifact_digest=digest, stage="build", page_size=1)
+    token = store.list_decisions(first).next_token
+    assert token
+    # The same filters resume the listing.
+    assert len(store.list_decisions(replace(first, page_token=token)).items) == 1
+    for changed in (
+        replace(first, stage="deploy"),
+        replace(first, stage=""),
+        replace(first, allowed=True),
+        replace(first, since=T0 - timedelta(days=1)),
+        replace(first, artifact_digest=new_artifact(store)),
+    ):
+        with pytest.raises(InvalidArgument) as raised:
+            store.list_decisions(replace(changed, page_token=token))
+        assert raised.value.field == "page_token"
+        assert "issued for other filters" in raised.value.problem
+    # A different page size is not a different listing.
+    assert len(store.list_decisions(replace(first, page_size=5, page_token=token)).items) == 1
+
+
+def test_a_finding_or_component_token_is_bound_to_its_filters(store: EvidenceStore) -> None:
+    scan = make_scan(new_artifact(store))
+    complete(store, scan, [make_finding(scan, f"k{i}", Severity.HIGH) for i in range(3)])
+    token = store.list_findings(FindingQuery(scan_id=scan.id, page_size=1)).next_token
+    with pytest.raises(InvalidArgument, match="issued for other filters"):
+        store.list_findings(
+            FindingQuery(scan_id=scan.id, min_severity=Severity.CRITICAL, page_size=1, page_token=token)
+        )
+    digest = new_artifact(store)
+    tag = unique("bound").replace("-", "")
+    store.add_sbom(make_sbom(digest), b"{}", [Component(type="library", name=f"{tag}{i}") for i in range(3)])
+    query = ComponentQuery(name=f"{tag}*", page_size=1)
+    token = store.search_components(query).next_token
+    with pytest.raises(InvalidArgument, match="issued for other filters"):
+        store.search_components(replace(query, name=f"{tag}1*", page_token=token))
+    ranged = replace(query, versions=lambda _e, _v: True, versions_key=">=1")
+    with pytest.raises(InvalidArgument, match="issued for other filters"):
+        store.search_components(replace(ranged, page_token=token))
+
+
 @pytest.mark.parametrize("page_size", [-1, MAX_PAGE_SIZE + 1])
 def test_page_size_out_of_range_raises_invalid_argument_naming_page_size(
     store: EvidenceStore, page_size: int

@@ -76,6 +76,8 @@ def test_in_repository_keeps_the_registry_and_reference() -> None:
         ("bad_host.io:x/a", "invalid registry"),
         ("r/" + "a" * 300, "longer than 255"),
         ("r/a:" + "t" * 129, "invalid tag"),
+        ("localhost:99999/x:1", "invalid registry port 99999 in 'localhost:99999/x:1', expected 1-65535"),
+        ("reg.io:0/x", "invalid registry port 0"),
     ],
 )
 def test_invalid_references_are_refused_with_the_reason(text: str, fragment: str) -> None:
@@ -100,3 +102,8 @@ def test_cosign_tags_follow_the_digest() -> None:
         cosign_tag(DIGEST, "sigs")
     with pytest.raises(InvalidReference):
         cosign_tag("sha256:xyz", "sig")
+
+
+@pytest.mark.parametrize("text", ["localhost:5000/x:1", "reg.io:65535/a/b", "[::1]:5000/x", "[::1]/x"])
+def test_registries_on_ports_that_exist_or_ipv6_hosts_are_accepted(text: str) -> None:
+    assert str(ImageRef.parse(text)).startswith(text.split("/", 1)[0] + "/")
