@@ -374,3 +374,45 @@ def key_bundle(rekor: Rekor, body: dict[str, object], content: dict[str, object]
         **content,
     }
     return json.dumps(bundle).encode()
+
+
+def hashedrekord_body(artifact: bytes, signature: bytes, signer_pem: bytes) -> dict[str, object]:
+    """The Rekor ``hashedrekord`` entry body of ``signature`` over ``artifact`` by ``signer_pem``."""
+    return {
+        "apiVersion": "0.0.1",
+        "kind": "hashedrekord",
+        "spec": {
+            "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(artifact).hexdigest()}},
+            "signature": {
+                "content": base64.b64encode(signature).decode(),
+                "publicKey": {"content": base64.b64encode(signer_pem).decode()},
+            },
+        },
+    }
+
+
+def dsse_body_and_envelope(
+    payload: bytes, payload_type: str, signature: bytes, verifier_pem: bytes
+) -> tuple[dict[str, object], dict[str, object]]:
+    """The Rekor ``dsse`` entry body and the bundle's ``dsseEnvelope`` of one signature."""
+    body: dict[str, object] = {
+        "apiVersion": "0.0.1",
+        "kind": "dsse",
+        "spec": {
+            "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()},
+            "signatures": [
+                {
+                    "signature": base64.b64encode(signature).decode(),
+                    "verifier": base64.b64encode(verifier_pem).decode(),
+                }
+            ],
+        },
+    }
+    content: dict[str, object] = {
+        "dsseEnvelope": {
+            "payload": base64.b64encode(payload).decode(),
+            "payloadType": payload_type,
+            "signatures": [{"sig": base64.b64encode(signature).decode(), "keyid": ""}],
+        }
+    }
+    return body, content

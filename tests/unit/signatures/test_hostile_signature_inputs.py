@@ -56,6 +56,7 @@ from tests.unit.signatures.support import (
     SIMPLE_SIGNING,
     Rekor,
     authority,
+    hashedrekord_body,
     key_bundle,
     make_ca,
     make_leaf,
@@ -320,17 +321,7 @@ def _message_bundle(rekor: Rekor, *, promise: bool, **entry_changes: str) -> tup
     key = signing_key()
     artifact = b"the artifact"
     signature = key.sign(artifact)
-    body: dict[str, object] = {
-        "apiVersion": "0.0.1",
-        "kind": "hashedrekord",
-        "spec": {
-            "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(artifact).hexdigest()}},
-            "signature": {
-                "content": base64.b64encode(signature).decode(),
-                "publicKey": {"content": base64.b64encode(key.public.pem()).decode()},
-            },
-        },
-    }
+    body = hashedrekord_body(artifact, signature, key.public.pem())
     content: dict[str, object] = {
         "messageSignature": {
             "messageDigest": {

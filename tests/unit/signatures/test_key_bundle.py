@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-from typing import Any
-
 from gate.signatures import SignaturePolicy, TrustRoot, key_hint, make_statement, pae, verify_bundle
 from gate.signatures._sign import SigningKey
 from tests.unit.signatures.support import (
     DIGEST,
     OTHER_DIGEST,
     Rekor,
+    dsse_body_and_envelope,
     key_bundle,
     signing_key,
     trusted_root_json,
@@ -27,26 +24,7 @@ def _dsse_bundle(
     payload = make_statement({"app": digest}, PREDICATE, {"ok": True})
     signature = key.sign(pae(INTOTO, payload))
     recorded = (recorded_signer or key).public.pem()
-    body: dict[str, Any] = {
-        "apiVersion": "0.0.1",
-        "kind": "dsse",
-        "spec": {
-            "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()},
-            "signatures": [
-                {
-                    "signature": base64.b64encode(signature).decode(),
-                    "verifier": base64.b64encode(recorded).decode(),
-                }
-            ],
-        },
-    }
-    content = {
-        "dsseEnvelope": {
-            "payload": base64.b64encode(payload).decode(),
-            "payloadType": INTOTO,
-            "signatures": [{"sig": base64.b64encode(signature).decode(), "keyid": ""}],
-        }
-    }
+    body, content = dsse_body_and_envelope(payload, INTOTO, signature, recorded)
     return key_bundle(rekor, body, content, key_hint(key.public))
 
 

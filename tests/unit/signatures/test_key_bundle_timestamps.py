@@ -27,7 +27,15 @@ from gate.signatures import (
     pae,
     verify_bundle,
 )
-from tests.unit.signatures.support import DIGEST, Rekor, key_bundle, signing_key, trusted_root_json
+from tests.unit.signatures.support import (
+    DIGEST,
+    Rekor,
+    dsse_body_and_envelope,
+    hashedrekord_body,
+    key_bundle,
+    signing_key,
+    trusted_root_json,
+)
 
 SIGSTORE = Path(__file__).resolve().parents[4] / "shared" / "conformance" / "sigstore"
 CASES = SIGSTORE / "test" / "assets" / "bundle-verify"
@@ -142,17 +150,7 @@ def _message_bundle(rekor: Rekor) -> tuple[bytes, bytes, SignaturePolicy]:
     key = signing_key()
     artifact = b"another artifact"
     signature = key.sign(artifact)
-    body: dict[str, object] = {
-        "apiVersion": "0.0.1",
-        "kind": "hashedrekord",
-        "spec": {
-            "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(artifact).hexdigest()}},
-            "signature": {
-                "content": base64.b64encode(signature).decode(),
-                "publicKey": {"content": base64.b64encode(key.public.pem()).decode()},
-            },
-        },
-    }
+    body = hashedrekord_body(artifact, signature, key.public.pem())
     content = {"messageSignature": {"signature": base64.b64encode(signature).decode()}}
     return (
         key_bundle(rekor, body, content, key_hint(key.public)),
@@ -165,26 +163,9 @@ def _dsse_bundle(rekor: Rekor) -> tuple[bytes, bytes, SignaturePolicy]:
     key = signing_key()
     payload = make_statement({"app": DIGEST}, "https://example.com/p", {})
     signature = key.sign(pae("application/vnd.in-toto+json", payload))
-    body: dict[str, object] = {
-        "apiVersion": "0.0.1",
-        "kind": "dsse",
-        "spec": {
-            "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()},
-            "signatures": [
-                {
-                    "signature": base64.b64encode(signature).decode(),
-                    "verifier": base64.b64encode(key.public.pem()).decode(),
-                }
-            ],
-        },
-    }
-    content = {
-        "dsseEnvelope": {
-            "payload": base64.b64encode(payload).decode(),
-            "payloadType": "application/vnd.in-toto+json",
-            "signatures": [{"sig": base64.b64encode(signature).decode(), "keyid": ""}],
-        }
-    }
+    body, content = dsse_body_and_envelope(
+        payload, "application/vnd.in-toto+json", signature, key.public.pem()
+    )
     return (
         key_bundle(rekor, body, content, key_hint(key.public)),
         signature,
