@@ -316,11 +316,7 @@ def _finding_problem(finding: Finding) -> str | None:
             *(("fixed version", version) for version in package.fixed_versions),
         ]
     if location is not None:
-        identifiers += [
-            ("file path", location.path),
-            ("commit", location.commit),
-            ("layer digest", location.layer_digest),
-        ]
+        identifiers += [("commit", location.commit), ("layer digest", location.layer_digest)]
     problem = _identifier_problem(identifiers)
     if problem is not None:
         return problem
@@ -333,6 +329,9 @@ def _finding_problem(finding: Finding) -> str | None:
         except InvalidArgument as refused:
             return f"package URL: {refused.problem}"
     texts = (
+        # A file name may hold any byte but NUL and "/" (a newline too): a scanned tree with such
+        # a file must not fail its scan, so a path is held to the free-text rule.
+        *((("file path", location.path),) if location is not None else ()),
         ("title", finding.title),
         ("description", finding.description),
         ("redacted match", finding.redacted_match),
