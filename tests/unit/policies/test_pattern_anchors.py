@@ -201,10 +201,10 @@ def test_any_resource_against_any_pattern_gives_a_result_or_an_evaluation_error(
 
 def test_a_hostile_wildcard_pattern_against_a_long_value_is_matched_in_linear_time() -> None:
     # Backtracking to the last star took O(len(pattern) * len(text)): 8 s for these sizes.
-    started = time.process_time()
+    started = time.thread_time()
     assert status({"image": "a" * 20_000}, {"image": "*" + "a?" * 1000 + "c*"}) == "fail"
     assert status({"image": "a" * 20_000 + "c"}, {"image": "*?a" * 600 + "*c"}) == "pass"
-    assert time.process_time() - started < 1.0
+    assert time.thread_time() - started < 1.0
 
 
 def _as_regex(pattern: str) -> re.Pattern[str]:

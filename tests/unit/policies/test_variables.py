@@ -87,11 +87,11 @@ def test_nested_variables_that_multiply_each_round_stop_at_the_size_limit() -> N
     # Four containers whose image lists the images grew a message to 50 MB in 14 s (five ran out of memory).
     image = "{{ containers[].image }}"
     data = {"containers": [{"image": image} for _ in range(6)]}
-    started = time.process_time()
+    started = time.thread_time()
     with pytest.raises(EvaluationError, match="longer than"):
         substitute("images: {{ containers[].image }}", lambda expression: search(expression, data))
     # ~0.4 s here; the bound leaves room for a slow machine and still fails the old 14 s.
-    assert time.process_time() - started < 5.0
+    assert time.thread_time() - started < 5.0
 
 
 def test_text_made_by_nested_rounds_is_not_kept_in_the_template_cache() -> None:
@@ -127,8 +127,8 @@ def test_context_variables_that_double_each_other_stop_at_the_size_limit() -> No
           value: 0
 """
     )
-    started = time.process_time()
+    started = time.thread_time()
     [response] = bundle.evaluate_resource(pod())
-    assert time.process_time() - started < 2.0
+    assert time.thread_time() - started < 2.0
     assert response.outcome.value == "error"
     assert "longer than 4194304 characters" in response.message
