@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+"""A git commit id, SHA-1 or SHA-256, lowercase (``fullmatch`` it)."""
 
 
 def git_head(work_tree: Path) -> str | None:
@@ -34,4 +35,4 @@ def git_head(work_tree: Path) -> str | None:
                 commit, _, name = line.partition(" ")
                 if name == ref:
                     head = commit
-    return f"git:{head}" if _COMMIT.fullmatch(head) else None
+    return f"git:{head}" if COMMIT.fullmatch(head) else None

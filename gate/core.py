@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import re
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,6 +37,7 @@ from gate.errors import (
 )
 from gate.evidence import StoreEvidence
 from gate.model import (
+    CONTROL_CHARACTER,
     Artifact,
     ArtifactKind,
     ComponentMatch,
@@ -1398,16 +1398,13 @@ class Gate:
 MAX_TEST_FILES = 10_000
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
 def _check_text(value: str, field: str, expected: str) -> None:
     """InvalidArgument on ``field`` when ``value`` holds a control character.
 
     Names and references are stored in text columns and shown on one line; PostgreSQL refuses a
     NUL outright, so the request would have failed as if the store were down (and been retried).
     """
-    found = _CONTROL.search(value)
+    found = CONTROL_CHARACTER.search(value)
     if found is not None:
         raise InvalidArgument(
             field, f"got a control character (\\u{ord(found.group()):04x}), expected {expected} without one"

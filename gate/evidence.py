@@ -35,18 +35,13 @@ The document (every key always present, so conditions never hit a missing key)::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gate._nonblocking import may_block
-from gate.model import FindingKind, Sbom, Scan, Severity, Verification
-
-_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
-# No alias gate stores can hold one; PostgreSQL refuses a NUL even as a query parameter.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+from gate.model import CONTROL_CHARACTER, SHA256_DIGEST, FindingKind, Sbom, Scan, Severity, Verification
 
 if TYPE_CHECKING:
     # The engine is imported when a resolver is built, not when the webhook module loads.
@@ -301,11 +296,12 @@ class StoreEvidence:
         """The digest an image reference names: its own, or the artifact an alias points at."""
         if "@" in image:
             digest = image.rsplit("@", 1)[1]
-            return digest if _SHA256.fullmatch(digest) else None
+            return digest if SHA256_DIGEST.fullmatch(digest) else None
         cached = self._aliases.get(image)
         if cached is not None:
             return cached
-        if _CONTROL.search(image) is not None:
+        # No alias gate stores can hold one; PostgreSQL refuses a NUL even as a query parameter.
+        if CONTROL_CHARACTER.search(image) is not None:
             return None
         may_block("the digest of a tag")
         found = alias_digest(self._store, image)

@@ -21,6 +21,10 @@ from gate._slots import slot_constructor, slot_replacer
 from gate.errors import InvalidArgument
 
 _DIGEST = re.compile(r"(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}|git:(?:[0-9a-f]{40}|[0-9a-f]{64}))")
+SHA256_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+"""An image digest as OCI writes it (``fullmatch`` it)."""
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+"""A C0 control character or DEL: never in a name, reference or option value gate stores or shows."""
 
 
 def check_digest(value: str, field_path: str) -> str:
@@ -412,6 +416,20 @@ new_decision = slot_constructor(Decision)
 new_rule_result = slot_constructor(RuleResult)
 new_decision_timings = slot_constructor(DecisionTimings)
 replace_decision = slot_replacer(Decision)
+
+
+def decision_text_holds_nul(decision: Decision) -> bool:
+    """Whether a field of ``decision`` stored in a text column (message, subject, caller, stage) holds a NUL.
+
+    PostgreSQL's text columns cannot (see gate.decisions.storable, which escapes them).
+    """
+    # Spelled out: every recorded decision is asked, and a generator costs ~1 us.
+    return (
+        "\x00" in decision.message
+        or "\x00" in decision.subject
+        or "\x00" in decision.caller
+        or "\x00" in decision.stage
+    )
 
 
 T = TypeVar("T")

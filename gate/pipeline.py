@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gate._git import COMMIT
 from gate.errors import InvalidArgument
 from policies import Policy, PolicyBundle, PolicyLoadError, ResourceLimitError
 from policies._images import container_images
@@ -40,7 +41,6 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_MANIFEST_DOCUMENTS = 500
 _STAGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _NAME_UNSAFE = re.compile(r"[^a-z0-9.-]+")
-_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 MAX_REPOSITORY_CHARS = 2048
 
 
@@ -85,7 +85,7 @@ def source_tree(repository: str, commit: str) -> SourceTree:
     """
     if not repository or not commit:
         raise InvalidArgument("source", "required: repository and commit")
-    if not _COMMIT.fullmatch(commit):
+    if not COMMIT.fullmatch(commit):
         raise InvalidArgument("source.commit", f"expected 40 or 64 lowercase hex characters, got {commit!r}")
     if len(repository) > MAX_REPOSITORY_CHARS:
         raise InvalidArgument(

@@ -9,18 +9,17 @@ never silently turn a check off.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from gate.errors import ConfigError, InvalidArgument
+from gate.model import CONTROL_CHARACTER
 
 OptionKind = Literal["bool", "str", "list", "choice", "int", "seconds"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +64,7 @@ def _shown(spec: Option, raw: str) -> str:
 
 
 def _convert(spec: Option, raw: str) -> OptionValue:
-    if _CONTROL.search(raw):
+    if CONTROL_CHARACTER.search(raw):
         raise _Problem(spec.name, f"contains a control character, got {_shown(spec, raw)}")
     if spec.kind == "bool":
         lowered = raw.strip().lower()

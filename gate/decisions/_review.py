@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gate.errors import InvalidArgument
-from gate.model import DecodedJson
+from gate.model import SHA256_DIGEST, DecodedJson
 
 if TYPE_CHECKING:
     from policies import AdmissionRequest, UserInfo
@@ -34,7 +34,6 @@ MAX_REVIEW_VALUES = 200_000
 MAX_UID_LENGTH = 256
 
 _DIGEST_PREFIX = "@sha256:"
-_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +275,6 @@ def _image_digests(resource: Mapping[str, Any]) -> tuple[str, ...]:
     for image in pipeline.images_of([resource]):
         if _DIGEST_PREFIX in image:
             digest = image[image.index(_DIGEST_PREFIX) + 1 :]
-            if _SHA256.fullmatch(digest):
+            if SHA256_DIGEST.fullmatch(digest):
                 found[digest] = None
     return tuple(found)

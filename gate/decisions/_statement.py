@@ -27,7 +27,14 @@ import orjson
 
 from gate.decisions._merkle import leaf_hash, root_from_proof, tree
 from gate.decisions._review import canonical_json, request_digest
-from gate.model import ACTION_TEXT, OUTCOME_TEXT, Decision, DecisionTimings, replace_decision
+from gate.model import (
+    ACTION_TEXT,
+    OUTCOME_TEXT,
+    Decision,
+    DecisionTimings,
+    decision_text_holds_nul,
+    replace_decision,
+)
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -135,13 +142,7 @@ def storable(decision: Decision) -> Decision:
     its commit. Escaped here, before the seal, the record, its seal and a later verification agree
     on every backend.
     """
-    # Spelled out: every recorded decision passes here, and a generator costs ~1 us.
-    if (
-        "\x00" not in decision.message
-        and "\x00" not in decision.subject
-        and "\x00" not in decision.caller
-        and "\x00" not in decision.stage
-    ):
+    if not decision_text_holds_nul(decision):
         return decision
     fields = {name: getattr(decision, name).replace("\x00", "\\u0000") for name in _TEXT_FIELDS}
     return replace_decision(decision, **fields)

@@ -65,6 +65,7 @@ from gate.model import (
     SignatureResult,
     TargetKind,
     Verification,
+    decision_text_holds_nul,
 )
 from gate.store import _bindings
 from gate.store._engine import writer
@@ -1807,12 +1808,7 @@ def _decision_values(decision: Decision) -> dict[str, Any]:
         _finite(getattr(timings, name), f"timings.{name}")
     # gate.decisions.storable escapes these before the seal; a caller of the port that did not
     # gets the same refusal from SQLite as from PostgreSQL (which cannot store a NUL in text).
-    if (
-        "\x00" in decision.message
-        or "\x00" in decision.subject
-        or "\x00" in decision.caller
-        or "\x00" in decision.stage
-    ):
+    if decision_text_holds_nul(decision):
         raise InvalidArgument("decision", "got a NUL character in its message, subject, caller or stage")
     return {
         "id": decision.id,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import Any
 
+from gate._git import COMMIT
 from gate.model import Finding, FindingKind, FindingStatus, Location, Package, Severity
 from scanners.reports._context import Ctx, fingerprint, join, masked_tokens
 from scanners.reports._normalise import (
@@ -36,7 +36,6 @@ _CHECK_REPORTS = frozenset(
         "ClusterInfraAssessmentReport",
     }
 )
-_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 def parse(doc: Any, ctx: Ctx) -> ArtifactHints:
@@ -86,7 +85,7 @@ def _schema2(report: dict[str, Any], ctx: Ctx) -> ArtifactHints:
         image_id=ctx.text(metadata, "ImageID", "Metadata"),
         repo_digests=tuple(ctx.texts(metadata, "RepoDigests", "Metadata")),
         repo_url=ctx.text(metadata, "RepoURL", "Metadata"),
-        commit=commit if _COMMIT.fullmatch(commit) else "",
+        commit=commit if COMMIT.fullmatch(commit) else "",
         branch=ctx.text(metadata, "Branch", "Metadata"),
     )
 
