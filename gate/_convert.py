@@ -280,13 +280,28 @@ def verification_to_proto(verification: m.Verification) -> signature_pb2.Verific
         verified=verification.verified,
         signatures=[
             signature_pb2.SignatureResult(
-                verified=s.verified, signer=s.signer, tlog_index=s.tlog_index, error=s.error
+                verified=s.verified,
+                signer=s.signer,
+                tlog_index=s.tlog_index,
+                error=s.error,
+                integrated_time=timestamp(s.integrated_time),
+                tlog_tree=s.tlog_tree,
+                tlog_tree_index=s.tlog_tree_index,
+                timestamp=timestamp(s.timestamp),
             )
             for s in verification.signatures
         ],
         attestations=[
             signature_pb2.AttestationResult(
-                predicate_type=a.predicate_type, verified=a.verified, signer=a.signer, error=a.error
+                predicate_type=a.predicate_type,
+                verified=a.verified,
+                signer=a.signer,
+                error=a.error,
+                tlog_index=a.tlog_index,
+                integrated_time=timestamp(a.integrated_time),
+                tlog_tree=a.tlog_tree,
+                tlog_tree_index=a.tlog_tree_index,
+                timestamp=timestamp(a.timestamp),
             )
             for a in verification.attestations
         ],

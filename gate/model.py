@@ -304,22 +304,39 @@ class ComponentMatch:
 
 @dataclass(frozen=True, slots=True)
 class SignatureResult:
-    """Outcome of one signature check."""
+    """Outcome of one signature check.
+
+    ``tlog_index`` is the transparency-log entry's global index (-1 when none is proven)
+    and ``integrated_time`` the time the log signed for it; ``tlog_tree`` and
+    ``tlog_tree_index`` (-1 when none) where an inclusion proof placed the entry (the
+    checkpoint origin and the index in that tree, which a sharded log numbers from zero
+    per shard); ``timestamp`` the ``genTime`` of a verified RFC 3161 timestamp. Unknown
+    times are None.
+    """
 
     verified: bool
     signer: str
     tlog_index: int = -1
     error: str = ""
+    integrated_time: datetime | None = None
+    tlog_tree: str = ""
+    tlog_tree_index: int = -1
+    timestamp: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class AttestationResult:
-    """Outcome of one attestation check."""
+    """Outcome of one attestation check; the log and time fields are as in SignatureResult."""
 
     predicate_type: str
     verified: bool
     signer: str = ""
     error: str = ""
+    tlog_index: int = -1
+    integrated_time: datetime | None = None
+    tlog_tree: str = ""
+    tlog_tree_index: int = -1
+    timestamp: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

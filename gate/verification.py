@@ -347,8 +347,12 @@ def to_record(result: ImageVerification, record_id: str, verified_at: datetime) 
         SignatureResult(
             verified=check.verified,
             signer=check.signer,
-            tlog_index=check.tlog_index if check.tlog_index is not None else -1,
+            tlog_index=_index(check.tlog_index),
             error="" if check.verified else check.reason,
+            integrated_time=check.integrated_time,
+            tlog_tree=check.tlog_tree,
+            tlog_tree_index=_index(check.tlog_tree_index),
+            timestamp=check.timestamp,
         )
         for check in result.signatures
     )
@@ -358,6 +362,11 @@ def to_record(result: ImageVerification, record_id: str, verified_at: datetime) 
             verified=check.verified,
             signer=check.signer,
             error="" if check.verified else check.reason,
+            tlog_index=_index(check.tlog_index),
+            integrated_time=check.integrated_time,
+            tlog_tree=check.tlog_tree,
+            tlog_tree_index=_index(check.tlog_tree_index),
+            timestamp=check.timestamp,
         )
         for predicate_type, checks in result.attestations.items()
         for check in checks
@@ -371,3 +380,8 @@ def to_record(result: ImageVerification, record_id: str, verified_at: datetime) 
         attestations=attestations,
         message="" if result.verified else result.reason,
     )
+
+
+def _index(value: int | None) -> int:
+    """A log index as records keep it: -1 when there is none."""
+    return value if value is not None else -1

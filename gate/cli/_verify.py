@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -154,6 +155,39 @@ def _build_policy(options: dict[str, Any]) -> Any:
     )
 
 
+def log_details(
+    tlog_index: int | None,
+    tlog_tree: str,
+    tlog_tree_index: int | None,
+    integrated_time: datetime | None,
+    timestamp: datetime | None,
+) -> list[str]:
+    """What a check says of its log entry and times, each only when known.
+
+    E.g. ``tlog index 7``, ``tlog tree rekor.example - 1 index 3``,
+    ``integrated 2025-01-02T03:04:05+00:00``, ``timestamp 2025-01-02T03:04:06+00:00``.
+    """
+    details = []
+    if tlog_index is not None:
+        details.append(f"tlog index {tlog_index}")
+    if tlog_tree_index is not None:
+        details.append(
+            " ".join(part for part in ("tlog tree", tlog_tree, f"index {tlog_tree_index}") if part)
+        )
+    if integrated_time is not None:
+        details.append(f"integrated {integrated_time.isoformat()}")
+    if timestamp is not None:
+        details.append(f"timestamp {timestamp.isoformat()}")
+    return details
+
+
+def check_details(result: Any) -> list[str]:
+    """:func:`log_details` of a ``gate.signatures.Verification``."""
+    return log_details(
+        result.tlog_index, result.tlog_tree, result.tlog_tree_index, result.integrated_time, result.timestamp
+    )
+
+
 def report(result: Any, what: str) -> None:
     """Print a successful verification, or raise with its reason (exit status 1)."""
     if not result.verified:
@@ -161,10 +195,7 @@ def report(result: Any, what: str) -> None:
     details = [f"signer {result.signer}" if result.signer else ""]
     if result.issuer:
         details.append(f"issuer {result.issuer}")
-    if result.tlog_index is not None:
-        details.append(f"tlog index {result.tlog_index}")
-    if result.integrated_time is not None:
-        details.append(f"integrated {result.integrated_time.isoformat()}")
+    details.extend(check_details(result))
     if result.predicate_type:
         details.append(f"predicateType {result.predicate_type}")
     click.echo(f"Verified OK: {what} ({', '.join(d for d in details if d)})")

@@ -12,13 +12,21 @@ Signing always happens here: the private key never leaves this machine.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from gate.cli._input import DOCUMENT_BYTES, KEY_BYTES, read_input, read_text_input
-from gate.cli._verify import build_trust, identity_options, trust_options, verify
+from gate.cli._verify import (
+    build_trust,
+    check_details,
+    identity_options,
+    log_details,
+    trust_options,
+    verify,
+)
 from gate.errors import EvidenceError, InvalidArgument
 
 MAX_PREDICATE_BYTES = 16 * 1024 * 1024
@@ -89,6 +97,25 @@ def _request(options: dict[str, Any], predicate_types: tuple[str, ...], attestat
     )
 
 
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _log_json(check: Any) -> dict[str, Any]:
+    """A check's log entry and times for ``-o json``: null when unknown, times in ISO 8601."""
+    return {
+        "tlog_index": check.tlog_index,
+        "tlog_tree": check.tlog_tree or None,
+        "tlog_tree_index": check.tlog_tree_index,
+        "integrated_time": _iso(check.integrated_time),
+        "timestamp": _iso(check.timestamp),
+    }
+
+
+def _line(what: str, signer: str, details: list[str]) -> str:
+    return f"  {what} by {signer}" + (f" ({', '.join(details)})" if details else "")
+
+
 def _print(result: Any, image: str, output: str, predicate_types: tuple[str, ...]) -> None:
     if output == "json":
         document = {
@@ -97,12 +124,18 @@ def _print(result: Any, image: str, output: str, predicate_types: tuple[str, ...
             "verified": result.verified,
             "reason": result.reason,
             "signatures": [
-                {"verified": s.verified, "signer": s.signer, "tlog_index": s.tlog_index, "reason": s.reason}
+                {"verified": s.verified, "signer": s.signer, **_log_json(s), "reason": s.reason}
                 for s in result.signatures
             ],
             "attestations": {
                 kind: [
-                    {"verified": a.verified, "signer": a.signer, "reason": a.reason, "predicate": a.predicate}
+                    {
+                        "verified": a.verified,
+                        "signer": a.signer,
+                        **_log_json(a),
+                        "reason": a.reason,
+                        "predicate": a.predicate,
+                    }
                     for a in checks
                 ]
                 for kind, checks in result.attestations.items()
@@ -113,14 +146,15 @@ def _print(result: Any, image: str, output: str, predicate_types: tuple[str, ...
         raise EvidenceError(f"{image}: verification failed: {result.reason}")
     if output == "json":
         return
-    signers = sorted({s.signer for s in result.signatures if s.verified})
     click.echo(f"Verified OK: {image}@{result.digest}")
-    for signer in signers:
-        click.echo(f"  signature by {signer}")
+    # One line per distinct verified signature (the same one found twice is shown once).
+    lines = {_line("signature", s.signer, check_details(s)) for s in result.signatures if s.verified}
+    for line in sorted(lines):
+        click.echo(line)
     for kind in predicate_types:
         for check in result.attestations.get(kind, ()):
             if check.verified:
-                click.echo(f"  attestation {kind} by {check.signer}")
+                click.echo(_line(f"attestation {kind}", check.signer, check_details(check)))
 
 
 def _run_verify(
@@ -178,6 +212,25 @@ def _remote_verify(state: Any, image: str, request: Any, options: dict[str, Any]
         raise EvidenceError(f"{image}: verification failed: {answer.message}")
     if options.get("output") != "json":
         click.echo(f"Verified OK: {image}@{answer.artifact_digest} (recorded as {answer.id})")
+        lines = {_line("signature", s.signer, _answer_details(s)) for s in answer.signatures if s.verified}
+        for line in sorted(lines):
+            click.echo(line)
+        for a in answer.attestations:
+            if a.verified:
+                click.echo(_line(f"attestation {a.predicate_type}", a.signer, _answer_details(a)))
+
+
+def _answer_details(check: Any) -> list[str]:
+    """:func:`log_details` of a SignatureResult or AttestationResult message (-1: no index)."""
+    return log_details(
+        check.tlog_index if check.tlog_index >= 0 else None,
+        check.tlog_tree,
+        # Only an entry placed in a named tree has a tree index (and a server older than the
+        # field sends 0, with no tree).
+        check.tlog_tree_index if check.tlog_tree and check.tlog_tree_index >= 0 else None,
+        check.integrated_time.ToDatetime(UTC) if check.HasField("integrated_time") else None,
+        check.timestamp.ToDatetime(UTC) if check.HasField("timestamp") else None,
+    )
 
 
 def _verify_options(function: Any) -> Any:

@@ -5,8 +5,8 @@ adjustments, both in ``gate.signatures._sigstore.OfflineVerifier``: Rekor v1 ``i
 like ``dsse`` ones (their integrated time is bound by the SET just the same), and TSA
 validity ends are inclusive (see ``TrustRoot.sigstore_trusted_root``). The library has no
 key-based ("managed key") path, so :func:`_verify_key_bundle` does that one with the
-library's log-entry proof checks and verifies its RFC 3161 timestamps in
-``gate.signatures._timestamp``.
+library's log-entry proof checks. RFC 3161 timestamps of both kinds are verified in
+``gate.signatures._timestamp``, which also gives their time (the library reports none).
 """
 
 from __future__ import annotations
@@ -237,10 +237,26 @@ def _verify_keyless_bundle(
         integrated_time=position.integrated_time,
         tlog_tree=position.tree,
         tlog_tree_index=position.tree_index,
+        timestamp=_keyless_timestamp(bundle, trust),
     )
     if envelope is None:
         return result
     return _with_statement(result, payload_type, payload, digest, predicate_type)
+
+
+def _keyless_timestamp(bundle: Any, trust: TrustRoot) -> datetime | None:
+    """The earliest time the RFC 3161 timestamps of a verified keyless bundle prove.
+
+    The library verifies them (and the certificate chain at each time it accepts) but
+    returns no time, and it skips a timestamp it cannot verify when another time remains.
+    So they are verified again here as for a key-based bundle, over the bundle's signature
+    (the one the certificate verified, as the library timestamps it): one that does not
+    hold fails the bundle instead of being skipped.
+
+    Raises:
+        InvalidArgument: a timestamp does not verify against the trust root's TSAs.
+    """
+    return verified_timestamp(_timestamps(bundle._inner.verification_material), [bundle.signature], trust)
 
 
 def _with_statement(

@@ -867,8 +867,14 @@ class SqlStore(WaiverRecords):
             "verified": verification.verified,
             "verified_at": verification.verified_at,
             "signatures": [
-                {"verified": s.verified, "signer": s.signer, "tlog_index": s.tlog_index, "error": s.error}
-                for s in verification.signatures
+                {
+                    "verified": s.verified,
+                    "signer": s.signer,
+                    "tlog_index": s.tlog_index,
+                    "error": s.error,
+                    **_log_and_times(s, f"signatures[{index}]"),
+                }
+                for index, s in enumerate(verification.signatures)
             ],
             "attestations": [
                 {
@@ -876,8 +882,10 @@ class SqlStore(WaiverRecords):
                     "verified": a.verified,
                     "signer": a.signer,
                     "error": a.error,
+                    "tlog_index": a.tlog_index,
+                    **_log_and_times(a, f"attestations[{index}]"),
                 }
-                for a in verification.attestations
+                for index, a in enumerate(verification.attestations)
             ],
             "message": verification.message,
         }
@@ -1736,6 +1744,28 @@ def _component(row: Row[Any]) -> Component:
     )
 
 
+def _log_and_times(result: SignatureResult | AttestationResult, field: str) -> dict[str, Any]:
+    """The log position and times of a check as its JSON object keeps them (ISO 8601, UTC).
+
+    Records written before these were kept lack the keys; :func:`_verification` reads
+    them as unknown.
+    """
+    return {
+        "integrated_time": _json_time(result.integrated_time, f"{field}.integrated_time"),
+        "tlog_tree": result.tlog_tree,
+        "tlog_tree_index": result.tlog_tree_index,
+        "timestamp": _json_time(result.timestamp, f"{field}.timestamp"),
+    }
+
+
+def _json_time(value: datetime | None, field: str) -> str | None:
+    return None if value is None else _aware(value, field).astimezone(UTC).isoformat()
+
+
+def _read_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
 def _verification(row: Row[Any]) -> Verification:
     return Verification(
         id=row.id,
@@ -1744,7 +1774,14 @@ def _verification(row: Row[Any]) -> Verification:
         verified_at=row.verified_at,
         signatures=tuple(
             SignatureResult(
-                verified=s["verified"], signer=s["signer"], tlog_index=s["tlog_index"], error=s["error"]
+                verified=s["verified"],
+                signer=s["signer"],
+                tlog_index=s["tlog_index"],
+                error=s["error"],
+                integrated_time=_read_time(s.get("integrated_time")),
+                tlog_tree=s.get("tlog_tree", ""),
+                tlog_tree_index=s.get("tlog_tree_index", -1),
+                timestamp=_read_time(s.get("timestamp")),
             )
             for s in row.signatures
         ),
@@ -1754,6 +1791,11 @@ def _verification(row: Row[Any]) -> Verification:
                 verified=a["verified"],
                 signer=a["signer"],
                 error=a["error"],
+                tlog_index=a.get("tlog_index", -1),
+                integrated_time=_read_time(a.get("integrated_time")),
+                tlog_tree=a.get("tlog_tree", ""),
+                tlog_tree_index=a.get("tlog_tree_index", -1),
+                timestamp=_read_time(a.get("timestamp")),
             )
             for a in row.attestations
         ),

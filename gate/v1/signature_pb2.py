@@ -26,7 +26,7 @@ from gate.v1 import common_pb2 as gate_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17gate/v1/signature.proto\x12\x07gate.v1\x1a\x14gate/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"J\n\x0fKeylessIdentity\x12\x0e\n\x06issuer\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x16\n\x0esubject_regexp\x18\x03 \x01(\t\"\xaa\x01\n\x12VerificationPolicy\x12\x13\n\x0bpublic_keys\x18\x01 \x03(\t\x12,\n\nidentities\x18\x02 \x03(\x0b\x32\x18.gate.v1.KeylessIdentity\x12\x14\n\x0crequire_tlog\x18\x03 \x01(\x08\x12 \n\x18required_predicate_types\x18\x04 \x03(\t\x12\x19\n\x11\x61ttestations_only\x18\x05 \x01(\x08\"P\n\x12VerifyImageRequest\x12\r\n\x05image\x18\x01 \x01(\t\x12+\n\x06policy\x18\x02 \x01(\x0b\x32\x1b.gate.v1.VerificationPolicy\"V\n\x0fSignatureResult\x12\x10\n\x08verified\x18\x01 \x01(\x08\x12\x0e\n\x06signer\x18\x02 \x01(\t\x12\x12\n\ntlog_index\x18\x03 \x01(\x03\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"o\n\x11\x41ttestationResult\x12\x16\n\x0epredicate_type\x18\x01 \x01(\t\x12\x10\n\x08verified\x18\x02 \x01(\x08\x12\x0e\n\x06signer\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x11\n\tpredicate\x18\x05 \x01(\x0c\"\xe7\x01\n\x0cVerification\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0f\x61rtifact_digest\x18\x02 \x01(\t\x12\x10\n\x08verified\x18\x03 \x01(\x08\x12,\n\nsignatures\x18\x04 \x03(\x0b\x32\x18.gate.v1.SignatureResult\x12\x30\n\x0c\x61ttestations\x18\x05 \x03(\x0b\x32\x1a.gate.v1.AttestationResult\x12/\n\x0bverified_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x07 \x01(\t\"\x90\x01\n\rAttestRequest\x12\r\n\x05image\x18\x01 \x01(\t\x12\x16\n\x0epredicate_type\x18\x02 \x01(\t\x12\x11\n\tpredicate\x18\x03 \x01(\x0c\x12\x0c\n\x04push\x18\x04 \x01(\x08\x12&\n\x08\x61rtifact\x18\x05 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\x12\x0f\n\x07project\x18\x0f \x01(\t\"<\n\x0e\x41ttestResponse\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\x12\x18\n\x10pushed_reference\x18\x02 \x01(\t2\x90\x01\n\x10SignatureService\x12\x41\n\x0bVerifyImage\x12\x1b.gate.v1.VerifyImageRequest\x1a\x15.gate.v1.Verification\x12\x39\n\x06\x41ttest\x12\x16.gate.v1.AttestRequest\x1a\x17.gate.v1.AttestResponseB1Z/github.com/gate-project/gate/gen/gate/v1;gatev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17gate/v1/signature.proto\x12\x07gate.v1\x1a\x14gate/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"J\n\x0fKeylessIdentity\x12\x0e\n\x06issuer\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x16\n\x0esubject_regexp\x18\x03 \x01(\t\"\xaa\x01\n\x12VerificationPolicy\x12\x13\n\x0bpublic_keys\x18\x01 \x03(\t\x12,\n\nidentities\x18\x02 \x03(\x0b\x32\x18.gate.v1.KeylessIdentity\x12\x14\n\x0crequire_tlog\x18\x03 \x01(\x08\x12 \n\x18required_predicate_types\x18\x04 \x03(\t\x12\x19\n\x11\x61ttestations_only\x18\x05 \x01(\x08\"P\n\x12VerifyImageRequest\x12\r\n\x05image\x18\x01 \x01(\t\x12+\n\x06policy\x18\x02 \x01(\x0b\x32\x1b.gate.v1.VerificationPolicy\"\xe6\x01\n\x0fSignatureResult\x12\x10\n\x08verified\x18\x01 \x01(\x08\x12\x0e\n\x06signer\x18\x02 \x01(\t\x12\x12\n\ntlog_index\x18\x03 \x01(\x03\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x33\n\x0fintegrated_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttlog_tree\x18\x06 \x01(\t\x12\x17\n\x0ftlog_tree_index\x18\x07 \x01(\x03\x12-\n\ttimestamp\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x02\n\x11\x41ttestationResult\x12\x16\n\x0epredicate_type\x18\x01 \x01(\t\x12\x10\n\x08verified\x18\x02 \x01(\x08\x12\x0e\n\x06signer\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x11\n\tpredicate\x18\x05 \x01(\x0c\x12\x12\n\ntlog_index\x18\x06 \x01(\x03\x12\x33\n\x0fintegrated_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttlog_tree\x18\x08 \x01(\t\x12\x17\n\x0ftlog_tree_index\x18\t \x01(\x03\x12-\n\ttimestamp\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe7\x01\n\x0cVerification\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0f\x61rtifact_digest\x18\x02 \x01(\t\x12\x10\n\x08verified\x18\x03 \x01(\x08\x12,\n\nsignatures\x18\x04 \x03(\x0b\x32\x18.gate.v1.SignatureResult\x12\x30\n\x0c\x61ttestations\x18\x05 \x03(\x0b\x32\x1a.gate.v1.AttestationResult\x12/\n\x0bverified_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x07 \x01(\t\"\x90\x01\n\rAttestRequest\x12\r\n\x05image\x18\x01 \x01(\t\x12\x16\n\x0epredicate_type\x18\x02 \x01(\t\x12\x11\n\tpredicate\x18\x03 \x01(\x0c\x12\x0c\n\x04push\x18\x04 \x01(\x08\x12&\n\x08\x61rtifact\x18\x05 \x01(\x0b\x32\x14.gate.v1.ArtifactRef\x12\x0f\n\x07project\x18\x0f \x01(\t\"<\n\x0e\x41ttestResponse\x12\x10\n\x08\x65nvelope\x18\x01 \x01(\x0c\x12\x18\n\x10pushed_reference\x18\x02 \x01(\t2\x90\x01\n\x10SignatureService\x12\x41\n\x0bVerifyImage\x12\x1b.gate.v1.VerifyImageRequest\x1a\x15.gate.v1.Verification\x12\x39\n\x06\x41ttest\x12\x16.gate.v1.AttestRequest\x1a\x17.gate.v1.AttestResponseB1Z/github.com/gate-project/gate/gen/gate/v1;gatev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,16 +40,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VERIFICATIONPOLICY']._serialized_end=338
   _globals['_VERIFYIMAGEREQUEST']._serialized_start=340
   _globals['_VERIFYIMAGEREQUEST']._serialized_end=420
-  _globals['_SIGNATURERESULT']._serialized_start=422
-  _globals['_SIGNATURERESULT']._serialized_end=508
-  _globals['_ATTESTATIONRESULT']._serialized_start=510
-  _globals['_ATTESTATIONRESULT']._serialized_end=621
-  _globals['_VERIFICATION']._serialized_start=624
-  _globals['_VERIFICATION']._serialized_end=855
-  _globals['_ATTESTREQUEST']._serialized_start=858
-  _globals['_ATTESTREQUEST']._serialized_end=1002
-  _globals['_ATTESTRESPONSE']._serialized_start=1004
-  _globals['_ATTESTRESPONSE']._serialized_end=1064
-  _globals['_SIGNATURESERVICE']._serialized_start=1067
-  _globals['_SIGNATURESERVICE']._serialized_end=1211
+  _globals['_SIGNATURERESULT']._serialized_start=423
+  _globals['_SIGNATURERESULT']._serialized_end=653
+  _globals['_ATTESTATIONRESULT']._serialized_start=656
+  _globals['_ATTESTATIONRESULT']._serialized_end=931
+  _globals['_VERIFICATION']._serialized_start=934
+  _globals['_VERIFICATION']._serialized_end=1165
+  _globals['_ATTESTREQUEST']._serialized_start=1168
+  _globals['_ATTESTREQUEST']._serialized_end=1312
+  _globals['_ATTESTRESPONSE']._serialized_start=1314
+  _globals['_ATTESTRESPONSE']._serialized_end=1374
+  _globals['_SIGNATURESERVICE']._serialized_start=1377
+  _globals['_SIGNATURESERVICE']._serialized_end=1521
 # @@protoc_insertion_point(module_scope)

@@ -136,6 +136,10 @@ class SignatureResult(_message.Message):
     SIGNER_FIELD_NUMBER: _builtins.int
     TLOG_INDEX_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    INTEGRATED_TIME_FIELD_NUMBER: _builtins.int
+    TLOG_TREE_FIELD_NUMBER: _builtins.int
+    TLOG_TREE_INDEX_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
     verified: _builtins.bool
     """True when this signature verified and matched the policy."""
     signer: _builtins.str
@@ -146,6 +150,27 @@ class SignatureResult(_message.Message):
     """Transparency-log index; -1 when none."""
     error: _builtins.str
     """Why it failed; empty when verified."""
+    tlog_tree: _builtins.str
+    """Checkpoint origin of the log tree an inclusion proof placed the entry in
+    (e.g. `rekor.sigstore.dev - 1193050959916656506`); empty when none.
+    """
+    tlog_tree_index: _builtins.int
+    """Index of the entry in `tlog_tree`; -1 when none. A sharded log numbers
+    each shard's entries from zero, so this is `tlog_index` only where the
+    tree is the whole log.
+    """
+    @_builtins.property
+    def integrated_time(self) -> _timestamp_pb2.Timestamp:
+        """When the transparency log integrated the entry, as the log signed it
+        (its inclusion promise); unset when unknown.
+        """
+
+    @_builtins.property
+    def timestamp(self) -> _timestamp_pb2.Timestamp:
+        """genTime of an RFC 3161 timestamp over the signature, verified against
+        the trusted timestamp authorities; unset when none.
+        """
+
     def __init__(
         self,
         *,
@@ -153,10 +178,14 @@ class SignatureResult(_message.Message):
         signer: _builtins.str = ...,
         tlog_index: _builtins.int = ...,
         error: _builtins.str = ...,
+        integrated_time: _timestamp_pb2.Timestamp | None = ...,
+        tlog_tree: _builtins.str = ...,
+        tlog_tree_index: _builtins.int = ...,
+        timestamp: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["integrated_time", b"integrated_time", "timestamp", b"timestamp"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "signer", b"signer", "tlog_index", b"tlog_index", "verified", b"verified"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "integrated_time", b"integrated_time", "signer", b"signer", "timestamp", b"timestamp", "tlog_index", b"tlog_index", "tlog_tree", b"tlog_tree", "tlog_tree_index", b"tlog_tree_index", "verified", b"verified"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -173,6 +202,11 @@ class AttestationResult(_message.Message):
     SIGNER_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     PREDICATE_FIELD_NUMBER: _builtins.int
+    TLOG_INDEX_FIELD_NUMBER: _builtins.int
+    INTEGRATED_TIME_FIELD_NUMBER: _builtins.int
+    TLOG_TREE_FIELD_NUMBER: _builtins.int
+    TLOG_TREE_INDEX_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
     predicate_type: _builtins.str
     """in-toto predicate type."""
     verified: _builtins.bool
@@ -183,6 +217,20 @@ class AttestationResult(_message.Message):
     """Why it failed; empty when verified."""
     predicate: _builtins.bytes
     """The verified statement's predicate as JSON; empty when not verified."""
+    tlog_index: _builtins.int
+    """Transparency-log index; -1 when none."""
+    tlog_tree: _builtins.str
+    """As in SignatureResult.tlog_tree."""
+    tlog_tree_index: _builtins.int
+    """As in SignatureResult.tlog_tree_index."""
+    @_builtins.property
+    def integrated_time(self) -> _timestamp_pb2.Timestamp:
+        """As in SignatureResult.integrated_time."""
+
+    @_builtins.property
+    def timestamp(self) -> _timestamp_pb2.Timestamp:
+        """As in SignatureResult.timestamp."""
+
     def __init__(
         self,
         *,
@@ -191,10 +239,15 @@ class AttestationResult(_message.Message):
         signer: _builtins.str = ...,
         error: _builtins.str = ...,
         predicate: _builtins.bytes = ...,
+        tlog_index: _builtins.int = ...,
+        integrated_time: _timestamp_pb2.Timestamp | None = ...,
+        tlog_tree: _builtins.str = ...,
+        tlog_tree_index: _builtins.int = ...,
+        timestamp: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["integrated_time", b"integrated_time", "timestamp", b"timestamp"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "predicate", b"predicate", "predicate_type", b"predicate_type", "signer", b"signer", "verified", b"verified"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "integrated_time", b"integrated_time", "predicate", b"predicate", "predicate_type", b"predicate_type", "signer", b"signer", "timestamp", b"timestamp", "tlog_index", b"tlog_index", "tlog_tree", b"tlog_tree", "tlog_tree_index", b"tlog_tree_index", "verified", b"verified"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
