@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -17,6 +18,7 @@ from gate.sbom import _apk, _dpkg, _gobinary, _gomod, _java, _npm, _os_release, 
 from gate.sbom._fs import Limits, Root, TooLarge, UnsafePath, open_regular
 from gate.sbom._ingest import identifier, purl, text
 from gate.sbom._result import GeneratedSbom, Subject
+from gate.sbom._tool_output import _UNSTORABLE, _fixed, _Repaired
 from gate.sbom._types import Found, FoundComponent, MalformedInput, SbomWarning
 from gate.sbom._walk import Candidates, walk
 
@@ -58,8 +60,18 @@ class _Run:
                 self.skipped += 1
                 self.warn(SbomWarning(item.path, f"{item.found_by} entry {_shown(item)} skipped: {problem}"))
                 continue
+            kept, repaired = storable_text(item)
+            if repaired.texts:
+                # Its free text is made storable instead: the entry is kept, as the tools' are.
+                self.warn(
+                    SbomWarning(
+                        kept.path,
+                        f"{kept.found_by} entry {_shown(kept)}: {repaired.what()} replaced with U+FFFD "
+                        f"in {repaired.listed()}",
+                    )
+                )
             # The same ref twice (one file listed twice) is one component.
-            self.components.setdefault(item.ref, item)
+            self.components.setdefault(kept.ref, kept)
         for warning in found.warnings:
             self.warn(warning)
 
@@ -97,7 +109,8 @@ def unstorable(item: FoundComponent) -> str | None:
     Package databases, lock files and metadata are read from disk as they are, so a NUL or a
     control character can sit in a name or a version: PostgreSQL's text columns refuse NUL
     (SQLite's keep it), and uploads refuse both in these fields. Paths and property values are
-    not indexed, and the document writer already makes them safe, so they are not checked.
+    not indexed: a path goes into the bom-ref escaped (:func:`gate.sbom._types.ref_location`),
+    and free text keeps its entry (:func:`storable_text`).
     """
     c = item.component
     identifiers = [c.type, c.name, c.version, c.group, c.purl]
@@ -122,6 +135,35 @@ def unstorable(item: FoundComponent) -> str | None:
         except InvalidArgument as refused:
             return str(refused)
     return None
+
+
+def storable_text(item: FoundComponent) -> tuple[FoundComponent, _Repaired]:
+    """``item`` with each NUL and lone UTF-16 surrogate in its free text replaced with U+FFFD, and
+    what was replaced (each field named as the document shows it).
+
+    For an item :func:`unstorable` kept, whose identifiers hold neither. Free text is read as it
+    is too (a dpkg ``Source:`` field, a licence name escaped in a lock file's JSON), and the
+    upload parser, which GetSbom re-reads a stored document with to convert it, refuses both
+    anywhere: the text is made storable and the entry kept, as for tool output
+    (:mod:`gate.sbom._tool_output`). Property names are gate's own.
+    """
+    repaired = _Repaired()
+
+    def fixed(text: str, where: str) -> str:
+        if _UNSTORABLE.search(text) is None:
+            return text
+        if (where,) not in repaired.texts:
+            repaired.texts.append((where,))
+        repaired.note(text)
+        return _fixed(text)
+
+    path = fixed(item.path, "property gate:location")
+    properties = tuple((name, fixed(value, f"property {name}")) for name, value in item.properties)
+    licences = tuple(fixed(licence, "licence") for licence in item.component.licenses)
+    if not repaired.texts:
+        return item, repaired
+    component = replace(item.component, licenses=tuple(dict.fromkeys(licences)))
+    return replace(item, path=path, properties=properties, component=component), repaired
 
 
 def _shown(item: FoundComponent) -> str:

@@ -31,12 +31,12 @@ from typing import Any, BinaryIO
 
 from gate.config import RegistrySettings
 from gate.errors import InvalidArgument, Unsupported
-from gate.model import ArtifactKind, TargetKind
+from gate.model import CONTROL_CHARACTER, ArtifactKind, TargetKind
 from gate.sbom._fs import Limits
 from gate.sbom._generate import Progress, generate
 from gate.sbom._layers import LayerWriter, UnsafeArchive, normalise_member, private_directory
 from gate.sbom._result import GeneratedSbom, Subject
-from gate.sbom._types import SbomWarning
+from gate.sbom._types import SbomWarning, shown
 from gate.sbom._walk import read_by_cataloguers
 
 _FIELD = "target.location"
@@ -55,6 +55,10 @@ _LAYER_TYPES = frozenset(
     }
 )
 _NAME_ANNOTATIONS = ("io.containerd.image.name", "org.opencontainers.image.ref.name")
+# Names in an archive or a layout are untrusted: each bad one is a warning, up to this many.
+_MAX_NAME_WARNINGS = 5
+# Images and names listed in the error refusing an archive or layout of several images.
+_MAX_LISTED = 5
 
 LayerOpener = Callable[[], contextlib.AbstractContextManager[BinaryIO]]
 
@@ -213,24 +217,111 @@ def open_oci_layout(path: Path, name_in_layout: str, *, platform: str, limits: L
         descriptor = layout.resolve(ref)
     else:
         if len({e.digest for e in entries}) != 1:
-            names = sorted({e.annotations.get(_NAME_ANNOTATIONS[1], e.digest) for e in entries})
+            # Named by their ref.name when it is a name (a hostile one is no part of the message).
+            names = sorted(
+                {
+                    e.annotations[_NAME_ANNOTATIONS[1]]
+                    if _image_name(e.annotations.get(_NAME_ANNOTATIONS[1])) is not None
+                    else e.digest
+                    for e in entries
+                }
+            )
             raise InvalidArgument(
                 _FIELD,
-                f"the OCI layout {path} holds {len(names)} images ({', '.join(names) or 'none'}); "
+                f"the OCI layout {path} holds {len(names)} images ({_listed(names, ', ') or 'none'}); "
                 "name one as oci:<dir>:<name>",
             )
         descriptor = entries[0]
         ref = ImageRef("oci-layout", path.name or "image", digest=descriptor.digest)
-    full_name = next(
-        (descriptor.annotations[k] for k in _NAME_ANNOTATIONS if k in descriptor.annotations), ""
-    )
-    repository, tag = _split_name(full_name)
+    index = next((i for i, e in enumerate(entries) if e == descriptor), None)
+    where = f"index.json manifests[{index}]" if index is not None else f"index.json entry {descriptor.digest}"
+    named = _Names(path.name or str(path))
+    for key in _NAME_ANNOTATIONS:
+        if key in descriptor.annotations:
+            named.add(descriptor.annotations[key], f"{where}.annotations[{key!r}]")
+    repository, tag = named.first
     if not repository:
         repository = path.resolve().name or "image"
         tag = tag or name_in_layout
-    return from_source(
+    image = from_source(
         layout, ref.with_digest(descriptor.digest), name=repository, tag=tag, platform=platform, limits=limits
     )
+    return replace(image, warnings=(*named.warnings, *image.warnings))
+
+
+def _image_name(value: object) -> tuple[str, str] | None:
+    """Repository and tag of a name an archive or a layout gives its image (``registry/repo:tag``,
+    or a bare tag as ``org.opencontainers.image.ref.name`` often is), or None when it is not one.
+
+    The names are the archive's word, not the caller's: anything but a valid reference (a
+    number, a control character, a megabyte of text) must not become the image's name.
+    """
+    from gate.oci import ImageRef
+
+    if not isinstance(value, str) or CONTROL_CHARACTER.search(value) is not None:
+        # The reference grammar's "$" also matches before a final line feed: checked here.
+        return None
+    repository, tag = _split_name(value)
+    try:
+        if repository:
+            ImageRef.parse(value, field="image name")
+        else:
+            ImageRef("oci-layout", "image").with_tag(tag)
+    except InvalidArgument:
+        return None
+    return repository, tag
+
+
+def _kind_of(value: object) -> str:
+    if isinstance(value, str):
+        return shown(value)  # escaped and cut: a hostile name may be megabytes long
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "an object" if isinstance(value, dict) else "an array"
+
+
+def _listed(names: list[str], separator: str) -> str:
+    more = f"{separator}and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
+    return separator.join(names[:_MAX_LISTED]) + more
+
+
+class _Names:
+    """The valid image names of an archive or a layout, and a warning for each other one."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.names: list[tuple[str, str]] = []
+        self.warnings: list[SbomWarning] = []
+        self.refused = 0
+
+    def add(self, value: object, where: str) -> None:
+        name = _image_name(value)
+        if name is not None:
+            self.names.append(name)
+            return
+        self.refused += 1
+        if self.refused <= _MAX_NAME_WARNINGS:
+            self.warn(
+                f"{where}: expected an image reference, got {_kind_of(value)}; not used to name the image"
+            )
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(SbomWarning(self.label, message))
+
+    def done(self, where: str) -> None:
+        if self.refused > _MAX_NAME_WARNINGS:
+            self.warn(
+                f"{where}: {self.refused - _MAX_NAME_WARNINGS} more entries that are not image references"
+            )
+
+    @property
+    def first(self) -> tuple[str, str]:
+        """The first valid name as repository and tag (``("", "")`` for none)."""
+        return self.names[0] if self.names else ("", "")
 
 
 def _split_name(reference: str) -> tuple[str, str]:
@@ -377,10 +468,29 @@ def open_docker_archive(path: Path, *, limits: Limits) -> Iterator[ImageContent]
             raise InvalidArgument(_FIELD, f"{path}: damaged tar archive: {exc}") from None
 
 
-def _repo_tags(entry: Mapping[str, Any]) -> list[str]:
-    """An entry's ``RepoTags``: the names that are strings (the field is optional, and untrusted)."""
+def _repo_tags(entry: Mapping[str, Any], label: str, index: int) -> _Names:
+    """An entry's ``RepoTags``: the names that are image references, and a warning for each other
+    entry (the field is optional, and untrusted: the image is named by its digest anyway)."""
+    names = _Names(label)
+    where = f"manifest.json[{index}].RepoTags"
     tags = entry.get("RepoTags")
-    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+    if tags is None:  # an untagged image
+        return names
+    if not isinstance(tags, list):
+        names.warn(
+            f"{where}: expected a list of image references, got {_kind_of(tags)}; not used to name the image"
+        )
+        return names
+    for position, tag in enumerate(tags):
+        names.add(tag, f"{where}[{position}]")
+    names.done(where)
+    return names
+
+
+def _shown_tags(entry: Mapping[str, Any]) -> str:
+    tags = entry.get("RepoTags")
+    valid = [t for t in tags if _image_name(t) is not None] if isinstance(tags, list) else []
+    return _listed(valid, ", ") or "<untagged>"
 
 
 def _docker_image(archive: _Archive, path: Path) -> ImageContent:
@@ -389,9 +499,11 @@ def _docker_image(archive: _Archive, path: Path) -> ImageContent:
     if not isinstance(manifest, list) or not manifest or not all(isinstance(m, dict) for m in manifest):
         raise InvalidArgument(_FIELD, f"{label}: manifest.json is not a non-empty list of images")
     if len(manifest) > 1:
-        tags = [", ".join(_repo_tags(m) or ["<untagged>"]) for m in manifest]
+        # Only the names that are image references are shown: the rest could be anything.
+        tags = [_shown_tags(m) for m in manifest]
         raise InvalidArgument(
-            _FIELD, f"{label}: holds {len(manifest)} images ({'; '.join(tags)}); save one image per archive"
+            _FIELD,
+            f"{label}: holds {len(manifest)} images ({_listed(tags, '; ')}); save one image per archive",
         )
     entry = manifest[0]
     config_name, layer_names = entry.get("Config"), entry.get("Layers")
@@ -407,8 +519,8 @@ def _docker_image(archive: _Archive, path: Path) -> ImageContent:
             _FIELD, f"{label}: {config_name} does not hash to its name (got {config_digest})"
         )
     diff_ids = _diff_ids(config, label, len(layer_names))
-    tags = _repo_tags(entry)
-    repository, tag = _split_name(tags[0]) if tags else ("", "")
+    names = _repo_tags(entry, label, 0)
+    repository, tag = names.first
     digest, warnings = _archive_manifest_digest(archive, config_digest)
 
     def opener(name: str) -> LayerOpener:
@@ -426,7 +538,12 @@ def _docker_image(archive: _Archive, path: Path) -> ImageContent:
         for i, n in enumerate(layer_names)
     )
     return ImageContent(
-        repository or path.name.removesuffix(".tar"), tag, digest, config_digest, layers, tuple(warnings)
+        repository or path.name.removesuffix(".tar"),
+        tag,
+        digest,
+        config_digest,
+        layers,
+        (*names.warnings, *warnings),
     )
 
 

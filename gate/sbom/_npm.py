@@ -19,6 +19,7 @@ from gate.sbom._types import (
     MalformedInput,
     Scope,
     component,
+    make_ref,
     sri_hashes,
 )
 
@@ -173,7 +174,7 @@ def _merge(by_ref: dict[str, FoundComponent], new: FoundComponent) -> None:
 
 @lru_cache(maxsize=65536)
 def _ref(name: str, version: str, path: str) -> str:
-    return f"{_purl(name, version).to_string()}#{path}"
+    return make_ref(_purl(name, version), "", "", path)
 
 
 def _lock_v1(path: str, document: dict[str, Any]) -> Found:

@@ -7,6 +7,10 @@ every scanner run. Their CycloneDX is checked against its own schema, Trivy's
 1.7 is brought down to 1.6 (the fields 1.7 added are dropped; many consumers
 still reject 1.7), and ``metadata.component`` is replaced by the artifact gate
 names: the tools' own root (``vm``, a directory name) is never the identity.
+Entries gate cannot store (a NUL or a control character in a package's name,
+copied from the scanned metadata) are skipped with a warning, as the native
+generator skips them, instead of failing the whole document
+(:mod:`gate.sbom._tool_output`).
 
 Tool output is JSON only; the store can serve it as XML or SPDX on read.
 """
@@ -15,16 +19,20 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gate.config import ScannerProvider as GeneratorSettings
 from gate.errors import Unsupported
-from gate.model import SbomFormat, TargetKind
+from gate.model import Component, SbomFormat, TargetKind
 from gate.sbom._document import subject_component
 from gate.sbom._generators import GeneratorOutput, GeneratorRequest, SbomTarget
 from gate.sbom._result import Subject
+from gate.sbom._tool_output import drop_unstorable
+from gate.sbom._types import SbomWarning
 from scanners._errors import InvalidReport, ScannerFailed, ScannerUnavailable
 from scanners._process import (
     check_json,
@@ -44,6 +52,8 @@ _ADDED_IN_1_7_TOP = ("citations",)
 _ADDED_IN_1_7_COMPONENT = ("versionRange", "isExternal", "patentAssertions")
 _STREEBOG = frozenset({"Streebog-256", "Streebog-512"})
 _MAX_STRIP_ROUNDS = 50
+
+log = logging.getLogger("gate.sbom")
 
 
 def _bundled_binary(tool: str) -> str:
@@ -141,13 +151,13 @@ class _ToolGenerator:
             )
         check_json(self.tool, raw, output.name, kinds=(dict,))
         generator = f"{self.tool} {version}"
-        document = adopt(raw, request.subject, request.target.kind, generator, tool=self.tool)
-        from gate.sbom._ingest import parse
-
-        parsed = parse(document, SbomFormat.CYCLONEDX_JSON, check_schema=False)
+        read = read_output(raw, request.subject, request.target.kind, generator, tool=self.tool)
         if request.progress is not None:
-            request.progress(f"{self.tool}: {len(parsed.components)} components", 1.0)
-        return GeneratorOutput(document, tuple(c.component for c in parsed.components), generator)
+            request.progress(f"{self.tool}: {len(read.components)} components", 1.0)
+        # What the image's opening noted (its name, a digest taken from the config) comes first,
+        # as in the native generator's warnings.
+        image = request.target.content.warnings if request.target.content is not None else ()
+        return GeneratorOutput(read.document, read.components, generator, (*image, *read.warnings))
 
 
 class TrivyGenerator(_ToolGenerator):
@@ -305,26 +315,87 @@ def _strip_unknown(data: dict[str, Any], validator: Any) -> None:
             return
 
 
+@dataclass(frozen=True, slots=True)
+class ToolDocument:
+    """A tool's output as gate stores it.
+
+    Attributes:
+        document: gate's CycloneDX 1.6 JSON about the subject.
+        components: Every component, as the store indexes them.
+        warnings: The entries skipped, or whose text was made storable, and why.
+    """
+
+    document: bytes
+    components: tuple[Component, ...]
+    warnings: tuple[SbomWarning, ...]
+
+
+def read_output(raw: bytes, subject: Subject, kind: TargetKind, generator: str, *, tool: str) -> ToolDocument:
+    """A tool's CycloneDX as gate stores it: adopted (:func:`adopt`) and read for the index.
+
+    An entry the upload parser would refuse (a NUL or a control character in an identifier)
+    costs that entry, with a warning, not the document.
+
+    Raises:
+        InvalidReport: the document is not CycloneDX of a known version, or not valid against
+            its schema (see :func:`adopt`).
+        InvalidArgument: gate's reader refuses the adopted document (nesting, size caps).
+    """
+    from gate.sbom._ingest import parse
+
+    document, warnings, skipped = _adopt(raw, subject, kind, generator, tool=tool)
+    parsed = parse(document, SbomFormat.CYCLONEDX_JSON, check_schema=False)
+    if skipped:
+        first = next(w for w in warnings if " skipped: " in w.message)
+        log.warning(
+            "SBOM of %s by %s: %d entr%s skipped for holding a NUL or a control character; the first: %s: %s",
+            subject.bom_ref,
+            tool,
+            skipped,
+            "y" if skipped == 1 else "ies",
+            first.path,
+            first.message,
+        )
+    return ToolDocument(document, parsed.model_components, warnings)
+
+
 def adopt(raw: bytes, subject: Subject, kind: TargetKind, generator: str, *, tool: str) -> bytes:
     """A tool's CycloneDX (1.4-1.7) as gate's 1.6 document about ``subject``.
+
+    Entries gate cannot store are left out (:func:`gate.sbom._tool_output.drop_unstorable`);
+    :func:`read_output` also says which.
 
     Raises:
         InvalidReport: the document is not CycloneDX of a known version, is not
             valid against its own schema, or cannot be brought to a valid 1.6.
     """
+    return _adopt(raw, subject, kind, generator, tool=tool)[0]
+
+
+def _adopt(
+    raw: bytes, subject: Subject, kind: TargetKind, generator: str, *, tool: str
+) -> tuple[bytes, tuple[SbomWarning, ...], int]:
     from gate.sbom._ingest import CYCLONEDX_VERSIONS, cyclonedx_validator
 
     data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise InvalidReport(tool, "CycloneDX", f"expected a JSON object, got {type(data).__name__}")
     version = data.get("specVersion")
     if data.get("bomFormat") != "CycloneDX" or version not in CYCLONEDX_VERSIONS:
         raise InvalidReport(
             tool, "CycloneDX", f"expected CycloneDX {', '.join(CYCLONEDX_VERSIONS)}, got {version!r}"
         )
+    # Before the schema check: a NUL in a URL or a hash fails it, and its validator cannot
+    # even encode a lone surrogate.
+    cleaning = drop_unstorable(data, tool=tool, version=version, raw=raw)
     for error in cyclonedx_validator(version).iter_errors(data):
+        if cleaning.disregards(error.instance_path):
+            continue  # in an entry left out
         path = "/".join(str(p) for p in error.instance_path)
         raise InvalidReport(
             tool, "CycloneDX", f"invalid against the {version} schema at /{path}: {error.message}"
         )
+    cleaning.apply()
     data["$schema"] = SCHEMA_1_6
     data["specVersion"] = "1.6"
     _drop_1_7_fields(data)
@@ -344,4 +415,5 @@ def adopt(raw: bytes, subject: Subject, kind: TargetKind, generator: str, *, too
         raise InvalidReport(
             tool, "CycloneDX", f"not valid CycloneDX 1.6 after conversion at /{path}: {error.message}"
         )
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    document = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    return document, cleaning.warnings, cleaning.skipped

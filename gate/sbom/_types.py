@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -42,7 +43,8 @@ class FoundComponent:
     """One component a cataloguer found.
 
     Attributes:
-        ref: The deterministic bom-ref: purl (or name) plus ``#`` plus the path it was found at.
+        ref: The deterministic bom-ref: purl (or name) plus ``#`` plus the path it was found at
+            (as :func:`ref_location` writes it).
         component: The gate model view (type, name, version, group, purl, licences).
         found_by: The cataloguer (``dpkg``, ``python-installed``, ``npm-lock`` ...).
         path: Where it was found, relative to the root (``/``-separated).
@@ -65,6 +67,14 @@ class FoundComponent:
 def display_path(path: str) -> str:
     """``path`` with bytes that are not UTF-8 (kept by the OS as surrogates) shown as U+FFFD."""
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """An untrusted value for a warning or an error: escaped by repr (no control character or
+    surrogate gets through) and cut after ``limit`` characters, saying how long it was."""
+    text = value if isinstance(value, str) else repr(value)
+    cut = repr(text[:limit]) if isinstance(value, str) else text[:limit]
+    return cut + (f"... ({len(text)} characters)" if len(text) > limit else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +108,32 @@ class Found:
     warnings: list[SbomWarning] = field(default_factory=list)
 
 
+# What the location part of a bom-ref cannot hold as it is: a C0 control character (the upload
+# parser, which GetSbom's conversions re-read stored documents with, refuses one in any
+# identifier; Linux file and zip member names may hold one), and a "%" that would read as the
+# escape of one or of "%" itself, so that no two paths share a ref.
+_REF_ESCAPED = re.compile(r"[\x00-\x1f]|%(?=[01][0-9A-Fa-f]|25)")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"%{ord(match.group()):02X}"
+
+
+def ref_location(path: str) -> str:
+    """``path`` as the location part of a bom-ref.
+
+    As :func:`display_path` shows it, with each C0 control character percent-encoded (a line
+    feed as ``%0A``), and ``%`` as ``%25`` where it starts what would read as such an escape or
+    as ``%25`` itself. The mapping is one to one, and leaves every other path, ``%`` included,
+    as it is: refs of ordinary paths are those gate always wrote.
+    """
+    return _REF_ESCAPED.sub(_escape, display_path(path))
+
+
 def make_ref(purl: PackageURL | None, name: str, version: str, path: str) -> str:
     """The bom-ref of a component: its purl (or name@version) and where it was found."""
     head = purl.to_string() if purl is not None else f"{name}@{version}" if version else name
-    return f"{head}#{path}"
+    return f"{head}#{ref_location(path)}"
 
 
 def component(
@@ -127,7 +159,7 @@ def component(
         version = version or (purl.version or "")
         purl_text = purl.to_string()
     return FoundComponent(
-        ref=f"{purl_text}#{path}" if purl_text else make_ref(None, name, version, path),
+        ref=f"{purl_text}#{ref_location(path)}" if purl_text else make_ref(None, name, version, path),
         component=Component(
             type=type.value,
             name=name,
