@@ -699,12 +699,13 @@ class Gate:
         seal then comes with the commit (:func:`gate.decisions.after_commit`).
 
         Raises:
-            InvalidArgument: a bad stage, subject or manifest.
+            InvalidArgument: a bad stage, project, subject or manifest.
         """
         from gate import pipeline
         from gate.decisions import new_decision_id
 
         pipeline.check_stage(stage)
+        pipeline.check_project(project)
         if subject.image:
             resources = [pipeline.image_pod(subject.image, project)]
         elif subject.source is not None:

@@ -41,6 +41,7 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_MANIFEST_DOCUMENTS = 500
 _STAGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _NAME_UNSAFE = re.compile(r"[^a-z0-9.-]+")
+_PROJECT = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 MAX_REPOSITORY_CHARS = 2048
 
 
@@ -108,11 +109,30 @@ def check_stage(stage: str) -> str:
     Raises:
         InvalidArgument: on ``stage`` naming what is wrong.
     """
-    if not _STAGE.match(stage):
+    if not _STAGE.fullmatch(stage):
         raise InvalidArgument(
             "stage", f"expected a lowercase stage name such as 'publish' or 'deploy', got {stage!r}"
         )
     return stage
+
+
+def check_project(project: str) -> str:
+    """The project, checked: empty, or a DNS label, since it names the namespace its Pod is decided in.
+
+    Rewriting a project that is not one into a label ("Team_A" into "team-a") would decide two
+    projects in one namespace, under each other's namespaced exceptions and waivers.
+
+    Raises:
+        InvalidArgument: on ``project`` naming what is wrong.
+    """
+    if project and not _PROJECT.fullmatch(project):
+        shown = project if len(project) <= 80 else project[:77] + "..."
+        raise InvalidArgument(
+            "project",
+            "expected a DNS label (lowercase letters, digits and '-', at most 63 characters, "
+            f"starting and ending with a letter or digit), got {shown!r}",
+        )
+    return project
 
 
 def policy_stages(policy: Policy) -> frozenset[str] | None:
@@ -155,7 +175,7 @@ def image_pod(image: str, project: str) -> dict[str, Any]:
         "kind": "Pod",
         "metadata": {
             "name": _dns_label(f"gate-decide-{repository}"),
-            "namespace": _dns_label(project) if project else "default",
+            "namespace": project or "default",
             "labels": {"app.kubernetes.io/managed-by": "gate"},
         },
         "spec": {"containers": [{"name": _dns_label(repository), "image": image}]},
@@ -170,7 +190,7 @@ def source_resource(source: SourceTree, project: str) -> dict[str, Any]:
         "kind": "SourceTree",
         "metadata": {
             "name": _dns_label(name),
-            "namespace": _dns_label(project) if project else "default",
+            "namespace": project or "default",
         },
         "spec": {
             "repository": source.repository,

@@ -141,7 +141,7 @@ def compile_exception(document: Document) -> PolicyException:  # noqa: PLR0912, 
     if not isinstance(metadata, dict):
         raise document.error(("metadata",), "expected a mapping")
     name = metadata.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise document.error(("metadata", "name"), f"expected a DNS-1123 name, got {name!r}")
     namespace = metadata.get("namespace") or ""
     if not isinstance(namespace, str):

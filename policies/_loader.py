@@ -398,7 +398,7 @@ def compile_policy(document: Document) -> tuple[Policy, list[str]]:
         raise document.error(("apiVersion",), f"expected one of {', '.join(_API_VERSIONS)}, got {version!r}")
     metadata = data.get("metadata") or {}
     name = metadata.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise document.error(("metadata", "name"), f"expected a DNS-1123 name, got {name!r}")
     kind = str(data["kind"])
     namespace = str(metadata.get("namespace", "")) if kind == "Policy" else ""

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 # The algorithms of the OCI image spec, with the length of their lowercase hex encoding.
 _ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
-_DIGEST = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
+_DIGEST = re.compile(r"([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)")
 
 
 def parse_digest(text: str, *, field: str = "digest") -> tuple[str, str]:
@@ -39,7 +39,7 @@ def parse_digest(text: str, *, field: str = "digest") -> tuple[str, str]:
         InvalidReference: not of the form ``algorithm:encoded`` or a bad encoding.
         UnsupportedContent: a well-formed digest with an algorithm other than sha256/sha512.
     """
-    match = _DIGEST.match(text)
+    match = _DIGEST.fullmatch(text)
     if match is None:
         raise InvalidReference(field, f"not a digest (algorithm:hex): {text[:100]!r}")
     algorithm, encoded = match.groups()

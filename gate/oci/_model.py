@@ -26,7 +26,7 @@ from gate.oci._errors import (
     UnsupportedContent,
 )
 
-_MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
 _MAX_INT = 2**63 - 1
 # Architectures whose variant Docker and containerd fill in when it is omitted.
 _DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7"}
@@ -209,7 +209,7 @@ def _annotations(obj: Mapping[str, Any], where: str) -> dict[str, str]:
 
 def _media_type(obj: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str | None:
     value = _text(obj, key, where, required=required)
-    if value is not None and not _MEDIA_TYPE.match(value):
+    if value is not None and not _MEDIA_TYPE.fullmatch(value):
         raise MalformedContent(f"{where}.{key}: not a media type: {value[:100]!r}")
     return value
 

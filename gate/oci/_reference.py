@@ -14,16 +14,18 @@ DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
 _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = re.compile(rf"^(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$")
-_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+# fullmatch throughout: ``$`` would let a trailing newline through ("app:1.0\n").
+_DOMAIN = re.compile(rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?")
+_PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+# ASCII: Go's \w, which the distribution spec's grammar means, is [0-9A-Za-z_].
+_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _MAX_NAME = 255
 _MAX_TEXT = 4096
 
 
 def _check_repository(path: str, *, field: str, text: str) -> None:
     for component in path.split("/"):
-        if not _PATH_COMPONENT.match(component):
+        if not _PATH_COMPONENT.fullmatch(component):
             raise InvalidReference(
                 field,
                 f"invalid repository component {component!r} in {text!r} "
@@ -76,12 +78,12 @@ class ImageRef:
         colon = rest.rfind(":")
         if colon > slash:
             rest, tag = rest[:colon], rest[colon + 1 :]
-            if not _TAG.match(tag):
+            if not _TAG.fullmatch(tag):
                 raise InvalidReference(field, f"invalid tag {tag!r} in {text!r}")
         first, sep, remainder = rest.partition("/")
         if sep and _is_domain(first):
             registry, path = first, remainder
-            if not _DOMAIN.match(registry):
+            if not _DOMAIN.fullmatch(registry):
                 raise InvalidReference(field, f"invalid registry {registry!r} in {text!r}")
             _check_port(registry, field=field, text=text)
         else:
@@ -131,7 +133,7 @@ class ImageRef:
 
     def with_tag(self, tag: str) -> ImageRef:
         """The same repository at ``tag`` (no digest)."""
-        if not _TAG.match(tag):
+        if not _TAG.fullmatch(tag):
             raise InvalidReference("tag", f"invalid tag {tag!r}")
         return replace(self, tag=tag, digest=None)
 

@@ -125,7 +125,9 @@ class DecideRequest(_message.Message):
     stage: _builtins.str
     """Pipeline stage, e.g. `build`, `publish`, `deploy`."""
     project: _builtins.str
-    """Project the pipeline belongs to."""
+    """Project the pipeline belongs to: empty or a DNS label, the namespace
+    an image's Pod or a source tree is decided in (empty: `default`).
+    """
     dry_run: _builtins.bool
     """Evaluate and answer but do not record the decision."""
     @_builtins.property

@@ -8,6 +8,7 @@ from gate.errors import InvalidArgument
 from gate.model import RuleOutcome
 from gate.pipeline import (
     SourceTree,
+    check_project,
     check_stage,
     image_pod,
     images_of,
@@ -77,7 +78,7 @@ def test_remediation_prefers_the_rule_hint_over_the_policy_hint() -> None:
 
 def test_an_image_becomes_the_pod_that_would_run_it_so_pod_rules_apply() -> None:
     bundle = parse_policies(POLICIES)
-    pod = image_pod("registry.example/team/app:latest", "Team A")
+    pod = image_pod("registry.example/team/app:latest", "team-a")
     assert pod["metadata"]["namespace"] == "team-a"
     assert pod["spec"]["containers"][0]["image"] == "registry.example/team/app:latest"
     responses = bundle.evaluate_resource(pod, operation="CREATE")
@@ -139,8 +140,23 @@ def test_bad_manifests_are_invalid_arguments_naming_the_document(
     assert problem in caught.value.problem
 
 
-@pytest.mark.parametrize("stage", ["", "Publish", "a b", "x" * 64, "-x"])
+@pytest.mark.parametrize("stage", ["", "Publish", "a b", "x" * 64, "-x", "build\n"])
 def test_stage_names_are_checked(stage: str) -> None:
     with pytest.raises(InvalidArgument, match="stage"):
         check_stage(stage)
     assert check_stage("deploy-prod") == "deploy-prod"
+
+
+@pytest.mark.parametrize("project", ["Team", "team_a", "team-", "-team", "a.b", "t" * 64, "team\n"])
+def test_project_names_that_are_not_dns_labels_are_refused(project: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        check_project(project)
+    assert caught.value.field == "project"
+    assert "expected a DNS label" in caught.value.problem
+
+
+def test_an_empty_project_or_a_dns_label_is_kept_as_the_namespace() -> None:
+    assert check_project("") == ""
+    assert check_project("payments-eu1") == "payments-eu1"
+    assert image_pod("registry.example/app:1", "payments-eu1")["metadata"]["namespace"] == "payments-eu1"
+    assert image_pod("registry.example/app:1", "")["metadata"]["namespace"] == "default"

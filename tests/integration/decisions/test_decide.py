@@ -221,6 +221,13 @@ def test_manifests_are_decided_object_by_object(world: Any) -> None:
     )
 
 
+def test_an_image_is_decided_as_a_pod_in_the_projects_namespace(world: Any) -> None:
+    api, _, _ = world
+    decision = _decide(api, "publish", artifact=common_pb2.ArtifactRef(reference=IMAGE), dry_run=True)
+    assert decision.results
+    assert {r.resource.split("/")[1] for r in decision.results} == {"team"}
+
+
 def test_dry_runs_are_not_recorded(world: Any) -> None:
     api, store, _ = world
     decision = api.invoke(
@@ -258,6 +265,20 @@ def test_dry_runs_are_not_recorded(world: Any) -> None:
         (
             {"stage": "publish", "source": decision_pb2.SourceTree(repository="https://git.example/a")},
             "source",
+        ),
+        # Once rewritten into a namespace: "Team_A" was decided as "team-a", under that project's
+        # namespaced exceptions and waivers.
+        (
+            {"stage": "publish", "project": "Team_A", "artifact": common_pb2.ArtifactRef(reference=IMAGE)},
+            "project",
+        ),
+        (
+            {"stage": "publish", "project": "team-", "artifact": common_pb2.ArtifactRef(reference=IMAGE)},
+            "project",
+        ),
+        (
+            {"stage": "publish", "project": "t" * 64, "artifact": common_pb2.ArtifactRef(reference=IMAGE)},
+            "project",
         ),
     ],
 )

@@ -78,6 +78,13 @@ def test_in_repository_keeps_the_registry_and_reference() -> None:
         ("r/a:" + "t" * 129, "invalid tag"),
         ("localhost:99999/x:1", "invalid registry port 99999 in 'localhost:99999/x:1', expected 1-65535"),
         ("reg.io:0/x", "invalid registry port 0"),
+        # A trailing newline once passed every part's check (``$`` matches before it).
+        ("app:1.0\n", "invalid tag '1.0\\n'"),
+        ("reg.io\n/app:1", "invalid registry 'reg.io\\n'"),
+        ("app\n:1", "invalid repository component 'app\\n'"),
+        ("app@sha256:" + "a" * 64 + "\n", "not a digest"),
+        # Go's \w (the grammar's) is ASCII.
+        ("app:t\u00e9", "invalid tag 't\u00e9'"),
     ],
 )
 def test_invalid_references_are_refused_with_the_reason(text: str, fragment: str) -> None:

@@ -357,3 +357,8 @@ def test_a_policy_exception_with_misshapen_filters_or_conditions_is_a_load_error
     with pytest.raises(PolicyLoadError) as caught:
         parse_policies(HOST_POLICY + exception(**changed), "exception.yaml")
     assert (caught.value.field, caught.value.problem) == (field, problem)
+
+
+def test_an_exception_name_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(PolicyLoadError, match=r"expected a DNS-1123 name, got 'delta-exception\\n'"):
+        parse_policies(HOST_POLICY + exception(name='"delta-exception\\n"'))

@@ -300,3 +300,10 @@ def test_manifests_are_parsed_by_libyaml_several_times_faster_than_by_pyyamls_ow
     monkeypatch.setattr(_yaml, "_FAST_LOADER", None)
     slow = min(seconds() for _ in range(2))
     assert fast * 3 < slow, f"libyaml {fast:.3f} s, PyYAML's scanner {slow:.3f} s for {len(text)} bytes"
+
+
+def test_a_policy_name_with_a_trailing_newline_is_refused() -> None:
+    # A pattern anchored with ``$`` let "require-labels\n" through as a DNS-1123 name.
+    error = error_of(GOOD.replace("name: require-labels", 'name: "require-labels\\n"'))
+    assert error.field == "metadata.name"
+    assert "expected a DNS-1123 name, got 'require-labels\\n'" in error.problem
