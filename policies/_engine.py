@@ -12,6 +12,7 @@ from gate._slots import slot_constructor
 from gate.errors import EvidenceError
 from gate.model import EnforcementAction, RuleOutcome
 from policies import (
+    _budget,
     _cel_policy,
     _exceptions,
     _images,
@@ -140,7 +141,13 @@ class _Scope:
     def substitute(self, value: Any) -> Any:
         if not _jmes.has_variables(value):
             return value
-        return _jmes.substitute(value, self.query)
+        result = _jmes.substitute(value, self.query)
+        # A list or object naming a variable more than once (["{{ v }}", "{{ v }}"]) holds its value
+        # once per mention; a chain of context variables built so doubles at every step. A lone
+        # variable's value comes from an evaluation, which bounds it already.
+        if not isinstance(value, str) and not _budget.within(result):
+            raise _budget.too_large("substituting variables")
+        return result
 
 
 @dataclass

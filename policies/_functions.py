@@ -55,7 +55,7 @@ import yaml
 from jmespath.functions import signature
 
 from gate.errors import EvidenceError
-from policies import _wildcard
+from policies import _budget, _wildcard
 from policies._quantity import go_non_finite
 from policies._yaml import KubernetesLoader
 
@@ -1472,6 +1472,14 @@ class KyvernoFunctions(jmespath.functions.Functions):
     def _now(self) -> GoTime:
         return GoTime.from_datetime(self._clock())
 
+    @signature({"types": ["array", "string"]}, {"types": []})
+    def _func_contains(self, subject: Any, search: Any) -> bool:
+        # ``in`` compares lists and objects deeply: bound what shared parts expand to first.
+        if isinstance(search, (dict, list)):
+            _budget.check_expanded(subject, "contains")
+            _budget.check_expanded(search, "contains")
+        return search in subject
+
     # -- strings ---------------------------------------------------------------
 
     @signature({"types": ["string"]}, {"types": ["string"]})
@@ -1714,6 +1722,7 @@ class KyvernoFunctions(jmespath.functions.Functions):
     def _func_to_string(self, value: Any) -> str:
         if isinstance(value, str):
             return value
+        _budget.check_expanded(value, "to_string")
         try:
             return go_json(value)
         except ValueError as exc:

@@ -21,6 +21,7 @@ import jmespath.functions
 import jmespath.parser
 import jmespath.visitor
 
+from policies import _budget
 from policies._errors import EvaluationError
 
 # A {{ ... }} variable not preceded by a backslash; one level of nested braces allowed.
@@ -76,6 +77,7 @@ class _Interpreter(jmespath.visitor.TreeInterpreter):
         right = self._lenient(node["children"][1], value)
         op = node["value"]
         if op in ("eq", "ne"):
+            _check_compared(left, right)
             return self.COMPARATOR_FUNC[op](left, right)
         numbers = (int, float)
         if not (isinstance(left, numbers) and isinstance(right, numbers)) or isinstance(left, bool):
@@ -86,9 +88,10 @@ class _Interpreter(jmespath.visitor.TreeInterpreter):
 
     def visit_function_expression(self, node: Any, value: Any) -> Any:
         args = [self._lenient(child, value) for child in node["children"]]
-        return _FUNCTIONS.call_function(node["value"], args)
+        return _charged(_FUNCTIONS.call_function(node["value"], args))
 
     def _project(self, base: Any, child: dict[str, Any]) -> list[Any]:
+        _budget.charge(len(base) * _PER_ELEMENT)
         collected = []
         for element in base:
             current = self._lenient(child, element)
@@ -106,6 +109,7 @@ class _Interpreter(jmespath.visitor.TreeInterpreter):
                 merged.extend(element)
             else:
                 merged.append(element)
+        _budget.charge(len(merged))
         return merged
 
     def visit_projection(self, node: Any, value: Any) -> Any:
@@ -125,6 +129,7 @@ class _Interpreter(jmespath.visitor.TreeInterpreter):
         if not isinstance(base, list):
             return None
         comparator = node["children"][2]
+        _budget.charge(len(base) * _PER_ELEMENT)
         kept = [element for element in base if _truthy(self._lenient(comparator, element))]
         return self._project(kept, node["children"][1])
 
@@ -221,11 +226,13 @@ def _field(key: str) -> Compiled:
     return run
 
 
-def _collect(base: Compiled, child: Compiled, over: Callable[[Any], Any]) -> Compiled:
+def _collect(base: Compiled, child: Compiled, over: Callable[[Any], Any], charged: bool) -> Compiled:
     def run(value: Any) -> Any:
         items = over(base(value))
         if items is None:
             return None
+        if charged:
+            _budget.charge(len(items) * _PER_ELEMENT)
         collected = []
         for element in items:
             current = child(element)
@@ -244,8 +251,8 @@ def _as_values(value: Any) -> Any:
     return list(value.values()) if isinstance(value, dict) else None
 
 
-def _lenient_node(node: Any) -> Compiled:
-    """``_lenient(_compile_node(node))``, without raising and catching for plain field paths.
+def _lenient_node(node: Any, charged: bool) -> Compiled:
+    """``_lenient(_compile_node(node, charged))``, without raising and catching for plain field paths.
 
     A missing key inside a lenient context only ever yields None, and a field of a non-object is
     None too, so a path made of fields alone can look keys up directly (raising an exception
@@ -265,17 +272,21 @@ def _lenient_node(node: Any) -> Compiled:
             return value
 
         return path
-    return _lenient(_compile_node(node))
+    return _lenient(_compile_node(node, charged))
 
 
-def _compile_node(node: Any) -> Compiled:  # noqa: PLR0911, PLR0912, PLR0915  # one case per AST node type
-    """A Python closure equivalent to interpreting ``node`` (the hot path avoids the visitor)."""
+def _compile_node(node: Any, charged: bool) -> Compiled:  # noqa: PLR0911, PLR0912, PLR0915  # one case per AST node type
+    """A Python closure equivalent to interpreting ``node`` (the hot path avoids the visitor).
+
+    ``charged``: the expression can build more than it reads (:func:`_builds`), so the closures
+    count their work against the evaluation's allowance; other expressions skip the counting.
+    """
     kind = node["type"]
     children = node.get("children") or []
     if kind == "field":
         return _field(node["value"])
     if kind in ("subexpression", "index_expression", "pipe"):
-        return _chain([_compile_node(child) for child in children])
+        return _chain([_compile_node(child, charged) for child in children])
     if kind in ("identity", "current"):
         return lambda value: value
     if kind == "literal":
@@ -294,18 +305,28 @@ def _compile_node(node: Any) -> Compiled:  # noqa: PLR0911, PLR0912, PLR0915  # 
 
         return index
     if kind == "projection":
-        return _collect(_lenient_node(children[0]), _lenient_node(children[1]), _as_list)
+        return _collect(
+            _lenient_node(children[0], charged), _lenient_node(children[1], charged), _as_list, charged
+        )
     if kind == "value_projection":
-        return _collect(_lenient_node(children[0]), _lenient_node(children[1]), _as_values)
+        return _collect(
+            _lenient_node(children[0], charged), _lenient_node(children[1], charged), _as_values, charged
+        )
     if kind == "filter_projection":
-        condition = _lenient_node(children[2])
+        condition = _lenient_node(children[2], charged)
 
         def kept(value: Any) -> Any:
-            return [e for e in value if _truthy(condition(e))] if isinstance(value, list) else None
+            if not isinstance(value, list):
+                return None
+            if charged:
+                _budget.charge(len(value) * _PER_ELEMENT)
+            return [e for e in value if _truthy(condition(e))]
 
-        return _collect(_lenient_node(children[0]), _lenient_node(children[1]), kept)
+        return _collect(
+            _lenient_node(children[0], charged), _lenient_node(children[1], charged), kept, charged
+        )
     if kind == "flatten":
-        base = _lenient_node(children[0])
+        base = _lenient_node(children[0], charged)
 
         def flatten(value: Any) -> Any:
             items = base(value)
@@ -317,15 +338,26 @@ def _compile_node(node: Any) -> Compiled:  # noqa: PLR0911, PLR0912, PLR0915  # 
                     merged.extend(element)
                 else:
                     merged.append(element)
+            if charged:
+                _budget.charge(len(merged))
             return merged
 
         return flatten
     if kind == "comparator":
-        left, right = _lenient_node(children[0]), _lenient_node(children[1])
+        left, right = _lenient_node(children[0], charged), _lenient_node(children[1], charged)
         op = node["value"]
         compare = _COMPARE[op]
-        if op in ("eq", "ne"):
+        if op in ("eq", "ne") and not charged:
+            # Both sides are parts of the input, whose expanded size is bounded.
             return lambda value: compare(left(value), right(value))
+        if op in ("eq", "ne"):
+
+            def equality(value: Any) -> Any:
+                a, b = left(value), right(value)
+                _check_compared(a, b)
+                return compare(a, b)
+
+            return equality
 
         def ordered(value: Any) -> Any:
             a, b = left(value), right(value)
@@ -340,7 +372,7 @@ def _compile_node(node: Any) -> Compiled:  # noqa: PLR0911, PLR0912, PLR0915  # 
 
         return ordered
     if kind == "or_expression":
-        first, second = _lenient_node(children[0]), _compile_node(children[1])
+        first, second = _lenient_node(children[0], charged), _compile_node(children[1], charged)
 
         def either(value: Any) -> Any:
             matched = first(value)
@@ -348,7 +380,7 @@ def _compile_node(node: Any) -> Compiled:  # noqa: PLR0911, PLR0912, PLR0915  # 
 
         return either
     if kind == "and_expression":
-        first, second = _lenient_node(children[0]), _lenient_node(children[1])
+        first, second = _lenient_node(children[0], charged), _lenient_node(children[1], charged)
 
         def both(value: Any) -> Any:
             matched = first(value)
@@ -356,21 +388,21 @@ def _compile_node(node: Any) -> Compiled:  # noqa: PLR0911, PLR0912, PLR0915  # 
 
         return both
     if kind == "not_expression":
-        inner = _lenient_node(children[0])
+        inner = _lenient_node(children[0], charged)
         return lambda value: not _truthy(inner(value))
     if kind == "multi_select_list":
-        parts = [_lenient_node(child) for child in children]
+        parts = [_lenient_node(child, charged) for child in children]
         return lambda value: None if value is None else [part(value) for part in parts]
     if kind == "multi_select_dict":
-        pairs = [(child["value"], _lenient_node(child["children"][0])) for child in children]
+        pairs = [(child["value"], _lenient_node(child["children"][0], charged)) for child in children]
         return lambda value: None if value is None else {key: part(value) for key, part in pairs}
     if kind == "function_expression":
-        return _function_call(node["value"], [_lenient_node(child) for child in children])
+        return _function_call(node["value"], [_lenient_node(child, charged) for child in children], charged)
     # Rare node types (slices, expression references) go through the interpreter.
     return lambda value: _INTERPRETER.visit(node, value)
 
 
-def _function_call(name: str, arguments: list[Compiled]) -> Compiled:
+def _function_call(name: str, arguments: list[Compiled], charged: bool) -> Compiled:
     """A call of JMESPath function ``name``; arguments of the types it takes go straight to it.
 
     The library validates every call in Python (arity, then each argument's type name against
@@ -387,7 +419,7 @@ def _function_call(name: str, arguments: list[Compiled]) -> Compiled:
 
     allowed = _type_names(name, len(arguments))
     if allowed is None:
-        return checked
+        return _counted(checked) if charged else checked
     function = _FUNCTIONS.FUNCTION_TABLE[name]["function"]
 
     def direct(value: Any) -> Any:
@@ -397,7 +429,26 @@ def _function_call(name: str, arguments: list[Compiled]) -> Compiled:
                 return _FUNCTIONS.call_function(name, found)
         return function(_FUNCTIONS, *found)
 
-    return direct
+    return _counted(direct) if charged else direct
+
+
+def _counted(call: Compiled) -> Compiled:
+    """``call``, its result's size counted against the evaluation's allowance."""
+    return lambda value: _charged(call(value))
+
+
+def _charged(result: Any) -> Any:
+    """A function's result, its size counted against the evaluation's allowance."""
+    if isinstance(result, (str, list, dict)):
+        _budget.charge(len(result))
+    return result
+
+
+def _check_compared(a: Any, b: Any) -> None:
+    """Bound ``a == b`` where both sides are containers (deep equality walks shared parts again)."""
+    if isinstance(a, (dict, list)) and isinstance(b, (dict, list)) and a is not b:
+        _budget.check_expanded(a, "comparing values")
+        _budget.check_expanded(b, "comparing values")
 
 
 def _type_names(name: str, arity: int) -> list[frozenset[str] | None] | None:
@@ -420,11 +471,90 @@ def _type_names(name: str, arity: int) -> list[frozenset[str] | None] | None:
     return names
 
 
+# Node types whose results are parts of their input, or lists of such parts no longer than the
+# input holds: an expression made of these alone does work bounded by what it reads. Everything
+# else (multi-selects, functions, and what the interpreter evaluates: slices, expression
+# references) can build values larger than its input, or the same part many times over.
+_READS_ONLY = frozenset(
+    {
+        "field",
+        "subexpression",
+        "index_expression",
+        "pipe",
+        "identity",
+        "current",
+        "literal",
+        "index",
+        "projection",
+        "value_projection",
+        "filter_projection",
+        "flatten",
+        "comparator",
+        "or_expression",
+        "and_expression",
+        "not_expression",
+    }
+)
+
+# Allowance units one element of a projection or filter costs: evaluating an expression per
+# element takes about as long as building a few dozen values.
+_PER_ELEMENT = 16
+
+
+# Functions whose result is no larger than their arguments (give or take a constant factor that
+# does not compound: upper-casing) and costs time linear in them.
+_READING_FUNCTIONS = frozenset(
+    {
+        "abs",
+        "ceil",
+        "contains",
+        "ends_with",
+        "floor",
+        "keys",
+        "length",
+        "not_null",
+        "starts_with",
+        "to_lower",
+        "to_number",
+        "to_upper",
+        "type",
+        "values",
+    }
+)
+
+
+def _builds(node: Any) -> bool:
+    """Whether the expression ``node`` holds a node that can build more than it reads."""
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        children = current.get("children") or ()
+        if not _reads_only(current["type"], current.get("value"), children):
+            return True
+        pending.extend(children)
+    return False
+
+
+def _reads_only(kind: str, value: Any, children: Any) -> bool:
+    if kind in _READS_ONLY:
+        return True
+    if kind == "function_expression":
+        return value in _READING_FUNCTIONS
+    # ``[initContainers, containers]``: different keys are different parts of the input.
+    return kind == "multi_select_list" and _distinct_fields(children)
+
+
+def _distinct_fields(children: Any) -> bool:
+    names = [child.get("value") for child in children if child["type"] == "field"]
+    return len(names) == len(children) and len(set(names)) == len(names)
+
+
 @lru_cache(maxsize=8192)
-def _compiled(expression: str) -> Compiled:
+def _compiled(expression: str) -> tuple[Compiled, bool]:
     parsed = compile_expression(expression).parsed
     try:
-        return _compile_node(parsed)
+        charged = _builds(parsed)
+        return _compile_node(parsed, charged), charged
     except RecursionError:
         # The parser's stack was shallower than the tree walk's (a caller deep in recursion).
         raise CompileError(f"invalid JMESPath {_shown(expression)}: nested too deeply") from None
@@ -433,11 +563,19 @@ def _compiled(expression: str) -> Compiled:
 def search(expression: str, data: Any) -> Any:
     """Evaluate ``expression`` on ``data``; failures raise :class:`EvaluationError`."""
     try:
-        function = _compiled(expression)
+        function, charged = _compiled(expression)
     except CompileError as bad:
         raise EvaluationError(str(bad)) from None
     try:
-        return function(data)
+        if not charged:
+            return function(data)
+        _budget.start()
+        result = function(data)
+        # A result that shares its parts ([v, v] piped into itself) is small in memory and huge
+        # to whatever walks it next: none leaves an evaluation larger than the allowance.
+        if isinstance(result, (dict, list)) and not _budget.within(result):
+            raise _budget.too_large("the result")
+        return result
     except NotFoundKey as missing:
         raise EvaluationError(f"failed to evaluate {expression!r}: {missing}") from None
     except jmespath.exceptions.JMESPathError as failed:
@@ -446,6 +584,9 @@ def search(expression: str, data: Any) -> Any:
         raise EvaluationError(f"failed to evaluate {expression!r}: {exc}") from None
     except RecursionError:
         raise EvaluationError(f"failed to evaluate {expression!r}: too deeply nested") from None
+    except EvaluationError as exc:
+        # The allowance ran out, or a value grew past it (policies._budget).
+        raise EvaluationError(f"failed to evaluate {_shown(expression)}: {exc}") from None
 
 
 def variables_in(text: str) -> list[str]:
