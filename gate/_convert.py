@@ -297,7 +297,7 @@ def verification_to_proto(verification: m.Verification) -> signature_pb2.Verific
                 verified=a.verified,
                 signer=a.signer,
                 error=a.error,
-                tlog_index=a.tlog_index,
+                tlog_index=a.tlog_index if a.tlog_index >= 0 else None,
                 integrated_time=timestamp(a.integrated_time),
                 tlog_tree=a.tlog_tree,
                 tlog_tree_index=a.tlog_tree_index,

@@ -221,9 +221,11 @@ def _remote_verify(state: Any, image: str, request: Any, options: dict[str, Any]
 
 
 def _answer_details(check: Any) -> list[str]:
-    """:func:`log_details` of a SignatureResult or AttestationResult message (-1: no index)."""
+    """:func:`log_details` of a SignatureResult (-1: no index) or AttestationResult (unset) message."""
+    # AttestationResult's index is an optional field (unset: none), SignatureResult's is -1 when none.
+    known = not check.DESCRIPTOR.fields_by_name["tlog_index"].has_presence or check.HasField("tlog_index")
     return log_details(
-        check.tlog_index if check.tlog_index >= 0 else None,
+        check.tlog_index if known and check.tlog_index >= 0 else None,
         check.tlog_tree,
         # Only an entry placed in a named tree has a tree index (and a server older than the
         # field sends 0, with no tree).

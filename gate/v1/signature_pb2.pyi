@@ -218,7 +218,10 @@ class AttestationResult(_message.Message):
     predicate: _builtins.bytes
     """The verified statement's predicate as JSON; empty when not verified."""
     tlog_index: _builtins.int
-    """Transparency-log index; -1 when none."""
+    """Transparency-log index; unset when none. (Optional, unlike
+    SignatureResult.tlog_index's -1, so that an answer from a server older
+    than the field does not read as index 0.)
+    """
     tlog_tree: _builtins.str
     """As in SignatureResult.tlog_tree."""
     tlog_tree_index: _builtins.int
@@ -239,17 +242,19 @@ class AttestationResult(_message.Message):
         signer: _builtins.str = ...,
         error: _builtins.str = ...,
         predicate: _builtins.bytes = ...,
-        tlog_index: _builtins.int = ...,
+        tlog_index: _builtins.int | None = ...,
         integrated_time: _timestamp_pb2.Timestamp | None = ...,
         tlog_tree: _builtins.str = ...,
         tlog_tree_index: _builtins.int = ...,
         timestamp: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["integrated_time", b"integrated_time", "timestamp", b"timestamp"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_tlog_index", b"_tlog_index", "integrated_time", b"integrated_time", "timestamp", b"timestamp", "tlog_index", b"tlog_index"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "integrated_time", b"integrated_time", "predicate", b"predicate", "predicate_type", b"predicate_type", "signer", b"signer", "timestamp", b"timestamp", "tlog_index", b"tlog_index", "tlog_tree", b"tlog_tree", "tlog_tree_index", b"tlog_tree_index", "verified", b"verified"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_tlog_index", b"_tlog_index", "error", b"error", "integrated_time", b"integrated_time", "predicate", b"predicate", "predicate_type", b"predicate_type", "signer", b"signer", "timestamp", b"timestamp", "tlog_index", b"tlog_index", "tlog_tree", b"tlog_tree", "tlog_tree_index", b"tlog_tree_index", "verified", b"verified"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__tlog_index: _TypeAlias = _typing.Literal["tlog_index"]  # noqa: Y015
+    _WhichOneofArgType__tlog_index: _TypeAlias = _typing.Literal["_tlog_index", b"_tlog_index"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__tlog_index) -> _WhichOneofReturnType__tlog_index | None: ...
 
 Global___AttestationResult: _TypeAlias = AttestationResult  # noqa: Y015
 

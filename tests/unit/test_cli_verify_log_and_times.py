@@ -248,3 +248,19 @@ def test_verify_image_shows_each_signatures_log_entry_and_null_for_what_is_unkno
         "timestamp": None,
         "reason": "",
     }
+
+
+def test_an_attestation_answer_without_a_log_index_shows_none() -> None:
+    # What a server older than AttestationResult.tlog_index sends: no index, not index 0.
+    from gate.cli._verify_image import _answer_details
+    from gate.v1 import signature_pb2
+
+    old = signature_pb2.AttestationResult(
+        predicate_type="https://cyclonedx.org/bom", verified=True, signer="k"
+    )
+    assert _answer_details(old) == []
+    first = signature_pb2.AttestationResult(
+        predicate_type="https://cyclonedx.org/bom", verified=True, tlog_index=0
+    )
+    assert _answer_details(first) == ["tlog index 0"]
+    assert _answer_details(signature_pb2.SignatureResult(verified=True, tlog_index=-1)) == []
