@@ -1001,13 +1001,65 @@ class RegexError(ValueError):
 def compile_go_regex(pattern: str) -> Any:
     """Compile an RE2 pattern (as Go's regexp.Compile would accept it)."""
     try:
-        return _re2.compile(pattern, options=_RE2_OPTIONS)
+        compiled = _re2.compile(pattern, options=_RE2_OPTIONS)
     except _re2.error as exc:
         detail = (
             exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         )
         code, _, argument = detail.partition(": ")
         raise RegexError(f"error parsing regexp: {code}: `{argument or pattern}`") from None
+    overlong = _overlong_repeat(pattern) if "{" in pattern else None
+    if overlong is not None:
+        raise RegexError(f"error parsing regexp: invalid repeat count: `{overlong}`")
+    return compiled
+
+
+# A repeat as Go's parser reads one: numbers without leading zeros (``{01}`` is literal text).
+_REPEAT = re.compile(r"\{(0|[1-9][0-9]*)(?:,(0|[1-9][0-9]*)?)?\}")
+
+
+def _overlong_repeat(pattern: str) -> str | None:
+    """A repeat whose count has ten digits or more, outside classes and escapes, if any.
+
+    RE2 reads such a count as literal text; Go's parser stops counting at 10**8 and refuses the
+    repeat, so Kyverno would refuse the pattern. (Counts up to nine digits RE2 refuses as well.)
+    """
+    i, end = 0, len(pattern)
+    while i < end:
+        char = pattern[i]
+        if char == "\\":
+            if not pattern.startswith("\\Q", i):
+                i += 2
+                continue
+            closing = pattern.find("\\E", i + 2)  # literal text up to \E, or to the end
+            if closing < 0:
+                return None
+            i = closing + 2
+        elif char == "[":
+            i = _class_end(pattern, i + 1)
+        else:
+            if char == "{":
+                found = _REPEAT.match(pattern, i)
+                if found and any(len(count or "") >= 10 for count in found.groups()):
+                    return found.group()
+            i += 1
+    return None
+
+
+def _class_end(pattern: str, i: int) -> int:
+    """Where the character class whose first member is at ``i`` ends (past its ``]``)."""
+    if pattern.startswith("^", i):
+        i += 1
+    if pattern.startswith("]", i):  # a leading ] is a member
+        i += 1
+    while i < len(pattern) and pattern[i] != "]":
+        if pattern[i] == "\\":
+            i += 2
+        elif pattern.startswith("[:", i) and (closing := pattern.find(":]", i + 2)) >= 0:
+            i = closing + 2  # [:alpha:]
+        else:
+            i += 1
+    return i + 1
 
 
 def _go_regex(function: str, pattern: str) -> Any:

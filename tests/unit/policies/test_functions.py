@@ -157,6 +157,34 @@ def test_lookaround_is_refused_as_re2_does(functions: KyvernoFunctions) -> None:
     )
 
 
+@pytest.mark.parametrize("pattern", ["a{9999999999}", "a{1,99999999999}", "[[:alpha:]]{12345678901,}"])
+def test_a_repeat_count_of_ten_digits_or_more_is_refused_as_go_refuses_it(
+    functions: KyvernoFunctions, pattern: str
+) -> None:
+    # RE2 reads the count as literal text (the pattern matched "a{9999999999}"); Go refuses it.
+    repeat = pattern[pattern.index("{") :]
+    assert (
+        _error(functions, f"regex_match('{pattern}', 'x')")
+        == f"error parsing regexp: invalid repeat count: `{repeat}`"
+    )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text"),
+    [
+        ("a{01}", "a{01}"),  # a leading zero: no repeat, in Go as in RE2
+        (r"\{9999999999}", "{9999999999}"),
+        ("[{9999999999}]", "9"),
+        (r"\Qa{9999999999}\E", "a{9999999999}"),
+        ("x[]{9999999999}]", "x9"),
+    ],
+)
+def test_long_counts_that_are_no_repeat_stay_literal_text(
+    functions: KyvernoFunctions, pattern: str, text: str
+) -> None:
+    assert _eval(functions, f"regex_match('{pattern}', @)", text) is True
+
+
 def test_hostile_patterns_run_in_linear_time(functions: KyvernoFunctions) -> None:
     text = "a" * 20000 + "b"
     start = time.thread_time()
