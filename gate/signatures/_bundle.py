@@ -30,7 +30,7 @@ from gate.signatures._dsse import (
     parse_statement,
     sha256_subject,
 )
-from gate.signatures._json import load_json
+from gate.signatures._json import check_json_shape, load_json
 from gate.signatures._keys import PublicKey
 from gate.signatures._policy import SignaturePolicy
 from gate.signatures._rekor import RekorEntry, check_dsse_entry, check_hashedrekord, unix_time
@@ -42,6 +42,11 @@ if TYPE_CHECKING:
     from gate.signatures._sigstore import OfflineVerifier
 
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
+# No list or object of a bundle needs more: an inclusion proof of a tree of 2^64 entries has
+# 64 hashes; sigstore clients accept 32 timestamps, gate 16 envelope signatures, one log entry.
+MAX_BUNDLE_MEMBERS = 64
+# Nor a bundle more lists and objects (a real one has about 30).
+MAX_BUNDLE_CONTAINERS = 1024
 
 
 def entry_body(inner: Any) -> dict[str, Any]:
@@ -149,7 +154,20 @@ def _verifier(trust: TrustRoot) -> OfflineVerifier:
     root = trust.sigstore_trusted_root
     if root is None:
         raise InvalidArgument("trust", "verifying a Sigstore bundle needs a trusted_root.json")
-    return trust.cached("sigstore-verifier", lambda: OfflineVerifier(trusted_root=root))
+
+    def build() -> OfflineVerifier:
+        # The library refuses a root with no certificate authority valid by now, or no log.
+        try:
+            return OfflineVerifier(trusted_root=root)
+        except Exception as exc:
+            raise InvalidArgument(
+                "trust",
+                "got a trusted_root.json that cannot verify keyless bundles "
+                f"({type(exc).__name__}: {_first_line(exc)}), expected one with a certificate "
+                "authority valid by now and a transparency log",
+            ) from None
+
+    return trust.cached("sigstore-verifier", build)
 
 
 def verify_bundle(
@@ -176,6 +194,9 @@ def verify_bundle(
     try:
         if len(bundle) > MAX_BUNDLE_BYTES:
             raise InvalidArgument("bundle", f"{len(bundle)} bytes exceeds {MAX_BUNDLE_BYTES}")
+        check_json_shape(
+            bundle, "bundle", max_members=MAX_BUNDLE_MEMBERS, max_containers=MAX_BUNDLE_CONTAINERS
+        )
         if policy.key_mode:
             return _verify_key_bundle(bundle, policy, trust, digest, artifact, predicate_type)
         return _verify_keyless_bundle(bundle, policy, trust, digest, artifact, predicate_type)
@@ -183,11 +204,13 @@ def verify_bundle(
         return Verification.failure(exc.message)
 
 
-def _library_failure(exc: Exception) -> Verification:
+def _first_line(exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else ""
-    if len(text) > 300:
-        text = text[:300] + "..."
-    return Verification.failure(f"bundle: {type(exc).__name__}: {text}".rstrip(": "))
+    return text[:300] + "..." if len(text) > 300 else text
+
+
+def _library_failure(exc: Exception) -> Verification:
+    return Verification.failure(f"bundle: {type(exc).__name__}: {_first_line(exc)}".rstrip(": "))
 
 
 def _verify_keyless_bundle(

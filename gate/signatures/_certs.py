@@ -146,7 +146,7 @@ def certificate_subjects(cert: x509.Certificate) -> list[str]:
     """The identities a certificate names: SAN emails, URIs and Fulcio's username otherName."""
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (x509.ExtensionNotFound, ValueError):
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError):
         return []
     found: list[str] = []
     found.extend(san.get_values_for_type(x509.RFC822Name))
@@ -163,7 +163,7 @@ def fulcio_extension(cert: x509.Certificate, oid: str) -> str | None:
     """A Fulcio extension's text: ``.1.1``-``.1.6`` hold raw bytes, ``.1.8`` and up a DER UTF8String."""
     try:
         raw = cert.extensions.get_extension_for_oid(ObjectIdentifier(oid)).value
-    except (x509.ExtensionNotFound, ValueError):
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError):
         return None
     if not isinstance(raw, x509.UnrecognizedExtension):
         return None
@@ -273,7 +273,7 @@ def has_code_signing(cert: x509.Certificate) -> bool:
     try:
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
         extended = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except (x509.ExtensionNotFound, ValueError):
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError):
         return False
     return usage.digital_signature and ExtendedKeyUsageOID.CODE_SIGNING in extended
 
@@ -288,6 +288,8 @@ def verify_embedded_sct(leaf: x509.Certificate, issuer: x509.Certificate, trust:
         scts = leaf.extensions.get_extension_for_class(x509.PrecertificateSignedCertificateTimestamps).value
     except x509.ExtensionNotFound:
         return "certificate has no embedded SCT"
+    except x509.DuplicateExtension as exc:
+        return f"certificate has extension {exc.oid.dotted_string} twice"
     except ValueError:
         return "certificate's SCT list does not parse"
     issuer_key_hash = hashlib.sha256(

@@ -112,6 +112,14 @@ def parse_statement(payload: bytes) -> Statement:
     predicate_type = document.get("predicateType")
     if not isinstance(predicate_type, str) or not predicate_type:
         raise InvalidArgument("statement.predicateType", "missing or not a string")
+    try:
+        # Reported with the verdict (printed, stored, sent over gRPC): it must be text.
+        predicate_type.encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidArgument(
+            "statement.predicateType",
+            f"got a lone surrogate at character {exc.start}, expected text that encodes as UTF-8",
+        ) from None
     subjects = document.get("subject")
     if not isinstance(subjects, list):
         raise InvalidArgument("statement.subject", "missing or not a list")

@@ -112,11 +112,12 @@ def _authority_problem(
     from rfc3161_client import VerifierBuilder
 
     label = ca.name or ca.certificates[0].subject.rfc4514_string()
-    builder = VerifierBuilder().tsa_certificate(ca.certificates[0]).add_root_certificate(ca.root)
-    for certificate in ca.certificates[1:-1]:
-        builder = builder.add_intermediate_certificate(certificate)
     # The library's CMS and chain checks run on hostile input too: whatever fails is a refusal.
+    # So does building the verifier, which refuses a chain that names a certificate twice.
     try:
+        builder = VerifierBuilder().tsa_certificate(ca.certificates[0]).add_root_certificate(ca.root)
+        for certificate in ca.certificates[1:-1]:
+            builder = builder.add_intermediate_certificate(certificate)
         builder.build().verify_message(response, message)
     except Exception as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -19,6 +19,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from pydantic import ValidationError
 
 from gate.errors import InvalidArgument
+from gate.signatures._json import check_json_shape
 from gate.signatures._keys import PublicKey, load_public_key, public_key_from_crypto
 
 if TYPE_CHECKING:
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 MAX_TRUST_ROOT_BYTES = 4 * 1024 * 1024
+# Members of any one list or object of a trusted root, and lists and objects in all (Sigstore's
+# public-good root has a few authorities and logs of a few certificates each: 41 in all).
+MAX_TRUST_ROOT_MEMBERS = 256
+MAX_TRUST_ROOT_CONTAINERS = 4096
 MAX_PEM_BUNDLE_BYTES = 1024 * 1024
 
 
@@ -113,12 +118,17 @@ class TrustRoot:
 
         Raises:
             InvalidArgument: the document is malformed (a key without ``validFor.start``
-                is malformed, as the specification says).
+                is malformed, as the specification says), names a key twice in one object
+                (Go's protojson, as cosign reads it, refuses that), or holds a list or object
+                of more than 256 members or more than 4096 lists and objects in all.
         """
         from sigstore_models.trustroot import v1 as trustroot_v1
 
         if len(data) > MAX_TRUST_ROOT_BYTES:
             raise InvalidArgument("trusted_root", f"{len(data)} bytes exceeds {MAX_TRUST_ROOT_BYTES}")
+        check_json_shape(
+            data, "trusted_root", max_members=MAX_TRUST_ROOT_MEMBERS, max_containers=MAX_TRUST_ROOT_CONTAINERS
+        )
         try:
             inner = trustroot_v1.TrustedRoot.from_json(data)
         except (ValidationError, ValueError) as exc:
