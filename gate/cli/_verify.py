@@ -288,12 +288,14 @@ def _artifact(text: str) -> tuple[bytes | None, str | None]:
 
 def _legacy_bundle(data: bytes) -> tuple[bytes, Any] | None:
     """cosign's pre-v3 ``--bundle`` for blobs, or None when ``data`` is a Sigstore bundle."""
+    from gate import _strict_json
     from gate.signatures import SignerEvidence
 
     try:
-        document = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return None
+        # Strict, and bounded in depth: 100,000 nested [ was a RecursionError traceback.
+        document = _strict_json.loads(data)
+    except ValueError:
+        return None  # not a legacy bundle: verify_bundle says what is wrong with it
     if not isinstance(document, dict) or "base64Signature" not in document:
         return None
     from gate.signatures._rekor import b64decode_strict

@@ -264,3 +264,20 @@ def test_an_attestation_answer_without_a_log_index_shows_none() -> None:
     )
     assert _answer_details(first) == ["tlog index 0"]
     assert _answer_details(signature_pb2.SignatureResult(verified=True, tlog_index=-1)) == []
+
+
+def test_verify_blob_with_a_deeply_nested_bundle_file_says_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Read as a cosign legacy bundle first: 100,000 nested [ was a RecursionError traceback.
+    case = BUNDLES / "rekor2-timestamp-with-embedded-cert"
+    bundle = tmp_path / "bundle.json"
+    bundle.write_bytes(b"[" * 100_000)
+    code, out, err = _run(
+        capsys,
+        "verify", "blob", BUNDLES / "a.txt", "--bundle", bundle,
+        *_keyless(case / "trusted_root.json"),
+    )  # fmt: skip
+    assert code != 0
+    assert "Traceback" not in err + out
+    assert "nested too deeply" in err + out
