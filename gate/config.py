@@ -8,7 +8,9 @@ its source (the file or the variable), the key and what is wrong, in one line.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import logging
 import os
 import re
 import reprlib
@@ -33,6 +35,8 @@ from gate._cpus import usable_cpus
 from gate.errors import ConfigError
 
 MIB = 1024 * 1024
+
+log = logging.getLogger("gate.config")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,76 @@ def _processes(value: Any) -> Any:
 Processes = Annotated[int, BeforeValidator(_processes), Field(ge=1, le=MAX_PROCESSES)]
 
 
+def _path_text(value: Any, expected: str) -> Any:
+    """A path setting's text: an empty one or one holding a NUL names no file (``Path("")`` is ``.``)."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError(f"expected {expected}, got {value[:60]!r}")
+        if "\x00" in value:
+            raise ValueError(f"expected {expected}, got {value[:60]!r}: it holds a NUL byte")
+        control = _CONTROL.search(value)
+        if control is not None:
+            # Legal in a Linux name, but here a slip (a YAML block scalar's newline, a pasted tab):
+            # refused now rather than reported later as a file that seems to be there.
+            raise ValueError(
+                f"expected {expected}, got {value[:60]!r}: it holds a control character {control.group()!r}"
+            )
+    return value
+
+
+_CONTROL = re.compile("[\x01-\x1f\x7f]")
+
+
+def _file_path(value: Any) -> Any:
+    return _path_text(value, "a file path")
+
+
+def _dir_path(value: Any) -> Any:
+    return _path_text(value, "a directory path")
+
+
+_KINDS_OF_FILES = (
+    (stat.S_ISREG, "a regular file"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _kind_at(path: Path) -> str:
+    """What ``path`` leads to now ("" when nothing, or when it cannot be looked at)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return ""  # missing (created later, or reported where it is read) or unreachable
+    return next((name for test, name in _KINDS_OF_FILES if test(mode)), "a special file")
+
+
+def _regular_if_exists(path: Path) -> Path:
+    # /dev/zero as a key file read until the memory ran out; a FIFO waited for a writer for ever.
+    kind = _kind_at(path)
+    if kind not in ("", "a regular file"):
+        raise ValueError(f"got {kind} at {str(path)[:200]!r}, expected a regular file")
+    return path
+
+
+def _directory_if_exists(path: Path) -> Path:
+    kind = _kind_at(path)
+    if kind not in ("", "a directory"):
+        raise ValueError(f"got {kind} at {str(path)[:200]!r}, expected a directory")
+    return path
+
+
+# A file setting: not empty, no NUL, and a regular file when it exists (it may be created later).
+FilePath = Annotated[Path, BeforeValidator(_file_path), AfterValidator(_regular_if_exists)]
+# A directory setting: not empty, no NUL, and a directory when it exists.
+DirPath = Annotated[Path, BeforeValidator(_dir_path), AfterValidator(_directory_if_exists)]
+# A policy source: a file or a directory (what it leads to is checked when it is loaded).
+SourcePath = Annotated[Path, BeforeValidator(_file_path)]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -109,9 +183,9 @@ class _Section(BaseModel):
 class TlsFiles(_Section):
     """A certificate and key in PEM files (and an optional client CA)."""
 
-    cert_file: Path
-    key_file: Path
-    client_ca_file: Path | None = None
+    cert_file: FilePath
+    key_file: FilePath
+    client_ca_file: FilePath | None = None
 
 
 class GrpcSettings(_Section):
@@ -144,7 +218,7 @@ class WebhookSettings(_Section):
     tls: TlsFiles | None = None
     # CA that signed the API server's client certificate: with it, the webhook's TLS
     # handshake refuses every client that does not present a certificate it signed.
-    client_ca_file: Path | None = None
+    client_ca_file: FilePath | None = None
     # A second HTTPS listener (same certificate, no client certificate asked for) serving only
     # /healthz, /readyz and /v1/evidence: for kubelet probes and Kyverno when client_ca_file is set.
     probe_listen: Listen | None = None
@@ -187,7 +261,7 @@ class LogSettings(_Section):
 class PolicySettings(_Section):
     """Where Kyverno policies are loaded from."""
 
-    sources: tuple[Path, ...] = ()
+    sources: tuple[SourcePath, ...] = ()
     # apiCall service URLs that stand for gate's evidence endpoint: gate answers them in
     # process, Kyverno in the cluster calls them (gate serves them on the webhook listener).
     evidence_urls: tuple[str, ...] = ("https://gate.gate-system.svc:8443/v1/evidence",)
@@ -222,13 +296,13 @@ class ScanningSettings(_Section):
     concurrency: Annotated[int, Field(ge=1, le=64)] = 2
     # Key of the keyed hashes that stand for secret values in findings;
     # empty: ``<data_dir>/keys/findings.key``, created on first start.
-    secret_key_file: Path | None = None
+    secret_key_file: FilePath | None = None
     # Seconds between lease renewals of running scans; a scan whose lease is
     # four intervals old is failed by any gate sharing the store.
     heartbeat: Annotated[float, Field(gt=0, le=300)] = 10.0
     # Local scan targets must lie under this directory (relative locations are
     # taken relative to it); unset: anywhere the gate process can read.
-    root: Path | None = None
+    root: DirPath | None = None
 
 
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
@@ -271,8 +345,8 @@ class RegistrySettings(_Section):
     # Registries reached over plain HTTP (host or host:port).
     insecure: tuple[str, ...] = ()
     # Docker ``config.json`` with credentials; empty: ``$DOCKER_CONFIG`` or none.
-    docker_config: Path | None = None
-    ca_file: Path | None = None
+    docker_config: FilePath | None = None
+    ca_file: FilePath | None = None
     timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
     # ``kubernetes.io/dockerconfigjson`` Secrets (``namespace/name``) read through the Kubernetes
     # API (``kubernetes`` section, extra ``kubernetes``); in this order they come before docker_config.
@@ -298,11 +372,11 @@ class SignatureSettings(_Section):
     """Trust material and keys for signatures and attestations (never fetched from the network)."""
 
     # Sigstore trusted_root.json; unset: the public-good root shipped with gate's sigstore library.
-    trusted_root: Path | None = None
+    trusted_root: FilePath | None = None
     # ECDSA P-256 private key (PKCS#8 PEM) gate signs its attestations and decision records with.
-    signing_key_file: Path | None = None
+    signing_key_file: FilePath | None = None
     # File holding the signing key's password, when it is encrypted.
-    signing_key_password_file: Path | None = None
+    signing_key_password_file: FilePath | None = None
     # Verification results are reused this long per (image digest, trust policy).
     cache_ttl: Annotated[float, Field(gt=0, le=86_400)] = 300.0
     cache_entries: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
@@ -344,7 +418,7 @@ class AuthSettings(_Section):
     # ``none`` accepts every caller with every role (local try-outs; logged as a warning).
     mode: Literal["none", "required"] = "none"
     # YAML of ``tokens: {<sha256 hex of the token>: {identity, roles, projects}}``.
-    tokens_file: Path | None = None
+    tokens_file: FilePath | None = None
     # Client certificate SAN (DNS, URI, e-mail) or subject common name -> grant.
     certificates: dict[str, Grant] = Field(default_factory=dict)
     kubernetes: KubernetesAuth = KubernetesAuth()
@@ -381,7 +455,7 @@ class KubernetesSettings(_Section):
     """How gate reaches the Kubernetes API server (TokenReview, project credentials)."""
 
     # A kubeconfig file; unset: the in-cluster ServiceAccount configuration.
-    kubeconfig: Path | None = None
+    kubeconfig: FilePath | None = None
     context: str = ""
     timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
 
@@ -399,7 +473,7 @@ class NotificationWebhook(_Section):
     # Seconds one delivery attempt may take.
     timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
     # CA bundle for an https URL; unset: the system's trust store.
-    ca_file: Path | None = None
+    ca_file: FilePath | None = None
 
     @field_validator("url")
     @classmethod
@@ -455,7 +529,7 @@ def _default_data_dir() -> Path:
 class Config(_Section):
     """The whole configuration; every field has an embedded default."""
 
-    data_dir: Path = Field(default_factory=_default_data_dir)
+    data_dir: DirPath = Field(default_factory=_default_data_dir)
     # Empty: SQLite at ``<data_dir>/gate.db``.
     database_url: str = ""
     grpc: GrpcSettings = GrpcSettings()
@@ -485,7 +559,8 @@ class Config(_Section):
     def _check_database_url(cls, value: str) -> str:
         if value and not value.startswith(("sqlite:", "postgresql", "postgres:")):
             scheme = value.split(":", 1)[0]
-            raise ValueError(f"expected sqlite:///PATH or postgresql://..., got scheme {scheme!r}")
+            shown = repr(scheme) if len(scheme) <= 40 else f"{scheme[:40]!r}... ({len(scheme)} characters)"
+            raise ValueError(f"expected sqlite:///PATH or postgresql://..., got scheme {shown}")
         return value
 
     @property
@@ -530,7 +605,7 @@ def _env_value(name: str, kind: str, raw: str) -> Any:
         lowered = raw.strip().lower()
         if lowered in _TRUE | _FALSE:
             return lowered in _TRUE
-        raise ConfigError(f"environment variable {name}", "", f"expected true or false, got {raw!r}")
+        raise ConfigError(f"environment variable {name}", "", f"expected true or false, got {_shown(raw)}")
     if kind == "pathlist":
         return [part for part in raw.split(os.pathsep) if part]
     return raw
@@ -777,7 +852,8 @@ def _read_text(path: Path, source: str) -> str:
     except FileNotFoundError:
         raise ConfigError(source, "", "file not found") from None
     except OSError as exc:
-        raise ConfigError(source, "", f"cannot read: {exc}") from None
+        # The error's own text repeats the path, which the source already names.
+        raise ConfigError(source, "", f"cannot read: {exc.strerror or exc}") from None
     if len(data) > MAX_FILE_BYTES:
         raise ConfigError(source, "", f"file is larger than {MAX_FILE_BYTES} bytes")
     try:
@@ -795,6 +871,8 @@ def _yaml_message(error: yaml.MarkedYAMLError) -> str:
 def _source_of(path: Path) -> str:
     # A NUL or a newline in a path would break the one-line message; such a path is shown escaped.
     text = str(path)
+    if len(text) > 200:  # no file has such a name (PATH_MAX is 4096); a one-line message needs no more
+        text = f"{text[:200]}... ({len(text)} characters)"
     return text if text.isprintable() else repr(text)
 
 
@@ -870,6 +948,52 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
     return text
 
 
+# gate's variables that are not settings (the CLI's, read by click): never taken for a typo.
+_OTHER_VARIABLES = frozenset(
+    {"GATE_CONFIG", "GATE_SERVER", "GATE_SERVER_CA", "GATE_TOKEN_FILE", "GATE_CLIENT_CERT", "GATE_CLIENT_KEY"}
+    | {"GATE_PROJECT"}
+)
+
+
+def misspelt_variables(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``GATE_*`` variables gate does not read that look like one it does, each with that one.
+
+    Other ``GATE_*`` variables are left alone (pipelines set their own, such as ``GATE_IMAGE``);
+    a near miss (``GATE_POLICY_SOURCE``) would otherwise be ignored without a word, and gate
+    would start without the setting (no policies at all, in that example).
+    """
+    known = [*ENV_OVERRIDES, *sorted(_OTHER_VARIABLES)]
+    found = []
+    for name in environ:
+        if not name.upper().startswith("GATE_") or name in ENV_OVERRIDES or name in _OTHER_VARIABLES:
+            continue
+        close = difflib.get_close_matches(name.upper(), known, 1, 0.85)
+        if close:
+            found.append((name, close[0]))
+    return sorted(found)
+
+
+def _warn_misspelt(environ: Mapping[str, str]) -> None:
+    for name, meant in misspelt_variables(environ):
+        log.warning(
+            "environment variable %s is not one gate reads (did you mean %s?); it is ignored",
+            name if name.isprintable() and len(name) <= 80 else _shown(name),
+            meant,
+        )
+
+
+def _missing_beside(key: str, origins: Mapping[str, str], source: str, message: str) -> tuple[str, str]:
+    """Who made ``key`` needed, and what to set: a variable that set a setting beside it
+    (``GATE_WEBHOOK_TLS_CERT_FILE`` without ``GATE_WEBHOOK_TLS_KEY_FILE``) rather than the file."""
+    parent = key.rpartition(".")[0]
+    beside = next((origin for dotted, origin in origins.items() if dotted.rpartition(".")[0] == parent), None)
+    if beside is None or not parent:
+        return source, message
+    variable = next((name for name, (dotted, _) in ENV_OVERRIDES.items() if dotted == key), None)
+    wanted = f"set {variable} too" if variable else f"set {key} in the configuration file too"
+    return beside, f"{message}: {wanted}"
+
+
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Load the configuration from ``path`` (or ``$GATE_CONFIG``) and the environment.
 
@@ -894,6 +1018,7 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
             continue
         _set_path(tree, dotted, _env_value(name, kind, raw))
         origins[dotted] = f"environment variable {name}"
+    _warn_misspelt(env)
     try:
         return Config.model_validate(tree)
     except ValidationError as exc:
@@ -917,6 +1042,8 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
             file_source,
         )
         message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "missing":
+            source, message = _missing_beside(key, origins, source, message)
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         elif error["type"] != "missing":

@@ -7,7 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from policies._kyverno_test import check_metadata, normalise_resource
+from policies._loader import walk_files
 from policies._yaml import read_documents
+
+
+def _is_resource_name(name: str) -> bool:
+    return name.endswith((".yaml", ".yml", ".json"))
 
 
 def load_resources(paths: Iterable[Path]) -> list[dict[str, Any]]:
@@ -19,11 +24,8 @@ def load_resources(paths: Iterable[Path]) -> list[dict[str, Any]]:
     """
     found: list[dict[str, Any]] = []
     for path in paths:
-        files = (
-            sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
-            if path.is_dir()
-            else [path]
-        )
+        # Bounded, and a FIFO or device among them is refused when read (it would hang).
+        files = walk_files(path, _is_resource_name, skip_hidden=False) if path.is_dir() else [path]
         for file in files:
             for document in read_documents(file):
                 data = document.data

@@ -17,7 +17,7 @@ from policies._errors import PolicyLoadError
 from policies._match import UserInfo
 from policies._model import AdmissionRequest, Policy, RuleResponse
 from policies._schema import _type_of
-from policies._yaml import Document, FieldPath, read_documents
+from policies._yaml import Document, FieldPath, read_documents, shown_path
 
 TEST_FILE = "kyverno-test.yaml"
 _RESULTS = {o.value for o in RuleOutcome}
@@ -118,7 +118,9 @@ def find_tests(root: Path, file_name: str = TEST_FILE) -> list[Path]:
         return [root]
     if not root.is_dir():
         raise PolicyLoadError(str(root), None, "", "no such file or directory")
-    return sorted(root.rglob(file_name))
+    # Bounded (``gate policy test /`` is an error, not a walk of the whole disk); hidden
+    # directories count, as Kyverno's ``.kyverno-test/`` folders hold the tests.
+    return _loader.walk_files(root, lambda name: name == file_name, skip_hidden=False)
 
 
 def _one_document(path: Path) -> Document:
@@ -236,11 +238,28 @@ def check_metadata(document: Document, path: FieldPath, resource: Mapping[str, A
         _mapping(document, (*path, key), metadata.get(key))
 
 
+def _identity(path: Path) -> object:
+    """The file ``path`` leads to (device and inode), or the path when there is none to stat."""
+    try:
+        info = path.stat()
+    except (OSError, ValueError):
+        return path  # the reader reports it
+    return (info.st_dev, info.st_ino)
+
+
 def _load_resources(test: Document, field_name: str, base: Path, names: Sequence[str]) -> list[_Resource]:
     found: list[_Resource] = []
     seen: set[tuple[str, str, str, str]] = set()
+    read: set[object] = set()
     for number, name in enumerate(names):
-        for document in read_documents(_path(test, (field_name, number), base, name)):
+        path = _path(test, (field_name, number), base, name)
+        identity = _identity(path)
+        if identity in read:
+            # Its resources are in already (a resource repeated counts once): a file named
+            # thousands of times (or by as many spellings) is read once, not parsed for each.
+            continue
+        read.add(identity)
+        for document in read_documents(path):
             data = document.data
             if not isinstance(data, dict):
                 raise document.error((), f"a resource must be a mapping, got {_type_of(data)}")
@@ -384,19 +403,25 @@ class _TestCase:
         data = self.document.data
         base = path.parent
         self.policies: dict[str, Policy] = {}
+        policy_paths = [
+            _path(self.document, ("policies", index), base, name)
+            for index, name in enumerate(_string_list(self.document, data, "policies"))
+        ]
         documents = _loader.load_documents(
-            [
-                _path(self.document, ("policies", index), base, name)
-                for index, name in enumerate(_string_list(self.document, data, "policies"))
-            ]
+            # A file named twice is read once (its policies would be the same ones again).
+            list(dict.fromkeys(policy_paths)),
+            record=False,  # a test's files are not the server's policy sources
         )
         compiled, _ = _loader.compile_policies(d for d in documents if not _loader.is_exception(d.data))
         for policy in compiled:
             self.policies.setdefault(policy.key, policy)
         # ``exceptions:`` files hold PolicyExceptions (a policy file may carry some as well).
         exception_documents = [d for d in documents if _loader.is_exception(d.data)]
+        exception_paths: dict[Path, None] = {}
         for index, name in enumerate(_string_list(self.document, data, "exceptions")):
-            for document in read_documents(_path(self.document, ("exceptions", index), base, name)):
+            exception_paths.setdefault(_path(self.document, ("exceptions", index), base, name))
+        for exception_path in exception_paths:
+            for document in read_documents(exception_path):
                 if not _loader.is_exception(document.data):
                     raise document.error(("kind",), "expected a kyverno.io PolicyException")
                 exception_documents.append(document)
@@ -558,7 +583,7 @@ def _run_tests(root: Path, file_name: str) -> SuiteReport:
     report = SuiteReport()
     base = root if root.is_dir() else root.parent
     for path in find_tests(root, file_name):
-        display = str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
+        display = shown_path(path.relative_to(base) if path.is_relative_to(base) else path)
         try:
             case = _TestCase(path)
             report.rows.extend(case.compare(display))

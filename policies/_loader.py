@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,7 @@ from policies._functions import RegexError, compile_go_regex
 from policies._jmes import CompileError, compile_expression, has_variables, variables_in
 from policies._match import Selection
 from policies._model import ActionOverride, Policy, Rule
-from policies._yaml import Document, FieldPath, read_documents
+from policies._yaml import Document, FieldPath, documents_of, read_bounded, shown_path
 
 _API_VERSIONS = ("kyverno.io/v1", "kyverno.io/v2beta1", "kyverno.io/v2")
 _KINDS = ("ClusterPolicy", "Policy")
@@ -43,8 +47,13 @@ def policy_files(paths: Iterable[str | Path]) -> list[tuple[Path, bool]]:
             files.extend(_files_of(path))
         except OSError as exc:
             # A name too long, a permission refused: a caller's path, never a crash.
-            raise PolicyLoadError(str(path), None, "", f"cannot read: {exc.strerror or exc}") from None
+            raise PolicyLoadError(shown_path(path), None, "", f"cannot read: {exc.strerror or exc}") from None
     return files
+
+
+# Entries a directory walk looks at, at most: a policy directory holds tens of files; this
+# bounds a mistaken source such as ``/`` (the walk took minutes and all the memory) to an error.
+MAX_DIRECTORY_ENTRIES = 100_000
 
 
 def _files_of(path: Path) -> list[tuple[Path, bool]]:
@@ -52,17 +61,61 @@ def _files_of(path: Path) -> list[tuple[Path, bool]]:
         # Hidden entries are skipped: a kubelet ConfigMap mount holds every file twice (the
         # visible symlink and its target under ``..<timestamp>/``), and ``.kyverno-test/``
         # folders hold test resources, not policies.
-        found = sorted(
-            p
-            for p in path.rglob("*")
-            if p.suffix in (".yaml", ".yml")
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            and p.is_file()
-        )
-        return [(p, False) for p in found]
+        return [(p, False) for p in walk_files(path, _is_yaml_name, skip_hidden=True)]
     if path.exists():
         return [(path, True)]
-    raise PolicyLoadError(str(path), None, "", "no such file or directory")
+    raise PolicyLoadError(shown_path(path), None, "", "no such file or directory")
+
+
+def _is_yaml_name(name: str) -> bool:
+    return name.endswith((".yaml", ".yml"))
+
+
+def walk_files(root: Path, wanted: Callable[[str], bool], *, skip_hidden: bool) -> list[Path]:
+    """The files under ``root`` whose names are ``wanted``, sorted.
+
+    Symlinks to files are followed, symlinks to directories are not (as ``Path.rglob``); a
+    dangling or looping symlink is no file. A directory that cannot be listed is an error
+    rather than skipped (its policies would silently be missing), and so is a tree of more
+    than :data:`MAX_DIRECTORY_ENTRIES` entries.
+
+    Raises:
+        PolicyLoadError: a directory cannot be listed, or the tree is too large.
+        OSError: as raised by ``os.scandir`` on ``root`` itself.
+    """
+    found: list[Path] = []
+    pending = [root]
+    seen = 0
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as entries:
+                listed = list(entries)
+        except OSError as exc:
+            raise PolicyLoadError(
+                shown_path(directory), None, "", f"cannot list the directory: {exc.strerror or exc}"
+            ) from None
+        seen += len(listed)
+        if seen > MAX_DIRECTORY_ENTRIES:
+            raise PolicyLoadError(
+                shown_path(root),
+                None,
+                "",
+                f"more than {MAX_DIRECTORY_ENTRIES} entries below it; expected a directory of policy files",
+            )
+        for entry in listed:
+            if skip_hidden and entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                is_file = not is_dir and wanted(entry.name) and entry.is_file()
+            except OSError:
+                continue  # gone meanwhile, or a symlink loop: no file
+            if is_dir:
+                pending.append(Path(entry.path))
+            elif is_file:
+                found.append(Path(entry.path))
+    return sorted(found)
 
 
 def is_policy(data: Any) -> bool:
@@ -84,11 +137,94 @@ def is_exception(data: Any) -> bool:
     )
 
 
-def load_documents(paths: Iterable[str | Path]) -> list[Document]:
-    """The policy (and PolicyException) documents of files and directories."""
+@dataclass(frozen=True)
+class SourcesSnapshot:
+    """The bytes of every policy file of some sources, as one load read them.
+
+    A worker process compiles the snapshot the main process compiled (see :func:`pinned`), so
+    that both end on the same bundle even when the files change, or break, in between.
+    """
+
+    sources: tuple[str, ...]
+    # (path, named explicitly rather than found in a directory, content) of each file read.
+    files: tuple[tuple[str, bool, bytes], ...]
+
+
+# Bytes of all the files of one load at most: every one is held (and handed to each worker
+# process) while it compiles; policy sets hold kilobytes to a few megabytes.
+MAX_SOURCES_BYTES = 64 * 1024 * 1024
+
+# What the last recorded load_documents of this context read (see last_read).
+_LAST_READ: ContextVar[SourcesSnapshot | None] = ContextVar("policies_last_read", default=None)
+# A snapshot the next load of its sources compiles instead of reading them (see pinned). A list,
+# shared by copies of the context (a task, asyncio.to_thread), so that it is used once only.
+_PINNED: ContextVar[list[SourcesSnapshot] | None] = ContextVar("policies_pinned", default=None)
+
+
+def read_snapshot(paths: Iterable[str | Path]) -> SourcesSnapshot:
+    """Read every policy file of ``paths`` now.
+
+    Raises:
+        PolicyLoadError: a source or one of its files cannot be read.
+    """
+    sources = tuple(str(p) for p in paths)
+    files: list[tuple[str, bool, bytes]] = []
+    total = 0
+    for path, explicit in policy_files(sources):
+        content = read_bounded(path)
+        total += len(content)
+        if total > MAX_SOURCES_BYTES:
+            raise PolicyLoadError(
+                shown_path(path),
+                None,
+                "",
+                f"the policy files read so far hold more than {MAX_SOURCES_BYTES} bytes in all "
+                "(expected a set of policies, not a data volume)",
+            )
+        files.append((str(path), explicit, content))
+    return SourcesSnapshot(sources, tuple(files))
+
+
+def last_read() -> SourcesSnapshot | None:
+    """What the last :func:`load_documents` in this context read (None: none, or not recorded)."""
+    return _LAST_READ.get()
+
+
+@contextlib.contextmanager
+def pinned(snapshot: SourcesSnapshot | None) -> Iterator[None]:
+    """Have the next load of ``snapshot.sources`` in this context compile it instead of the files.
+
+    Only the first such load uses it; None pins nothing.
+    """
+    if snapshot is None:
+        yield
+        return
+    token = _PINNED.set([snapshot])
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
+
+
+def _snapshot_for(sources: tuple[str, ...]) -> SourcesSnapshot:
+    holder = _PINNED.get()
+    if holder and holder[0].sources == sources:
+        return holder.pop()
+    return read_snapshot(sources)
+
+
+def load_documents(paths: Iterable[str | Path], *, record: bool = True) -> list[Document]:
+    """The policy (and PolicyException) documents of files and directories.
+
+    With ``record`` what was read is kept for :func:`last_read` (a reload hands it to the worker
+    processes); a pinned snapshot of the same sources is compiled instead of the files.
+    """
+    snapshot = _snapshot_for(tuple(str(p) for p in paths))
+    if record:
+        _LAST_READ.set(snapshot)
     documents: list[Document] = []
-    for path, explicit in policy_files(paths):
-        for document in read_documents(path):
+    for name, explicit, content in snapshot.files:
+        for document in documents_of(content, name):
             if is_policy(document.data) or is_exception(document.data):
                 documents.append(document)
             elif explicit:
@@ -480,6 +616,11 @@ def policies_by_key(policies: Iterable[Policy]) -> Mapping[str, Policy]:
     found: dict[str, Policy] = {}
     for policy in policies:
         if policy.key in found:
-            raise PolicyLoadError(policy.source, None, "metadata.name", f"duplicate policy {policy.key!r}")
+            raise PolicyLoadError(
+                policy.source,
+                None,
+                "metadata.name",
+                f"duplicate policy {policy.key!r} (also defined in {found[policy.key].source})",
+            )
         found[policy.key] = policy
     return found

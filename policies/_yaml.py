@@ -15,7 +15,9 @@ as loaded.
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,6 +312,22 @@ def _scalar_text(value: Any) -> str:
     return str(value)
 
 
+def _unmarked(error: yaml.YAMLError, text: str, source: str) -> PolicyLoadError:
+    """A load error on one line for a YAML error without a mark (the reader's: a control character).
+
+    PyYAML's own text spans two lines and names ``<unicode string>`` and a character offset.
+    """
+    if (
+        isinstance(error, yaml.reader.ReaderError)
+        and isinstance(error.position, int)
+        and isinstance(error.character, int)
+    ):
+        line = text.count("\n", 0, error.position) + 1
+        problem = f"unacceptable character #x{error.character:04x}: {error.reason}"
+        return PolicyLoadError(source, line, "", f"malformed YAML: {problem}")
+    return PolicyLoadError(source, None, "", "malformed YAML: " + " ".join(str(error).split()))
+
+
 def parse_documents(text: str, source: str) -> Iterator[Document]:
     """Parse every non-empty document of a YAML stream."""
     if len(text) > MAX_FILE_BYTES:
@@ -318,7 +336,7 @@ def parse_documents(text: str, source: str) -> Iterator[Document]:
         # The reader checks the characters of the whole text as it is built.
         loader = (_FAST_LOADER or KubernetesLoader)(text)
     except yaml.YAMLError as exc:
-        raise PolicyLoadError(source, None, "", f"malformed YAML: {exc}") from None
+        raise _unmarked(exc, text, source) from None
     except UnicodeEncodeError as exc:  # libyaml reads UTF-8: a lone surrogate cannot be encoded
         raise PolicyLoadError(
             source, None, "", f"not UTF-8 text: a lone surrogate at character {exc.start}"
@@ -345,25 +363,97 @@ def parse_documents(text: str, source: str) -> Iterator[Document]:
             raise PolicyLoadError(source, line, "", f"nesting deeper than {MAX_DEPTH}") from None
         raise PolicyLoadError(source, line, "", f"malformed YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
-        raise PolicyLoadError(source, None, "", f"malformed YAML: {exc}") from None
+        raise _unmarked(exc, text, source) from None
     except RecursionError:
         raise PolicyLoadError(source, None, "", f"nesting deeper than {MAX_DEPTH}") from None
     finally:
         loader.dispose()
 
 
-def read_documents(path: Path) -> list[Document]:
-    """Every document of a YAML file."""
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def shown_path(path: Path | str) -> str:
+    """``path`` as text that can be shown and sent anywhere (a log line, a gRPC answer).
+
+    A Linux file name is bytes: one that is not UTF-8 reaches Python with surrogate escapes,
+    which UTF-8 (and so protobuf) refuses, and a newline would break a one-line message. Such
+    characters are written as escapes (``\\xff``, ``\\n``); every other path is unchanged.
+    """
+    text = str(path)
+    if text.isprintable():
+        return text
+    return "".join(_shown_char(c) for c in text)
+
+
+def _shown_char(char: str) -> str:
+    if char.isprintable():
+        return char
+    if "\udc80" <= char <= "\udcff":
+        return f"\\x{ord(char) - 0xDC00:02x}"  # a byte that is not UTF-8 (surrogateescape)
+    return repr(char)[1:-1]
+
+
+def _check_regular(path: Path, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
+        raise PolicyLoadError(shown_path(path), None, "", f"cannot read: got {kind}, expected a regular file")
+
+
+def read_bounded(path: Path) -> bytes:
+    """The bytes of the regular file ``path`` leads to, at most :data:`MAX_FILE_BYTES`.
+
+    A FIFO, a device or a directory is refused before it is read (a FIFO without a writer
+    would block for ever, ``/dev/zero`` would fill the memory; ``stat`` says 0 bytes for both),
+    and the descriptor is checked again after the open, in case the path was swapped in
+    between. One byte past the bound is read, so a file that grew since is refused too.
+
+    Raises:
+        PolicyLoadError: not a regular file, too large, or unreadable (naming ``path``).
+    """
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise PolicyLoadError(str(path), None, "", f"file is larger than {MAX_FILE_BYTES} bytes")
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise PolicyLoadError(str(path), None, "", f"not UTF-8 text: {exc.reason}") from None
+        _check_regular(path, os.stat(path).st_mode)
+        # Without O_NONBLOCK, opening a FIFO swapped in meanwhile waits for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            info = os.fstat(fd)
+            _check_regular(path, info.st_mode)
+            if info.st_size > MAX_FILE_BYTES:
+                raise PolicyLoadError(
+                    shown_path(path), None, "", f"file is larger than {MAX_FILE_BYTES} bytes"
+                )
+            os.set_blocking(fd, True)
+            with open(fd, "rb", closefd=False) as stream:
+                data = stream.read(MAX_FILE_BYTES + 1)
+        finally:
+            os.close(fd)
     except OSError as exc:
-        raise PolicyLoadError(str(path), None, "", f"cannot read: {exc.strerror}") from None
-    return list(parse_documents(text, str(path)))
+        raise PolicyLoadError(shown_path(path), None, "", f"cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a NUL in the path
+        raise PolicyLoadError(shown_path(path), None, "", f"cannot read: {exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise PolicyLoadError(shown_path(path), None, "", f"file is larger than {MAX_FILE_BYTES} bytes")
+    return data
+
+
+def read_documents(path: Path) -> list[Document]:
+    """Every document of a YAML file (a regular file of at most :data:`MAX_FILE_BYTES`)."""
+    return documents_of(read_bounded(path), path)
+
+
+def documents_of(data: bytes, path: Path | str) -> list[Document]:
+    """Every document of the YAML file ``path`` whose bytes were ``data``."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyLoadError(shown_path(path), None, "", f"not UTF-8 text: {exc.reason}") from None
+    return list(parse_documents(text, shown_path(path)))
 
 
 def check_depth(value: Any, source: str, limit: int = MAX_DEPTH, max_values: int = MAX_NODES) -> None:

@@ -84,13 +84,22 @@ class PolicyWatch:
             if stamp == last:
                 continue
             last = stamp
-            await asyncio.to_thread(self.reload)
+            try:
+                await asyncio.to_thread(self.reload)
+            except Exception:  # a bug below must not end the watch: later changes still count
+                log.exception("policy reload failed unexpectedly; watching on")
 
     def reload(self) -> bool:
-        """Load the sources now; on failure log the file, line and field and keep the bundle in force."""
-        previous = self._core.policies.digest
+        """Load the sources now; on failure log the file, line and field and keep the bundle in force.
+
+        An unexpected error (a bug, not a bad file) is handled the same way: counted, logged with
+        its traceback and shown as the reload error, the bundle in force kept.
+        """
+        core = self._core
+        in_force = core.policies
+        previous = in_force.digest
         try:
-            bundle = self._core.reload_policies()
+            bundle = core.reload_policies()
         except EvidenceError as error:
             POLICY_RELOAD_ERRORS.inc()
             log.error(
@@ -103,6 +112,16 @@ class PolicyWatch:
                     "field": getattr(error, "field", ""),
                 },
             )
+            return False
+        except Exception as error:
+            if core.policies is not in_force:
+                # Loaded and in force: what failed came after (telling the worker processes).
+                log.exception("policies reloaded, but a listener of the reload failed")
+                return True
+            POLICY_RELOAD_ERRORS.inc()
+            problem = f"unexpected {type(error).__name__} while loading the policy sources: {error}"
+            core.policy_reload_error = (problem[:1024], core.clock())
+            log.exception("policy reload failed; bundle %s stays in force: %s", previous, problem[:1024])
             return False
         POLICY_RELOADS.inc()
         log.info(

@@ -54,6 +54,7 @@ from gate.server._metrics import WORKER_RESTARTS
 
 if TYPE_CHECKING:
     from policies import PolicyBundle
+    from policies._loader import SourcesSnapshot
 
 log = logging.getLogger("gate.serve")
 
@@ -83,6 +84,9 @@ class WorkerRole:
     # Where a gRPC worker asks the main process to reload the pod's policies (a ReloadPolicies
     # it answered), so that every process changes bundles, not only the one the caller reached.
     requests: Connection | None = None
+    # The policy files as the main process last compiled them: the worker compiles these bytes
+    # when it starts rather than reading the sources again (which may have changed, or broken).
+    policies: SourcesSnapshot | None = None
 
 
 @dataclass(slots=True)
@@ -121,6 +125,9 @@ class Workers:
         self._stopping = False
         self._supervisor: asyncio.Task[None] | None = None
         self._failures: dict[int, int] = {}
+        # The policy files of the bundle in force here (what this process's last load read: made
+        # while it started, as this object is), handed to the workers that start and reload.
+        self._policies = _policy_files_read(config)
 
     @property
     def count(self) -> int:
@@ -136,6 +143,7 @@ class Workers:
             webhook=self._webhook if index < config.webhook.processes else None,
             grpc_listen=self._grpc_listen if self._serves_grpc(index) else None,
             requests=requests,
+            policies=self._policies,
         )
 
     def _serves_grpc(self, index: int) -> bool:
@@ -261,10 +269,16 @@ class Workers:
         """Have every serving worker load the policy sources again, now that this process has.
 
         Only the main process watches the sources: the workers follow it, so that the processes
-        of one pod change bundles together. A worker that is starting loads them anyway.
+        of one pod change bundles together. Each worker compiles the bytes this process compiled
+        (called right after the load, on its thread, :func:`policies._loader.last_read` has them),
+        so a file changed or broken since cannot leave a worker on another bundle. A worker that
+        is starting compiles them too.
         """
+        snapshot = _policy_files_read(self._config)
+        if snapshot is not None:
+            self._policies = snapshot
         for index, slot in sorted(self._slots.items()):
-            answer = self._ask(slot, "reload", RELOAD_TIMEOUT)
+            answer = self._ask(slot, "reload", RELOAD_TIMEOUT, snapshot)
             if answer is None:
                 continue
             loaded, detail = answer
@@ -278,14 +292,14 @@ class Workers:
                     bundle.digest,
                 )
 
-    def _ask(self, slot: _Slot, request: str, timeout: float) -> Any:
+    def _ask(self, slot: _Slot, request: str, timeout: float, payload: object = None) -> Any:
         """``slot``'s answer to ``request``; None when it is starting, gone or late (logged)."""
         if not slot.ready_at:
             return None  # still starting: its pipe carries the "ready" that _start waits for
         with slot.lock:
             number = next(slot.asked)
             try:
-                slot.control.send((request, number))
+                slot.control.send((request, number, payload))
                 deadline = time.monotonic() + timeout
                 while slot.control.poll(max(0.0, deadline - time.monotonic())):
                     answer = slot.control.recv()
@@ -429,12 +443,17 @@ def listen_to_main_process(
             message = control.recv()
         except (EOFError, OSError):
             break
-        if not isinstance(message, tuple) or len(message) != 2 or message[0] not in ("metrics", "reload"):
+        if not isinstance(message, tuple) or len(message) != 3 or message[0] not in ("metrics", "reload"):
             break  # ("stop",), or nothing this version knows
-        kind, number = message
+        kind, number, payload = message
         answer: Any
         try:
-            answer = generate_latest(REGISTRY) if kind == "metrics" else reload()
+            if kind == "metrics":
+                answer = generate_latest(REGISTRY)
+            else:
+                # The files the main process compiled, not what the sources hold by now.
+                with _pinned(payload):
+                    answer = reload()
         except Exception:
             log.exception("answering the main process's %r failed", kind)
             answer = None if kind == "metrics" else (False, "unexpected error; the worker's log has details")
@@ -445,6 +464,27 @@ def listen_to_main_process(
     stop()
 
 
+def _pinned(snapshot: SourcesSnapshot | None) -> contextlib.AbstractContextManager[None]:
+    """:func:`policies._loader.pinned` (imported only when there is a snapshot: the engine is big)."""
+    if snapshot is None:
+        return contextlib.nullcontext()
+    from policies._loader import pinned
+
+    return pinned(snapshot)
+
+
+def _policy_files_read(config: Config) -> SourcesSnapshot | None:
+    """The policy files this thread's last load read, when they were the configured sources."""
+    if not config.policies.sources:
+        return None
+    from policies._loader import last_read
+
+    snapshot = last_read()
+    if snapshot is None or snapshot.sources != tuple(str(p) for p in config.policies.sources):
+        return None
+    return snapshot
+
+
 def _worker_main(config: Config, role: WorkerRole) -> None:
     # Imported here: gate.server._run imports this module.
     from gate import _logging
@@ -453,7 +493,9 @@ def _worker_main(config: Config, role: WorkerRole) -> None:
 
     _logging.configure(config.log.level, config.log.format, fields={"worker": role.index})
     try:
-        asyncio.run(GateServer(config, worker=role, own_process=True).run())
+        # The worker's first load compiles the main process's policy files (WorkerRole.policies).
+        with _pinned(role.policies):
+            asyncio.run(GateServer(config, worker=role, own_process=True).run())
     except GateError as error:
         log.error("worker %d failed: %s", role.index, error.message)
         with contextlib.suppress(OSError, ValueError):
