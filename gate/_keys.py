@@ -6,9 +6,12 @@ import os
 import secrets
 from pathlib import Path
 
+from gate._files import FileTooLarge, NotRegularFile, read_regular
 from gate.errors import ConfigError
 
 KEY_BYTES = 32
+# A key file holds KEY_BYTES (or a few more); anything near this is not one.
+_MOST_BYTES = 64 * 1024
 
 
 def load_or_create_key(path: Path, setting: str) -> bytes:
@@ -22,7 +25,9 @@ def load_or_create_key(path: Path, setting: str) -> bytes:
         ConfigError: naming ``setting`` when the file is unreadable or too short.
     """
     try:
-        data = path.read_bytes()
+        data = read_regular(path, _MOST_BYTES)
+    except (NotRegularFile, FileTooLarge) as exc:
+        raise ConfigError(setting, "", f"{path}: {exc}") from None
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
         key = secrets.token_bytes(KEY_BYTES)

@@ -14,11 +14,10 @@ import logging
 import os
 import re
 import reprlib
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 import yaml
 from pydantic import (
@@ -32,6 +31,7 @@ from pydantic import (
 )
 
 from gate._cpus import usable_cpus
+from gate._files import FileTooLarge, NotRegularFile, kind_of, read_regular
 from gate.errors import ConfigError
 
 MIB = 1024 * 1024
@@ -134,23 +134,13 @@ def _dir_path(value: Any) -> Any:
     return _path_text(value, "a directory path")
 
 
-_KINDS_OF_FILES = (
-    (stat.S_ISREG, "a regular file"),
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
 def _kind_at(path: Path) -> str:
     """What ``path`` leads to now ("" when nothing, or when it cannot be looked at)."""
     try:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):
         return ""  # missing (created later, or reported where it is read) or unreachable
-    return next((name for test, name in _KINDS_OF_FILES if test(mode)), "a special file")
+    return kind_of(mode)
 
 
 def _regular_if_exists(path: Path) -> Path:
@@ -797,65 +787,18 @@ def _parse_yaml(text: str) -> Any:
         loader.dispose()
 
 
-_FILE_KINDS = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
-def _not_regular(mode: int) -> str:
-    """The got/expected problem naming what ``mode`` says a path leads to; empty for a regular file."""
-    if stat.S_ISREG(mode):
-        return ""
-    kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
-    return f"got {kind}, expected a regular file"
-
-
-def _open_regular(path: Path, source: str) -> BinaryIO:
-    """Open ``path`` for reading if it leads to a regular file, without ever waiting on it.
-
-    gate/sbom/_fs.open_regular is not used: it refuses a final symlink, and a mounted ConfigMap or
-    Secret is one. The path is looked at before it is opened, so a device is never opened (opening
-    some has effects), and the descriptor again after, in case the path was swapped in between.
-
-    Raises:
-        ConfigError: not a regular file.
-        OSError: it cannot be reached or opened.
-    """
-    problem = _not_regular(os.stat(path).st_mode)
-    if problem:
-        raise ConfigError(source, "", problem)
-    # Without O_NONBLOCK, opening a FIFO waits for a writer, for ever if none comes.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        problem = _not_regular(os.fstat(fd).st_mode)
-        if problem:
-            raise ConfigError(source, "", problem)
-        # A regular file ignores O_NONBLOCK on local disks; some network and FUSE ones do not.
-        os.set_blocking(fd, True)
-        return open(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 def _read_text(path: Path, source: str) -> str:
     if "\x00" in str(path):
         raise ConfigError(source, "", f"expected a file path, got {str(path)!r}: it holds a NUL byte")
     try:
-        with _open_regular(path, source) as stream:
-            # One byte past the bound: a file that grew after it was opened is still refused.
-            data = stream.read(MAX_FILE_BYTES + 1)
+        data = read_regular(path, MAX_FILE_BYTES)
+    except (NotRegularFile, FileTooLarge) as exc:
+        raise ConfigError(source, "", str(exc)) from None
     except FileNotFoundError:
         raise ConfigError(source, "", "file not found") from None
     except OSError as exc:
         # The error's own text repeats the path, which the source already names.
         raise ConfigError(source, "", f"cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(source, "", f"file is larger than {MAX_FILE_BYTES} bytes")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

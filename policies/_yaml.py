@@ -15,9 +15,7 @@ as loaded.
 from __future__ import annotations
 
 import math
-import os
 import re
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any, ClassVar
 
 import yaml
 
+from gate._files import FileTooLarge, NotRegularFile, read_regular
 from policies._errors import PolicyLoadError, ResourceLimitError
 from policies._plain_scalars import LARGEST_INT, SMALLEST_INT, plain_value
 
@@ -370,15 +369,6 @@ def parse_documents(text: str, source: str) -> Iterator[Document]:
         loader.dispose()
 
 
-_FILE_KINDS = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
 def shown_path(path: Path | str) -> str:
     """``path`` as text that can be shown and sent anywhere (a log line, a gRPC answer).
 
@@ -400,46 +390,24 @@ def _shown_char(char: str) -> str:
     return repr(char)[1:-1]
 
 
-def _check_regular(path: Path, mode: int) -> None:
-    if not stat.S_ISREG(mode):
-        kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
-        raise PolicyLoadError(shown_path(path), None, "", f"cannot read: got {kind}, expected a regular file")
-
-
 def read_bounded(path: Path) -> bytes:
     """The bytes of the regular file ``path`` leads to, at most :data:`MAX_FILE_BYTES`.
 
-    A FIFO, a device or a directory is refused before it is read (a FIFO without a writer
-    would block for ever, ``/dev/zero`` would fill the memory; ``stat`` says 0 bytes for both),
-    and the descriptor is checked again after the open, in case the path was swapped in
-    between. One byte past the bound is read, so a file that grew since is refused too.
+    A FIFO or a device is refused without waiting on it (:func:`gate._files.read_regular`).
 
     Raises:
         PolicyLoadError: not a regular file, too large, or unreadable (naming ``path``).
     """
     try:
-        _check_regular(path, os.stat(path).st_mode)
-        # Without O_NONBLOCK, opening a FIFO swapped in meanwhile waits for a writer.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        try:
-            info = os.fstat(fd)
-            _check_regular(path, info.st_mode)
-            if info.st_size > MAX_FILE_BYTES:
-                raise PolicyLoadError(
-                    shown_path(path), None, "", f"file is larger than {MAX_FILE_BYTES} bytes"
-                )
-            os.set_blocking(fd, True)
-            with open(fd, "rb", closefd=False) as stream:
-                data = stream.read(MAX_FILE_BYTES + 1)
-        finally:
-            os.close(fd)
+        return read_regular(path, MAX_FILE_BYTES)
+    except NotRegularFile as exc:
+        raise PolicyLoadError(shown_path(path), None, "", f"cannot read: {exc}") from None
+    except FileTooLarge as exc:
+        raise PolicyLoadError(shown_path(path), None, "", str(exc)) from None
     except OSError as exc:
         raise PolicyLoadError(shown_path(path), None, "", f"cannot read: {exc.strerror or exc}") from None
     except ValueError as exc:  # a NUL in the path
         raise PolicyLoadError(shown_path(path), None, "", f"cannot read: {exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise PolicyLoadError(shown_path(path), None, "", f"file is larger than {MAX_FILE_BYTES} bytes")
-    return data
 
 
 def read_documents(path: Path) -> list[Document]:
