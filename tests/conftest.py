@@ -9,6 +9,7 @@ need it: a skipped backend would pass unnoticed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import ssl
 import threading
@@ -29,6 +30,24 @@ from gate.store import EvidenceStore
 ASSETS = Path(__file__).parent / "assets"
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Undo what ``gate serve`` run in process does to logging (gate._logging.configure).
+
+    It replaces the root logger's handlers, pytest's among them, so a later test's servers
+    logged their warnings into that test's captured stderr.
+    """
+    names = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "alembic")
+    saved = [(logging.getLogger(n), list(logging.getLogger(n).handlers)) for n in names]
+    levels = [(logger, logger.level, logger.propagate) for logger, _ in saved]
+    yield
+    for logger, handlers in saved:
+        logger.handlers[:] = handlers
+    for logger, level, propagate in levels:
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def postgres_admin_url() -> sa.URL:
