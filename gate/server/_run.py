@@ -16,12 +16,15 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import grpc
+import httptools
+import orjson
 import uvicorn
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import make_asgi_app
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn._types import ASGISendEvent
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 import gate
 from gate._api import SERVICE_NAMES, Api
@@ -73,6 +76,8 @@ if TYPE_CHECKING:
     from policies import PolicyBundle
 
 log = logging.getLogger("gate.serve")
+# Requests the HTTP listeners refuse before the app sees them (malformed, oversized, upgrades).
+http_log = logging.getLogger("gate.webhook")
 
 # A queued decision is retried for about a minute (5 s apart once the store stays down): a
 # database restart or failover must not cost the audit trail the decisions answered meanwhile.
@@ -160,17 +165,49 @@ def _check_free(address: ListenAddress, what: str) -> None:
 
 # Seconds an idle webhook connection stays open (uvicorn's default is 5).
 WEBHOOK_KEEP_ALIVE = 120
+# Seconds a metrics client gets to send its request line and headers (the metrics listener
+# had no deadline at all: a client that connected and sent nothing kept its socket forever).
+METRICS_HEADER_TIMEOUT = 10.0
+# Bytes of one request's line and headers at most: the API server sends well under 2 KB, and
+# uvicorn (httptools) buffers a request's head without a limit of its own.
+MAX_HEAD_BYTES = 64 * 1024
+# Requests read ahead on one connection while an earlier one is answered (HTTP/1.1 pipelining).
+# Each costs ~3 KB before it runs: unbounded, 256 KB of tiny requests per read grew the server
+# by 18 MB, per connection, for as long as the client kept sending. The API server does not
+# pipeline; a client that does is answered up to here, then the connection is closed.
+MAX_PIPELINED = 16
+# Seconds a refused connection stays open, its input dropped, so that the client reads the answer.
+REFUSAL_LINGER = 1.0
 
 
-class _HeaderDeadline(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a deadline for the request line and headers.
+class _TooManyPipelined(Exception):
+    """Raised from the parser's callback to stop reading a connection's requests."""
 
-    uvicorn times out idle keep-alive connections but not a client that sends
-    its headers slowly (slowloris); this closes such a connection
-    ``header_timeout`` seconds after it opened or after its request began.
+
+class _BoundedHttp(HttpToolsProtocol):
+    """uvicorn's httptools protocol with deadlines and bounds for untrusted clients.
+
+    * The request line and headers must arrive within ``header_timeout`` seconds after the
+      connection opened or the request began (uvicorn times out idle keep-alive connections
+      but not a client that sends its headers slowly: slowloris), and hold at most
+      :data:`MAX_HEAD_BYTES`: past it, 431.
+    * The keep-alive timer runs until a request begins. uvicorn stopped it at any bytes
+      received, so bytes that begin no request (the rest of a body answered early, as 413 and
+      408 are, or blank lines between requests) kept a connection open with no timer at all.
+    * At most :data:`MAX_PIPELINED` requests wait behind the one being answered.
+    * A request that cannot be parsed, and a protocol upgrade (which gate does not speak), are
+      answered with the JSON error the API server shows, not uvicorn's plain text, and the
+      connection is closed.
     """
 
     header_timeout = 10.0
+    max_head_bytes = MAX_HEAD_BYTES
+    # The listener's name in log lines (webhook, webhook.probe_listen, metrics).
+    listener = "webhook"
+    # Set once the connection is refused: what arrives after is not read.
+    _refused = False
+    # Bytes of the current request's head read so far, counted only while it spans reads.
+    _head_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -193,17 +230,143 @@ class _HeaderDeadline(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.close()
 
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's, except that bytes alone no longer stop the keep-alive timer (on_message_begin
+        # does), the head is bounded, and refusals are JSON.
+        if self._refused:
+            return
+        awaited = self._header_timer
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse(400, f"{self._upgrade()} is not supported: the webhook speaks HTTP/1.1 only")
+            return
+        except httptools.HttpParserError as error:
+            self._refuse(*self._diagnose(error))
+            return
+        pending = self._header_timer
+        if pending is not None:
+            # A head still incomplete after this read (never so for a request read at once).
+            # The same timer: the read continued that head, and counts whole. A new one: a
+            # request began inside this read, and is counted from the next (at most one read
+            # of its head uncounted; what ended the previous request never held against it).
+            self._head_bytes = self._head_bytes + len(data) if pending is awaited else 0
+            if self._head_bytes > self.max_head_bytes:
+                self._refuse(431, f"the request line and headers exceed {self.max_head_bytes} bytes")
+
     def on_message_begin(self) -> None:
+        # (Tested inline: a method call here costs more than the test, on every request.)
+        if self.timeout_keep_alive_task is not None:
+            self._unset_keepalive_if_required()
         super().on_message_begin()
         self._arm()
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        # A request that began while the previous one was answered: the keep-alive timer armed
+        # by that answer must not run into this one.
+        if self.timeout_keep_alive_task is not None:
+            self._unset_keepalive_if_required()
+        if self.pipeline and len(self.pipeline) >= MAX_PIPELINED:
+            raise _TooManyPipelined
         super().on_headers_complete()
+        if self.expect_100_continue and self.cycle.scope is self.scope:
+            _close_if_answered_before_continue(self.cycle)
+
+    def _should_upgrade(self) -> bool:
+        # Called only for an upgrade request (or CONNECT): no WebSocket here, and the request's
+        # body would be lost to the parser. True keeps uvicorn from running the app for it;
+        # data_received then refuses it.
+        return True
+
+    def _upgrade(self) -> str:
+        # Asked after the upgrade request's headers were parsed: its scope and headers are set.
+        if self.scope["method"] == "CONNECT":
+            return "CONNECT"
+        offered = next((value for name, value in self.headers if name == b"upgrade"), b"")
+        return f"upgrading to {offered[:40].decode('latin-1')!r}"
+
+    def _diagnose(self, error: httptools.HttpParserError) -> tuple[int, str]:
+        """The status and message that refuse a request the parser stopped at."""
+        cause = error.__context__  # what a callback raised (HttpParserCallbackError)
+        if isinstance(cause, _TooManyPipelined):
+            return 400, f"more than {MAX_PIPELINED} pipelined requests waiting for answers"
+        if cause is not None and not isinstance(cause, httptools.HttpParserError):
+            http_log.error("%s: parsing a request failed unexpectedly", self.listener, exc_info=cause)
+            return 500, "internal error; the gate log has details"
+        reason = _parser_reason(cause if isinstance(cause, httptools.HttpParserError) else error)
+        if isinstance(cause, httptools.HttpParserInvalidURLError) and "too long" in reason:
+            return 414, reason
+        if "PRI" in reason:  # an HTTP/2 client with prior knowledge (gate offers http/1.1 by ALPN)
+            return 400, "HTTP/2 is not supported: the webhook speaks HTTP/1.1 only"
+        return 400, f"malformed HTTP request: {reason}"
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer ``status`` with ``message`` and close; after the answers still owed, if any."""
+        self._refused = True
+        self._disarm()
+        peer = self.client
+        http_log.warning(
+            "%s connection refused: %s",
+            self.listener,
+            message,
+            extra={"peer": f"{peer[0]}:{peer[1]}" if peer else "", "status": status},
+        )
+        # None until the connection's first request (uvicorn's annotation says otherwise).
+        cycle: RequestResponseCycle | None = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            if self.pipeline or cycle.response_started:
+                # Earlier requests are still being answered: the connection closes after the
+                # last of them (a refusal written now would land inside their answers).
+                cycle.keep_alive = False
+                self.flow.pause_reading()
+                return
+            # The request being read is the one refused: its handler sees a disconnect.
+            cycle.disconnected = True
+            cycle.message_event.set()
+        body = orjson.dumps({"error": {"code": status, "message": message}})
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head.extend([name, b": ", value, b"\r\n"])
+        head.append(
+            b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+        )
+        self.transport.write(b"".join(head) + body)
+        # Closed a moment later, not at once: a client still sending (an oversized head) would
+        # get a reset instead of the answer. What it sends meanwhile is read and dropped.
+        self.flow.resume_reading()
+        self.loop.call_later(REFUSAL_LINGER, self.transport.close)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+
+def _close_if_answered_before_continue(cycle: RequestResponseCycle) -> None:
+    """Close the connection after ``cycle``'s answer if it comes before its body was asked for.
+
+    A client that sent ``Expect: 100-continue`` holds its body back until told to send it. The
+    webhook answers some requests without asking (413 from the Content-Length alone, 429, a
+    wrong method): the connection then stayed open while the parser still waited for the body,
+    and the client's next request on it was read as that body, never answered. RFC 9110 10.1.1
+    has the server say whether it will close; with ``keep_alive`` off uvicorn says so and does.
+    """
+    send = cycle.send
+
+    async def answer(message: ASGISendEvent) -> None:
+        if cycle.waiting_for_100_continue and message["type"] == "http.response.start":
+            cycle.keep_alive = False
+        await send(message)
+
+    # Read by run_asgi when the request's task starts, which is after this (the instance's
+    # attribute is found before the method): only requests with the header pay for it.
+    cycle.send = answer  # type: ignore[method-assign]
+
+
+def _parser_reason(error: httptools.HttpParserError) -> str:
+    # llhttp's reasons read as sentences ("Invalid header value char"); the class says the rest.
+    reason = str(error.args[0]) if error.args else type(error).__name__
+    return reason[:1].lower() + reason[1:]
 
 
 def _http_server(
@@ -215,14 +378,11 @@ def _http_server(
     header_timeout: float | None = None,
     what: str = "webhook",
     shared: bool = False,
+    keep_alive: int = 5,
 ) -> _QuietServer:
     http: Any = "auto"
-    keep_alive = 5
     if header_timeout is not None:
-        http = type("HeaderDeadline", (_HeaderDeadline,), {"header_timeout": header_timeout})
-        # The API server keeps idle webhook connections for 90 s and does not retry a POST
-        # whose connection the server closed under it: close idle connections later than it.
-        keep_alive = WEBHOOK_KEEP_ALIVE
+        http = type("BoundedHttp", (_BoundedHttp,), {"header_timeout": header_timeout, "listener": what})
         if ssl_context is not None:
             # The handshake is done (and a refused one audited) by the protocol, not by uvicorn.
             http = tls_accepting(http, ssl_context, what)
@@ -502,11 +662,14 @@ class GateServer:
                 webhook.grace_period,
                 ssl_context=certificate.probe_context(),
                 header_timeout=webhook.header_timeout,
+                keep_alive=WEBHOOK_KEEP_ALIVE,
             )
         bound_metrics = None
         if config.metrics.enabled:
             metrics = make_asgi_app() if self._workers is None else metrics_app(self._workers)
-            bound_metrics = self._start_http(metrics, config.metrics.listen, "metrics", None, 1.0)
+            bound_metrics = self._start_http(
+                metrics, config.metrics.listen, "metrics", None, 1.0, header_timeout=METRICS_HEADER_TIMEOUT
+            )
         await self._grpc_server.start()
         await self._http_started()
         await _report_serving(health)
@@ -548,6 +711,9 @@ class GateServer:
             ssl_context=certificate.context,
             header_timeout=webhook.header_timeout,
             shared=webhook.processes > 1,
+            # The API server keeps idle webhook connections for 90 s and does not retry a POST
+            # whose connection the server closed under it: close idle connections later than it.
+            keep_alive=WEBHOOK_KEEP_ALIVE,
         )
         return webhook_app, certificate
 
@@ -694,10 +860,18 @@ class GateServer:
         ssl_context: ssl.SSLContext | None = None,
         header_timeout: float | None = None,
         shared: bool = False,
+        keep_alive: int = 5,
     ) -> str:
         sock = _bind(parse_listen(listen), what) if isinstance(listen, str) else listen
         server = _http_server(
-            app, tls, grace, ssl_context=ssl_context, header_timeout=header_timeout, what=what, shared=shared
+            app,
+            tls,
+            grace,
+            ssl_context=ssl_context,
+            header_timeout=header_timeout,
+            what=what,
+            shared=shared,
+            keep_alive=keep_alive,
         )
         self._http_servers.append(server)
         self._http_tasks.append(asyncio.create_task(server.serve(sockets=[sock])))

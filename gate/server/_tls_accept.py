@@ -23,6 +23,11 @@ from gate.server._authz import audit_refusal
 
 # Seconds a client gets to complete the handshake (uvicorn's default is 60).
 HANDSHAKE_TIMEOUT = 10.0
+# Seconds a closing connection waits to flush its last answer and for the client's close_notify
+# (asyncio's default is 30). A client that never sends one (any that stalled until a deadline
+# closed it) kept its socket that long after the deadline: 2 s of header timeout held the socket
+# 32 s, and a flood of stalled connections held sixteen times the sockets it should have.
+SHUTDOWN_TIMEOUT = 5.0
 
 
 class _Held(asyncio.Protocol):
@@ -70,7 +75,12 @@ def tls_accepting(
         held = _Held()
         try:
             tls = await protocol.loop.start_tls(
-                raw, held, context, server_side=True, ssl_handshake_timeout=HANDSHAKE_TIMEOUT
+                raw,
+                held,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+                ssl_shutdown_timeout=SHUTDOWN_TIMEOUT,
             )
         except asyncio.CancelledError:
             raw.close()

@@ -242,14 +242,18 @@ class WebhookApp:
             elif path == "/readyz":
                 status, payload = await self._ready()
             else:
-                status, payload = 404, _error(404, f"no such path: {path}")
+                status, payload = 404, _error(404, f"no such path: {path[:_QUOTED_PATH]}")
         except GateError as error:
             status = status_for(HTTP_STATUS, error)
+            if isinstance(error, UnsupportedBody):
+                status = 415
+                # RFC 9110 15.5.16: the codings that would have been accepted.
+                headers.append((b"accept-encoding", b"identity"))
             payload = _error(status, error.message)
             if isinstance(error, ResourceExhausted):
                 headers.append((b"retry-after", str(max(1, math.ceil(error.retry_after))).encode()))
         except Exception:
-            log.exception("webhook request to %s failed unexpectedly", path)
+            log.exception("webhook request to %s failed unexpectedly", path[:_QUOTED_PATH])
             status, payload = 500, _error(500, "internal error; the gate log has details")
         self._count(path, status)
         await send(
@@ -298,10 +302,13 @@ class WebhookApp:
         body = await self._read_body(scope, receive)
         loop = asyncio.get_running_loop()
         small = len(body) <= INLINE_PARSE_BYTES
-        if small:
-            review = parse_review(body)
-        else:
-            review = await loop.run_in_executor(self._executor, parse_review, body)
+        try:
+            if small:
+                review = parse_review(body)
+            else:
+                review = await loop.run_in_executor(self._executor, parse_review, body)
+        except InvalidArgument as error:
+            raise _undecodable(scope, body) or error from None
         # Entered before the review is handed to a worker, whose copy of the context carries it.
         with review_span(scope.get("headers", ()), review.uid) as answered:
             outcome = await self._decide(review, started, inline=small)
@@ -389,10 +396,15 @@ class WebhookApp:
         limit = self._limits.max_body
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
-                if not value.isdigit():
-                    raise InvalidArgument("content-length", f"expected a number, got {value[:40]!r}")
-                if int(value) > limit:
-                    raise PayloadTooLarge("body", f"{int(value)} bytes exceeds the {limit}-byte limit")
+                digits = value
+                if not digits.isdigit():
+                    # Whitespace around a field's value is no part of it (RFC 9110 5.5), and the
+                    # parser framed the body by the number: only here is it looked at again.
+                    digits = value.strip(b" \t")
+                    if not digits.isdigit():
+                        raise InvalidArgument("content-length", f"expected a number, got {value[:40]!r}")
+                if int(digits) > limit:
+                    raise PayloadTooLarge("body", f"{int(digits)} bytes exceeds the {limit}-byte limit")
         chunks: list[bytes] = []
         size = 0
         deadline = self._limits.body_timeout
@@ -424,7 +436,9 @@ class WebhookApp:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as error:
-            raise InvalidArgument("body", f"expected a JSON object: {error}") from None
+            raise _undecodable(scope, body) or InvalidArgument(
+                "body", f"expected a JSON object: {error}"
+            ) from None
         if not isinstance(data, dict):
             raise InvalidArgument("body", f"expected a JSON object, got {type(data).__name__}")
         try:
@@ -453,5 +467,57 @@ _KNOWN = frozenset({"/healthz", "/readyz", "/validate", EVIDENCE_PATH})
 _VALIDATE_PATHS = frozenset({"/validate", "/validate/"})
 
 
+# A hostile client may send a long path: answers and log lines quote only its start.
+_QUOTED_PATH = 200
+
+
 def _error(code: int, message: str) -> bytes:
     return orjson.dumps({"error": {"code": code, "message": message}})
+
+
+class UnsupportedBody(InvalidArgument):
+    """A body gate cannot read as UTF-8 JSON, for what it is rather than what it says (HTTP 415)."""
+
+
+# Byte order marks, longest first (UTF-32's begin as UTF-16's do).
+_BOMS = (
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\xfe\xff", "UTF-16"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xef\xbb\xbf", "UTF-8 with a byte order mark"),
+)
+
+
+def _undecodable(scope: Scope, body: bytes) -> UnsupportedBody | None:
+    """Why a body that did not parse as JSON cannot be UTF-8 JSON at all, if it cannot.
+
+    Only asked once parsing failed: the answer then says what was sent (compressed, UTF-16,
+    another media type) instead of the JSON parser's complaint about its first bytes. None:
+    the body is UTF-8 text, and the parser's message says what is wrong with it. The success
+    path never looks at these headers: a JSON body is read as JSON whatever its Content-Type.
+    """
+    headers = {name: value for name, value in scope.get("headers", ()) if name in _BODY_HEADERS}
+    coding = headers.get(b"content-encoding", b"").strip().lower()
+    if (coding and coding != b"identity") or body[:2] == b"\x1f\x8b":
+        shown = coding.decode("latin-1")[:40] if coding else "gzip (by its first bytes)"
+        return UnsupportedBody(
+            "content-encoding", f"{shown} is not supported; send the AdmissionReview uncompressed"
+        )
+    for mark, name in _BOMS:
+        if body.startswith(mark):
+            return UnsupportedBody("body", f"expected UTF-8 JSON without a byte order mark, got {name}")
+    # JSON text begins with two ASCII characters: a NUL among the first four bytes is UTF-16 or 32.
+    if b"\x00" in body[:4]:
+        return UnsupportedBody("body", "expected UTF-8 JSON, got UTF-16 or UTF-32 text")
+    media = headers.get(b"content-type", b"").decode("latin-1")
+    kind = media.partition(";")[0].strip().lower()
+    if kind and kind != "application/json" and not kind.endswith("+json"):
+        try:
+            orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return UnsupportedBody("content-type", f"expected application/json, got {media[:80]}")
+    return None
+
+
+_BODY_HEADERS = frozenset({b"content-encoding", b"content-type"})
