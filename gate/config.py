@@ -469,7 +469,13 @@ class NotificationWebhook(_Section):
     @classmethod
     def _check_url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")) or len(value) < 10:
-            raise ValueError(f"expected an http:// or https:// URL, got {value[:60]!r}")
+            # Only up to the first "/": a webhook URL's path may be its secret (Slack's token).
+            head, slash, _ = value.partition("/")
+            shown = head[:40] + ("/..." if slash or len(head) > 40 else "")
+            raise ValueError(
+                f"expected an http:// or https:// URL, got {shown!r} ({len(value)} characters; "
+                "the path is not shown, it may hold a token)"
+            )
         return value
 
 

@@ -26,6 +26,10 @@ from gate.errors import DeadlineExceeded, EvidenceError, GateError, Infrastructu
 from gate.scan_jobs import ScanJobs
 from gate.store import EvidenceStore, open_store
 
+# Answers as large as gate may send: gRPC's default 4 MiB cut `gate audit reports` off once a
+# PolicyReport export grew past it (the server takes uploads of 64 MiB).
+_CHANNEL_OPTIONS = (("grpc.max_receive_message_length", 256 * 1024 * 1024),)
+
 
 class Client(Protocol):
     """Answers gate.v1 unary RPCs."""
@@ -136,9 +140,9 @@ class RemoteClient:
             key = _read_file(client_key, "--client-key") if client_key is not None else None
             chain = _read_file(client_cert, "--client-cert") if client_cert is not None else None
             credentials = grpc.ssl_channel_credentials(roots, private_key=key, certificate_chain=chain)
-            self._channel = grpc.secure_channel(address, credentials)
+            self._channel = grpc.secure_channel(address, credentials, options=_CHANNEL_OPTIONS)
         else:
-            self._channel = grpc.insecure_channel(address)
+            self._channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
         self._responses: Mapping[str, type[Message]] = {
             name: message_factory.GetMessageClass(method.output_type) for name, method in METHODS.items()
         }

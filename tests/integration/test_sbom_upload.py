@@ -176,3 +176,35 @@ def test_the_report_shows_the_vulnerabilities_of_the_latest_scan(
     assert {v["package"] for v in report["vulnerabilities"]} == {"Werkzeug"}
     assert [c["name"] for c in report["components"]] == ["lodash", "requests"]
     assert report["unknown_licence_count"] == 0
+
+
+def test_the_cli_reads_answers_larger_than_grpcs_default_4_mib(
+    gate: RunningGate, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The CLI's channel kept gRPC's 4 MiB receive limit: a large SBOM (or PolicyReport export)
+    # uploaded within the server's 64 MiB was then unreadable from the CLI.
+    for name in ("GATE_CONFIG", "GATE_SERVER", "GATE_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    components = [
+        {"type": "library", "name": f"package-{i}", "version": "1.0.0", "purl": f"pkg:npm/package-{i}@1.0.0",
+         "description": "d" * 400}
+        for i in range(12_000)
+    ]  # fmt: skip
+    document = {"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1, "components": components}
+    path = tmp_path / "big.cdx.json"
+    path.write_text(json.dumps(document))
+    assert path.stat().st_size > 5 * 1024 * 1024
+    server = ["--server", gate.addresses.grpc]
+    artifact = "sha256:" + "5" * 64
+    assert main([*server, "sbom", "upload", str(path), "--artifact", artifact]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    listing = json.loads(_run_ok(capsys, [*server, "sbom", "list", "--artifact", artifact, "-o", "json"]))
+    fetched = json.loads(_run_ok(capsys, [*server, "sbom", "get", listing["id"], "-o", "cyclonedx-json"]))
+    assert len(fetched["components"]) == 12_000
+
+
+def _run_ok(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return captured.out

@@ -224,3 +224,15 @@ def test_listen_addresses_parse(text: str, host: str, port: int) -> None:
 def test_malformed_listen_addresses_are_rejected(text: str) -> None:
     with pytest.raises(ValueError, match="got"):
         parse_listen(text)
+
+
+def test_a_notification_url_without_its_scheme_is_refused_without_showing_its_path(tmp_path: Path) -> None:
+    # The path of a Slack incoming webhook is its token.
+    config = tmp_path / "gate.yaml"
+    url = "hooks.slack.example/services/T0/B0/s3cr3tT0ken"
+    config.write_text(f"notifications:\n  webhooks:\n    - url: {url}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config, environ={})
+    assert "notifications.webhooks[0].url" in str(caught.value)
+    assert "expected an http:// or https:// URL, got 'hooks.slack.example/...'" in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
