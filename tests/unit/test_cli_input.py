@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -12,31 +11,12 @@ import pytest
 
 from gate.cli import main
 from gate.cli._input import TooLarge, read_bounded, read_input, read_text_input
-
-
-def _within(seconds: float, work: Callable[[], object]) -> object:
-    """``work()``'s result, failing the test (not hanging it) if it takes longer than ``seconds``."""
-    outcome: list[object] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(work())
-        except BaseException as error:  # handed to the test's thread below
-            failure.append(error)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"still reading after {seconds} s"
-    if failure:
-        raise failure[0]
-    return outcome[0]
+from tests.deadline_support import within
 
 
 def test_an_endless_device_stops_at_the_limit() -> None:
     with pytest.raises(TooLarge, match="got more than 4096 bytes, expected at most 4096"):
-        _within(10, lambda: read_bounded(Path("/dev/zero"), 4096))
+        within(10, lambda: read_bounded(Path("/dev/zero"), 4096))
 
 
 def test_a_regular_file_over_the_limit_is_refused_by_its_size(tmp_path: Path) -> None:
@@ -58,7 +38,7 @@ def test_a_pipe_is_read_like_a_file_as_process_substitution_hands_it_over() -> N
     feeder = threading.Thread(target=write, daemon=True)
     feeder.start()
     try:
-        got = _within(30, lambda: read_bounded(Path(f"/dev/fd/{reader}"), len(payload)))
+        got = within(30, lambda: read_bounded(Path(f"/dev/fd/{reader}"), len(payload)))
     finally:
         feeder.join(30)
         os.close(reader)
@@ -98,7 +78,7 @@ def test_the_cli_refuses_an_endless_file_argument_instead_of_reading_for_ever(
     for name in ("GATE_CONFIG", "GATE_SERVER", "GATE_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GATE_DATA_DIR", str(tmp_path / "data"))
-    code = _within(60, lambda: main(argv))
+    code = within(60, lambda: main(argv))
     err = capsys.readouterr().err
     assert code == 2
     assert option in err

@@ -12,8 +12,7 @@ import os
 import resource
 import subprocess
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from policies import PolicyLoadError, _kyverno_test, _loader, load_policies
 from policies._apply import load_resources
 from policies._kyverno_test import run_tests
 from policies._loader import MAX_DIRECTORY_ENTRIES
+from tests.deadline_support import within
 
 POLICY = """\
 apiVersion: kyverno.io/v1
@@ -40,26 +40,6 @@ spec:
 POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: app}\nspec: {containers: [{name: c, image: nginx}]}\n"
 
 
-def _within(seconds: float, work: Callable[[], object]) -> object:
-    """``work()``'s result, failing the test (not hanging it) if it takes longer than ``seconds``."""
-    outcome: list[object] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(work())
-        except BaseException as error:  # handed to the test's thread below
-            failure.append(error)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"still reading after {seconds} s"
-    if failure:
-        raise failure[0]
-    return outcome[0]
-
-
 @pytest.fixture
 def fifo(tmp_path: Path) -> Iterator[Path]:
     """A FIFO no one writes to; a reader left waiting on it is released at teardown."""
@@ -72,7 +52,7 @@ def fifo(tmp_path: Path) -> Iterator[Path]:
 
 def test_a_fifo_named_as_a_policy_source_is_refused_without_waiting_for_a_writer(fifo: Path) -> None:
     with pytest.raises(PolicyLoadError, match="got a FIFO, expected a regular file") as raised:
-        _within(10, lambda: load_policies([fifo]))
+        within(10, lambda: load_policies([fifo]))
     assert raised.value.source == str(fifo)
 
 
@@ -81,13 +61,13 @@ def test_a_fifo_in_a_resource_directory_of_gate_policy_apply_is_passed_over_with
 ) -> None:
     # As in a policy directory, only regular files (and links to them) are read from a directory.
     (tmp_path / "pod.yaml").write_text(POD)
-    found = _within(10, lambda: load_resources([tmp_path]))
+    found = within(10, lambda: load_resources([tmp_path]))
     assert [r["metadata"]["name"] for r in found] == ["app"]  # type: ignore[attr-defined]
 
 
 def test_a_fifo_named_as_a_resource_of_gate_policy_apply_is_refused_without_waiting(fifo: Path) -> None:
     with pytest.raises(PolicyLoadError, match="got a FIFO, expected a regular file"):
-        _within(10, lambda: load_resources([fifo]))
+        within(10, lambda: load_resources([fifo]))
 
 
 def test_a_kyverno_test_resource_linked_to_a_fifo_is_an_error_of_that_test(
@@ -101,7 +81,7 @@ def test_a_kyverno_test_resource_linked_to_a_fifo_is_an_error_of_that_test(
         "name: t\npolicies: [policy.yaml]\nresources: [resource.yaml]\n"
         "results: [{policy: named, rule: r, resources: [app], kind: Pod, result: pass}]\n"
     )
-    report = _within(10, lambda: run_tests(suite))
+    report = within(10, lambda: run_tests(suite))
     assert report.errors == [  # type: ignore[attr-defined]
         f"kyverno-test.yaml: {suite / 'resource.yaml'}: cannot read: got a FIFO, expected a regular file"
     ]
@@ -144,7 +124,7 @@ def test_a_policy_source_holding_a_whole_tree_is_refused_promptly(
         for entry in range(99):
             (directory / f"f{entry}.yaml").write_text(POLICY.format(name=f"p{folder}-{entry}"))
     with pytest.raises(PolicyLoadError, match="more than 1000 entries below it; expected a directory of"):
-        _within(60, lambda: load_policies([tmp_path / "tree"]))
+        within(60, lambda: load_policies([tmp_path / "tree"]))
     assert MAX_DIRECTORY_ENTRIES == 100_000
 
 
@@ -224,7 +204,7 @@ def test_editor_files_links_to_devices_and_dangling_links_in_a_policy_directory_
     (tmp_path / "gone.yaml").symlink_to(tmp_path / "nowhere.yaml")
     (tmp_path / "loop.yaml").symlink_to("loop.yaml")
     (tmp_path / "dir.yaml").mkdir()
-    bundle = _within(10, lambda: load_policies([tmp_path]))
+    bundle = within(10, lambda: load_policies([tmp_path]))
     assert [p.name for p in bundle.policies] == ["a"]  # type: ignore[attr-defined]
 
 
