@@ -33,6 +33,7 @@ from pydantic import (
 from gate._cpus import usable_cpus
 from gate._files import FileTooLarge, NotRegularFile, kind_of, read_regular
 from gate.errors import ConfigError
+from gate.model import DNS_LABEL
 
 MIB = 1024 * 1024
 
@@ -295,8 +296,7 @@ class ScanningSettings(_Section):
     root: DirPath | None = None
 
 
-_DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
-_DNS_SUBDOMAIN = rf"{_DNS_LABEL}(\.{_DNS_LABEL})*"
+_DNS_SUBDOMAIN = rf"{DNS_LABEL.pattern}(\.{DNS_LABEL.pattern})*"
 # A project's Secret is ``<project>-registry-creds``, and a Secret name is a DNS subdomain of at most
 # 253 characters; gate's project credentials keep project names to 48 (see gate.credentials).
 _MAX_PROJECT = 63 - len("-registry-creds")
@@ -306,7 +306,7 @@ def _valid_secret_name(value: str) -> str:
     namespace, slash, name = value.partition("/")
     if (
         not slash
-        or not re.fullmatch(_DNS_LABEL, namespace)
+        or not DNS_LABEL.fullmatch(namespace)
         or not re.fullmatch(_DNS_SUBDOMAIN, name)
         or len(name) > 253
     ):
@@ -316,7 +316,7 @@ def _valid_secret_name(value: str) -> str:
 
 def _valid_project_secret(value: str) -> str:
     namespace, slash, project = value.rpartition("/")
-    if (slash and not re.fullmatch(_DNS_LABEL, namespace)) or not re.fullmatch(_DNS_LABEL, project):
+    if (slash and not DNS_LABEL.fullmatch(namespace)) or not DNS_LABEL.fullmatch(project):
         raise ValueError(f"expected PROJECT or NAMESPACE/PROJECT (DNS labels), got {value[:100]!r}")
     if len(project) > _MAX_PROJECT:
         raise ValueError(f"a project name has at most {_MAX_PROJECT} characters, got {value[:100]!r}")

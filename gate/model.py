@@ -23,6 +23,8 @@ from gate.errors import InvalidArgument
 _DIGEST = re.compile(r"(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}|git:(?:[0-9a-f]{40}|[0-9a-f]{64}))")
 SHA256_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 """An image digest as OCI writes it (``fullmatch`` it)."""
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+"""An RFC 1123 label, as Kubernetes names namespaces: at most 63 characters (``fullmatch`` it)."""
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 """A C0 control character or DEL: never in a name, reference or option value gate stores or shows."""
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from gate._git import COMMIT
 from gate.errors import InvalidArgument
+from gate.model import DNS_LABEL
 from policies import Policy, PolicyBundle, PolicyLoadError, ResourceLimitError
 from policies._images import container_images
 from policies._yaml import MAX_DEPTH, MAX_NODES, check_depth, parse_documents
@@ -41,7 +42,6 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_MANIFEST_DOCUMENTS = 500
 _STAGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _NAME_UNSAFE = re.compile(r"[^a-z0-9.-]+")
-_PROJECT = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 MAX_REPOSITORY_CHARS = 2048
 
 
@@ -125,7 +125,7 @@ def check_project(project: str) -> str:
     Raises:
         InvalidArgument: on ``project`` naming what is wrong.
     """
-    if project and not _PROJECT.fullmatch(project):
+    if project and not DNS_LABEL.fullmatch(project):
         shown = project if len(project) <= 80 else project[:77] + "..."
         raise InvalidArgument(
             "project",

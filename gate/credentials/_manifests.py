@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from gate.errors import InvalidArgument
+from gate.model import DNS_LABEL
 
 # A private key file is a few KiB at most (RSA 16384 is ~13 KiB in PEM).
 MAX_KEY_BYTES = 16 * 1024
 MAX_PASSWORD_BYTES = 4 * 1024
 MAX_KNOWN_HOSTS_BYTES = 64 * 1024
-_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _REGISTRY = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?")
 # The longest suffix added to a project name; object names are DNS labels of at most 63.
 _LONGEST_SUFFIX = len("-registry-creds")
@@ -36,14 +36,14 @@ class ProjectRef:
         Raises:
             InvalidArgument: a name is not a DNS label or the project name is too long.
         """
-        if not _LABEL.fullmatch(project) or len(project) > 63 - _LONGEST_SUFFIX:
+        if not DNS_LABEL.fullmatch(project) or len(project) > 63 - _LONGEST_SUFFIX:
             raise InvalidArgument(
                 "project",
                 f"expected a DNS label of at most {63 - _LONGEST_SUFFIX} characters "
                 f"(lowercase letters, digits, '-'), got {project[:80]!r}",
             )
         namespace = namespace or project
-        if not _LABEL.fullmatch(namespace) or len(namespace) > 63:
+        if not DNS_LABEL.fullmatch(namespace) or len(namespace) > 63:
             raise InvalidArgument("namespace", f"expected a DNS label, got {namespace[:80]!r}")
         return cls(project, namespace)
 
